@@ -1,0 +1,3 @@
+module kzprobe
+
+go 1.26.0

@@ -1,0 +1,95 @@
+package chain
+
+// Evidence levels for an interception anchor, strongest first.
+const (
+	// EvidenceSignature: the chain verifies up to a known interception
+	// root, or an intermediate's signature verifies under a known root's
+	// public key (even when the chain is incomplete or expired).
+	EvidenceSignature = "signature"
+	// EvidenceFingerprint: a known interception root or intermediate is
+	// present in the chain by SHA-1 or SHA-256.
+	EvidenceFingerprint = "fingerprint"
+	// EvidenceIssuerName: only the names match the interception PKI.
+	EvidenceIssuerName = "issuer_name"
+)
+
+// SignerUnknown is the signer recorded for an intermediate that no known
+// root's key verifies (the report's "unknown").
+const SignerUnknown = "unknown"
+
+// Judgement is the analysis of one presented chain (one TLS handshake).
+type Judgement struct {
+	// ServerName is the name the chain was judged for (the SNI).
+	ServerName string `json:"server_name"`
+	// Trusted is true when the chain verifies against the trust store for
+	// ServerName at the measurement time.
+	Trusted bool `json:"trusted"`
+	// TrustFailure is the failure string from verification (e.g.
+	// "ssl_unknown_authority"), null when Trusted.
+	TrustFailure *string `json:"trust_failure"`
+	// Certificates describes each presented certificate, in the order sent.
+	Certificates []CertInfo `json:"certificates"`
+	// ParseErrors lists certificates that did not parse, as
+	// "cert[i]: <error>"; the raw DER stays in the handshake record.
+	ParseErrors []string `json:"parse_errors"`
+	// Interception is the interception anchor found, null when none.
+	Interception *Interception `json:"interception"`
+}
+
+// CertInfo summarises one certificate.
+type CertInfo struct {
+	SHA1      string `json:"sha1"`
+	SHA256    string `json:"sha256"`
+	Serial    string `json:"serial"` // decimal, as the report prints it
+	Subject   string `json:"subject"`
+	Issuer    string `json:"issuer"`
+	NotBefore string `json:"not_before"` // RFC 3339, UTC
+	NotAfter  string `json:"not_after"`  // RFC 3339, UTC
+	IsCA      bool   `json:"is_ca"`
+}
+
+// Interception says which interception PKI a chain leads to and how sure
+// the analysis is.
+type Interception struct {
+	// Evidence is one of EvidenceSignature, EvidenceFingerprint,
+	// EvidenceIssuerName.
+	Evidence string `json:"evidence"`
+	// RootSHA1 is the hex SHA-1 of the known root the chain leads to,
+	// empty when the evidence does not single one out.
+	RootSHA1 string `json:"root_sha1"`
+	// RootName is that root's subject common name (or the matched name).
+	RootName string `json:"root_name"`
+	// Rules lists the named rules that matched (e.g. "qaznet_2019_forgery").
+	Rules []string `json:"rules"`
+	// Intermediates describes every CA certificate in the chain that is
+	// not itself a known root.
+	Intermediates []Intermediate `json:"intermediates"`
+	// BrowserErrorEvenWithRootInstalled is true when a user who installed
+	// the mandated root would still have seen an error (an expired or
+	// not-yet-valid intermediate or leaf, or a name mismatch).
+	BrowserErrorEvenWithRootInstalled bool `json:"browser_error_even_with_root_installed"`
+	// BrowserErrorReasons says why, e.g. "intermediate_expired".
+	BrowserErrorReasons []string `json:"browser_error_reasons"`
+}
+
+// Intermediate is one row of the report's intermediates table.
+type Intermediate struct {
+	SHA1      string `json:"sha1"`
+	SHA256    string `json:"sha256"`
+	Serial    string `json:"serial"` // decimal
+	Subject   string `json:"subject"`
+	Issuer    string `json:"issuer"`
+	NotBefore string `json:"not_before"` // RFC 3339, UTC
+	NotAfter  string `json:"not_after"`  // RFC 3339, UTC
+	// ValidAtMeasurement is true when the measurement time falls inside
+	// [NotBefore, NotAfter].
+	ValidAtMeasurement bool `json:"valid_at_measurement"`
+	// SignerRootSHA1 is the hex SHA-1 of the known root whose key verifies
+	// this certificate's signature, or SignerUnknown.
+	SignerRootSHA1 string `json:"signer_root_sha1"`
+	// SignerRootName is that root's subject common name, empty if unknown.
+	SignerRootName string `json:"signer_root_name"`
+	// Known is true when this intermediate is in the knowledge base (a
+	// published fingerprint).
+	Known bool `json:"known"`
+}

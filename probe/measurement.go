@@ -1,0 +1,271 @@
+package probe
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+
+	"kzprobe/probe/chain"
+)
+
+// TestName is the test_name of every kzprobe measurement.
+const TestName = "kzprobe_tls_mitm"
+
+// TestVersion is the version of the measurement format and method. Bump it
+// when the meaning of a field changes.
+const TestVersion = "0.1.0"
+
+// SoftwareName is the software_name of every kzprobe measurement.
+const SoftwareName = "kzprobe"
+
+// Measurement is one target's record: one JSON object, one line of the
+// output. Its envelope follows OONI's base data format (df-000-base) so OONI
+// tooling reads it; TestKeys holds kzprobe's observations.
+type Measurement struct {
+	// Input is the target as measured: "domain" or "domain:port".
+	Input string `json:"input"`
+	// ReportID identifies the run; every measurement of one run shares it.
+	ReportID string `json:"report_id"`
+	// MeasurementUID identifies this record, for deduplication on merge.
+	MeasurementUID string `json:"measurement_uid"`
+	// MeasurementStartTime is when this target started, UTC,
+	// "2006-01-02 15:04:05" as in OONI.
+	MeasurementStartTime string `json:"measurement_start_time"`
+	// TestStartTime is when the run started, same format.
+	TestStartTime   string `json:"test_start_time"`
+	TestName        string `json:"test_name"`
+	TestVersion     string `json:"test_version"`
+	SoftwareName    string `json:"software_name"`
+	SoftwareVersion string `json:"software_version"`
+	// ProbeASN is "AS<number>", "AS0" when unknown.
+	ProbeASN string `json:"probe_asn"`
+	// ProbeCC is the ISO 3166 country code, "ZZ" when unknown.
+	ProbeCC string `json:"probe_cc"`
+	// ProbeNetworkName is the network's name, empty when unknown.
+	ProbeNetworkName string `json:"probe_network_name"`
+	// ProbeIP is the probe's address; "127.0.0.1" unless the user opted in.
+	ProbeIP string `json:"probe_ip"`
+	// ResolverASN, ResolverIP and ResolverNetworkName describe the local
+	// resolver as OONI does.
+	ResolverASN         string `json:"resolver_asn"`
+	ResolverIP          string `json:"resolver_ip"`
+	ResolverNetworkName string `json:"resolver_network_name"`
+	// TestRuntime is the seconds this target took.
+	TestRuntime float64 `json:"test_runtime"`
+	// Annotations carries free-form key/values (e.g. how the vantage was found).
+	Annotations map[string]string `json:"annotations"`
+	TestKeys    TestKeys          `json:"test_keys"`
+}
+
+// TestKeys are the observations and their interpretation. All times (t0, t)
+// are seconds since the measurement started.
+type TestKeys struct {
+	// Domain and Port are the target.
+	Domain string `json:"domain"`
+	Port   int    `json:"port"`
+	// Queries are the local resolver's DNS round trips.
+	Queries []DNSQuery `json:"queries"`
+	// ControlQueries are the control resolver's DNS round trips.
+	ControlQueries []DNSQuery `json:"control_queries"`
+	// DNSConsistency compares local and control answers.
+	DNSConsistency *DNSConsistency `json:"dns_consistency"`
+	// TCPConnect has one entry per address dialled.
+	TCPConnect []TCPConnect `json:"tcp_connect"`
+	// TLSHandshakes has one entry per address and fingerprint.
+	TLSHandshakes []TLSHandshake `json:"tls_handshakes"`
+	// Chains[i] judges TLSHandshakes[i].PeerCertificates (null where the
+	// handshake presented no certificate).
+	Chains []*chain.Judgement `json:"chains"`
+	// Interception is the strongest interception finding over all
+	// handshakes, null when none.
+	Interception *chain.Interception `json:"interception"`
+	// Control is what a control server said, null without one.
+	Control json.RawMessage `json:"control"`
+	// Verdict is one of the Verdict constants.
+	Verdict Verdict `json:"verdict"`
+	// VerdictReason says in a few words why.
+	VerdictReason string `json:"verdict_reason"`
+}
+
+// DNSQuery is one DNS round trip, in the shape of OONI's
+// ArchivalDNSLookupResult (df-002-dnst).
+type DNSQuery struct {
+	// Engine is "udp", "tcp", "doh", "dot".
+	Engine string `json:"engine"`
+	// ResolverAddress is "ip:port" or the DoH URL.
+	ResolverAddress string `json:"resolver_address"`
+	Hostname        string `json:"hostname"`
+	// QueryType is "A" or "AAAA".
+	QueryType string `json:"query_type"`
+	// Answers are the records in the answer section.
+	Answers []DNSAnswer `json:"answers"`
+	// CNAMEs is the CNAME chain followed, in order.
+	CNAMEs []string `json:"cnames"`
+	// Rcode is the numeric response code, null when no response arrived.
+	Rcode *int `json:"rcode"`
+	// Failure is null on success.
+	Failure *string `json:"failure"`
+	// RawResponse is the response message as received.
+	RawResponse BinaryData `json:"raw_response"`
+	// TransactionID is the DNS message ID used.
+	TransactionID uint16 `json:"transaction_id"`
+	// Attempts counts the tries this round trip took (retries, TCP fallback).
+	Attempts int `json:"attempts"`
+	// T0 and T are seconds since measurement start.
+	T0 float64 `json:"t0"`
+	T  float64 `json:"t"`
+}
+
+// DNSAnswer is one answer record.
+type DNSAnswer struct {
+	// AnswerType is "A", "AAAA", "CNAME", ...
+	AnswerType string `json:"answer_type"`
+	IPv4       string `json:"ipv4,omitempty"`
+	IPv6       string `json:"ipv6,omitempty"`
+	Hostname   string `json:"hostname,omitempty"`
+	// TTL in seconds.
+	TTL uint32 `json:"ttl"`
+}
+
+// Consistency values.
+const (
+	Consistent   = "consistent"
+	Inconsistent = "inconsistent"
+	Unknown      = "unknown"
+)
+
+// Consistency reasons.
+const (
+	ReasonIntersection       = "intersection"
+	ReasonNoIntersection     = "no_intersection"
+	ReasonBogon              = "bogon"
+	ReasonLocalFailed        = "local_failed"
+	ReasonControlFailed      = "control_failed"
+	ReasonBothFailed         = "both_failed"
+	ReasonSameFailure        = "same_failure"
+	ReasonIPValidFromControl = "ip_valid_from_control"
+	ReasonASNMatch           = "asn_match"
+)
+
+// DNSConsistency is the comparison of local and control DNS (DESIGN step 3).
+type DNSConsistency struct {
+	// Status is Consistent, Inconsistent or Unknown.
+	Status string `json:"status"`
+	// Reason is one of the Reason constants.
+	Reason string `json:"reason"`
+	// LocalAddrs and ControlAddrs are the address sets compared.
+	LocalAddrs   []string `json:"local_addrs"`
+	ControlAddrs []string `json:"control_addrs"`
+	// Bogons lists local answers in bogon or private ranges.
+	Bogons []string `json:"bogons"`
+}
+
+// TCPConnect is one TCP connect, in OONI's shape.
+type TCPConnect struct {
+	IP     string           `json:"ip"`
+	Port   int              `json:"port"`
+	Status TCPConnectStatus `json:"status"`
+	T0     float64          `json:"t0"`
+	T      float64          `json:"t"`
+}
+
+// TCPConnectStatus is the outcome of a TCP connect.
+type TCPConnectStatus struct {
+	Failure *string `json:"failure"`
+	Success bool    `json:"success"`
+}
+
+// TLSHandshake is one TLS handshake, in the shape of OONI's
+// ArchivalTLSOrQUICHandshakeResult (df-005-tlshandshake), plus the
+// fingerprint used.
+type TLSHandshake struct {
+	Network            string `json:"network"`
+	Address            string `json:"address"`
+	ServerName         string `json:"server_name"`
+	Fingerprint        string `json:"fingerprint"`
+	TLSVersion         string `json:"tls_version"`
+	CipherSuite        string `json:"cipher_suite"`
+	NegotiatedProtocol string `json:"negotiated_protocol"`
+	// NoTLSVerify is always true: the chain is judged afterwards.
+	NoTLSVerify bool `json:"no_tls_verify"`
+	// PeerCertificates is the presented chain, in order, every certificate.
+	PeerCertificates []BinaryData `json:"peer_certificates"`
+	// PeerCertificatesTruncated is true when the chain was cut to the
+	// configured bounds (count or bytes).
+	PeerCertificatesTruncated bool    `json:"peer_certificates_truncated"`
+	Failure                   *string `json:"failure"`
+	T0                        float64 `json:"t0"`
+	T                         float64 `json:"t"`
+}
+
+// BinaryData is bytes that serialize as OONI's {"data": base64, "format":
+// "base64"}.
+type BinaryData []byte
+
+// MarshalJSON encodes b as {"data": ..., "format": "base64"}; nil as null.
+func (b BinaryData) MarshalJSON() ([]byte, error) {
+	if b == nil {
+		return []byte("null"), nil
+	}
+	return json.Marshal(struct {
+		Data   string `json:"data"`
+		Format string `json:"format"`
+	}{base64.StdEncoding.EncodeToString(b), "base64"})
+}
+
+// UnmarshalJSON accepts {"data","format":"base64"}, a plain base64 string
+// (older OONI files) and null.
+func (b *BinaryData) UnmarshalJSON(p []byte) error {
+	if string(p) == "null" {
+		*b = nil
+		return nil
+	}
+	var s string
+	if len(p) > 0 && p[0] == '"' {
+		if err := json.Unmarshal(p, &s); err != nil {
+			return err
+		}
+	} else {
+		var v struct {
+			Data   string `json:"data"`
+			Format string `json:"format"`
+		}
+		if err := json.Unmarshal(p, &v); err != nil {
+			return err
+		}
+		if v.Format != "" && v.Format != "base64" {
+			return errors.New("probe: binary data format is not base64")
+		}
+		s = v.Data
+	}
+	d, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return err
+	}
+	*b = d
+	return nil
+}
+
+// Verdict is the one-word conclusion for a target.
+type Verdict string
+
+// The verdict vocabulary (DESIGN step 6).
+const (
+	// VerdictOK: consistent DNS and a chain trusted for the domain.
+	VerdictOK Verdict = "ok"
+	// VerdictMITMISCA: consistent DNS, chain leads to an ISCA/Qaznet root.
+	VerdictMITMISCA Verdict = "mitm_isca"
+	// VerdictMITMOther: consistent DNS, untrusted chain that is not ISCA
+	// (and differs from what the control sees, when a control server is used).
+	VerdictMITMOther Verdict = "mitm_other"
+	// VerdictDNSTampering: the local answers are inconsistent with the control.
+	VerdictDNSTampering Verdict = "dns_tampering"
+	// VerdictTLSBlocking: TCP connects but every TLS handshake fails.
+	VerdictTLSBlocking Verdict = "tls_blocking"
+	// VerdictTCPBlocking: no TCP connect succeeds.
+	VerdictTCPBlocking Verdict = "tcp_blocking"
+	// VerdictDown: the name fails from the control too.
+	VerdictDown Verdict = "down"
+	// VerdictError: the probe could not decide.
+	VerdictError Verdict = "error"
+)
