@@ -1,0 +1,445 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+	"go.yaml.in/yaml/v3"
+
+	"kzprobe/probe"
+	"kzprobe/probe/guard"
+)
+
+// envPrefix is the prefix of every environment variable kzprobe reads:
+// KZPROBE_TLS_TIMEOUT sets tls.timeout.
+const envPrefix = "KZPROBE"
+
+// Config is the whole configuration, decoded from defaults, probe.yaml,
+// KZPROBE_* environment variables and flags (in rising precedence). It is a
+// plain struct: cmd/ turns it into the probe's own structs.
+type Config struct {
+	Targets      TargetsConfig      `mapstructure:"targets"`
+	DNS          DNSConfig          `mapstructure:"dns"`
+	Control      ControlConfig      `mapstructure:"control"`
+	TLS          TLSConfig          `mapstructure:"tls"`
+	Interception InterceptionConfig `mapstructure:"interception"`
+	Run          RunConfig          `mapstructure:"run"`
+	Network      NetworkConfig      `mapstructure:"network"`
+	Vantage      VantageConfig      `mapstructure:"vantage"`
+}
+
+// TargetsConfig says what to measure.
+type TargetsConfig struct {
+	// Files are target lists (plain text or Citizen Lab CSV; "-" is stdin).
+	// Empty, with no Domains, means the embedded default list.
+	Files []string `mapstructure:"files"`
+	// Domains are extra names to measure (flag -d).
+	Domains []string `mapstructure:"domains"`
+	// Port is the TLS port dialled when a target names none. Zero means 443.
+	Port int `mapstructure:"port"`
+}
+
+// DNSConfig is the local (network's own) resolver.
+type DNSConfig struct {
+	// Resolver is "ip:port" of the local resolver; empty means the first
+	// nameserver in ResolvConf.
+	Resolver string `mapstructure:"resolver"`
+	// ResolvConf is the resolv.conf to read. Empty means /etc/resolv.conf.
+	ResolvConf string `mapstructure:"resolv_conf"`
+	// Timeout bounds one query. Zero means 5s.
+	Timeout time.Duration `mapstructure:"timeout"`
+	// Retries is how many times a timed-out query is sent again.
+	Retries int `mapstructure:"retries"`
+}
+
+// ControlConfig is the control resolver, outside the local network's reach.
+type ControlConfig struct {
+	// URL is https://IP/dns-query (DoH), tls://IP:853 (DoT) or udp://IP:53.
+	URL string `mapstructure:"url"`
+	// Name is the TLS server name of URL's certificate; empty means the IP.
+	Name string `mapstructure:"name"`
+	// CA is a PEM file of extra roots for the control's certificate.
+	CA string `mapstructure:"ca"`
+	// Fallbacks are tried in order when URL fails at the transport level,
+	// each "URL" or "URL#name".
+	Fallbacks []string `mapstructure:"fallbacks"`
+	// Server is the URL of a control server (kzprobe control serve);
+	// empty means none.
+	Server string `mapstructure:"server"`
+	// Token is the bearer token for Server.
+	Token string `mapstructure:"token"`
+}
+
+// TLSConfig is the handshake step.
+type TLSConfig struct {
+	// Fingerprints are the browser fingerprints to hand-shake with, each a
+	// separate handshake: chrome, firefox, safari, edge, ios, randomized,
+	// golang.
+	Fingerprints []string `mapstructure:"fingerprints"`
+	// MaxAddresses bounds the resolved addresses dialled per target.
+	MaxAddresses int `mapstructure:"max_addresses"`
+	// Timeout bounds one TCP connect and one handshake.
+	Timeout time.Duration `mapstructure:"timeout"`
+	// TrustRoots is a PEM file that replaces the embedded Mozilla bundle.
+	TrustRoots string `mapstructure:"trust_roots"`
+}
+
+// InterceptionConfig extends the embedded knowledge of the interception PKI.
+type InterceptionConfig struct {
+	// ExtraRoots are PEM files of further interception roots.
+	ExtraRoots []string `mapstructure:"extra_roots"`
+}
+
+// RunConfig is how a run is carried out.
+type RunConfig struct {
+	// Parallel is how many targets are measured at once.
+	Parallel int `mapstructure:"parallel"`
+	// TargetTimeout bounds one whole target.
+	TargetTimeout time.Duration `mapstructure:"target_timeout"`
+	// Output is the JSONL path; empty means measurements-<UTC time>.jsonl
+	// in the current folder, "-" means stdout.
+	Output string `mapstructure:"output"`
+	// SyncInterval is how often the output file is synced to disk.
+	SyncInterval time.Duration `mapstructure:"sync_interval"`
+	// Quiet turns the progress display off.
+	Quiet bool `mapstructure:"quiet"`
+}
+
+// NetworkConfig is the network guard.
+type NetworkConfig struct {
+	// Allow lists the CIDRs the probe may contact; empty means anywhere.
+	Allow []string `mapstructure:"allow"`
+}
+
+// VantageConfig describes where the probe runs.
+type VantageConfig struct {
+	// ASN is "AS<number>"; empty means unknown (AS0).
+	ASN string `mapstructure:"asn"`
+	// CC is the two-letter country code; empty means unknown (ZZ).
+	CC string `mapstructure:"cc"`
+	// Network is the network's name.
+	Network string `mapstructure:"network"`
+}
+
+// defaults are the built-in values, the lowest precedence. probe.yaml at
+// the repository root documents the same values; a test keeps them equal.
+var defaults = map[string]any{
+	"targets.files":             []string{},
+	"targets.domains":           []string{},
+	"targets.port":              443,
+	"dns.resolver":              "",
+	"dns.resolv_conf":           "/etc/resolv.conf",
+	"dns.timeout":               "5s",
+	"dns.retries":               2,
+	"control.url":               "https://1.1.1.1/dns-query",
+	"control.name":              "cloudflare-dns.com",
+	"control.ca":                "",
+	"control.fallbacks":         []string{"https://8.8.8.8/dns-query#dns.google", "https://9.9.9.9/dns-query#dns.quad9.net"},
+	"control.server":            "",
+	"control.token":             "",
+	"tls.fingerprints":          []string{"chrome"},
+	"tls.max_addresses":         4,
+	"tls.timeout":               "10s",
+	"tls.trust_roots":           "",
+	"interception.extra_roots":  []string{},
+	"run.parallel":              8,
+	"run.target_timeout":        "60s",
+	"run.output":                "",
+	"run.sync_interval":         "1s",
+	"run.quiet":                 false,
+	"network.allow":             []string{},
+	"vantage.asn":               "",
+	"vantage.cc":                "",
+	"vantage.network":           "",
+}
+
+// ErrConfig is wrapped by every configuration error.
+var ErrConfig = errors.New("config")
+
+// loadConfig builds the configuration: defaults < file < env < flags. file
+// may be empty (no config file). Only flags that the user set override.
+func loadConfig(file string, flags *pflag.FlagSet, flagKeys map[string]string) (*Config, error) {
+	v := viper.New()
+	for k, d := range defaults {
+		v.SetDefault(k, d)
+	}
+	v.SetEnvPrefix(envPrefix)
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	var lines map[string]int
+	if file != "" {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("%w: cannot read config file: %v", ErrConfig, err)
+		}
+		lines, err = checkKeys(file, data)
+		if err != nil {
+			return nil, err
+		}
+		v.SetConfigType("yaml")
+		if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrConfig, file, err)
+		}
+	}
+	if flags != nil {
+		for name, key := range flagKeys {
+			if f := flags.Lookup(name); f != nil && f.Changed {
+				if err := v.BindPFlag(key, f); err != nil {
+					return nil, fmt.Errorf("%w: flag --%s: %v", ErrConfig, name, err)
+				}
+			}
+		}
+	}
+	var cfg Config
+	hook := mapstructure.ComposeDecodeHookFunc(
+		mapstructure.StringToTimeDurationHookFunc(),
+		mapstructure.StringToSliceHookFunc(","),
+	)
+	src := sourceNamer{file: file, lines: lines, flags: flags, flagKeys: flagKeys}
+	if err := v.UnmarshalExact(&cfg, viper.DecodeHook(hook)); err != nil {
+		return nil, src.explain(err)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, src.explain(err)
+	}
+	return &cfg, nil
+}
+
+// checkKeys parses the YAML file on its own and rejects any key that
+// kzprobe does not know, with file:line. It returns each key's line.
+func checkKeys(file string, data []byte) (map[string]int, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("%w: %s: not valid YAML: %v", ErrConfig, file, err)
+	}
+	lines := map[string]int{}
+	if len(doc.Content) == 0 {
+		return lines, nil
+	}
+	var walk func(n *yaml.Node, prefix string) error
+	walk = func(n *yaml.Node, prefix string) error {
+		if n.Kind != yaml.MappingNode {
+			return fmt.Errorf("%w: %s:%d: %q must be a mapping of keys", ErrConfig, file, n.Line, strings.TrimSuffix(prefix, "."))
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, val := n.Content[i], n.Content[i+1]
+			key := prefix + strings.ToLower(k.Value)
+			lines[key] = k.Line
+			if _, ok := defaults[key]; ok {
+				continue
+			}
+			if isSection(key) {
+				if err := walk(val, key+"."); err != nil {
+					return err
+				}
+				continue
+			}
+			return fmt.Errorf("%w: %s:%d: unknown key %q%s", ErrConfig, file, k.Line, key, suggest(key))
+		}
+		return nil
+	}
+	return lines, walk(doc.Content[0], "")
+}
+
+// isSection reports whether key is a known section (a prefix of keys).
+func isSection(key string) bool {
+	for k := range defaults {
+		if strings.HasPrefix(k, key+".") {
+			return true
+		}
+	}
+	return false
+}
+
+// suggest names the known key closest to an unknown one, if any is close.
+func suggest(key string) string {
+	best, bestD := "", 4
+	for k := range defaults {
+		if d := editDistance(key, k); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	if best == "" {
+		return " (see probe.yaml for the known keys)"
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+// editDistance is the Levenshtein distance, for suggestions.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
+// keyError is a validation error about one key.
+type keyError struct {
+	key string
+	msg string
+}
+
+func (e *keyError) Error() string { return fmt.Sprintf("'%s' %s", e.key, e.msg) }
+
+// validate checks values that decode but make no sense, before any
+// network activity.
+func (c *Config) validate() error {
+	var errs []error
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, &keyError{key, fmt.Sprintf(format, a...)})
+	}
+	if c.Targets.Port < 0 || c.Targets.Port > 65535 {
+		bad("targets.port", "must be 1-65535, got %d", c.Targets.Port)
+	}
+	if c.DNS.Resolver != "" {
+		if _, err := netip.ParseAddrPort(c.DNS.Resolver); err != nil {
+			if _, err2 := netip.ParseAddr(c.DNS.Resolver); err2 != nil {
+				bad("dns.resolver", "must be an IP or ip:port such as 192.0.2.53:53, got %q", c.DNS.Resolver)
+			}
+		}
+	}
+	if c.DNS.Timeout < 0 {
+		bad("dns.timeout", "must not be negative")
+	}
+	if c.DNS.Retries < 0 || c.DNS.Retries > 10 {
+		bad("dns.retries", "must be 0-10, got %d", c.DNS.Retries)
+	}
+	if err := checkControlURL(c.Control.URL); err != nil {
+		bad("control.url", "%v", err)
+	}
+	for _, f := range c.Control.Fallbacks {
+		u, _, _ := strings.Cut(f, "#")
+		if err := checkControlURL(u); err != nil {
+			bad("control.fallbacks", "%v", err)
+		}
+	}
+	if c.Control.Server != "" {
+		if u, err := url.Parse(c.Control.Server); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			bad("control.server", "must be an http(s) URL such as https://203.0.113.5:8443, got %q", c.Control.Server)
+		}
+	}
+	if _, err := probe.ParseFingerprints(c.TLS.Fingerprints); err != nil {
+		bad("tls.fingerprints", "%v", err)
+	}
+	if c.TLS.MaxAddresses < 1 || c.TLS.MaxAddresses > 64 {
+		bad("tls.max_addresses", "must be 1-64, got %d", c.TLS.MaxAddresses)
+	}
+	if c.TLS.Timeout <= 0 {
+		bad("tls.timeout", "must be positive, got %s", c.TLS.Timeout)
+	}
+	if c.Run.Parallel < 1 || c.Run.Parallel > 10000 {
+		bad("run.parallel", "must be 1-10000, got %d", c.Run.Parallel)
+	}
+	if c.Run.TargetTimeout <= 0 {
+		bad("run.target_timeout", "must be positive, got %s", c.Run.TargetTimeout)
+	}
+	if c.Run.SyncInterval < 0 {
+		bad("run.sync_interval", "must not be negative")
+	}
+	if _, err := guard.Parse(c.Network.Allow...); err != nil {
+		bad("network.allow", "%v", err)
+	}
+	if c.Vantage.ASN != "" && !regexp.MustCompile(`^AS[0-9]{1,10}$`).MatchString(c.Vantage.ASN) {
+		bad("vantage.asn", "must look like AS12345, got %q", c.Vantage.ASN)
+	}
+	if c.Vantage.CC != "" && !regexp.MustCompile(`^[A-Z]{2}$`).MatchString(c.Vantage.CC) {
+		bad("vantage.cc", "must be a two-letter upper-case country code such as KZ, got %q", c.Vantage.CC)
+	}
+	return errors.Join(errs...)
+}
+
+// checkControlURL accepts https://IP[:port]/path, tls://IP[:port] and
+// udp://IP[:port]; the host must be an IP literal so that no local DNS is
+// needed to reach the control.
+func checkControlURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("not a URL: %q", s)
+	}
+	switch u.Scheme {
+	case "https", "tls", "udp":
+	default:
+		return fmt.Errorf("scheme must be https (DoH), tls (DoT) or udp, got %q", s)
+	}
+	if _, err := netip.ParseAddr(strings.Trim(u.Hostname(), "[]")); err != nil {
+		return fmt.Errorf("host must be an IP literal (IP-pinned, no local DNS), got %q", s)
+	}
+	return nil
+}
+
+// sourceNamer says where a key's value came from, for error messages.
+type sourceNamer struct {
+	file     string
+	lines    map[string]int
+	flags    *pflag.FlagSet
+	flagKeys map[string]string
+}
+
+var quotedKey = regexp.MustCompile(`'([a-z_]+\.[a-z_]+)'`)
+
+// explain rewrites a decode or validation error so that each line names
+// the key and where its value came from (flag, environment, file:line).
+func (s sourceNamer) explain(err error) error {
+	var out []string
+	for _, line := range strings.Split(err.Error(), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "decoding failed") {
+			continue
+		}
+		m := quotedKey.FindStringSubmatch(line)
+		if m == nil {
+			out = append(out, line)
+			continue
+		}
+		key := m[1]
+		rest := strings.TrimSpace(strings.Replace(line, m[0], "", 1))
+		out = append(out, fmt.Sprintf("%s: key %q %s", s.where(key), key, rest))
+	}
+	sort.Strings(out)
+	return fmt.Errorf("%w: %s", ErrConfig, strings.Join(out, "\n  "))
+}
+
+func (s sourceNamer) where(key string) string {
+	for name, k := range s.flagKeys {
+		if k == key && s.flags != nil {
+			if f := s.flags.Lookup(name); f != nil && f.Changed {
+				return "flag --" + name
+			}
+		}
+	}
+	env := envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+	if _, ok := os.LookupEnv(env); ok {
+		return "environment " + env
+	}
+	if s.file != "" {
+		if l, ok := s.lines[key]; ok {
+			return fmt.Sprintf("%s:%d", s.file, l)
+		}
+		return s.file
+	}
+	return "default"
+}

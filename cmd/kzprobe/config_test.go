@@ -1,0 +1,159 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// clearEnv unsets the KZPROBE_ variables CI sets, for tests that compare
+// against the built-in defaults.
+func clearEnv(t *testing.T) {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, envPrefix+"_") {
+			t.Setenv(k, "") // restores at cleanup
+			os.Unsetenv(k)
+		}
+	}
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestProbeYAMLIsTheDefaults loads the committed probe.yaml through the
+// binary's own code path and checks it equals the built-in defaults, so
+// the documentation cannot drift from the code.
+func TestProbeYAMLIsTheDefaults(t *testing.T) {
+	clearEnv(t)
+	fromFile, err := loadConfig("../../probe.yaml", nil, nil)
+	if err != nil {
+		t.Fatalf("loading probe.yaml: %v", err)
+	}
+	builtIn, err := loadConfig("", nil, nil)
+	if err != nil {
+		t.Fatalf("loading defaults: %v", err)
+	}
+	if !reflect.DeepEqual(fromFile, builtIn) {
+		t.Errorf("probe.yaml differs from the built-in defaults:\nfile:    %+v\ndefaults: %+v", fromFile, builtIn)
+	}
+	// Every default key is documented in probe.yaml.
+	data, _ := os.ReadFile("../../probe.yaml")
+	lines, err := checkKeys("probe.yaml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range defaults {
+		if _, ok := lines[k]; !ok {
+			t.Errorf("key %q has a default but is not in probe.yaml", k)
+		}
+	}
+}
+
+func TestConfigErrorsNameKeyAndFile(t *testing.T) {
+	clearEnv(t)
+	tests := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"unknown key", "tls:\n  fingerprint: [chrome]\n", []string{"bad.yaml:2", `"tls.fingerprint"`, `did you mean "tls.fingerprints"`}},
+		{"unknown section", "tsl:\n  timeout: 1s\n", []string{"bad.yaml:1", `"tsl"`}},
+		{"bad duration", "tls:\n  timeout: 10 seconds\n", []string{"bad.yaml:2", `"tls.timeout"`}},
+		{"wrong type", "run:\n  parallel: many\n", []string{"bad.yaml:2", `"run.parallel"`}},
+		{"bad CIDR", "network:\n  allow: [127.0.0.0/33]\n", []string{"bad.yaml:2", `"network.allow"`, "127.0.0.0/33"}},
+		{"bad URL scheme", "control:\n  url: http://1.1.1.1/dns-query\n", []string{"bad.yaml:2", `"control.url"`}},
+		{"hostname control", "control:\n  url: https://dns.google/dns-query\n", []string{`"control.url"`, "IP literal"}},
+		{"bad fingerprint", "tls:\n  fingerprints: [chrome, netscape]\n", []string{`"tls.fingerprints"`, "netscape"}},
+		{"bad resolver", "dns:\n  resolver: my-resolver\n", []string{`"dns.resolver"`}},
+		{"bad asn", "vantage:\n  asn: 9198\n", []string{`"vantage.asn"`, "AS12345"}},
+		{"not yaml", "tls: [\n", []string{"bad.yaml", "not valid YAML"}},
+		{"zero parallel", "run:\n  parallel: 0\n", []string{`"run.parallel"`, "1-10000"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := writeFile(t, "bad.yaml", tc.yaml)
+			_, err := loadConfig(p, nil, nil)
+			if err == nil {
+				t.Fatal("got no error; want one")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestConfigPrecedence(t *testing.T) {
+	clearEnv(t)
+	p := writeFile(t, "c.yaml", "tls:\n  timeout: 3s\nrun:\n  parallel: 3\n  target_timeout: 30s\n")
+	t.Setenv("KZPROBE_RUN_PARALLEL", "5")
+	t.Setenv("KZPROBE_NETWORK_ALLOW", "127.0.0.0/8,::1/128")
+	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
+	addRunFlags(fs)
+	if err := fs.Parse([]string{"--target-timeout", "7s"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig(p, fs, runFlags)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := cfg.TLS.Timeout, 3*time.Second; got != want {
+		t.Errorf("tls.timeout (file) = %v; want %v", got, want)
+	}
+	if got, want := cfg.Run.Parallel, 5; got != want {
+		t.Errorf("run.parallel (env over file) = %v; want %v", got, want)
+	}
+	if got, want := cfg.Run.TargetTimeout, 7*time.Second; got != want {
+		t.Errorf("run.target_timeout (flag over file) = %v; want %v", got, want)
+	}
+	if got, want := cfg.Network.Allow, []string{"127.0.0.0/8", "::1/128"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("network.allow (env list) = %v; want %v", got, want)
+	}
+	if got, want := cfg.DNS.Retries, 2; got != want {
+		t.Errorf("dns.retries (default) = %v; want %v", got, want)
+	}
+}
+
+func TestConfigErrorNamesEnvAndFlag(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("KZPROBE_TLS_TIMEOUT", "soon")
+	_, err := loadConfig("", nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "KZPROBE_TLS_TIMEOUT") {
+		t.Errorf("got %v; want an error naming KZPROBE_TLS_TIMEOUT", err)
+	}
+	clearEnv(t)
+	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
+	addRunFlags(fs)
+	if err := fs.Parse([]string{"--allow-net", "300.0.0.0/8"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = loadConfig("", fs, runFlags)
+	if err == nil || !strings.Contains(err.Error(), "--allow-net") {
+		t.Errorf("got %v; want an error naming --allow-net", err)
+	}
+}
+
+// TestRunBadConfigExitCode runs the command tree as the binary does.
+func TestRunBadConfigExitCode(t *testing.T) {
+	clearEnv(t)
+	p := writeFile(t, "bad.yaml", "tls:\n  timeout: forever\n")
+	if got := execute([]string{"run", "-c", p}); got != exitUsage {
+		t.Errorf("exit code = %d; want %d", got, exitUsage)
+	}
+	if got := execute([]string{"analyze", "x"}); got != exitUsage {
+		t.Errorf("analyze exit code = %d; want %d (not implemented)", got, exitUsage)
+	}
+}

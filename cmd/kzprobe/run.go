@@ -1,0 +1,361 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"kzprobe/control"
+	"kzprobe/probe"
+	"kzprobe/probe/chain"
+	"kzprobe/probe/guard"
+	"kzprobe/targets"
+)
+
+// runFlags maps each flag of `kzprobe run` to its configuration key.
+var runFlags = map[string]string{
+	"input":              "targets.files",
+	"domain":             "targets.domains",
+	"port":               "targets.port",
+	"resolver":           "dns.resolver",
+	"resolv-conf":        "dns.resolv_conf",
+	"dns-timeout":        "dns.timeout",
+	"control":            "control.url",
+	"control-name":       "control.name",
+	"control-ca":         "control.ca",
+	"control-server":     "control.server",
+	"control-token":      "control.token",
+	"fingerprint":        "tls.fingerprints",
+	"max-addresses":      "tls.max_addresses",
+	"timeout":            "tls.timeout",
+	"trust-roots":        "tls.trust_roots",
+	"interception-roots": "interception.extra_roots",
+	"parallel":           "run.parallel",
+	"target-timeout":     "run.target_timeout",
+	"output":             "run.output",
+	"quiet":              "run.quiet",
+	"allow-net":          "network.allow",
+	"asn":                "vantage.asn",
+	"cc":                 "vantage.cc",
+	"network-name":       "vantage.network",
+}
+
+// addRunFlags declares the flags of runFlags on fs. Defaults shown in
+// --help are the built-in ones; the config file and environment may
+// change them.
+func addRunFlags(fs *pflag.FlagSet) {
+	fs.StringSliceP("input", "i", nil, "target list `FILE` (one domain or URL a line, or a Citizen Lab CSV; - for stdin); repeatable")
+	fs.StringSliceP("domain", "d", nil, "measure this domain (repeatable); without -i or -d the embedded list of the 14 report domains is used")
+	fs.Int("port", 443, "TLS `port` for targets that name none")
+	fs.String("resolver", "", "local resolver `ip:port` (default: first nameserver in --resolv-conf)")
+	fs.String("resolv-conf", "/etc/resolv.conf", "resolv.conf `file` naming the local resolver")
+	fs.Duration("dns-timeout", 5*time.Second, "timeout of one DNS query")
+	fs.String("control", "https://1.1.1.1/dns-query", "control resolver `URL`: https://IP/dns-query (DoH), tls://IP:853 (DoT) or udp://IP:53")
+	fs.String("control-name", "cloudflare-dns.com", "TLS server `name` of the control resolver")
+	fs.String("control-ca", "", "PEM `file` of extra roots for the control's certificate")
+	fs.String("control-server", "", "control server `URL` (kzprobe control serve)")
+	fs.String("control-token", "", "bearer `token` for the control server")
+	fs.StringSlice("fingerprint", []string{"chrome"}, "ClientHello fingerprints, one handshake each: "+strings.Join(probe.Fingerprints, ","))
+	fs.Int("max-addresses", 4, "at most this many resolved addresses are dialled per target")
+	fs.Duration("timeout", 10*time.Second, "timeout of one TCP connect and of one TLS handshake")
+	fs.String("trust-roots", "", "PEM `file` replacing the embedded Mozilla root bundle")
+	fs.StringSlice("interception-roots", nil, "PEM `file` of further interception roots (repeatable)")
+	fs.Int("parallel", 8, "targets measured at once")
+	fs.Duration("target-timeout", 60*time.Second, "bound on one whole target")
+	fs.StringP("output", "o", "", "JSONL output `file` (default measurements-<UTC time>.jsonl; - for stdout)")
+	fs.BoolP("quiet", "q", false, "no progress display")
+	fs.StringSlice("allow-net", nil, "only contact these `CIDRs` (e.g. 127.0.0.0/8); anything else fails as blocked_by_allow_net")
+	fs.String("asn", "", "vantage network's ASN, e.g. AS9198")
+	fs.String("cc", "", "vantage country code, e.g. KZ")
+	fs.String("network-name", "", "vantage network's name")
+}
+
+func newRunCmd() *cobra.Command {
+	var configFile string
+	cmd := &cobra.Command{
+		Use:   "run [flags]",
+		Short: "Measure a list of domains and say which are intercepted",
+		Long: `Measure each target: resolve it with the local resolver and with the control
+resolver, compare the answers, hand-shake with browser fingerprints, record
+the chain that was presented and judge it. One JSON line per target goes to
+the output file as soon as the target is done; a verdict table goes to the
+terminal.
+
+Verdicts: ok, mitm_isca (chain leads to an ISCA/Qaznet root on consistent
+DNS), mitm_other (other untrusted chain), dns_tampering, tls_blocking,
+tcp_blocking, down (fails from the control too), error (could not decide).`,
+		Example: `  kzprobe run                                  # the 14 report domains
+  kzprobe run -i kz.csv -o kz.jsonl            # a Citizen Lab list
+  kzprobe run -d regnum.ru -d xakep.ru         # a quick recheck
+  kzprobe run -c probe.yaml --parallel 32`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(configFile, cmd.Flags(), runFlags)
+			if err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("timeout") && !cmd.Flags().Changed("dns-timeout") {
+				cfg.DNS.Timeout = cfg.TLS.Timeout
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runProbe(ctx, cfg, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	cmd.Flags().StringVarP(&configFile, "config", "c", "", "configuration `file` (YAML; see probe.yaml)")
+	addRunFlags(cmd.Flags())
+	return cmd
+}
+
+// wiring is a run's parts, built from the configuration before any
+// network activity.
+type wiring struct {
+	prober  *probe.Prober
+	closers []io.Closer
+}
+
+func (w *wiring) Close() {
+	for _, c := range w.closers {
+		c.Close()
+	}
+}
+
+// buildProber turns the configuration into a Prober. It reads every file
+// the configuration names, so that mistakes surface before measuring.
+func buildProber(cfg *Config, start time.Time, version string) (*wiring, error) {
+	g, err := guard.Parse(cfg.Network.Allow...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: network.allow: %v", ErrConfig, err)
+	}
+	dial := g.Dialer(nil)
+	w := &wiring{}
+
+	trust, err := loadTrust(cfg.TLS.TrustRoots)
+	if err != nil {
+		return nil, err
+	}
+	kb, err := chain.Default()
+	if err != nil {
+		return nil, fmt.Errorf("loading the embedded knowledge base: %w", err)
+	}
+	for _, f := range cfg.Interception.ExtraRoots {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("%w: interception.extra_roots: %v", ErrConfig, err)
+		}
+		if _, err := kb.AddRootsPEM(data, f); err != nil {
+			return nil, fmt.Errorf("%w: interception.extra_roots: %s: %v", ErrConfig, f, err)
+		}
+	}
+
+	resolver := cfg.DNS.Resolver
+	if resolver == "" {
+		servers, err := probe.ReadResolvConf(cfg.DNS.ResolvConf)
+		if err != nil {
+			return nil, fmt.Errorf("%w: dns.resolv_conf: %v (or set --resolver ip:port)", ErrConfig, err)
+		}
+		resolver = servers[0]
+	} else if a, err := netip.ParseAddr(resolver); err == nil {
+		resolver = netip.AddrPortFrom(a, 53).String()
+	}
+	local := &probe.DNSResolver{
+		Exchanger: probe.NewDNSExchanger(resolver, dial),
+		Timeout:   cfg.DNS.Timeout,
+		Retries:   cfg.DNS.Retries,
+	}
+
+	var controlRoots *x509.CertPool
+	if cfg.Control.CA != "" {
+		controlRoots, err = loadPool(cfg.Control.CA, "control.ca")
+		if err != nil {
+			return nil, err
+		}
+	}
+	specs := []control.Spec{{URL: cfg.Control.URL, ServerName: cfg.Control.Name}}
+	for _, f := range cfg.Control.Fallbacks {
+		u, name, _ := strings.Cut(f, "#")
+		specs = append(specs, control.Spec{URL: u, ServerName: name})
+	}
+	ex, err := control.NewWithFallbacks(specs, control.Options{RootCAs: controlRoots, Dial: dial, Timeout: cfg.DNS.Timeout})
+	if err != nil {
+		return nil, fmt.Errorf("%w: control.url: %v", ErrConfig, err)
+	}
+	if c, ok := ex.(io.Closer); ok {
+		w.closers = append(w.closers, c)
+	}
+
+	fps, err := probe.ParseFingerprints(cfg.TLS.Fingerprints)
+	if err != nil {
+		return nil, fmt.Errorf("%w: tls.fingerprints: %v", ErrConfig, err)
+	}
+	cons := probe.ConsistencyOptions{Bogons: allowedBogons(g)}
+	w.prober = &probe.Prober{
+		Local:        local,
+		Control:      &probe.DNSResolver{Exchanger: ex, Timeout: cfg.DNS.Timeout, Retries: cfg.DNS.Retries},
+		Connector:    &probe.Connector{Dial: dial, Timeout: cfg.TLS.Timeout},
+		Handshaker:   &probe.Handshaker{Timeout: cfg.TLS.Timeout},
+		Analyzer:     chain.NewAnalyzer(trust, kb),
+		Fingerprints: fps,
+		MaxAddresses: cfg.TLS.MaxAddresses,
+		Port:         cfg.Targets.Port,
+		Consistency:  cons,
+		Timeout:      cfg.Run.TargetTimeout,
+		Envelope: probe.Envelope{
+			ReportID:         probe.NewReportID(start, cfg.Vantage.CC),
+			SoftwareVersion:  version,
+			ProbeASN:         cfg.Vantage.ASN,
+			ProbeCC:          cfg.Vantage.CC,
+			ProbeNetworkName: cfg.Vantage.Network,
+			TestStartTime:    start,
+		},
+	}
+	return w, nil
+}
+
+// allowedBogons is the bogon list minus the ranges the guard explicitly
+// allows: a run confined to loopback (the lab) treats loopback answers as
+// ordinary addresses.
+func allowedBogons(g *guard.Guard) []netip.Prefix {
+	var out []netip.Prefix
+	for _, b := range probe.DefaultBogons() {
+		allowed := false
+		for _, p := range g.Prefixes() {
+			if p.Overlaps(b) && p.Bits() <= b.Bits() {
+				allowed = true
+			}
+		}
+		if !allowed {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// loadTrust returns the trust store: nil (the embedded Mozilla bundle) or
+// the roots of file.
+func loadTrust(file string) (*x509.CertPool, error) {
+	if file == "" {
+		return nil, nil
+	}
+	return loadPool(file, "tls.trust_roots")
+}
+
+// loadPool reads a PEM file of certificates into a pool.
+func loadPool(file, key string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrConfig, key, err)
+	}
+	pool := x509.NewCertPool()
+	n := 0
+	for rest := data; ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %s: certificate %d: %v", ErrConfig, key, file, n+1, err)
+		}
+		pool.AddCert(c)
+		n++
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("%w: %s: %s holds no PEM certificate", ErrConfig, key, file)
+	}
+	return pool, nil
+}
+
+// openOutput opens the JSONL output, checking it is writable before any
+// measurement is taken.
+func openOutput(path string, start time.Time, stdout io.Writer) (io.Writer, string, func() error, error) {
+	if path == "-" {
+		return stdout, "-", func() error { return nil }, nil
+	}
+	if path == "" {
+		path = "measurements-" + start.UTC().Format("20060102T150405Z") + ".jsonl"
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("cannot write the output file: %w (choose another path with -o)", err)
+	}
+	abs, _ := filepath.Abs(path)
+	return f, abs, f.Close, nil
+}
+
+// runProbe is `kzprobe run` after flag parsing.
+func runProbe(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr io.Writer) error {
+	start := time.Now()
+	w, err := buildProber(cfg, start, softwareVersion())
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+
+	src, err := openTargets(cfg, stdin)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+
+	out, outPath, closeOut, err := openOutput(cfg.Run.Output, start, stdout)
+	if err != nil {
+		return err
+	}
+	defer closeOut()
+	writer := probe.NewWriter(out, cfg.Run.SyncInterval)
+
+	table := stdout
+	if outPath == "-" {
+		table = stderr
+	}
+	prog := newProgress(stderr, cfg.Run.Quiet)
+	summary := newSummary()
+	runner := &probe.Runner{
+		Prober:   w.prober,
+		Parallel: cfg.Run.Parallel,
+		Writer:   writer,
+		OnResult: func(m *probe.Measurement) {
+			summary.add(m)
+			prog.update(summary)
+		},
+	}
+	inputs := make(chan probe.Input)
+	go src.feed(ctx, inputs, stderr, prog)
+	stats, runErr := runner.Run(ctx, inputs)
+	if err := writer.Close(); err != nil && runErr == nil {
+		runErr = err
+	}
+	prog.finish()
+	summary.print(table, src.skipped())
+	if outPath != "-" {
+		fmt.Fprintf(stderr, "%d measurements written to %s\n", stats.Written, outPath)
+	}
+	switch {
+	case errors.Is(runErr, context.Canceled) || (runErr == nil && ctx.Err() != nil):
+		return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted: %d targets measured and written, %d in flight dropped; rerun to measure the rest", stats.Written, stats.Interrupted)}
+	case runErr != nil:
+		return runErr
+	}
+	if stats.Written == 0 {
+		return usageError("no target was measured: the target list is empty or every line was invalid")
+	}
+	return nil
+}

@@ -1,0 +1,101 @@
+package probe
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Syncer is implemented by outputs that can be flushed to stable storage
+// (*os.File).
+type Syncer interface {
+	Sync() error
+}
+
+// Writer writes measurements as JSON lines. Each line is encoded in full
+// first and then written with a single Write call under a lock, so lines
+// from concurrent workers never interleave and a crash can only cut the last
+// line (which readers detect and skip). When the underlying writer is a
+// Syncer it is synced at most once per SyncInterval, and on Close.
+type Writer struct {
+	mu           sync.Mutex
+	w            io.Writer
+	syncInterval time.Duration
+	lastSync     time.Time
+	now          func() time.Time
+	n            int
+	err          error
+}
+
+// NewWriter returns a Writer on w. A zero syncInterval syncs after every
+// line; a negative one never syncs except on Close.
+func NewWriter(w io.Writer, syncInterval time.Duration) *Writer {
+	return &Writer{w: w, syncInterval: syncInterval, now: time.Now}
+}
+
+// Write encodes m as one line and writes it. After the first write error
+// every later Write returns that error (the run must stop: measurements
+// would otherwise be lost silently).
+func (w *Writer) Write(m *Measurement) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(m); err != nil {
+		return fmt.Errorf("probe: encoding measurement of %s: %w", m.Input, err)
+	}
+	return w.WriteLine(buf.Bytes())
+}
+
+// WriteLine writes one already-encoded line, which must end in '\n'.
+func (w *Writer) WriteLine(line []byte) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return w.err
+	}
+	if _, err := w.w.Write(line); err != nil {
+		w.err = fmt.Errorf("probe: writing measurement: %w", err)
+		return w.err
+	}
+	w.n++
+	if s, ok := w.w.(Syncer); ok && w.syncInterval >= 0 {
+		if now := w.now(); now.Sub(w.lastSync) >= w.syncInterval {
+			w.lastSync = now
+			if err := s.Sync(); err != nil && !isUnsyncable(err) {
+				w.err = fmt.Errorf("probe: syncing output: %w", err)
+				return w.err
+			}
+		}
+	}
+	return nil
+}
+
+// Count returns how many lines were written.
+func (w *Writer) Count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.n
+}
+
+// Close syncs a Syncer output. It does not close the underlying writer.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if s, ok := w.w.(Syncer); ok {
+		if err := s.Sync(); err != nil && !isUnsyncable(err) && w.err == nil {
+			w.err = fmt.Errorf("probe: syncing output: %w", err)
+		}
+	}
+	return w.err
+}
+
+// isUnsyncable reports errors that only say the output cannot be synced
+// (a pipe, a terminal): not a failure.
+func isUnsyncable(err error) bool {
+	return errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOTSUP)
+}

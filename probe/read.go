@@ -1,0 +1,88 @@
+package probe
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// MaxLineBytes bounds one JSONL line on read; longer lines are skipped and
+// counted as bad (a hostile or corrupt file cannot exhaust memory).
+const MaxLineBytes = 64 << 20
+
+// ReadStats counts what ReadJSONL saw.
+type ReadStats struct {
+	// Lines counts non-empty lines.
+	Lines int
+	// Bad counts lines that were not a measurement (corrupt, cut, too long).
+	Bad int
+	// Truncated is true when the last line had no newline and did not
+	// parse: a write cut by a crash.
+	Truncated bool
+}
+
+// ReadJSONL calls fn for each measurement in r, one JSON object a line.
+// Lines that do not parse are counted and skipped, so a file cut by a crash
+// (its last line incomplete) or a corrupt line loses only that line. An
+// error from fn stops the read and is returned.
+func ReadJSONL(r io.Reader, fn func(*Measurement) error) (ReadStats, error) {
+	var st ReadStats
+	br := bufio.NewReaderSize(r, 64<<10)
+	lineNo := 0
+	for {
+		line, tooLong, err := readLine(br)
+		if len(line) > 0 || tooLong {
+			lineNo++
+			st.Lines++
+			complete := err == nil
+			if tooLong {
+				st.Bad++
+			} else if bl := bytes.TrimSpace(line); len(bl) > 0 {
+				var m Measurement
+				if uerr := json.Unmarshal(bl, &m); uerr != nil {
+					st.Bad++
+					if !complete {
+						st.Truncated = true
+					}
+				} else if ferr := fn(&m); ferr != nil {
+					return st, fmt.Errorf("line %d: %w", lineNo, ferr)
+				}
+			} else {
+				st.Lines--
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return st, nil
+		}
+		if err != nil {
+			return st, err
+		}
+	}
+}
+
+// readLine returns the next line without its newline. A line longer than
+// MaxLineBytes is consumed and reported with tooLong. err is io.EOF when
+// the line had no newline (the end of the input).
+func readLine(br *bufio.Reader) (line []byte, tooLong bool, err error) {
+	for {
+		chunk, e := br.ReadSlice('\n')
+		if !tooLong {
+			if len(line)+len(chunk) > MaxLineBytes {
+				tooLong, line = true, nil
+			} else {
+				line = append(line, chunk...)
+			}
+		}
+		switch {
+		case e == nil:
+			return bytes.TrimSuffix(line, []byte("\n")), tooLong, nil
+		case errors.Is(e, bufio.ErrBufferFull):
+			continue
+		default:
+			return line, tooLong, e
+		}
+	}
+}
