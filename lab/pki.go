@@ -152,6 +152,9 @@ func NewPKI(now time.Time) (*PKI, error) {
 		if s.parent != nil {
 			parent, parentKey = *s.parent, *s.parentKey
 			tmpl.MaxPathLenZero = true
+			// Go omits the AKI when issuer and subject names are equal,
+			// as for the ISCA intermediates; name the key explicitly.
+			tmpl.AuthorityKeyId = parent.SubjectKeyId
 			tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
 		}
 		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), parentKey)
@@ -167,10 +170,11 @@ func NewPKI(now time.Time) (*PKI, error) {
 	return p, err
 }
 
-// iscaSubject is the DER subject of the real ISCA certificates, with the
-// attributes in their order (CN, O, C), so that Go prints it as
-// "C=KZ,O=ISCA,CN=Information Security Certification Authority" exactly as
-// for the real ones; pkix.Name would encode C first and print it reversed.
+// iscaSubject is the DER subject of the real ISCA roots, byte for byte:
+// the attributes in their order (CN, O, C) as PrintableStrings. pkix.Name
+// would encode C first; the bytes would differ though Go prints both as
+// "CN=Information Security Certification Authority,O=ISCA,C=KZ" (OpenSSL's
+// RFC 2253 form, and the report's, is "C=KZ,O=ISCA,CN=...").
 func iscaSubject() ([]byte, error) {
 	attr := func(oid asn1.ObjectIdentifier, v string) pkix.RelativeDistinguishedNameSET {
 		return pkix.RelativeDistinguishedNameSET{{Type: oid, Value: v}}
@@ -222,6 +226,7 @@ func (p *PKI) issue(parent *x509.Certificate, parentKey crypto.Signer, from, to 
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,
+		AuthorityKeyId:        parent.SubjectKeyId,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), parentKey)
 	if err != nil {

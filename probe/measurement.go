@@ -99,6 +99,9 @@ type DNSQuery struct {
 	QueryType string `json:"query_type"`
 	// Answers are the records in the answer section.
 	Answers []DNSAnswer `json:"answers"`
+	// AnswersTruncated is true when the response had more answers than
+	// are recorded (MaxRecordedAnswers); RawResponse has them all.
+	AnswersTruncated bool `json:"answers_truncated"`
 	// CNAMEs is the CNAME chain followed, in order.
 	CNAMEs []string `json:"cnames"`
 	// Rcode is the numeric response code, null when no response arrived.

@@ -60,11 +60,26 @@ func (w *wireTap) Read(p []byte) (int, error) {
 }
 
 func (w *wireTap) record(p []byte) {
-	if room := w.limit - len(w.buf); room < len(p) {
+	if w.full {
+		return
+	}
+	if room := w.limit - len(w.buf); room <= len(p) {
 		p = p[:max(room, 0)]
 		w.full = true
 	}
+	if need := len(w.buf) + len(p); need > cap(w.buf) {
+		// Double (append grows large slices by 1.25x, which would copy the
+		// tap five times over), but never beyond the limit.
+		grown := make([]byte, len(w.buf), min(max(2*cap(w.buf), need, 4<<10), w.limit))
+		copy(grown, w.buf)
+		w.buf = grown
+	}
 	w.buf = append(w.buf, p...)
+}
+
+// release drops the copy and stops recording.
+func (w *wireTap) release() {
+	w.buf, w.full = nil, true
 }
 
 // drain reads more of the peer's flight into the tap, until the tap is
@@ -120,26 +135,34 @@ var helloRetryRandom = []byte{
 	0xC2, 0xA2, 0x11, 0x16, 0x7A, 0xBB, 0x8C, 0x5E, 0x07, 0x9E, 0x09, 0xE2, 0xC8, 0xA8, 0x33, 0x9C,
 }
 
+// recovered says how much of the server's Certificate message recoverChain found.
+type recovered int
+
+const (
+	recoveredNone     recovered = iota // no Certificate message (or unreadable)
+	recoveredPartial                   // the message was cut short
+	recoveredComplete                  // the whole message
+)
+
 // recoverChain extracts the certificates of the server's Certificate
 // message from wire (the bytes the server sent, from the start of the
 // connection) using secret (the server handshake traffic secret, needed for
-// TLS 1.3 only). complete is false when the message was cut short: certs
-// then holds the entries that arrived whole. A nil result means nothing
-// could be recovered.
-func recoverChain(wire, secret []byte) (certs [][]byte, complete bool) {
+// TLS 1.3 only). When the message was cut short, certs holds the entries
+// that arrived whole.
+func recoverChain(wire, secret []byte) (certs [][]byte, status recovered) {
 	var (
-		hs        []byte // handshake bytes not yet consumed
+		hs        = make([]byte, 0, len(wire)) // handshake bytes not yet consumed
 		tls13     bool
 		decrypter *recordDecrypter
 	)
 	// stop returns what a Certificate message begun in hs holds so far.
-	stop := func() ([][]byte, bool) {
+	stop := func() ([][]byte, recovered) {
 		if len(hs) < 4 || hs[0] != hsCertificate {
-			return nil, false
+			return nil, recoveredNone
 		}
 		mlen := int(hs[1])<<16 | int(hs[2])<<8 | int(hs[3])
 		certs, _ := parseCertificateMsg(hs[4:min(len(hs), 4+mlen)], tls13)
-		return certs, false
+		return certs, recoveredPartial
 	}
 	for len(wire) >= 5 {
 		typ := wire[0]
@@ -177,27 +200,31 @@ func recoverChain(wire, secret []byte) (certs [][]byte, complete bool) {
 			}
 			msg := hs[4 : 4+mlen]
 			if mtype == hsCertificate {
-				return parseCertificateMsg(msg, tls13)
+				certs, ok := parseCertificateMsg(msg, tls13)
+				if !ok {
+					return certs, recoveredPartial
+				}
+				return certs, recoveredComplete
 			}
 			hs = hs[4+mlen:]
 			switch mtype {
 			case hsServerHello:
 				v, suite, hrr, ok := parseServerHello(msg)
 				if !ok {
-					return nil, false
+					return nil, recoveredNone
 				}
 				if v == 0x0304 && !hrr {
 					tls13 = true
 					if decrypter, ok = newRecordDecrypter(suite, secret); !ok || len(hs) != 0 {
 						// No usable secret, or data after the ServerHello in
 						// its record, which TLS 1.3 forbids.
-						return nil, false
+						return nil, recoveredNone
 					}
 				}
 			case hsEncryptedExtensions, hsCertificateRequest:
 				// TLS 1.3 messages that may precede the server Certificate.
 			default:
-				return nil, false
+				return nil, recoveredNone
 			}
 		}
 	}
@@ -270,7 +297,7 @@ func parseCertificateMsg(m []byte, tls13 bool) (certs [][]byte, complete bool) {
 		if len(m) < 3+l {
 			return certs, false
 		}
-		certs = append(certs, bytes.Clone(m[3:3+l]))
+		certs = append(certs, m[3:3+l]) // copied by limitChain
 		m = m[3+l:]
 		if tls13 {
 			if len(m) < 2 {

@@ -22,6 +22,12 @@ type Deduper struct {
 	seen map[uint64]struct{}
 }
 
+// dedupKey is what makes two targets the same.
+type dedupKey struct {
+	domain string
+	port   int
+}
+
 // NewDeduper returns an empty Deduper with a fresh random seed.
 func NewDeduper() *Deduper {
 	return &Deduper{seed: maphash.MakeSeed(), seen: make(map[uint64]struct{})}
@@ -35,18 +41,7 @@ func (d *Deduper) Seen(t Target) bool {
 		d.seed = maphash.MakeSeed()
 		d.seen = make(map[uint64]struct{})
 	}
-	var h maphash.Hash
-	h.SetSeed(d.seed)
-	h.WriteString(t.Domain)
-	// The port goes last in a fixed 8 bytes, so the encoding of
-	// (domain, port) is unambiguous.
-	p := uint64(t.Port)
-	var b [8]byte
-	for i := range b {
-		b[i] = byte(p >> (8 * i))
-	}
-	h.Write(b[:])
-	k := h.Sum64()
+	k := maphash.Comparable(d.seed, dedupKey{t.Domain, t.Port})
 	if _, ok := d.seen[k]; ok {
 		return true
 	}

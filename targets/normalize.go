@@ -206,8 +206,15 @@ func normalizeHost(host string) (string, error) {
 		}
 		host = h
 	}
-	if _, err := netip.ParseAddr(host); err == nil {
-		return "", ErrIPLiteral
+	if host == "" {
+		return "", fmt.Errorf("%w: no host", ErrMalformed)
+	}
+	// An IPv4 address ends in a digit; checking that first keeps the
+	// parser off the common path. (IPv6 was caught by splitInput.)
+	if c := host[len(host)-1]; '0' <= c && c <= '9' || c == '.' {
+		if _, err := netip.ParseAddr(strings.TrimSuffix(host, ".")); err == nil {
+			return "", ErrIPLiteral
+		}
 	}
 
 	// Fast path: a plain ASCII name, the common case, needs neither IDNA

@@ -82,9 +82,12 @@ type Reader struct {
 	name string
 	err  error // sticky: io.EOF or a fatal error
 
-	// text lists
-	br   *bufio.Reader
+	// line is the current line of a text list, or the first line of the
+	// last CSV record read.
 	line int
+
+	// text lists
+	br *bufio.Reader
 
 	// CSV lists
 	cr     *csv.Reader
@@ -195,7 +198,7 @@ func (r *Reader) nextText() (Target, error) {
 			continue
 		}
 		if tooLong {
-			return Target{}, &LineError{File: r.name, Line: r.line, Input: string(text) + "...", Err: ErrLineTooLong}
+			return Target{}, &LineError{File: r.name, Line: r.line, Input: string(text), Err: ErrLineTooLong}
 		}
 		input := string(text)
 		t, err := Normalize(input)
@@ -259,8 +262,7 @@ func (r *Reader) nextCSV() (Target, error) {
 			return Target{}, io.EOF
 		}
 		if errors.Is(err, errRecordTooLong) {
-			line, _ := r.cr.FieldPos(0)
-			return Target{}, fmt.Errorf("targets: reading %s: after line %d: %w", r.name, line, ErrRecordTooLong)
+			return Target{}, fmt.Errorf("targets: reading %s: after line %d: %w", r.name, r.line, ErrRecordTooLong)
 		}
 		var pe *csv.ParseError
 		if errors.As(err, &pe) {
@@ -271,15 +273,16 @@ func (r *Reader) nextCSV() (Target, error) {
 		if err != nil {
 			return Target{}, fmt.Errorf("targets: reading %s: %w", r.name, err)
 		}
+		line, _ := r.cr.FieldPos(0)
+		r.line = line
 		if len(rec) <= r.urlCol {
-			line, _ := r.cr.FieldPos(0)
 			if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
 				continue // a line of spaces
 			}
 			return Target{}, &LineError{File: r.name, Line: line, Input: truncate(strings.Join(rec, ","), maxShownInput),
-				Err: fmt.Errorf("%w: %d fields, no url field (field %d)", ErrBadRow, len(rec), r.urlCol+1)}
+				Err: fmt.Errorf("%w: no field %d (url) in a row of %d", ErrBadRow, r.urlCol+1, len(rec))}
 		}
-		line, _ := r.cr.FieldPos(r.urlCol)
+		line, _ = r.cr.FieldPos(r.urlCol)
 		input := strings.TrimSpace(rec[r.urlCol])
 		t, err := Normalize(input)
 		if err != nil {

@@ -201,7 +201,7 @@ func readVerdicts(path string) (map[string]string, error) {
 	}
 	defer f.Close()
 	out := map[string]string{}
-	err = probe.ReadJSONL(f, func(m *probe.Measurement) error {
+	_, err = probe.ReadJSONL(f, func(m *probe.Measurement) error {
 		out[m.TestKeys.Domain] = string(m.TestKeys.Verdict)
 		return nil
 	})

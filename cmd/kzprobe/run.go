@@ -22,7 +22,6 @@ import (
 	"kzprobe/probe"
 	"kzprobe/probe/chain"
 	"kzprobe/probe/guard"
-	"kzprobe/targets"
 )
 
 // runFlags maps each flag of `kzprobe run` to its configuration key.

@@ -29,10 +29,10 @@ const (
 
 // Rule names, as they appear in [Interception].Rules.
 const (
-	RuleISCAIssuerName       = "isca_issuer_name"
-	RuleQaznetIssuerName     = "qaznet_issuer_name"
-	RuleQaznet2019Forgery    = "qaznet_2019_forgery"
-	RuleKnownRootIssuerName  = "known_root_issuer_name"
+	RuleISCAIssuerName        = "isca_issuer_name"
+	RuleQaznetIssuerName      = "qaznet_issuer_name"
+	RuleQaznet2019Forgery     = "qaznet_2019_forgery"
+	RuleKnownRootIssuerName   = "known_root_issuer_name"
 	RuleISCA75DayIntermediate = "isca_75_day_intermediate"
 )
 

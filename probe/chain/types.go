@@ -31,6 +31,9 @@ type Judgement struct {
 	Certificates []CertInfo `json:"certificates"`
 	// ParseErrors lists certificates that did not parse, as
 	// "cert[i]: <error>"; the raw DER stays in the handshake record.
+	// Certificates beyond the analyser's MaxCerts are one entry,
+	// "cert[i:n]: not parsed: more than M certificates". Empty, not null,
+	// when every certificate parsed.
 	ParseErrors []string `json:"parse_errors"`
 	// Interception is the interception anchor found, null when none.
 	Interception *Interception `json:"interception"`
@@ -38,6 +41,10 @@ type Judgement struct {
 
 // CertInfo summarises one certificate.
 type CertInfo struct {
+	// Index is the certificate's position in the presented chain (0 is
+	// the leaf). It differs from the position in Certificates when an
+	// earlier certificate did not parse.
+	Index     int    `json:"index"`
 	SHA1      string `json:"sha1"`
 	SHA256    string `json:"sha256"`
 	Serial    string `json:"serial"` // decimal, as the report prints it

@@ -21,8 +21,11 @@ import (
 	"io"
 	"net"
 	"os"
+	"reflect"
 	"strings"
 	"syscall"
+
+	utls "github.com/refraction-networking/utls"
 )
 
 // The failure vocabulary. Each constant is a value that may appear in a
@@ -133,10 +136,33 @@ func Classify(err error) string {
 	if errors.As(err, &verr) {
 		return SSLInvalidCert
 	}
-	// TLS alerts sent by the peer.
-	var alert tls.AlertError
-	if errors.As(err, &alert) {
-		return AlertName(uint8(alert))
+	var uverr *utls.CertificateVerificationError
+	if errors.As(err, &uverr) {
+		return SSLInvalidCert
+	}
+	// TLS alerts sent by the peer: crypto/tls and utls both report them as
+	// &net.OpError{Op: "remote error", Err: alert(code)}, where alert is an
+	// unexported uint8 type. Reproduce: a server that answers the
+	// ClientHello with the record 15 03 03 00 02 02 70 gives
+	// ssl_alert_unrecognized_name; a crypto/tls server whose GetCertificate
+	// fails sends internal_error (TLS 1.3) and gives ssl_alert_internal_error.
+	// tls.AlertError and utls.AlertError are deliberately not matched:
+	// the libraries only return them on QUIC, and there they name the alert
+	// this side sent, not one received.
+	if code, ok := remoteAlert(err); ok {
+		return AlertName(code)
+	}
+	// A peer that is not speaking TLS. Reproduce: a server that answers the
+	// ClientHello with "HTTP/1.1 400 Bad Request\r\n..." or random bytes
+	// ("tls: first record does not look like a TLS handshake"). No failure
+	// string is more precise than OONI's ssl_failed_handshake here.
+	var rhe tls.RecordHeaderError
+	if errors.As(err, &rhe) {
+		return SSLFailedHandshake
+	}
+	var urhe utls.RecordHeaderError
+	if errors.As(err, &urhe) {
+		return SSLFailedHandshake
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
 		return GenericTimeout
@@ -181,6 +207,15 @@ func classifyText(s string) string {
 		return GenericTimeout
 	case strings.HasSuffix(l, "eof"):
 		return EOF
+	case strings.Contains(l, "tls: failed to parse certificate from server"),
+		strings.Contains(l, "tls: server sent certificate containing rsa key larger than"):
+		// The server presented a certificate the TLS library refuses before
+		// any verification (both crypto/tls and utls flatten the x509 parse
+		// error into a string). Reproduce: a crypto/tls server whose
+		// tls.Certificate.Certificate holds a DER blob with a flipped tag
+		// byte. ssl_invalid_certificate is the closest OONI string; the
+		// chain itself is still recorded (probe/tls_wire.go).
+		return SSLInvalidCert
 	case strings.Contains(l, "tls: ") || strings.Contains(l, "handshake"):
 		if name, ok := alertFromText(l); ok {
 			return name
@@ -188,6 +223,38 @@ func classifyText(s string) string {
 		return SSLFailedHandshake
 	}
 	return UnknownPrefix + s
+}
+
+// remoteAlert finds an alert received from the peer in err's chain: a
+// *net.OpError with Op "remote error" whose Err is crypto/tls's or utls's
+// unexported alert type (a uint8). It walks the chain by hand because
+// errors.As stops at the first *net.OpError, which may be another layer's.
+func remoteAlert(err error) (uint8, bool) {
+	for err != nil {
+		if op, ok := err.(*net.OpError); ok && op.Op == "remote error" && op.Err != nil {
+			v := reflect.ValueOf(op.Err)
+			switch v.Type().PkgPath() {
+			case "crypto/tls", "github.com/refraction-networking/utls":
+				if v.Kind() == reflect.Uint8 {
+					return uint8(v.Uint()), true
+				}
+			}
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				if code, ok := remoteAlert(e); ok {
+					return code, true
+				}
+			}
+			return 0, false
+		default:
+			return 0, false
+		}
+	}
+	return 0, false
 }
 
 // alertFromText recognises "remote error: tls: <alert description>", the
@@ -200,7 +267,7 @@ func alertFromText(l string) (string, bool) {
 	}
 	desc := strings.TrimSpace(l[i+len(marker):])
 	for code, name := range alertNames {
-		if strings.TrimPrefix(alertDescription(code), "tls: ") == desc {
+		if strings.ToLower(strings.TrimPrefix(alertDescription(code), "tls: ")) == desc {
 			return SSLAlertPrefix + name, true
 		}
 	}

@@ -1,0 +1,347 @@
+package control
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+	"golang.org/x/crypto/x509roots/fallback/bundle"
+
+	"kzprobe/probe"
+	"kzprobe/probe/guard"
+)
+
+// Exchanger is a control resolver: a probe.Exchanger that holds
+// connections, released by Close. Exchangers are safe for concurrent use
+// and implement probe.InfoExchanger.
+type Exchanger interface {
+	probe.InfoExchanger
+	io.Closer
+}
+
+// ErrInvalidSpec is wrapped by New for a spec it cannot use.
+var ErrInvalidSpec = errors.New("control: invalid resolver spec")
+
+// DefaultTimeout is the zero value of Options.Timeout.
+const DefaultTimeout = 5 * time.Second
+
+// Options configures a control resolver. The zero value is usable: the
+// TLS name is the IP, the roots are the Mozilla bundle, the dialer is a
+// plain net.Dialer and each exchange takes at most DefaultTimeout.
+type Options struct {
+	// ServerName is the TLS server name sent and verified (DoH, DoT), and
+	// the HTTP Host of DoH requests. Zero means the IP literal of the
+	// spec, which then must be in the certificate's IP SANs.
+	ServerName string
+	// RootCAs verifies the resolver's certificate. Nil means MozillaRoots(),
+	// the bundle compiled into the binary, so results do not depend on the
+	// machine (a machine with the interception root installed would
+	// otherwise trust an intercepted control). To add a CA (the lab's),
+	// append to MozillaRoots() and pass the result.
+	RootCAs *x509.CertPool
+	// Dial makes every connection. Nil means a zero net.Dialer, with no
+	// guard: pass guard.Guard.Dialer's result.
+	Dial guard.DialFunc
+	// Timeout bounds each exchange, dialling and the TLS handshake
+	// included, when the context allows longer. Zero means DefaultTimeout.
+	Timeout time.Duration
+	// Method is the DoH request method: "POST" or "GET" (RFC 8484 section
+	// 4.1). Zero means POST.
+	Method string
+}
+
+func (o Options) timeout() time.Duration {
+	if o.Timeout <= 0 {
+		return DefaultTimeout
+	}
+	return o.Timeout
+}
+
+func (o Options) dial() guard.DialFunc {
+	if o.Dial == nil {
+		return (&net.Dialer{}).DialContext
+	}
+	return o.Dial
+}
+
+// tlsConfig returns the client TLS configuration for a resolver at ip.
+func (o Options) tlsConfig(ip netip.Addr, nextProtos ...string) *tls.Config {
+	name := o.ServerName
+	if name == "" {
+		name = ip.String()
+	}
+	roots := o.RootCAs
+	if roots == nil {
+		roots = MozillaRoots()
+	}
+	return &tls.Config{
+		ServerName: name,
+		RootCAs:    roots,
+		MinVersion: tls.VersionTLS12,
+		NextProtos: nextProtos,
+	}
+}
+
+// mozillaRoots parses the bundle once.
+var mozillaRoots = sync.OnceValue(func() *x509.CertPool {
+	p := x509.NewCertPool()
+	for r := range bundle.Roots() {
+		c, err := x509.ParseCertificate(r.Certificate)
+		if err != nil {
+			continue // the bundle is tested upstream; skip rather than panic
+		}
+		if r.Constraint == nil {
+			p.AddCert(c)
+		} else {
+			p.AddCertWithConstraint(c, r.Constraint)
+		}
+	}
+	return p
+})
+
+// MozillaRoots returns a new pool holding the Mozilla (NSS) roots of
+// golang.org/x/crypto/x509roots/fallback, compiled into the binary. The
+// caller may add to it.
+func MozillaRoots() *x509.CertPool { return mozillaRoots().Clone() }
+
+// Spec names a control resolver and the TLS name to verify for it.
+type Spec struct {
+	// URL is a spec for New, e.g. "https://1.1.1.1/dns-query".
+	URL string
+	// ServerName overrides Options.ServerName for this resolver; zero
+	// keeps it.
+	ServerName string
+}
+
+// DefaultControl is the control resolver used when none is configured:
+// Cloudflare's DoH service, pinned to its IP so no local DNS is needed.
+func DefaultControl() Spec {
+	return Spec{URL: "https://1.1.1.1/dns-query", ServerName: "cloudflare-dns.com"}
+}
+
+// DefaultFallbacks are tried in order after DefaultControl fails at the
+// transport level (it may be blocked): Google's and Quad9's DoH services.
+func DefaultFallbacks() []Spec {
+	return []Spec{
+		{URL: "https://8.8.8.8/dns-query", ServerName: "dns.google"},
+		{URL: "https://9.9.9.9/dns-query", ServerName: "dns.quad9.net"},
+	}
+}
+
+// spec is a parsed resolver spec.
+type spec struct {
+	scheme string
+	addr   netip.AddrPort
+	url    *url.URL // https only
+}
+
+// parseSpec parses "https://IP[:port][/path]", "tls://IP[:port]",
+// "udp://IP[:port]" or "tcp://IP[:port]". The host must be an IP literal.
+func parseSpec(s string) (spec, error) {
+	bad := func(format string, a ...any) (spec, error) {
+		return spec{}, fmt.Errorf("%w %q: %s", ErrInvalidSpec, s, fmt.Sprintf(format, a...))
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return bad("%v", err)
+	}
+	scheme := strings.ToLower(u.Scheme)
+	defaultPort := map[string]uint16{"https": 443, "tls": 853, "udp": 53, "tcp": 53}[scheme]
+	if defaultPort == 0 {
+		return bad("want https://IP/dns-query (DoH), tls://IP:853 (DoT), udp://IP:53 or tcp://IP:53")
+	}
+	if u.User != nil || u.Fragment != "" || u.Opaque != "" {
+		return bad("user info, opaque part and fragment are not allowed")
+	}
+	host := u.Hostname()
+	ip, err := netip.ParseAddr(host)
+	if err != nil || ip.Zone() != "" {
+		return bad("the host must be an IP address (pinned, so reaching it needs no local DNS), not %q; set the TLS name with the server name option", host)
+	}
+	port := defaultPort
+	if p := u.Port(); p != "" {
+		n, err := strconv.ParseUint(p, 10, 16)
+		if err != nil || n == 0 {
+			return bad("invalid port %q", p)
+		}
+		port = uint16(n)
+	}
+	sp := spec{scheme: scheme, addr: netip.AddrPortFrom(ip.Unmap(), port)}
+	if scheme == "https" {
+		v := *u
+		v.Scheme = "https"
+		if v.Path == "" {
+			v.Path = "/dns-query"
+		}
+		sp.url = &v
+		return sp, nil
+	}
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+		return bad("a %s resolver takes no path or query", scheme)
+	}
+	return sp, nil
+}
+
+// New returns the control resolver named by s:
+//
+//	https://IP[:port][/path]  DoH (RFC 8484) over HTTP/2, path /dns-query by default
+//	tls://IP[:port]           DoT (RFC 7858), port 853 by default
+//	udp://IP[:port]           plain DNS, TCP on truncation (probe.NewDNSExchanger)
+//	tcp://IP[:port]           plain DNS over TCP
+//
+// The host must be an IP literal; an error wrapping ErrInvalidSpec and
+// naming s says so otherwise. No connection is made before the first
+// exchange.
+func New(s string, opts Options) (Exchanger, error) {
+	sp, err := parseSpec(s)
+	if err != nil {
+		return nil, err
+	}
+	switch opts.Method {
+	case "", "POST", "GET":
+	default:
+		return nil, fmt.Errorf("control: DoH method %q: want POST or GET", opts.Method)
+	}
+	switch sp.scheme {
+	case "https":
+		return newDoH(sp, opts), nil
+	case "tls":
+		return newDoT(sp, opts), nil
+	}
+	var ex probe.Exchanger
+	if sp.scheme == "tcp" {
+		ex = probe.NewTCPDNSExchanger(sp.addr.String(), opts.Dial)
+	} else {
+		ex = probe.NewDNSExchanger(sp.addr.String(), opts.Dial)
+	}
+	if e, ok := ex.(Exchanger); ok {
+		return e, nil
+	}
+	return nil, fmt.Errorf("control: %s: plain exchanger lacks ExchangeWithInfo or Close", s)
+}
+
+// NewWithFallbacks returns a control resolver that asks specs[0] and moves
+// to the next spec when an exchange fails at the transport level (timeout,
+// refused, TLS failure, malformed response). A DNS answer, NXDOMAIN and
+// SERVFAIL included, ends the search: it is the control's view. The
+// resolver that last answered is tried first next time, so a blocked
+// default costs one timeout, not one per query; a timeout moves the
+// preference on, so the caller's retry goes to the next resolver.
+func NewWithFallbacks(specs []Spec, opts Options) (Exchanger, error) {
+	if len(specs) == 0 {
+		return nil, fmt.Errorf("%w: no control resolver given", ErrInvalidSpec)
+	}
+	f := &fallbackExchanger{}
+	for _, s := range specs {
+		o := opts
+		if s.ServerName != "" {
+			o.ServerName = s.ServerName
+		}
+		ex, err := New(s.URL, o)
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		f.ex = append(f.ex, ex)
+	}
+	if len(f.ex) == 1 {
+		return f.ex[0], nil
+	}
+	return f, nil
+}
+
+// fallbackExchanger tries its exchangers in turn.
+type fallbackExchanger struct {
+	ex   []Exchanger
+	pref atomic.Int32 // index of the exchanger tried first
+}
+
+var _ Exchanger = (*fallbackExchanger)(nil)
+
+func (f *fallbackExchanger) current() Exchanger { return f.ex[int(f.pref.Load())%len(f.ex)] }
+
+// Engine is the preferred resolver's engine.
+func (f *fallbackExchanger) Engine() string { return f.current().Engine() }
+
+// Address is the preferred resolver's address.
+func (f *fallbackExchanger) Address() string { return f.current().Address() }
+
+func (f *fallbackExchanger) Exchange(ctx context.Context, q *dns.Msg) (*dns.Msg, []byte, error) {
+	resp, raw, _, err := f.ExchangeWithInfo(ctx, q)
+	return resp, raw, err
+}
+
+func (f *fallbackExchanger) ExchangeWithInfo(ctx context.Context, q *dns.Msg) (*dns.Msg, []byte, probe.ExchangeInfo, error) {
+	n := len(f.ex)
+	start := int(f.pref.Load()) % n
+	var (
+		resp     *dns.Msg
+		raw      []byte
+		info     probe.ExchangeInfo
+		err      error
+		attempts int
+	)
+	for i := range n {
+		idx := (start + i) % n
+		resp, raw, info, err = f.ex[idx].ExchangeWithInfo(ctx, q)
+		attempts += max(info.Attempts, 1)
+		info.Attempts = attempts
+		if err == nil {
+			f.pref.Store(int32(idx))
+			return resp, raw, info, nil
+		}
+		// Prefer the next resolver from now on, unless another
+		// goroutine already moved the preference.
+		f.pref.CompareAndSwap(int32(idx), int32((idx+1)%n))
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return resp, raw, info, err
+}
+
+// Close closes every resolver.
+func (f *fallbackExchanger) Close() error {
+	var errs []error
+	for _, ex := range f.ex {
+		errs = append(errs, ex.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// exchangeContext bounds ctx by the exchange timeout.
+func exchangeContext(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, timeout)
+}
+
+// longAgo is a deadline in the past, to unblock a read at once.
+var longAgo = time.Unix(1, 0)
+
+// watchConn applies ctx's deadline to conn and interrupts it when ctx
+// ends. Call the returned stop when done.
+func watchConn(ctx context.Context, conn net.Conn) (stop func() bool) {
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	return context.AfterFunc(ctx, func() { conn.SetDeadline(longAgo) })
+}
+
+// ctxErr prefers the context's error to the deadline error it caused.
+func ctxErr(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil && err != nil {
+		return fmt.Errorf("%w (%v)", cerr, err)
+	}
+	return err
+}

@@ -1,0 +1,367 @@
+package control
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"math/big"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"kzprobe/probe"
+	"kzprobe/probe/failure"
+	"kzprobe/probe/guard"
+)
+
+// loopbackOnly is the guard every test dials through.
+var loopbackOnly = guard.New(netip.MustParsePrefix("127.0.0.0/8")).Dialer(nil)
+
+// testPKI is a CA generated for the test and a server certificate for
+// 127.0.0.1 and resolver.example.test.
+type testPKI struct {
+	pool *x509.CertPool
+	cert tls.Certificate
+}
+
+func newTestPKI(t testing.TB) *testPKI {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	caTmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "kzprobe control test CA"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leafTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2),
+		Subject:      pkix.Name{CommonName: "resolver.example.test"},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:     []string{"resolver.example.test"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	return &testPKI{pool: pool, cert: tls.Certificate{Certificate: [][]byte{leafDER, caDER}, PrivateKey: key}}
+}
+
+// serverTLS returns a server config that counts handshakes (ClientHellos).
+func (p *testPKI) serverTLS(handshakes *atomic.Int32) *tls.Config {
+	return &tls.Config{
+		Certificates: []tls.Certificate{p.cert},
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			handshakes.Add(1)
+			return nil, nil
+		},
+	}
+}
+
+// answerer answers a query; nil means no reply.
+type answerer func(q *dns.Msg) *dns.Msg
+
+// fixedA answers every A query with ip, everything else with NOERROR and
+// no records.
+func fixedA(ip string) answerer {
+	return func(q *dns.Msg) *dns.Msg {
+		m := new(dns.Msg).SetReply(q)
+		if q.Question[0].Qtype == dns.TypeA {
+			rr, _ := dns.NewRR(q.Question[0].Name + " 60 IN A " + ip)
+			m.Answer = append(m.Answer, rr)
+		}
+		return m
+	}
+}
+
+func rcode(code int) answerer {
+	return func(q *dns.Msg) *dns.Msg { return new(dns.Msg).SetRcode(q, code) }
+}
+
+func handler(a answerer) dns.HandlerFunc {
+	return func(w dns.ResponseWriter, r *dns.Msg) {
+		if m := a(r); m != nil {
+			w.WriteMsg(m)
+		}
+	}
+}
+
+// startUDP runs a miekg/dns UDP server on 127.0.0.1 and returns its
+// address and a query counter.
+func startUDP(t testing.TB, a answerer) (string, *atomic.Int32) {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n atomic.Int32
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		n.Add(1)
+		handler(a)(w, r)
+	})}
+	start(t, srv)
+	return pc.LocalAddr().String(), &n
+}
+
+func start(t testing.TB, srv *dns.Server) {
+	t.Helper()
+	started := make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(started) }
+	go srv.ActivateAndServe()
+	<-started
+	t.Cleanup(func() { srv.Shutdown() })
+}
+
+func lookup(t testing.TB, ex probe.Exchanger, host string, qtype uint16) probe.DNSQuery {
+	t.Helper()
+	r := &probe.DNSResolver{Exchanger: ex, Timeout: 2 * time.Second, Retries: -1}
+	return r.Lookup(context.Background(), host, qtype, time.Now())
+}
+
+func str(p *string) string {
+	if p == nil {
+		return "<nil>"
+	}
+	return *p
+}
+
+func expectAnswer(t testing.TB, q probe.DNSQuery, ip string) {
+	t.Helper()
+	if q.Failure != nil {
+		t.Fatalf("failure %s; want success", *q.Failure)
+	}
+	if len(q.Answers) != 1 || q.Answers[0].IPv4 != ip {
+		t.Fatalf("answers %v; want A %s", q.Answers, ip)
+	}
+}
+
+func newExchanger(t testing.TB, spec string, opts Options) Exchanger {
+	t.Helper()
+	if opts.Dial == nil {
+		opts.Dial = loopbackOnly
+	}
+	ex, err := New(spec, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ex.Close() })
+	return ex
+}
+
+func TestResolverSpec(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		spec, engine, address, err string
+	}{
+		{"https://1.1.1.1/dns-query", "doh", "https://1.1.1.1/dns-query", ""},
+		{"https://1.1.1.1", "doh", "https://1.1.1.1/dns-query", ""},
+		{"HTTPS://127.0.0.1:8443/resolve?ct=x", "doh", "https://127.0.0.1:8443/resolve?ct=x", ""},
+		{"https://[2606:4700:4700::1111]/dns-query", "doh", "https://[2606:4700:4700::1111]/dns-query", ""},
+		{"tls://9.9.9.9", "dot", "9.9.9.9:853", ""},
+		{"tls://[::1]:8853", "dot", "[::1]:8853", ""},
+		{"udp://127.0.0.1", "udp", "127.0.0.1:53", ""},
+		{"udp://127.0.0.1:5353", "udp", "127.0.0.1:5353", ""},
+		{"tcp://127.0.0.1:5353", "tcp", "127.0.0.1:5353", ""},
+		{"https://dns.google/dns-query", "", "", "must be an IP address"},
+		{"tls://one.one.one.one:853", "", "", "must be an IP address"},
+		{"udp://localhost:53", "", "", "must be an IP address"},
+		{"https://[fe80::1%25eth0]/dns-query", "", "", "must be an IP address"},
+		{"http://1.1.1.1/dns-query", "", "", "want https://IP/dns-query"},
+		{"1.1.1.1", "", "", "want https://IP/dns-query"},
+		{"udp://127.0.0.1:0", "", "", "invalid port"},
+		{"udp://127.0.0.1:99999", "", "", "invalid port"},
+		{"tls://1.1.1.1:853/path", "", "", "no path"},
+		{"https://user:pw@1.1.1.1/dns-query", "", "", "user info"},
+		{"", "", "", "want https://IP/dns-query"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.spec, func(t *testing.T) {
+			ex, err := New(tc.spec, Options{Dial: loopbackOnly})
+			if tc.err != "" {
+				if err == nil || !errors.Is(err, ErrInvalidSpec) || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), tc.spec) {
+					t.Errorf("New(%q) error = %v; want %q naming the spec", tc.spec, err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("New(%q): %v", tc.spec, err)
+			}
+			defer ex.Close()
+			if ex.Engine() != tc.engine || ex.Address() != tc.address {
+				t.Errorf("engine %q address %q; want %q %q", ex.Engine(), ex.Address(), tc.engine, tc.address)
+			}
+		})
+	}
+	if _, err := New("https://127.0.0.1/dns-query", Options{Method: "PUT"}); err == nil {
+		t.Error("method PUT accepted; want an error")
+	}
+}
+
+func TestResolverDefaultsArePinned(t *testing.T) {
+	t.Parallel()
+	for _, s := range append([]Spec{DefaultControl()}, DefaultFallbacks()...) {
+		sp, err := parseSpec(s.URL)
+		if err != nil || sp.scheme != "https" || s.ServerName == "" {
+			t.Errorf("%+v: scheme %q, err %v; want pinned DoH with a server name", s, sp.scheme, err)
+		}
+	}
+	// Building them contacts nothing.
+	ex, err := NewWithFallbacks(append([]Spec{DefaultControl()}, DefaultFallbacks()...), Options{Dial: loopbackOnly})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex.Close()
+	if MozillaRoots() == MozillaRoots() {
+		t.Error("MozillaRoots returns a shared pool; callers adding a CA would change it for all")
+	}
+}
+
+func TestResolverUDP(t *testing.T) {
+	t.Parallel()
+	addr, _ := startUDP(t, fixedA("192.0.2.53"))
+	ex := newExchanger(t, "udp://"+addr, Options{})
+	q := lookup(t, ex, "plain.example.test", dns.TypeA)
+	expectAnswer(t, q, "192.0.2.53")
+	if q.Engine != "udp" || q.ResolverAddress != addr {
+		t.Errorf("engine %q address %q; want udp %s", q.Engine, q.ResolverAddress, addr)
+	}
+}
+
+func TestResolverFallbacks(t *testing.T) {
+	t.Parallel()
+	pki := newTestPKI(t)
+	var dohQueries atomic.Int32
+	doh := startDoH(t, pki, func(q *dns.Msg) *dns.Msg { dohQueries.Add(1); return fixedA("192.0.2.44")(q) })
+
+	// A port with nothing behind it: refused at once, so the fallback is
+	// tried within the same exchange.
+	pc, _ := net.ListenPacket("udp", "127.0.0.1:0")
+	closed := pc.LocalAddr().String()
+	pc.Close()
+
+	ex, err := NewWithFallbacks([]Spec{{URL: "udp://" + closed}, {URL: doh.url, ServerName: "resolver.example.test"}},
+		Options{RootCAs: pki.pool, Dial: loopbackOnly})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Close()
+	q := lookup(t, ex, "fb.example.test", dns.TypeA)
+	expectAnswer(t, q, "192.0.2.44")
+	if q.Engine != "doh" || q.ResolverAddress != doh.url || q.Attempts != 2 {
+		t.Errorf("engine %q address %q attempts %d; want doh %s 2", q.Engine, q.ResolverAddress, q.Attempts, doh.url)
+	}
+	// The resolver that answered is now tried first.
+	q = lookup(t, ex, "fb2.example.test", dns.TypeA)
+	expectAnswer(t, q, "192.0.2.44")
+	if q.Attempts != 1 {
+		t.Errorf("second query attempts %d; want 1 (sticky preference)", q.Attempts)
+	}
+
+	t.Run("nxdomain does not fall back", func(t *testing.T) {
+		nx, _ := startUDP(t, rcode(dns.RcodeNameError))
+		before := dohQueries.Load()
+		ex, err := NewWithFallbacks([]Spec{{URL: "udp://" + nx}, {URL: doh.url, ServerName: "resolver.example.test"}},
+			Options{RootCAs: pki.pool, Dial: loopbackOnly})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ex.Close()
+		q := lookup(t, ex, "gone.example.test", dns.TypeA)
+		if str(q.Failure) != failure.DNSNXDOMAIN || q.Rcode == nil || *q.Rcode != dns.RcodeNameError {
+			t.Errorf("failure %s rcode %v; want %s, 3", str(q.Failure), q.Rcode, failure.DNSNXDOMAIN)
+		}
+		if dohQueries.Load() != before {
+			t.Error("NXDOMAIN fell back to the next resolver")
+		}
+	})
+
+	t.Run("all fail", func(t *testing.T) {
+		ex, err := NewWithFallbacks([]Spec{{URL: "udp://" + closed}, {URL: "tcp://" + closed}}, Options{Dial: loopbackOnly})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ex.Close()
+		q := lookup(t, ex, "x.example.test", dns.TypeA)
+		if str(q.Failure) != failure.ConnectionRefused || q.Attempts != 2 {
+			t.Errorf("failure %s attempts %d; want %s, 2", str(q.Failure), q.Attempts, failure.ConnectionRefused)
+		}
+	})
+
+	if _, err := NewWithFallbacks([]Spec{{URL: doh.url}, {URL: "https://dns.google/dns-query"}}, Options{}); err == nil || !strings.Contains(err.Error(), "dns.google") {
+		t.Errorf("a hostname among the fallbacks: err %v; want one naming it", err)
+	}
+	if _, err := NewWithFallbacks(nil, Options{}); !errors.Is(err, ErrInvalidSpec) {
+		t.Errorf("no specs: err %v; want ErrInvalidSpec", err)
+	}
+}
+
+// TestResolverGuard shows that a refused destination gets no packet: the
+// DoH server outside the allowed /32 sees no handshake.
+func TestResolverGuard(t *testing.T) {
+	t.Parallel()
+	pki := newTestPKI(t)
+	doh := startDoH(t, pki, fixedA("192.0.2.1"))
+	only2 := guard.New(netip.MustParsePrefix("127.0.0.2/32")).Dialer(nil)
+	for _, spec := range []string{doh.url, "tls://" + doh.addr, "udp://" + doh.addr} {
+		ex := newExchanger(t, spec, Options{RootCAs: pki.pool, Dial: only2})
+		q := lookup(t, ex, "g.example.test", dns.TypeA)
+		if str(q.Failure) != failure.BlockedByAllowNet {
+			t.Errorf("%s: failure %s; want %s", spec, str(q.Failure), failure.BlockedByAllowNet)
+		}
+	}
+	if n := doh.handshakes.Load(); n != 0 {
+		t.Errorf("server saw %d handshakes; want 0", n)
+	}
+}
+
+// concurrently runs n lookups at once and fails on any failure.
+func concurrently(t testing.TB, n int, ex probe.Exchanger, ip string) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan string, n)
+	for i := range n {
+		wg.Go(func() {
+			q := lookup(t, ex, "c"+string(rune('a'+i%26))+".example.test", dns.TypeA)
+			if q.Failure != nil {
+				errs <- *q.Failure
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Errorf("concurrent lookup failed: %s", e)
+	}
+}

@@ -1,0 +1,134 @@
+package lab
+
+import (
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"strings"
+
+	"github.com/miekg/dns"
+)
+
+// The lab's resolvers share one data set and differ in how they lie.
+//
+// The local ("ISP") resolver, on UDP and TCP, answers what Site.DNS says;
+// the control resolver (DoH and DoT) is truthful except for
+// DNSNonexistent (NXDOMAIN) and DNSControlServfail (SERVFAIL). Neither
+// ever recurses: a name outside the scenario and the lab's own zone is
+// NXDOMAIN. Only A records exist; AAAA and every other type get an empty
+// NOERROR answer for a name that exists (the lab is IPv4 only).
+
+// labZone is the lab's own zone: the control resolver's TLS name and the
+// block page live under it.
+const labZone = "lab.test"
+
+// Names in the lab's zone.
+const (
+	ControlDNSName   = "dns." + labZone
+	BlockpageDNSName = "blockpage." + labZone
+)
+
+// dnsTTL is the TTL of every answer, in seconds.
+const dnsTTL = 300
+
+// resolverView says whose answers to give.
+type resolverView int
+
+const (
+	viewLocal resolverView = iota
+	viewControl
+)
+
+// lookup returns the rcode and the IPv4 address (invalid for none) that a
+// resolver gives for a name.
+func (l *Lab) lookup(name string, view resolverView) (int, netip.Addr) {
+	name = strings.ToLower(strings.TrimSuffix(name, "."))
+	switch name {
+	case ControlDNSName:
+		return dns.RcodeSuccess, l.dohAddr
+	case BlockpageDNSName:
+		return dns.RcodeSuccess, l.BlockpageAddr
+	case labZone:
+		return dns.RcodeSuccess, netip.Addr{}
+	}
+	i, ok := l.byName[name]
+	if !ok {
+		return dns.RcodeNameError, netip.Addr{}
+	}
+	s := l.sites[i]
+	if view == viewControl {
+		switch s.DNS {
+		case DNSNonexistent:
+			return dns.RcodeNameError, netip.Addr{}
+		case DNSControlServfail:
+			return dns.RcodeServerFailure, netip.Addr{}
+		}
+		return dns.RcodeSuccess, s.Addr
+	}
+	switch s.DNS {
+	case DNSBlockpage:
+		return dns.RcodeSuccess, l.BlockpageAddr
+	case DNSNXDOMAIN, DNSNonexistent:
+		return dns.RcodeNameError, netip.Addr{}
+	case DNSBogon:
+		return dns.RcodeSuccess, netip.MustParseAddr(BogonAddr)
+	}
+	return dns.RcodeSuccess, s.Addr
+}
+
+// respond builds the answer to a query.
+func (l *Lab) respond(req *dns.Msg, view resolverView) *dns.Msg {
+	m := new(dns.Msg)
+	switch {
+	case req.Opcode != dns.OpcodeQuery:
+		m.SetRcode(req, dns.RcodeNotImplemented)
+		return m
+	case len(req.Question) != 1:
+		m.SetRcodeFormatError(req)
+		return m
+	}
+	m.SetReply(req)
+	m.RecursionAvailable = true
+	q := req.Question[0]
+	rcode, addr := l.lookup(q.Name, view)
+	m.Rcode = rcode
+	if rcode == dns.RcodeSuccess && addr.IsValid() && (q.Qtype == dns.TypeA) && q.Qclass == dns.ClassINET {
+		m.Answer = []dns.RR{&dns.A{
+			Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: dnsTTL},
+			A:   net.IP(addr.AsSlice()),
+		}}
+	}
+	if opt := req.IsEdns0(); opt != nil {
+		m.SetEdns0(1232, false)
+	}
+	return m
+}
+
+// dnsHandler serves one view over plain DNS (UDP or TCP) or DoT.
+type dnsHandler struct {
+	lab  *Lab
+	view resolverView
+}
+
+// ServeDNS answers, after the scenario's latency for UDP (stream
+// transports get theirs from their connection) and possibly not at all
+// for the local resolver over UDP (Scenario.DNSDrop).
+func (h dnsHandler) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
+	l := h.lab
+	_, udp := w.RemoteAddr().(*net.UDPAddr)
+	if udp && h.view == viewLocal && l.dnsDrop > 0 && rand.Float64() < l.dnsDrop {
+		return
+	}
+	m := l.respond(req, h.view)
+	if udp {
+		if !sleep(l.latency, l.done) {
+			return
+		}
+		size := dns.MinMsgSize
+		if opt := req.IsEdns0(); opt != nil {
+			size = int(opt.UDPSize())
+		}
+		m.Truncate(size)
+	}
+	w.WriteMsg(m)
+}

@@ -1,0 +1,175 @@
+package probe
+
+// DNS consistency: step 3 of DESIGN.md. A pure function of the recorded
+// local and control queries; the later checks that need the network (the
+// control server) or a database (ASN) plug in as ConsistencyCheck hooks
+// whose inputs the caller has already collected.
+
+import (
+	"net/netip"
+
+	"kzprobe/probe/failure"
+)
+
+// Consistency reasons added to those in measurement.go.
+const (
+	// ReasonLocalNXDOMAIN: the local resolver says the name does not
+	// exist while the control resolves it (Inconsistent).
+	ReasonLocalNXDOMAIN = "local_nxdomain"
+	// ReasonLocalNoAnswer: the local resolver answers NOERROR without any
+	// address while the control resolves the name (Inconsistent).
+	ReasonLocalNoAnswer = "local_no_answer"
+	// ReasonFamiliesDiffer: both sides resolved, but only in different
+	// address families (e.g. local IPv4 only, control IPv6 only), so the
+	// sets cannot be compared (Unknown).
+	ReasonFamiliesDiffer = "address_families_differ"
+)
+
+// ConsistencyCheck is a later check that may find disjoint address sets
+// consistent after all: it returns true when it does. local and control are
+// the addresses compared (no bogons among local). Checks must be pure:
+// whatever they need (a control server's report, an ASN database) is
+// gathered before.
+type ConsistencyCheck struct {
+	// Reason is recorded when Match returns true, e.g.
+	// ReasonIPValidFromControl or ReasonASNMatch.
+	Reason string
+	// Match decides.
+	Match func(local, control []netip.Addr) bool
+}
+
+// ConsistencyOptions configures CheckConsistency. The zero value uses
+// DefaultBogons and no later checks.
+type ConsistencyOptions struct {
+	// Bogons are the ranges never consistent. Nil means DefaultBogons();
+	// an empty non-nil slice means none.
+	Bogons []netip.Prefix
+	// Exempt are ranges never counted as bogons, though listed in Bogons:
+	// the lab passes the guard's allowed prefixes (127.0.0.0/8, ::1/128),
+	// where its servers live. Nil means none.
+	Exempt []netip.Prefix
+	// Checks run in order when the sets do not intersect; the first that
+	// matches makes the result Consistent with its Reason. Nil means none.
+	Checks []ConsistencyCheck
+}
+
+// CheckConsistency compares local and control queries with the default
+// options. See [ConsistencyOptions.Check].
+func CheckConsistency(local, control []DNSQuery) *DNSConsistency {
+	return ConsistencyOptions{}.Check(local, control)
+}
+
+// Check compares the local and control queries of one target (A and AAAA
+// each) and returns the status and the reason. The rules, first match wins:
+//
+//  1. a local address in Bogons (and not in Exempt): Inconsistent, bogon;
+//  2. neither side has an address: Consistent, same_failure, when both
+//     failed the same way (both NXDOMAIN, both no answer, ...), so the
+//     verdict can say the name is down everywhere; else Unknown, both_failed;
+//  3. only the control has addresses: Inconsistent, local_nxdomain or
+//     local_no_answer when the local resolver denied the name, else
+//     Unknown, local_failed (a timeout or SERVFAIL is not evidence of a
+//     lie);
+//  4. only the local side has addresses: Unknown, control_failed;
+//  5. the sets share an address: Consistent, intersection;
+//  6. a ConsistencyCheck matches: Consistent with its reason;
+//  7. the sets share no address family: Unknown, address_families_differ;
+//  8. else Inconsistent, no_intersection.
+func (o ConsistencyOptions) Check(local, control []DNSQuery) *DNSConsistency {
+	bogons := o.Bogons
+	if bogons == nil {
+		bogons = DefaultBogons()
+	}
+	la, ca := Addrs(local), Addrs(control)
+	c := &DNSConsistency{LocalAddrs: addrStrings(la), ControlAddrs: addrStrings(ca), Bogons: []string{}}
+	for _, a := range la {
+		if IsBogon(a, bogons) && !IsBogon(a, o.Exempt) {
+			c.Bogons = append(c.Bogons, a.String())
+		}
+	}
+	lf, cf := sideFailure(local), sideFailure(control)
+	switch {
+	case len(c.Bogons) > 0:
+		return c.set(Inconsistent, ReasonBogon)
+	case len(la) == 0 && len(ca) == 0:
+		if lf != "" && lf == cf {
+			return c.set(Consistent, ReasonSameFailure)
+		}
+		return c.set(Unknown, ReasonBothFailed)
+	case len(la) == 0:
+		switch lf {
+		case failure.DNSNXDOMAIN:
+			return c.set(Inconsistent, ReasonLocalNXDOMAIN)
+		case failure.DNSNoAnswer:
+			return c.set(Inconsistent, ReasonLocalNoAnswer)
+		}
+		return c.set(Unknown, ReasonLocalFailed)
+	case len(ca) == 0:
+		return c.set(Unknown, ReasonControlFailed)
+	}
+	cset := make(map[netip.Addr]bool, len(ca))
+	for _, a := range ca {
+		cset[a] = true
+	}
+	for _, a := range la {
+		if cset[a] {
+			return c.set(Consistent, ReasonIntersection)
+		}
+	}
+	for _, chk := range o.Checks {
+		if chk.Match != nil && chk.Match(la, ca) {
+			return c.set(Consistent, chk.Reason)
+		}
+	}
+	if !sharesFamily(la, ca) {
+		return c.set(Unknown, ReasonFamiliesDiffer)
+	}
+	return c.set(Inconsistent, ReasonNoIntersection)
+}
+
+func (c *DNSConsistency) set(status, reason string) *DNSConsistency {
+	c.Status, c.Reason = status, reason
+	return c
+}
+
+// sideFailure summarises the queries of one side that produced no
+// address: NXDOMAIN when any query says so (a statement about the name,
+// stronger than a lost packet), else the first failure, else
+// dns_no_answer. It returns "" when no queries were made.
+func sideFailure(queries []DNSQuery) string {
+	first := ""
+	for _, q := range queries {
+		if q.Failure == nil {
+			continue
+		}
+		if *q.Failure == failure.DNSNXDOMAIN {
+			return failure.DNSNXDOMAIN
+		}
+		if first == "" {
+			first = *q.Failure
+		}
+	}
+	if first == "" && len(queries) > 0 {
+		return failure.DNSNoAnswer
+	}
+	return first
+}
+
+func sharesFamily(a, b []netip.Addr) bool {
+	var a4, a6, b4, b6 bool
+	for _, x := range a {
+		a4, a6 = a4 || x.Is4(), a6 || x.Is6()
+	}
+	for _, x := range b {
+		b4, b6 = b4 || x.Is4(), b6 || x.Is6()
+	}
+	return (a4 && b4) || (a6 && b6)
+}
+
+func addrStrings(addrs []netip.Addr) []string {
+	out := make([]string, len(addrs))
+	for i, a := range addrs {
+		out[i] = a.String()
+	}
+	return out
+}

@@ -1,0 +1,369 @@
+package probe
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"kzprobe/probe/chain"
+)
+
+// Envelope is the part of every measurement that describes the run and
+// the vantage point rather than the target.
+type Envelope struct {
+	// ReportID is shared by every measurement of a run; NewReportID makes one.
+	ReportID string
+	// SoftwareVersion is kzprobe's version.
+	SoftwareVersion string
+	// ProbeASN ("AS<n>"), ProbeCC and ProbeNetworkName describe the
+	// vantage; empty means unknown ("AS0", "ZZ", "").
+	ProbeASN, ProbeCC, ProbeNetworkName string
+	// ResolverASN and ResolverNetworkName describe the local resolver's network.
+	ResolverASN, ResolverNetworkName string
+	// Annotations are copied into every measurement.
+	Annotations map[string]string
+	// TestStartTime is when the run started.
+	TestStartTime time.Time
+}
+
+// Prober measures one target: local and control DNS, consistency, TCP and
+// TLS to each local address with each fingerprint, chain analysis and the
+// verdict. Its fields are the dependencies; nil and zero fields mean the
+// documented defaults. A Prober is safe for concurrent use.
+type Prober struct {
+	// Local is the network's own resolver. Required.
+	Local *DNSResolver
+	// Control is the control resolver. Nil means no control: consistency
+	// is then "unknown".
+	Control *DNSResolver
+	// Connector makes TCP connections. Nil means a default Connector.
+	Connector *Connector
+	// Handshaker does the TLS handshakes. Nil means a default Handshaker.
+	Handshaker *Handshaker
+	// Analyzer judges chains. Required.
+	Analyzer *chain.Analyzer
+	// Fingerprints are the ClientHello fingerprints, one handshake each.
+	// Empty means {"chrome"}.
+	Fingerprints []string
+	// MaxAddresses bounds the local addresses dialled. Zero means 4.
+	MaxAddresses int
+	// Port is the TLS port for targets that name none. Zero means 443.
+	Port int
+	// Consistency configures the DNS comparison.
+	Consistency ConsistencyOptions
+	// Timeout bounds one target. Zero means 60s.
+	Timeout time.Duration
+	// Now is the clock. Nil means time.Now.
+	Now func() time.Time
+	// Envelope describes the run.
+	Envelope Envelope
+}
+
+func (p *Prober) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
+}
+
+func (p *Prober) fingerprints() []string {
+	if len(p.Fingerprints) == 0 {
+		return []string{"chrome"}
+	}
+	return p.Fingerprints
+}
+
+func (p *Prober) maxAddresses() int {
+	if p.MaxAddresses <= 0 {
+		return 4
+	}
+	return p.MaxAddresses
+}
+
+func (p *Prober) port(port int) int {
+	switch {
+	case port > 0:
+		return port
+	case p.Port > 0:
+		return p.Port
+	}
+	return 443
+}
+
+func (p *Prober) timeout() time.Duration {
+	if p.Timeout <= 0 {
+		return 60 * time.Second
+	}
+	return p.Timeout
+}
+
+// Measure measures domain on port (0 means p.Port) and returns the
+// complete record. It never fails: network errors are recorded in the
+// measurement. When ctx is cancelled the record is incomplete, and the
+// caller should not keep it (see Runner).
+func (p *Prober) Measure(ctx context.Context, domain string, port int) *Measurement {
+	port = p.port(port)
+	start := p.now()
+	ctx, cancel := context.WithTimeout(ctx, p.timeout())
+	defer cancel()
+
+	m := p.newMeasurement(domain, port, start)
+	tk := &m.TestKeys
+
+	// Steps 1 and 2: local and control DNS at once.
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tk.Queries = LookupAll(ctx, p.Local, domain, start)
+	}()
+	if p.Control != nil {
+		tk.ControlQueries = LookupAll(ctx, p.Control, domain, start)
+	}
+	wg.Wait()
+
+	// Step 3: consistency.
+	tk.DNSConsistency = p.Consistency.Check(tk.Queries, tk.ControlQueries)
+
+	// Step 4: TCP and TLS to each local address, with each fingerprint.
+	addrs := Addrs(tk.Queries)
+	if len(addrs) > p.maxAddresses() {
+		addrs = addrs[:p.maxAddresses()]
+	}
+	p.handshakeAll(ctx, tk, domain, addrs, port, start)
+
+	// Step 5: chain analysis of every presented chain, at measurement time.
+	tk.Chains = make([]*chain.Judgement, len(tk.TLSHandshakes))
+	for i, h := range tk.TLSHandshakes {
+		if len(h.PeerCertificates) == 0 {
+			continue
+		}
+		der := make([][]byte, len(h.PeerCertificates))
+		for j, c := range h.PeerCertificates {
+			der[j] = c
+		}
+		tk.Chains[i] = p.Analyzer.Judge(der, domain, start)
+	}
+	tk.Interception = chain.Strongest(tk.Chains)
+
+	// Step 6: verdict.
+	tk.Verdict, tk.VerdictReason = Classify(m)
+	m.TestRuntime = p.now().Sub(start).Seconds()
+	return m
+}
+
+// handshakeAll runs every (address, fingerprint) pair concurrently and
+// records the results in a fixed order: by address, then fingerprint.
+func (p *Prober) handshakeAll(ctx context.Context, tk *TestKeys, domain string, addrs []netip.Addr, port int, t0 time.Time) {
+	fps := p.fingerprints()
+	n := len(addrs) * len(fps)
+	conns := make([]TCPConnect, n)
+	hs := make([]*TLSHandshake, n)
+	connector, handshaker := p.Connector, p.Handshaker
+	if connector == nil {
+		connector = &Connector{}
+	}
+	if handshaker == nil {
+		handshaker = &Handshaker{}
+	}
+	var wg sync.WaitGroup
+	for i, a := range addrs {
+		for j, fp := range fps {
+			k := i*len(fps) + j
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				conn, tc := connector.Connect(ctx, a, port, t0)
+				conns[k] = tc
+				if conn == nil {
+					return
+				}
+				h := handshaker.Handshake(ctx, conn, domain, fp, t0)
+				hs[k] = &h
+			}()
+		}
+	}
+	wg.Wait()
+	tk.TCPConnect = conns
+	for _, h := range hs {
+		if h != nil {
+			tk.TLSHandshakes = append(tk.TLSHandshakes, *h)
+		}
+	}
+}
+
+func (p *Prober) newMeasurement(domain string, port int, start time.Time) *Measurement {
+	e := p.Envelope
+	input := domain
+	if port != 443 {
+		input = net.JoinHostPort(domain, strconv.Itoa(port))
+	}
+	asn, cc := e.ProbeASN, e.ProbeCC
+	if asn == "" {
+		asn = "AS0"
+	}
+	if cc == "" {
+		cc = "ZZ"
+	}
+	resolverASN := e.ResolverASN
+	if resolverASN == "" {
+		resolverASN = "AS0"
+	}
+	ts := e.TestStartTime
+	if ts.IsZero() {
+		ts = start
+	}
+	m := &Measurement{
+		Input:                input,
+		ReportID:             e.ReportID,
+		MeasurementUID:       newID(start),
+		MeasurementStartTime: FormatTime(start),
+		TestStartTime:        FormatTime(ts),
+		TestName:             TestName,
+		TestVersion:          TestVersion,
+		SoftwareName:         SoftwareName,
+		SoftwareVersion:      e.SoftwareVersion,
+		ProbeASN:             asn,
+		ProbeCC:              cc,
+		ProbeNetworkName:     e.ProbeNetworkName,
+		ProbeIP:              "127.0.0.1",
+		ResolverASN:          resolverASN,
+		ResolverNetworkName:  e.ResolverNetworkName,
+		Annotations:          e.Annotations,
+	}
+	m.TestKeys.Domain, m.TestKeys.Port = domain, port
+	if p.Local != nil && p.Local.Exchanger != nil {
+		if ap, err := netip.ParseAddrPort(p.Local.Exchanger.Address()); err == nil {
+			m.ResolverIP = ap.Addr().String()
+		}
+	}
+	return m
+}
+
+// FormatTime formats t as OONI does: UTC, "2006-01-02 15:04:05".
+func FormatTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") }
+
+// TimeLayout is the layout of FormatTime.
+const TimeLayout = "2006-01-02 15:04:05"
+
+// NewReportID returns a fresh report ID: the start time, the test name,
+// the country and a random part, as OONI's report IDs read.
+func NewReportID(start time.Time, cc string) string {
+	if cc == "" {
+		cc = "ZZ"
+	}
+	return fmt.Sprintf("%s_%s_%s_%s", start.UTC().Format("20060102T150405Z"), TestName, cc, randomHex(8))
+}
+
+func newID(t time.Time) string {
+	return t.UTC().Format("20060102150405.000000") + "_" + randomHex(6)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b)
+}
+
+// Input is one target for a Runner.
+type Input struct {
+	// Domain is the normalised name.
+	Domain string
+	// Port is the TLS port; zero means the Prober's.
+	Port int
+}
+
+// Runner measures a stream of targets with bounded parallelism and writes
+// each measurement as soon as it is complete.
+type Runner struct {
+	// Prober measures one target. Required.
+	Prober *Prober
+	// Parallel is how many targets are measured at once. Zero means 8.
+	Parallel int
+	// Writer receives each completed measurement. Required.
+	Writer *Writer
+	// OnResult, when set, is called once per written measurement, from one
+	// goroutine at a time (for progress and the summary).
+	OnResult func(*Measurement)
+}
+
+// Stats counts what a run did.
+type Stats struct {
+	// Written counts measurements written.
+	Written int
+	// Interrupted counts targets started but cancelled before completion
+	// (not written, so a resumed run measures them again).
+	Interrupted int
+}
+
+// Run measures every input until the channel closes or ctx is cancelled.
+// On cancellation it stops taking inputs, lets in-flight targets end (they
+// see the cancelled context and return at once) and does not write their
+// incomplete records. It returns ctx's error when interrupted and the
+// first output error, which stops the run.
+func (r *Runner) Run(ctx context.Context, inputs <-chan Input) (Stats, error) {
+	par := r.Parallel
+	if par <= 0 {
+		par = 8
+	}
+	parent := ctx
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	var (
+		mu     sync.Mutex
+		stats  Stats
+		outErr error
+		wg     sync.WaitGroup
+	)
+	for range par {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				var in Input
+				var ok bool
+				select {
+				case <-ctx.Done():
+					return
+				case in, ok = <-inputs:
+					if !ok {
+						return
+					}
+				}
+				m := r.Prober.Measure(ctx, in.Domain, in.Port)
+				if ctx.Err() != nil {
+					mu.Lock()
+					stats.Interrupted++
+					mu.Unlock()
+					return
+				}
+				if err := r.Writer.Write(m); err != nil {
+					mu.Lock()
+					if outErr == nil {
+						outErr = err
+					}
+					mu.Unlock()
+					cancel()
+					return
+				}
+				mu.Lock()
+				stats.Written++
+				if r.OnResult != nil {
+					r.OnResult(m)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if outErr != nil {
+		return stats, outErr
+	}
+	return stats, parent.Err()
+}
