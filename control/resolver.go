@@ -168,7 +168,7 @@ func parseSpec(s string) (spec, error) {
 	host := u.Hostname()
 	ip, err := netip.ParseAddr(host)
 	if err != nil || ip.Zone() != "" {
-		return bad("the host must be an IP address (pinned, so reaching it needs no local DNS), not %q; set the TLS name with the server name option", host)
+		return bad("the host must be an IP literal (pinned, so reaching it needs no local DNS), not %q; set the TLS name with the server name option", host)
 	}
 	port := defaultPort
 	if p := u.Port(); p != "" {

@@ -317,7 +317,7 @@ func buildProbe(t *testing.T, dir string) (wait func() string) {
 func checkFree(t *testing.T) {
 	t.Helper()
 	addrs := []string{hostPort(controlIP, dotPort), hostPort(controlIP, dohPort), ispResolverAddr}
-	for _, ip := range []string{originIP, iscaIP, iscaExpiredIP, corpIP, blockPageIP, silentIP, rejectIP} {
+	for _, ip := range []string{originIP, iscaOriginIP, iscaExpiredOriginIP, corpOriginIP, iscaIP, iscaExpiredIP, corpIP, blockPageIP, silentIP, rejectIP} {
 		addrs = append(addrs, hostPort(ip, tlsPort))
 	}
 	for _, a := range addrs {
@@ -342,7 +342,7 @@ func startServers(t *testing.T, tl tools, dir string, p *pki, now time.Time) {
 			local[s.Domain] = s.Local
 		}
 		truth[s.Domain] = s.Control
-		if s.Origin {
+		if s.Origin != "" {
 			origins[s.Domain] = p.leaf(t, dir, s.Domain, now, s.Domain)
 		}
 	}
@@ -373,14 +373,16 @@ func startServers(t *testing.T, tl tools, dir string, p *pki, now time.Time) {
 	isp := startDaemon(t, dir, "unbound-isp", tl.unbound, "-d", "-p", "-c", ispConf)
 	control := startDaemon(t, dir, "unbound-control", tl.unbound, "-d", "-p", "-c", controlConf)
 	ngx := startDaemon(t, dir, "nginx", tl.nginx, "-p", dir, "-c", nginxConf, "-e", "stderr")
-	sslISCA := startDaemon(t, dir, "sslsplit-isca", sslsplitArgs(tl.sslsplit, dir, "sslsplit-isca", iscaIP, p.ISCAInter)...)
-	sslExpired := startDaemon(t, dir, "sslsplit-isca-expired", sslsplitArgs(tl.sslsplit, dir, "sslsplit-isca-expired", iscaExpiredIP, p.ISCAExpired)...)
-	sslCorp := startDaemon(t, dir, "sslsplit-corp", sslsplitArgs(tl.sslsplit, dir, "sslsplit-corp", corpIP, p.Corp)...)
+	sslISCA := startDaemon(t, dir, "sslsplit-isca", sslsplitArgs(tl.sslsplit, dir, "sslsplit-isca", iscaIP, iscaOriginIP, p.ISCAInter)...)
+	sslExpired := startDaemon(t, dir, "sslsplit-isca-expired", sslsplitArgs(tl.sslsplit, dir, "sslsplit-isca-expired", iscaExpiredIP, iscaExpiredOriginIP, p.ISCAExpired)...)
+	sslCorp := startDaemon(t, dir, "sslsplit-corp", sslsplitArgs(tl.sslsplit, dir, "sslsplit-corp", corpIP, corpOriginIP, p.Corp)...)
 
 	waitDNS(t, isp, ispResolverAddr, "clean.e2e.test")
 	waitTCP(t, control, hostPort(controlIP, dotPort))
 	waitTCP(t, control, hostPort(controlIP, dohPort))
-	waitTCP(t, ngx, hostPort(originIP, tlsPort))
+	for _, ip := range []string{originIP, iscaOriginIP, iscaExpiredOriginIP, corpOriginIP} {
+		waitTCP(t, ngx, hostPort(ip, tlsPort))
+	}
 	waitTCP(t, ngx, hostPort(blockPageIP, tlsPort))
 	waitTCP(t, ngx, hostPort(rejectIP, tlsPort))
 	waitTCP(t, sslISCA, hostPort(iscaIP, tlsPort))

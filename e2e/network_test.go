@@ -30,12 +30,23 @@ const (
 	controlName = "control.e2e.test"
 	// tlsPort is where every site listens; the probe is told with --port.
 	tlsPort = 8443
-	// originIP is nginx serving every origin with leaves from the public
-	// test PKI.
+	// originIP is nginx as a shared host: every origin behind it, found
+	// by SNI (an unknown or missing SNI is refused), leaves from the
+	// public test PKI.
 	originIP = "127.77.1.1"
+	// iscaOriginIP, iscaExpiredOriginIP and corpOriginIP are nginx as
+	// dedicated origins, one domain each, whose certificate is also served
+	// without SNI: they sit behind the interceptors. sslsplit 0.5.5 reads
+	// the SNI by peeking at most 1 KiB of the ClientHello; a Chrome
+	// ClientHello (post-quantum key share, padding) is larger, so sslsplit
+	// reports "SNI peek: [n/a] [incomplete]" and dials upstream without
+	// SNI. A shared host would refuse that; a dedicated one answers.
+	iscaOriginIP        = "127.77.1.2"
+	iscaExpiredOriginIP = "127.77.1.3"
+	corpOriginIP        = "127.77.1.4"
 	// iscaIP, iscaExpiredIP and corpIP are sslsplit instances in front of
-	// originIP, forging leaves under the current ISCA intermediate, the
-	// expired one and the corporate CA.
+	// those origins, forging leaves under the current ISCA intermediate,
+	// the expired one and the corporate CA.
 	iscaIP        = "127.77.2.1"
 	iscaExpiredIP = "127.77.2.2"
 	corpIP        = "127.77.2.3"
@@ -55,19 +66,20 @@ type site struct {
 	Local string
 	// Control is the control resolver's A record, the truth.
 	Control string
-	// Origin is true when nginx serves the domain's genuine certificate
-	// on originIP (the sslsplit upstream).
-	Origin bool
+	// Origin is where nginx serves the domain's genuine certificate:
+	// originIP (by SNI), a dedicated address (with or without SNI), or
+	// empty for nowhere.
+	Origin string
 }
 
 // sites is the topology. The expected verdicts are in e2e_test.go.
 var sites = []site{
-	{Domain: "clean.e2e.test", Local: originIP, Control: originIP, Origin: true},
-	{Domain: "isca.e2e.test", Local: iscaIP, Control: iscaIP, Origin: true},
-	{Domain: "isca-expired.e2e.test", Local: iscaExpiredIP, Control: iscaExpiredIP, Origin: true},
-	{Domain: "corp.e2e.test", Local: corpIP, Control: corpIP, Origin: true},
-	{Domain: "dnslie.e2e.test", Local: blockPageIP, Control: originIP, Origin: true},
-	{Domain: "nxdomain.e2e.test", Local: "", Control: originIP, Origin: true},
+	{Domain: "clean.e2e.test", Local: originIP, Control: originIP, Origin: originIP},
+	{Domain: "isca.e2e.test", Local: iscaIP, Control: iscaIP, Origin: iscaOriginIP},
+	{Domain: "isca-expired.e2e.test", Local: iscaExpiredIP, Control: iscaExpiredIP, Origin: iscaExpiredOriginIP},
+	{Domain: "corp.e2e.test", Local: corpIP, Control: corpIP, Origin: corpOriginIP},
+	{Domain: "dnslie.e2e.test", Local: blockPageIP, Control: originIP, Origin: originIP},
+	{Domain: "nxdomain.e2e.test", Local: "", Control: originIP, Origin: originIP},
 	{Domain: "tcpblock.e2e.test", Local: silentIP, Control: silentIP},
 	{Domain: "tlsblock.e2e.test", Local: rejectIP, Control: rejectIP},
 }
@@ -123,10 +135,10 @@ func unboundConfig(dir, name string, interfaces []string, extra []string, data m
 	return b.String()
 }
 
-// nginxConfig serves every origin on originIP, the block page on
-// blockPageIP and a handshake-refusing server on rejectIP. nginx stays in
-// the foreground as a single process (master_process off), so its pid is
-// all there is to stop.
+// nginxConfig serves every origin of sites (origins holds their
+// certificates), the block page on blockPageIP and a handshake-refusing
+// server on rejectIP. nginx stays in the foreground as a single process
+// (master_process off), so its pid is all there is to stop.
 func nginxConfig(dir string, origins map[string]*cert, blockPage *cert) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
@@ -143,17 +155,23 @@ func nginxConfig(dir string, origins map[string]*cert, blockPage *cert) string {
 	}
 	w("  default_type text/plain;")
 	w("  ssl_protocols TLSv1.2 TLSv1.3;")
-	// An unknown SNI on the origin address is refused: if an interceptor
-	// failed to pass the SNI upstream, the suite would see it.
+	// On the shared host an unknown or missing SNI is refused.
 	w("  server { listen %s ssl http2 default_server; ssl_reject_handshake on; }", hostPort(originIP, tlsPort))
-	for _, d := range sortedKeys(origins) {
-		c := origins[d]
+	for _, s := range sites {
+		if s.Origin == "" {
+			continue
+		}
+		c := origins[s.Domain]
 		w("  server {")
-		w("    listen %s ssl http2;", hostPort(originIP, tlsPort))
-		w("    server_name %s;", d)
+		if s.Origin == originIP {
+			w("    listen %s ssl http2;", hostPort(s.Origin, tlsPort))
+		} else {
+			w("    listen %s ssl http2 default_server;", hostPort(s.Origin, tlsPort))
+		}
+		w("    server_name %s;", s.Domain)
 		w("    ssl_certificate %s;", c.CertFile)
 		w("    ssl_certificate_key %s;", c.KeyFile)
-		w("    location / { return 200 \"origin of %s\\n\"; }", d)
+		w("    location / { return 200 \"origin of %s\\n\"; }", s.Domain)
 		w("  }")
 	}
 	w("  server {")
@@ -168,18 +186,18 @@ func nginxConfig(dir string, origins map[string]*cert, blockPage *cert) string {
 }
 
 // sslsplitArgs is the command line of one sslsplit instance: a static
-// "ssl" proxyspec from listenIP to the origin (sslsplit passes the
-// client's SNI upstream), forging leaves with ca, logging connections to
+// "ssl" proxyspec from listenIP to upstreamIP (sslsplit passes the
+// client's SNI upstream when it can read it), forging leaves with ca, logging connections to
 // dir/name-connect.log. sslsplit sends the forged leaf followed by ca's
 // certificate by itself, so no -C is given: -C would only add further
 // certificates (here it would send the intermediate twice). The forged
 // leaf copies the origin's subject and SANs and is valid from a day ago
 // for a year. sslsplit stays in the foreground (no -d), opens its files as
 // root and then drops to nobody.
-func sslsplitArgs(bin, dir, name, listenIP string, ca *cert) []string {
+func sslsplitArgs(bin, dir, name, listenIP, upstreamIP string, ca *cert) []string {
 	return []string{bin, "-k", ca.KeyFile, "-c", ca.CertFile,
 		"-l", filepath.Join(dir, name+"-connect.log"),
-		"ssl", listenIP, strconv.Itoa(tlsPort), originIP, strconv.Itoa(tlsPort)}
+		"ssl", listenIP, strconv.Itoa(tlsPort), upstreamIP, strconv.Itoa(tlsPort)}
 }
 
 // writeFile writes s to dir/name and returns the path.

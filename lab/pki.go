@@ -98,7 +98,6 @@ type forgeKey struct{ name, mode string }
 // NewPKI generates the lab's roots and intermediates, valid relative to now.
 func NewPKI(now time.Time) (*PKI, error) {
 	p := &PKI{Now: now, forged: make(map[forgeKey]*tls.Certificate)}
-	var err error
 	iscaName, err := iscaSubject()
 	if err != nil {
 		return nil, err
@@ -167,7 +166,7 @@ func NewPKI(now time.Time) (*PKI, error) {
 		}
 		*s.cert, *s.key = cert, key
 	}
-	return p, err
+	return p, nil
 }
 
 // iscaSubject is the DER subject of the real ISCA roots, byte for byte:
@@ -296,14 +295,24 @@ func (p *PKI) Forge(name, mode string) (*tls.Certificate, error) {
 	return c, nil
 }
 
-// PEM encodings of the certificates, for trust stores and probe
-// configuration.
-func (p *PKI) PublicRootPEM() []byte              { return certPEM(p.PublicRoot) }
-func (p *PKI) PublicIntermediatePEM() []byte      { return certPEM(p.PublicIntermediate) }
-func (p *PKI) ISCARootPEM() []byte                { return certPEM(p.ISCARoot) }
-func (p *PKI) ISCAIntermediatePEM() []byte        { return certPEM(p.ISCAIntermediate) }
+// PublicRootPEM returns the public test root as PEM: the trust anchor of
+// the origins, the block page and the control resolver.
+func (p *PKI) PublicRootPEM() []byte { return certPEM(p.PublicRoot) }
+
+// PublicIntermediatePEM returns the intermediate the origins send, as PEM.
+func (p *PKI) PublicIntermediatePEM() []byte { return certPEM(p.PublicIntermediate) }
+
+// ISCARootPEM returns the lab's ISCA interception root as PEM.
+func (p *PKI) ISCARootPEM() []byte { return certPEM(p.ISCARoot) }
+
+// ISCAIntermediatePEM returns the current ISCA intermediate as PEM.
+func (p *PKI) ISCAIntermediatePEM() []byte { return certPEM(p.ISCAIntermediate) }
+
+// ISCAExpiredIntermediatePEM returns the expired ISCA intermediate as PEM.
 func (p *PKI) ISCAExpiredIntermediatePEM() []byte { return certPEM(p.ISCAExpiredIntermediate) }
-func (p *PKI) CorporateRootPEM() []byte           { return certPEM(p.CorporateRoot) }
+
+// CorporateRootPEM returns the corporate TLS-inspection root as PEM.
+func (p *PKI) CorporateRootPEM() []byte { return certPEM(p.CorporateRoot) }
 
 // PublicRoots returns a pool holding only the public test root: what a
 // client of the lab trusts as "the web PKI".

@@ -474,7 +474,7 @@ func recordResponse(rec *DNSQuery, q dns.Question, resp *dns.Msg) {
 		if next == "" || ownedBy(owners, next) {
 			break
 		}
-		rec.CNAMEs = append(rec.CNAMEs, strings.TrimSuffix(strings.ToLower(next), "."))
+		rec.CNAMEs = append(rec.CNAMEs, strings.TrimSuffix(next, "."))
 		owners = append(owners, next)
 	}
 

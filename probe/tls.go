@@ -240,12 +240,29 @@ func (h *Handshaker) handshakeGo(ctx context.Context, conn net.Conn, serverName 
 // (STYLE 17): its state is converted to crypto/tls's type at once and a
 // panic inside it becomes an error.
 func (h *Handshaker) handshakeUTLS(ctx context.Context, conn net.Conn, serverName, fingerprint string, peer *chainCapture, keys *keyLog) (state tls.ConnectionState, closer interface{ Close() error }, err error) {
+	err = recoverUTLSPanic(func() error {
+		state, closer, err = h.handshakeUTLSUnguarded(ctx, conn, serverName, fingerprint, peer, keys)
+		return err
+	})
+	return state, closer, err
+}
+
+// recoverUTLSPanic runs fn and turns a panic inside it into an error with
+// the failure "unknown_failure: utls panic: <value>". utls asserts its
+// internal state with panics (u_conn.go uAssert) and parses the peer's
+// messages with code less exercised than crypto/tls's; a probe must never
+// crash on what a network sends it.
+func recoverUTLSPanic(fn func() error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = &failure.Error{Failure: fmt.Sprintf("%sutls panic: %v", failure.UnknownPrefix, r),
 				Operation: "tls_handshake", Err: fmt.Errorf("probe: utls panic: %v", r)}
 		}
 	}()
+	return fn()
+}
+
+func (h *Handshaker) handshakeUTLSUnguarded(ctx context.Context, conn net.Conn, serverName, fingerprint string, peer *chainCapture, keys *keyLog) (tls.ConnectionState, interface{ Close() error }, error) {
 	id, _ := clientHelloID(fingerprint)
 	cfg := &utls.Config{
 		ServerName:            serverName,

@@ -281,9 +281,11 @@ func TestHandshakeFailures(t *testing.T) {
 			want:    failure.GenericTimeout,
 		},
 		{
-			name:   "garbage instead of ServerHello",
-			server: func(t *testing.T) netip.AddrPort { return startRawTestServer(t, write([]byte("HTTP/1.1 400 Bad Request\r\n\r\n"))) },
-			want:   failure.SSLFailedHandshake,
+			name: "garbage instead of ServerHello",
+			server: func(t *testing.T) netip.AddrPort {
+				return startRawTestServer(t, write([]byte("HTTP/1.1 400 Bad Request\r\n\r\n")))
+			},
+			want: failure.SSLFailedHandshake,
 		},
 		{
 			name: "random bytes instead of ServerHello",
@@ -762,5 +764,16 @@ func TestRandomizedKeySharesConsistent(t *testing.T) {
 		if got := randomizedKeySharesConsistent(tc.exts); got != tc.want {
 			t.Errorf("%s: got %v; want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+func TestHandshakeUTLSPanicRecovered(t *testing.T) {
+	t.Parallel()
+	err := recoverUTLSPanic(func() error { panic("uAssert failed") })
+	if got, want := failure.Classify(err), "unknown_failure: utls panic: uAssert failed"; got != want {
+		t.Errorf("failure = %q; want %q", got, want)
+	}
+	if err := recoverUTLSPanic(func() error { return nil }); err != nil {
+		t.Errorf("no panic: err = %v; want nil", err)
 	}
 }

@@ -200,7 +200,9 @@ func buildProber(cfg *Config, start time.Time, version string) (*wiring, error) 
 	if err != nil {
 		return nil, fmt.Errorf("%w: tls.fingerprints: %v", ErrConfig, err)
 	}
-	cons := probe.ConsistencyOptions{Bogons: allowedBogons(g)}
+	// A run confined to some ranges (the lab: loopback) treats answers in
+	// them as ordinary addresses, not bogons.
+	cons := probe.ConsistencyOptions{Exempt: g.Prefixes()}
 	w.prober = &probe.Prober{
 		Local:        local,
 		Control:      &probe.DNSResolver{Exchanger: ex, Timeout: cfg.DNS.Timeout, Retries: cfg.DNS.Retries},
@@ -222,25 +224,6 @@ func buildProber(cfg *Config, start time.Time, version string) (*wiring, error) 
 		},
 	}
 	return w, nil
-}
-
-// allowedBogons is the bogon list minus the ranges the guard explicitly
-// allows: a run confined to loopback (the lab) treats loopback answers as
-// ordinary addresses.
-func allowedBogons(g *guard.Guard) []netip.Prefix {
-	var out []netip.Prefix
-	for _, b := range probe.DefaultBogons() {
-		allowed := false
-		for _, p := range g.Prefixes() {
-			if p.Overlaps(b) && p.Bits() <= b.Bits() {
-				allowed = true
-			}
-		}
-		if !allowed {
-			out = append(out, b)
-		}
-	}
-	return out
 }
 
 // loadTrust returns the trust store: nil (the embedded Mozilla bundle) or

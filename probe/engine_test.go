@@ -1,0 +1,230 @@
+package probe_test
+
+import (
+	"context"
+	"crypto/sha1"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"net"
+	"net/netip"
+	"strconv"
+	"testing"
+	"time"
+
+	"kzprobe/control"
+	"kzprobe/lab"
+	"kzprobe/probe"
+	"kzprobe/probe/chain"
+	"kzprobe/probe/guard"
+)
+
+// startLab starts a lab with sc and returns it with a Prober wired to it the
+// way `kzprobe lab` wires one: the lab's resolver, its DoH control, its
+// public root as the trust store, its ISCA root as an extra interception
+// root, and a guard confined to the lab's /24.
+func startLab(t testing.TB, sc lab.Scenario) (*lab.Lab, *probe.Prober) {
+	t.Helper()
+	l, err := lab.Start(lab.Config{Scenario: sc})
+	if err != nil {
+		t.Fatalf("starting the lab: %v", err)
+	}
+	t.Cleanup(func() { l.Close() })
+	g := guard.New(l.Net)
+	dial := g.Dialer(nil)
+
+	trust := x509.NewCertPool()
+	trust.AddCert(l.PKI.PublicRoot)
+	kb, err := chain.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kb.AddRootsPEM(l.PKI.ISCARootPEM(), "lab"); err != nil {
+		t.Fatal(err)
+	}
+	ctl, err := control.New(l.DoHURL, control.Options{ServerName: l.ControlServerName, RootCAs: trust, Dial: dial})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ctl.Close() })
+	p := &probe.Prober{
+		Local:       &probe.DNSResolver{Exchanger: probe.NewDNSExchanger(l.LocalDNS, dial), Timeout: 2 * time.Second, Retries: 1},
+		Control:     &probe.DNSResolver{Exchanger: ctl, Timeout: 2 * time.Second, Retries: 1},
+		Connector:   &probe.Connector{Dial: dial, Timeout: 2 * time.Second},
+		Handshaker:  &probe.Handshaker{Timeout: 2 * time.Second},
+		Analyzer:    chain.NewAnalyzer(trust, kb),
+		Port:        l.Port,
+		Consistency: probe.ConsistencyOptions{Exempt: g.Prefixes()},
+		Timeout:     20 * time.Second,
+	}
+	return l, p
+}
+
+func sha1Hex(der []byte) string {
+	s := sha1.Sum(der)
+	return hex.EncodeToString(s[:])
+}
+
+// TestMeasureEveryLabScenario measures every site of the default scenario
+// with the real engine and checks the verdict and the evidence behind it.
+func TestMeasureEveryLabScenario(t *testing.T) {
+	t.Parallel()
+	l, p := startLab(t, lab.DefaultScenario())
+	iscaRoot := sha1Hex(l.PKI.ISCARoot.Raw)
+	for _, site := range l.Scenario.Sites {
+		t.Run(site.Domain, func(t *testing.T) {
+			t.Parallel()
+			m := p.Measure(context.Background(), site.Domain, 0)
+			tk := m.TestKeys
+			if string(tk.Verdict) != site.Expect {
+				t.Fatalf("verdict = %s (%s); want %s", tk.Verdict, tk.VerdictReason, site.Expect)
+			}
+			if len(tk.Queries) != 2 || len(tk.ControlQueries) != 2 {
+				t.Errorf("got %d local and %d control queries; want A and AAAA each", len(tk.Queries), len(tk.ControlQueries))
+			}
+			switch site.TLS {
+			case lab.InterceptISCA, lab.InterceptISCAExpired:
+				if site.DNS != lab.DNSTruthful {
+					break
+				}
+				in := tk.Interception
+				if in == nil {
+					t.Fatal("interception = null; want the lab ISCA root")
+				}
+				if in.RootSHA1 != iscaRoot || in.Evidence != chain.EvidenceSignature {
+					t.Errorf("root %s evidence %s; want %s signature", in.RootSHA1, in.Evidence, iscaRoot)
+				}
+				wantIM := l.PKI.ISCAIntermediate
+				if site.TLS == lab.InterceptISCAExpired {
+					wantIM = l.PKI.ISCAExpiredIntermediate
+				}
+				if len(in.Intermediates) != 1 || in.Intermediates[0].SHA1 != sha1Hex(wantIM.Raw) {
+					t.Errorf("intermediates %+v; want one, SHA-1 %s", in.Intermediates, sha1Hex(wantIM.Raw))
+				} else if in.Intermediates[0].SignerRootSHA1 != iscaRoot {
+					t.Errorf("intermediate signer %s; want %s", in.Intermediates[0].SignerRootSHA1, iscaRoot)
+				}
+				expired := site.TLS == lab.InterceptISCAExpired
+				if in.BrowserErrorEvenWithRootInstalled != expired {
+					t.Errorf("browser_error_even_with_root_installed = %v; want %v (%v)", in.BrowserErrorEvenWithRootInstalled, expired, in.BrowserErrorReasons)
+				}
+				// The recorded chain is exactly what the middlebox serves:
+				// compare with a plain crypto/tls client at the same address.
+				info, _ := l.Site(site.Domain)
+				want := servedChain(t, netip.AddrPortFrom(info.Addr, uint16(l.Port)).String(), site.Domain)
+				got := tk.TLSHandshakes[0].PeerCertificates
+				if len(got) != len(want) {
+					t.Fatalf("recorded %d certificates; the middlebox serves %d", len(got), len(want))
+				}
+				for i := range want {
+					if string(got[i]) != string(want[i]) {
+						t.Errorf("certificate %d differs from the one served", i)
+					}
+				}
+			case lab.Pass:
+				if site.DNS == lab.DNSTruthful && tk.Interception != nil {
+					t.Errorf("interception %+v on a clean site", tk.Interception)
+				}
+			}
+			if site.DNS == lab.DNSBogon && (tk.DNSConsistency == nil || tk.DNSConsistency.Reason != probe.ReasonBogon) {
+				t.Errorf("dns_consistency = %+v; want reason bogon", tk.DNSConsistency)
+			}
+		})
+	}
+}
+
+// servedChain hand-shakes with crypto/tls and returns the raw chain.
+func servedChain(t *testing.T, addr, sni string) [][]byte {
+	t.Helper()
+	d := &net.Dialer{Timeout: 2 * time.Second}
+	c, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{ServerName: sni, InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatalf("crypto/tls to %s: %v", addr, err)
+	}
+	defer c.Close()
+	var out [][]byte
+	for _, cert := range c.ConnectionState().PeerCertificates {
+		out = append(out, cert.Raw)
+	}
+	return out
+}
+
+// TestRunnerWritesEveryTarget streams targets through a Runner and reads
+// the JSONL back.
+func TestRunnerWritesEveryTarget(t *testing.T) {
+	t.Parallel()
+	l, p := startLab(t, lab.DefaultScenario())
+	var buf safeBuffer
+	w := probe.NewWriter(&buf, -1)
+	in := make(chan probe.Input)
+	go func() {
+		defer close(in)
+		for _, s := range l.Scenario.Sites {
+			in <- probe.Input{Domain: s.Domain}
+		}
+	}()
+	r := &probe.Runner{Prober: p, Parallel: 4, Writer: w}
+	st, err := r.Run(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Written != len(l.Scenario.Sites) {
+		t.Errorf("written %d; want %d", st.Written, len(l.Scenario.Sites))
+	}
+	got := map[string]string{}
+	if _, err := probe.ReadJSONL(&buf, func(m *probe.Measurement) error {
+		got[m.Input] = string(m.TestKeys.Verdict)
+		if m.TestName != probe.TestName || m.ProbeASN != "AS0" || m.ProbeCC != "ZZ" {
+			t.Errorf("%s: envelope %s %s %s", m.Input, m.TestName, m.ProbeASN, m.ProbeCC)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range l.Scenario.Sites {
+		input := s.Domain
+		if l.Port != 443 {
+			input = net.JoinHostPort(s.Domain, strconv.Itoa(l.Port))
+		}
+		if got[input] != s.Expect {
+			t.Errorf("%s: verdict %q; want %q", input, got[input], s.Expect)
+		}
+	}
+}
+
+// TestRunnerStopsOnCancel cancels a run whose targets all blackhole and
+// checks it returns promptly without writing incomplete records.
+func TestRunnerStopsOnCancel(t *testing.T) {
+	t.Parallel()
+	sc := lab.Scenario{Name: "blackholes"}
+	for i := range 20 {
+		sc.Sites = append(sc.Sites, lab.Site{Domain: "bh-" + strconv.Itoa(i) + ".example", TLS: lab.Blackhole})
+	}
+	l, p := startLab(t, sc)
+	p.Handshaker = &probe.Handshaker{Timeout: time.Minute}
+	var buf safeBuffer
+	in := make(chan probe.Input, len(sc.Sites))
+	for _, s := range l.Scenario.Sites {
+		in <- probe.Input{Domain: s.Domain}
+	}
+	close(in)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(500*time.Millisecond, cancel)
+	done := make(chan struct{})
+	var st probe.Stats
+	var err error
+	go func() {
+		st, err = (&probe.Runner{Prober: p, Parallel: 4, Writer: probe.NewWriter(&buf, -1)}).Run(ctx, in)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return within 10s of the cancel")
+	}
+	if err != context.Canceled {
+		t.Errorf("Run error = %v; want context.Canceled", err)
+	}
+	if st.Written != 0 || buf.Len() != 0 || st.Interrupted != 4 {
+		t.Errorf("stats %+v, %d bytes written; want nothing written and 4 interrupted", st, buf.Len())
+	}
+}
