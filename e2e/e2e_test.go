@@ -555,7 +555,7 @@ func runProbe(t *testing.T, bin, dir string, p *pki, name, control string, domai
 func printTable(t *testing.T, got map[string]measurement, want map[string]expectation) {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "DOMAIN\tWANT\tGOT\t\tREASON\tROOT SHA-1\tINTERMEDIATE SHA-1")
+	fmt.Fprintln(tw, "DOMAIN\tWANT\tGOT\tMATCH\tREASON\tROOT SHA-1\tINTERMEDIATE SHA-1")
 	for _, s := range sites {
 		m := got[s.Domain]
 		mark := "ok"

@@ -68,7 +68,12 @@ func Classify(m *Measurement) (Verdict, string) {
 		}
 	}
 	if !connected {
-		r := "no TCP connect succeeded (" + orNone(firstFailure(connectFailures(tk.TCPConnect))) + ")"
+		f := firstFailure(connectFailures(tk.TCPConnect))
+		if f == failure.BlockedByAllowNet {
+			// Our own guard, not the network, refused: nothing was measured.
+			return VerdictError, "every address is outside --allow-net (" + f + "); nothing was sent"
+		}
+		r := "no TCP connect succeeded (" + orNone(f) + ")"
 		if !confirmed {
 			return VerdictError, r + " and the control could not confirm the address"
 		}

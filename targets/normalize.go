@@ -42,6 +42,12 @@ var (
 const (
 	maxLabel = 63
 	maxName  = 253
+	// maxHost bounds a host before IDNA conversion. Punycode encoding
+	// takes time quadratic in the length of a label, so one 64 KiB line
+	// of distinct non-ASCII runes would take seconds; no host longer than
+	// this converts to a name of 253 bytes or less in practice (four
+	// bytes a rune, and room for ignored runes).
+	maxHost = 1024
 )
 
 // idnaProfile converts names to ASCII the way a browser looks them up
@@ -209,6 +215,9 @@ func normalizeHost(host string) (string, error) {
 	if host == "" {
 		return "", fmt.Errorf("%w: no host", ErrMalformed)
 	}
+	if len(host) > maxHost {
+		return "", fmt.Errorf("%w: host of %d bytes", ErrNameTooLong, len(host))
+	}
 	// An IPv4 address ends in a digit; checking that first keeps the
 	// parser off the common path. (IPv6 was caught by splitInput.)
 	if c := host[len(host)-1]; '0' <= c && c <= '9' || c == '.' {
@@ -274,7 +283,7 @@ func checkASCIIName(name string) error {
 		case label == "":
 			return fmt.Errorf("%w: empty label", ErrMalformed)
 		case len(label) > maxLabel:
-			return fmt.Errorf("%w: %q is %d bytes", ErrLabelTooLong, label, len(label))
+			return fmt.Errorf("%w: %q is %d bytes", ErrLabelTooLong, truncate(label, maxShownLabel), len(label))
 		case label[0] == '-' || label[len(label)-1] == '-':
 			return fmt.Errorf("%w: label %q starts or ends with '-'", ErrMalformed, label)
 		}

@@ -115,6 +115,10 @@ func TestNormalizeRejects(t *testing.T) {
 		{"label of 64 bytes", strings.Repeat("a", 64) + ".kz", ErrLabelTooLong},
 		{"IDN label over 63 bytes", strings.Repeat("ж", 60) + ".kz", ErrLabelTooLong},
 		{"name of 254 bytes", nameOf(62), ErrNameTooLong},
+		{"host over 1024 bytes", strings.Repeat("a.", 513) + "kz", ErrNameTooLong},
+		// Punycode encoding is quadratic in the label length: without the
+		// bound on the host, this one line took 16 s.
+		{"huge IDN label", distinctRunes(60_000) + ".kz", ErrNameTooLong},
 		{"port 0", "example.com:0", ErrInvalidPort},
 		{"port 65536", "example.com:65536", ErrInvalidPort},
 		{"huge port", "https://example.com:99999999999999999999999/", ErrInvalidPort},
@@ -164,6 +168,32 @@ func TestNormalizeRejects(t *testing.T) {
 				t.Errorf("error %q: want the prefix %q", err, "targets: ")
 			}
 		})
+	}
+}
+
+// distinctRunes returns n bytes or a little more of distinct CJK runes, the
+// worst case for punycode encoding.
+func distinctRunes(n int) string {
+	var b strings.Builder
+	for r := rune(0x4e00); b.Len() < n; r++ {
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// BenchmarkNormalizeWorstIDN measures the slowest host Normalize converts:
+// one label of distinct non-ASCII runes, as long as maxHost allows.
+func BenchmarkNormalizeWorstIDN(b *testing.B) {
+	in := distinctRunes(maxHost - 6)
+	in = in + ".kz"
+	if len(in) > maxHost {
+		b.Fatalf("input of %d bytes; want at most %d", len(in), maxHost)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Normalize(in); !errors.Is(err, ErrLabelTooLong) {
+			b.Fatalf("got %v; want %v", err, ErrLabelTooLong)
+		}
 	}
 }
 

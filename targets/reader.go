@@ -34,8 +34,11 @@ const (
 	maxLine = 64 << 10
 	// maxRecord bounds a CSV record, which may span lines.
 	maxRecord = 1 << 20
-	// maxShownInput bounds LineError.Input for a line that is too long.
-	maxShownInput = 80
+	// maxShownInput bounds LineError.Input for a line that is too long,
+	// and the input that LineError.Error shows.
+	maxShownInput = 200
+	// maxShownLabel bounds a label quoted in an error.
+	maxShownLabel = 70
 )
 
 // utf8BOM is stripped from the start of a list: editors on Windows write it.
@@ -50,8 +53,9 @@ type LineError struct {
 	// Line is the 1-based line number (for a CSV row, the line of its url
 	// field, or of the row's start when that is unknown).
 	Line int
-	// Input is the offending text (at most 80 bytes of it for a line that
-	// is too long); empty when the row could not be parsed at all.
+	// Input is the offending text (its first 200 bytes and "..." for a
+	// line that is too long); empty when the row could not be parsed at
+	// all. Error shows at most 200 bytes of it.
 	Input string
 	// Err is the reason, wrapping one of the package's sentinel errors.
 	Err error
@@ -68,7 +72,7 @@ func (e *LineError) Error() string {
 	if e.Input == "" {
 		return fmt.Sprintf("%s:%d: %s (skipped)", e.File, e.Line, msg)
 	}
-	return fmt.Sprintf("%s:%d: %q: %s (skipped)", e.File, e.Line, e.Input, msg)
+	return fmt.Sprintf("%s:%d: %q: %s (skipped)", e.File, e.Line, truncate(e.Input, maxShownInput), msg)
 }
 
 // Unwrap returns Err, so that errors.Is(err, ErrIPLiteral) works on a
