@@ -126,12 +126,24 @@ func (d *dohExchanger) ExchangeWithInfo(ctx context.Context, q *dns.Msg) (*dns.M
 		return nil, nil, info, fmt.Errorf("control: packing DNS query: %w", err)
 	}
 	packed[0], packed[1] = 0, 0
-	req, err := d.request(ctx, packed)
-	if err != nil {
-		return nil, nil, info, err
-	}
-	body, err := d.roundTrip(ctx, req)
-	if err != nil {
+	var body []byte
+	for {
+		req, err := d.request(ctx, packed)
+		if err != nil {
+			return nil, nil, info, err
+		}
+		body, err = d.roundTrip(ctx, req)
+		if err == nil {
+			break
+		}
+		// A connection the server closed between queries fails the
+		// request that raced with the close (EOF, reset); net/http does
+		// not resend a POST by itself. A DNS query is idempotent: send it
+		// once more, on a new connection.
+		if info.Attempts == 1 && body == nil && ctx.Err() == nil && staleConn(err) {
+			info.Attempts++
+			continue
+		}
 		return nil, body, info, err
 	}
 	resp, err := probe.CheckResponse(q, 0, body)

@@ -150,8 +150,9 @@ func TestDoHReconnectAfterServerClose(t *testing.T) {
 	doh := startDoH(t, pki, fixedA("192.0.2.83"))
 	ex := newExchanger(t, doh.url, Options{RootCAs: pki.pool})
 	expectAnswer(t, lookup(t, ex, "a.example.test", dns.TypeA), "192.0.2.83")
+	// No pause: the next query may race with the close and is then sent
+	// again on a new connection.
 	doh.srv.CloseClientConnections()
-	time.Sleep(50 * time.Millisecond)
 	expectAnswer(t, lookup(t, ex, "b.example.test", dns.TypeA), "192.0.2.83")
 	if h := doh.handshakes.Load(); h != 2 {
 		t.Errorf("handshakes = %d; want 2 (one reconnect)", h)
@@ -254,7 +255,7 @@ func TestDoHBlackhole(t *testing.T) {
 	if str(q.Failure) != failure.GenericTimeout {
 		t.Errorf("failure %s; want %s", str(q.Failure), failure.GenericTimeout)
 	}
-	if d := time.Since(start); d > time.Second {
+	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("took %v; want about the 300ms timeout", d)
 	}
 }

@@ -139,9 +139,15 @@ func (d *dotExchanger) ExchangeWithInfo(ctx context.Context, q *dns.Msg) (*dns.M
 		}
 		stop := watchConn(ctx, conn)
 		resp, raw, err := probe.StreamExchange(ctx, conn, q, q.Id, packed)
-		stop()
-		if err == nil {
-			d.put(conn)
+		// stop is false when the context ended meanwhile and its
+		// callback may yet move the deadline: such a connection is not
+		// pooled.
+		if stopped := stop(); err == nil {
+			if stopped {
+				d.put(conn)
+			} else {
+				conn.Close()
+			}
 			return resp, raw, info, nil
 		}
 		conn.Close()

@@ -146,7 +146,9 @@ func start(t testing.TB, srv *dns.Server) {
 
 func lookup(t testing.TB, ex probe.Exchanger, host string, qtype uint16) probe.DNSQuery {
 	t.Helper()
-	r := &probe.DNSResolver{Exchanger: ex, Timeout: 2 * time.Second, Retries: -1}
+	// Generous: the machine may be loaded and the race detector is slow;
+	// tests of timeouts set a short Options.Timeout instead.
+	r := &probe.DNSResolver{Exchanger: ex, Timeout: 15 * time.Second, Retries: -1}
 	return r.Lookup(context.Background(), host, qtype, time.Now())
 }
 
@@ -171,6 +173,9 @@ func newExchanger(t testing.TB, spec string, opts Options) Exchanger {
 	t.Helper()
 	if opts.Dial == nil {
 		opts.Dial = loopbackOnly
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = 10 * time.Second
 	}
 	ex, err := New(spec, opts)
 	if err != nil {

@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -158,11 +157,7 @@ func run(ctx context.Context, stdin string, argv ...string) ([]byte, error) {
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) || ctx.Err() != nil {
-			return out, fmt.Errorf("%s: %w\n%s", strings.Join(argv, " "), err, stderr.String())
-		}
-		return out, err
+		return out, fmt.Errorf("%s: %w\n%s", strings.Join(argv, " "), err, stderr.String())
 	}
 	return out, nil
 }

@@ -69,7 +69,9 @@ type expectation struct {
 	Interception *wantInterception
 }
 
-// wantInterception is the interception finding expected.
+// wantInterception is the interception finding expected. The evidence is
+// always "signature" (the chain verifies up to the test ISCA root given
+// with --interception-roots) and the root's name is the ISCA one.
 type wantInterception struct {
 	// Root and Intermediate are the certificates whose SHA-1s must be
 	// reported as root_sha1 and among intermediates[].sha1 (with
@@ -191,6 +193,7 @@ func TestE2E(t *testing.T) {
 
 	now := time.Now()
 	p := newPKI(t, dir, now)
+	t.Logf("test PKI generated in %v", time.Since(start).Round(time.Millisecond))
 	want := expectations(p)
 	if os.Getenv(envBreak) == "1" {
 		t.Logf("%s=1: swapping the expectations of isca.e2e.test and corp.e2e.test; the suite must fail", envBreak)
@@ -199,9 +202,10 @@ func TestE2E(t *testing.T) {
 
 	checkFree(t)
 	startServers(t, tl, dir, p, now)
+	t.Logf("servers listening after %v", time.Since(start).Round(time.Millisecond))
 	chains := &chainCache{openssl: tl.openssl, m: map[string][][]byte{}}
 	checkServers(t, p, chains)
-	t.Logf("servers up in %v", time.Since(start).Round(time.Millisecond))
+	t.Logf("servers checked after %v", time.Since(start).Round(time.Millisecond))
 
 	var domains []string
 	for _, s := range sites {
@@ -610,6 +614,8 @@ func checkMeasurement(ctx context.Context, t *testing.T, m measurement, w expect
 		if !slices.EqualFunc(recorded, seen, bytes.Equal) {
 			t.Errorf("tls_handshakes[%d] (%s, SNI %s): recorded chain %s; openssl s_client -showcerts saw %s",
 				i, h.Address, h.ServerName, describe(recorded), describe(seen))
+		} else {
+			t.Logf("tls_handshakes[%d] (%s, SNI %s): recorded chain equals what openssl s_client saw: %s", i, h.Address, h.ServerName, describe(recorded))
 		}
 	}
 	if w.Handshake && succeeded == 0 {
@@ -624,8 +630,14 @@ func checkMeasurement(ctx context.Context, t *testing.T, m measurement, w expect
 		t.Errorf("interception: got null; want root %s, intermediate %s", w.Interception.Root.SHA1(), w.Interception.Intermediate.SHA1())
 	case w.Interception != nil:
 		wi := w.Interception
+		if got.Evidence != "signature" {
+			t.Errorf("interception.evidence: got %q; want signature", got.Evidence)
+		}
 		if got.RootSHA1 != wi.Root.SHA1() {
 			t.Errorf("interception.root_sha1: got %q; want %s (the test ISCA root)", got.RootSHA1, wi.Root.SHA1())
+		}
+		if got.RootName != wi.Root.Cert.Subject.CommonName {
+			t.Errorf("interception.root_name: got %q; want %q", got.RootName, wi.Root.Cert.Subject.CommonName)
 		}
 		found := false
 		for _, in := range got.Intermediates {
@@ -639,8 +651,20 @@ func checkMeasurement(ctx context.Context, t *testing.T, m measurement, w expect
 			if in.ValidAtMeasurement != wi.ValidAtMeasurement {
 				t.Errorf("intermediate %s: valid_at_measurement got %v; want %v", in.SHA1, in.ValidAtMeasurement, wi.ValidAtMeasurement)
 			}
-			if in.Serial != wi.Intermediate.Cert.SerialNumber.String() {
-				t.Errorf("intermediate %s: serial got %s; want %s", in.SHA1, in.Serial, wi.Intermediate.Cert.SerialNumber)
+			ic := wi.Intermediate.Cert
+			if in.SHA256 != wi.Intermediate.SHA256() {
+				t.Errorf("intermediate %s: sha256 got %s; want %s", in.SHA1, in.SHA256, wi.Intermediate.SHA256())
+			}
+			if in.Serial != ic.SerialNumber.String() {
+				t.Errorf("intermediate %s: serial got %s; want %s", in.SHA1, in.Serial, ic.SerialNumber)
+			}
+			for _, f := range []struct {
+				name, got string
+				want      time.Time
+			}{{"not_before", in.NotBefore, ic.NotBefore}, {"not_after", in.NotAfter, ic.NotAfter}} {
+				if g, err := time.Parse(time.RFC3339, f.got); err != nil || !g.Equal(f.want) {
+					t.Errorf("intermediate %s: %s got %q; want %s", in.SHA1, f.name, f.got, f.want.UTC().Format(time.RFC3339))
+				}
 			}
 		}
 		if !found {

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha1"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
@@ -42,6 +43,12 @@ type cert struct {
 // SHA1 is the hex SHA-1 of the certificate's DER, as kzprobe reports it.
 func (c *cert) SHA1() string {
 	s := sha1.Sum(c.Cert.Raw)
+	return hex.EncodeToString(s[:])
+}
+
+// SHA256 is the hex SHA-256 of the certificate's DER.
+func (c *cert) SHA256() string {
+	s := sha256.Sum256(c.Cert.Raw)
 	return hex.EncodeToString(s[:])
 }
 

@@ -235,9 +235,11 @@ func DefaultScenario() Scenario {
 }
 
 // LoadScenario reads a scenario from a YAML file, rejecting unknown keys,
-// and validates it. Errors name the file and the field (with its line where
-// the YAML decoder gives one). Empty Expect fields are filled from
-// [ExpectedVerdict].
+// and validates it. Errors name the file and the field, with its line. The
+// scenario returned is normalised as [Lab.Scenario] is: domains lowercase
+// without a trailing dot, empty behaviours made explicit (Pass,
+// DNSTruthful), empty Expect fields filled from [ExpectedVerdict] (which
+// leaves "" where the verdict table says nothing).
 func LoadScenario(path string) (Scenario, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -272,19 +274,14 @@ func ParseScenario(data []byte) (Scenario, error) {
 	if err := s.Validate(); err != nil {
 		var root yaml.Node
 		var ve *ValidationError
-		if errors.As(err, &ve) && ve.Site >= 0 && yaml.Unmarshal(data, &root) == nil {
-			if line := siteLine(&root, ve.Site, ve.Field); line > 0 {
+		if errors.As(err, &ve) && yaml.Unmarshal(data, &root) == nil {
+			if line := fieldLine(&root, ve.Site, ve.Field); line > 0 {
 				return Scenario{}, fmt.Errorf("line %d: %w", line, err)
 			}
 		}
 		return Scenario{}, err
 	}
-	for i := range s.Sites {
-		if s.Sites[i].Expect == "" {
-			s.Sites[i].Expect = ExpectedVerdict(s.Sites[i].TLS, s.Sites[i].DNS)
-		}
-	}
-	return s, nil
+	return s.normalized(), nil
 }
 
 // cleanYAMLError turns yaml.v3's "field x not found in type lab.Site" into
@@ -296,37 +293,45 @@ func cleanYAMLError(err error) error {
 	msg = strings.ReplaceAll(msg, "\n  ", "; ")
 	msg = strings.ReplaceAll(msg, "not found in type lab.Site", "unknown in a site (want domain, tls, dns, expect)")
 	msg = strings.ReplaceAll(msg, "not found in type lab.Scenario", "unknown at the top level (want name, sites, latency, dns_drop)")
+	msg = strings.ReplaceAll(msg, "into time.Duration", "into a duration (want a string such as \"50ms\")")
+	msg = strings.ReplaceAll(msg, "into lab.Scenario", "into a scenario (want a mapping with name, sites, latency, dns_drop)")
+	msg = strings.ReplaceAll(msg, "into []lab.Site", "into sites (want a list of mappings with domain, tls, dns, expect)")
+	msg = strings.ReplaceAll(msg, "into lab.Site", "into a site (want a mapping with domain, tls, dns, expect)")
 	return errors.New(msg)
 }
 
-// siteLine finds the line of sites[i].field (or of sites[i]) in a parsed
-// YAML document; 0 when not found.
-func siteLine(root *yaml.Node, i int, field string) int {
+// fieldLine finds the line of a top-level field (site < 0), or of
+// sites[site].field (or of sites[site]), in a parsed YAML document; 0 when
+// not found.
+func fieldLine(root *yaml.Node, site int, field string) int {
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
 		root = root.Content[0]
 	}
-	if root.Kind != yaml.MappingNode {
-		return 0
-	}
-	for k := 0; k+1 < len(root.Content); k += 2 {
-		if root.Content[k].Value != "sites" {
-			continue
+	value := func(m *yaml.Node, key string) (k, v *yaml.Node) {
+		if m.Kind != yaml.MappingNode {
+			return nil, nil
 		}
-		seq := root.Content[k+1]
-		if seq.Kind != yaml.SequenceNode || i >= len(seq.Content) {
-			return 0
-		}
-		site := seq.Content[i]
-		if site.Kind == yaml.MappingNode {
-			for j := 0; j+1 < len(site.Content); j += 2 {
-				if site.Content[j].Value == field {
-					return site.Content[j].Line
-				}
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			if m.Content[i].Value == key {
+				return m.Content[i], m.Content[i+1]
 			}
 		}
-		return site.Line
+		return nil, nil
 	}
-	return 0
+	if site < 0 {
+		if k, _ := value(root, field); k != nil {
+			return k.Line
+		}
+		return 0
+	}
+	_, seq := value(root, "sites")
+	if seq == nil || seq.Kind != yaml.SequenceNode || site >= len(seq.Content) {
+		return 0
+	}
+	if k, _ := value(seq.Content[site], field); k != nil {
+		return k.Line
+	}
+	return seq.Content[site].Line
 }
 
 // ValidationError is a scenario field that is wrong.

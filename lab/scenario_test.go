@@ -131,6 +131,12 @@ sites:
 	if s.Name != "mine" || s.Latency != 30*time.Millisecond || s.DNSDrop != 0.25 || len(s.Sites) != 4 {
 		t.Fatalf("got %+v", s)
 	}
+	if got, want := s.Sites[0], (Site{Domain: "rutracker.org", TLS: InterceptISCA, DNS: DNSTruthful, Expect: VerdictMITMISCA}); got != want {
+		t.Errorf("sites[0] = %+v; want it normalised to %+v", got, want)
+	}
+	if got := s.Sites[1].TLS; got != Pass {
+		t.Errorf("sites[1].TLS = %q; want the default %q made explicit", got, Pass)
+	}
 	for i, want := range []string{VerdictMITMISCA, VerdictDNSTampering, VerdictDown, VerdictOK} {
 		if s.Sites[i].Expect != want {
 			t.Errorf("sites[%d].Expect = %q; want %q", i, s.Sites[i].Expect, want)
@@ -155,13 +161,14 @@ sites:
 		{"lab zone", "sites:\n  - domain: dns.lab.test\n", []string{"domain", "lab.test"}},
 		{"duplicate", "sites:\n  - domain: a.example\n  - domain: A.example\n", []string{"line 3", "sites[1] (A.example).domain", "duplicate of sites[0]"}},
 		{"nonexistent with tls", "sites:\n  - domain: a.example\n    dns: nonexistent\n    tls: reset\n", []string{"sites[0] (a.example).tls", "nonexistent"}},
-		{"latency", "latency: 1h\nsites:\n  - domain: a.example\n", []string{"latency", "out of range"}},
-		{"latency not a duration", "latency: 5\nsites:\n  - domain: a.example\n", []string{"line 1"}},
-		{"drop", "dns_drop: 1.5\nsites:\n  - domain: a.example\n", []string{"dns_drop", "probability"}},
+		{"latency", "latency: 1h\nsites:\n  - domain: a.example\n", []string{"line 1", "latency", "out of range"}},
+		{"latency not a duration", "latency: 5\nsites:\n  - domain: a.example\n", []string{"line 1", "duration", `"50ms"`}},
+		{"drop", "sites:\n  - domain: a.example\ndns_drop: 1.5\n", []string{"line 3", "dns_drop", "probability"}},
+		{"site not a mapping", "sites:\n  - a.example\n", []string{"line 2", "want a mapping with domain"}},
 		{"no sites", "name: x\n", []string{"sites", "at least one"}},
 		{"empty file", "", []string{"empty scenario"}},
 		{"two documents", "sites:\n  - domain: a.example\n---\nsites: []\n", []string{"second YAML document"}},
-		{"not a mapping", "- a\n- b\n", []string{"line 1"}},
+		{"not a mapping", "- a\n- b\n", []string{"line 1", "want a mapping with name, sites"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package probe
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -73,14 +74,18 @@ func (c *Connector) Connect(ctx context.Context, ip netip.Addr, port int, t0 tim
 
 // connectError classifies a dial error, looking at the contexts first:
 // net.Dialer reports both a cancelled and an expired context as its own
-// error values, and only the caller knows which context ended.
+// error values, and only the caller knows which context ended. A cancelled
+// parent is an interruption; an expired deadline, ours or the parent's, is
+// a timeout.
 func connectError(parent, op context.Context, err error) error {
 	switch {
-	case parent.Err() != nil:
-		// Reproduce: cancel ctx while dialling a blackholed address.
+	case errors.Is(parent.Err(), context.Canceled):
+		// Reproduce: dial with an already cancelled ctx (TestConnectFailures).
 		return &failure.Error{Failure: failure.Interrupted, Operation: "connect", Err: err}
 	case op.Err() != nil:
-		// Reproduce: dial a non-routable address (SYN dropped) with a short timeout.
+		// Our timeout, or the caller's deadline, expired. Reproduce: dial a
+		// listener whose accept queue is full, so SYNs are dropped
+		// (TestConnectTimeout).
 		return &failure.Error{Failure: failure.GenericTimeout, Operation: "connect", Err: err}
 	}
 	return failure.New("connect", err)

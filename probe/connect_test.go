@@ -47,6 +47,8 @@ func TestConnectFailures(t *testing.T) {
 	t.Parallel()
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
+	expired, cancel2 := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel2()
 	onlyOther := guard.New(netip.MustParsePrefix("127.0.0.2/32"))
 	tests := []struct {
 		name      string
@@ -64,6 +66,11 @@ func TestConnectFailures(t *testing.T) {
 			name: "cancelled", ctx: cancelled,
 			addr: func(t *testing.T) netip.AddrPort { return startRawTestServer(t, nil) },
 			want: failure.Interrupted,
+		},
+		{
+			name: "caller deadline passed", ctx: expired,
+			addr: func(t *testing.T) netip.AddrPort { return startRawTestServer(t, nil) },
+			want: failure.GenericTimeout,
 		},
 		{
 			name: "guard refusal", ctx: context.Background(), connector: Connector{Dial: onlyOther.Dialer(nil)},
@@ -120,5 +127,28 @@ func TestConnectGuard(t *testing.T) {
 	}
 	if got := inside.Load(); got != 1 {
 		t.Errorf("listener inside the guard accepted %d connections; want 1", got)
+	}
+}
+
+func TestConnectIPv6(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	defer ln.Close()
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			c.Close()
+		}
+	}()
+	ap := netip.MustParseAddrPort(ln.Addr().String())
+	conn, rec := (&Connector{}).Connect(context.Background(), ap.Addr(), int(ap.Port()), time.Now())
+	if conn == nil {
+		t.Fatalf("failure = %q; want success", failureString(rec.Status.Failure))
+	}
+	defer conn.Close()
+	if rec.IP != "::1" || conn.RemoteAddr().String() != ap.String() {
+		t.Errorf("ip = %q, remote %s; want ::1, %s", rec.IP, conn.RemoteAddr(), ap)
 	}
 }

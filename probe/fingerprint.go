@@ -19,8 +19,9 @@ const DefaultFingerprint = "chrome"
 const FingerprintGolang = "golang"
 
 // Fingerprints lists the valid fingerprint names, in the order the
-// documentation gives them. Treat it as read-only; [ParseFingerprints]
-// does not consult it.
+// documentation gives them, for help texts and error messages. Treat it as
+// read-only: validation ([ParseFingerprints], [Handshaker.Handshake]) does
+// not depend on it.
 var Fingerprints = []string{"chrome", "firefox", "safari", "edge", "ios", "randomized", FingerprintGolang}
 
 // clientHelloID maps a fingerprint name to its utls ClientHelloID. The

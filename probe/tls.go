@@ -182,7 +182,9 @@ func (h *Handshaker) Handshake(ctx context.Context, conn net.Conn, serverName, f
 			// The library stopped reading inside the Certificate message
 			// (oversized chain): read on, within the tap's bound and the
 			// deadline, to recover what fits.
+			stop := context.AfterFunc(hctx, func() { conn.Close() }) // Ctrl-C still cuts it
 			tap.drain()
+			stop()
 			certs, status = recoverChain(tap.buf, keys.serverHandshake)
 		}
 	}
@@ -207,17 +209,19 @@ func (h *Handshaker) Handshake(ctx context.Context, conn net.Conn, serverName, f
 
 // handshakeError classifies a handshake error, looking at the contexts
 // first: on cancellation both libraries close the conn and may report that
-// instead of the context's error.
+// instead of the context's error. A cancelled parent is an interruption
+// (Ctrl-C); an expired deadline, ours or the parent's, is a timeout.
 func handshakeError(parent, op context.Context, err error) error {
 	var fe *failure.Error
 	switch {
 	case errors.As(err, &fe):
 		return fe
-	case parent.Err() != nil:
+	case errors.Is(parent.Err(), context.Canceled):
 		// Reproduce: cancel ctx during a handshake with a silent server.
 		return &failure.Error{Failure: failure.Interrupted, Operation: "tls_handshake", Err: err}
 	case op.Err() != nil:
-		// Reproduce: a server that accepts and never writes, Timeout 200ms.
+		// Our timeout, or the caller's deadline (a per-target bound), expired.
+		// Reproduce: a server that accepts and never writes, Timeout 300ms.
 		return &failure.Error{Failure: failure.GenericTimeout, Operation: "tls_handshake", Err: err}
 	}
 	return failure.New("tls_handshake", err)

@@ -777,3 +777,22 @@ func TestHandshakeUTLSPanicRecovered(t *testing.T) {
 		t.Errorf("no panic: err = %v; want nil", err)
 	}
 }
+
+// TestHandshakeParentDeadline checks that a deadline set by the caller (a
+// per-target bound) shorter than the handshake's own timeout is reported
+// as a timeout, not as an interruption.
+func TestHandshakeParentDeadline(t *testing.T) {
+	t.Parallel()
+	for _, fp := range tlsTestFingerprints {
+		t.Run(fp, func(t *testing.T) {
+			t.Parallel()
+			ap := startRawTestServer(t, func(c net.Conn) { io.Copy(io.Discard, c) })
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			rec := tlsTestHandshake(t, ctx, ap, fp, &Handshaker{Timeout: 10 * time.Second})
+			if got := failureString(rec.Failure); got != failure.GenericTimeout {
+				t.Errorf("failure = %q; want %q", got, failure.GenericTimeout)
+			}
+		})
+	}
+}

@@ -58,6 +58,14 @@ if [ ${#missing[@]} -gt 0 ] && [ "$install" = 1 ]; then
   # Debian 13 dropped nginx-light; plain nginx is the same server.
   apt-get install -y -qq --no-install-recommends unbound nginx-light sslsplit openssl ||
     apt-get install -y -qq --no-install-recommends unbound nginx sslsplit openssl
+  # On a machine booted with systemd the packages were also enabled for
+  # the next boot; the suite runs its own instances, so disable the
+  # services this script just installed.
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+    for svc in unbound nginx; do
+      case " ${missing[*]} " in *" $svc "*) systemctl disable --now "$svc" >/dev/null 2>&1 || true ;; esac
+    done
+  fi
 fi
 
 if [ "$run" = 0 ]; then

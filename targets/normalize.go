@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/net/idna"
 )
@@ -48,6 +49,10 @@ const (
 	// this converts to a name of 253 bytes or less in practice (four
 	// bytes a rune, and room for ignored runes).
 	maxHost = 1024
+	// maxLabelInput bounds a label before IDNA conversion, for the same
+	// reason: 63 runes of 4 bytes, each mapping to one ASCII byte, is the
+	// longest input label that can convert to 63 bytes.
+	maxLabelInput = 4 * maxLabel
 )
 
 // idnaProfile converts names to ASCII the way a browser looks them up
@@ -105,12 +110,12 @@ func splitInput(s string) (host string, port int, err error) {
 	if i := strings.IndexAny(s, ":/?#\\"); i >= 0 && s[i] == ':' && strings.HasPrefix(s[i:], "://") {
 		scheme := s[:i]
 		if !validScheme(scheme) {
-			return "", 0, fmt.Errorf("%w: bad URL scheme %q", ErrMalformed, scheme)
+			return "", 0, fmt.Errorf("%w: bad URL scheme %q", ErrMalformed, truncate(scheme, maxShownLabel))
 		}
 		switch strings.ToLower(scheme) {
 		case "http", "https":
 		default:
-			return "", 0, fmt.Errorf("%w: %q", ErrUnsupportedScheme, scheme)
+			return "", 0, fmt.Errorf("%w: %q", ErrUnsupportedScheme, truncate(scheme, maxShownLabel))
 		}
 		rest = s[i+len("://"):]
 		hasScheme = true
@@ -142,7 +147,7 @@ func splitInput(s string) (host string, port int, err error) {
 		if _, err := netip.ParseAddr(inner); err == nil {
 			return "", 0, ErrIPLiteral
 		}
-		return "", 0, fmt.Errorf("%w: brackets around %q, which is not an IP address", ErrMalformed, rest[1:end])
+		return "", 0, fmt.Errorf("%w: brackets around %q, which is not an IP address", ErrMalformed, truncate(rest[1:end], maxShownLabel))
 	case strings.Count(rest, ":") > 1:
 		if _, err := netip.ParseAddr(rest); err == nil {
 			return "", 0, ErrIPLiteral
@@ -242,6 +247,9 @@ func normalizeHost(host string) (string, error) {
 		// Punycode labels are validated (and their case folded) by IDNA.
 	}
 
+	if n := longestLabel(host); n > maxLabelInput {
+		return "", fmt.Errorf("%w: a label of %d bytes before IDNA conversion", ErrLabelTooLong, n)
+	}
 	ascii, err := idnaProfile.ToASCII(host)
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", ErrMalformed, err)
@@ -300,6 +308,21 @@ func checkASCIIName(name string) error {
 		return ErrSingleLabel
 	}
 	return nil
+}
+
+// longestLabel returns the length in bytes of the longest label of a host
+// before IDNA conversion, splitting at the runes that UTS #46 maps to a full
+// stop.
+func longestLabel(host string) int {
+	longest, start := 0, 0
+	for i, r := range host {
+		switch r {
+		case '.', '\u3002', '\uff0e', '\uff61':
+			longest = max(longest, i-start)
+			start = i + utf8.RuneLen(r)
+		}
+	}
+	return max(longest, len(host)-start)
 }
 
 // isNumericLabel reports whether a label is a decimal or 0x-hex number, which

@@ -119,6 +119,8 @@ func TestNormalizeRejects(t *testing.T) {
 		// Punycode encoding is quadratic in the label length: without the
 		// bound on the host, this one line took 16 s.
 		{"huge IDN label", distinctRunes(60_000) + ".kz", ErrNameTooLong},
+		{"IDN label over 252 bytes before conversion", distinctRunes(253) + ".kz", ErrLabelTooLong},
+		{"IDN labels split by ideographic full stops", distinctRunes(200) + "。" + distinctRunes(260) + "。kz", ErrLabelTooLong},
 		{"port 0", "example.com:0", ErrInvalidPort},
 		{"port 65536", "example.com:65536", ErrInvalidPort},
 		{"huge port", "https://example.com:99999999999999999999999/", ErrInvalidPort},
@@ -182,11 +184,12 @@ func distinctRunes(n int) string {
 }
 
 // BenchmarkNormalizeWorstIDN measures the slowest host Normalize converts:
-// one label of distinct non-ASCII runes, as long as maxHost allows.
+// labels of distinct non-ASCII runes, as long as maxLabelInput allows, up to
+// maxHost.
 func BenchmarkNormalizeWorstIDN(b *testing.B) {
-	in := distinctRunes(maxHost - 6)
-	in = in + ".kz"
-	if len(in) > maxHost {
+	label := distinctRunes(maxLabelInput - 3)
+	in := label + "." + label + "." + label + "." + label
+	if len(in) > maxHost || len(label) > maxLabelInput {
 		b.Fatalf("input of %d bytes; want at most %d", len(in), maxHost)
 	}
 	b.ReportAllocs()

@@ -101,7 +101,7 @@ func peekLine(br *bufio.Reader) ([]byte, error) {
 // isCSVHeader reports whether line is a CSV header with at
 // least two fields, one of them "url".
 func isCSVHeader(line []byte) bool {
-	line = bytes.TrimPrefix(line, utf8BOM)
+	line = bytes.TrimPrefix(line, []byte(utf8BOM))
 	if bytes.IndexByte(line, ',') < 0 {
 		return false
 	}

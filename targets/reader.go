@@ -42,7 +42,7 @@ const (
 )
 
 // utf8BOM is stripped from the start of a list: editors on Windows write it.
-var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+const utf8BOM = "\ufeff"
 
 // LineError reports one line (or CSV row) that is not a valid target. It is
 // not fatal: the caller reports it and keeps calling [Reader.Next].
@@ -118,8 +118,11 @@ func NewTextReader(r io.Reader, name string) *Reader {
 func NewCSVReader(r io.Reader, name string) (*Reader, error) {
 	lr := &limitReader{r: r, n: maxRecord}
 	br := bufio.NewReader(lr)
-	if b, err := br.Peek(len(utf8BOM)); err == nil && bytes.Equal(b, utf8BOM) {
+	switch b, err := br.Peek(len(utf8BOM)); {
+	case err == nil && string(b) == utf8BOM:
 		br.Discard(len(utf8BOM))
+	case err != nil && !errors.Is(err, io.EOF):
+		return nil, fmt.Errorf("targets: reading %s: %w", name, err)
 	}
 	cr := csv.NewReader(br)
 	cr.FieldsPerRecord = -1
@@ -142,7 +145,8 @@ func NewCSVReader(r io.Reader, name string) (*Reader, error) {
 		return nil, fmt.Errorf("%s: %w (header is %q); use a CSV file with a url column, or a text file with one domain a line",
 			name, ErrNoURLColumn, truncate(strings.Join(header, ","), maxShownInput))
 	}
-	return &Reader{name: name, cr: cr, urlCol: col, limit: lr}, nil
+	line, _ := cr.FieldPos(0)
+	return &Reader{name: name, cr: cr, urlCol: col, limit: lr, line: line}, nil
 }
 
 // urlColumn returns the index of the "url" field of a CSV header, or -1.
@@ -195,14 +199,17 @@ func (r *Reader) nextText() (Target, error) {
 		}
 		r.line++
 		if r.line == 1 {
-			raw = bytes.TrimPrefix(raw, utf8BOM)
+			raw = bytes.TrimPrefix(raw, []byte(utf8BOM))
+		}
+		if tooLong {
+			if isComment(raw) {
+				continue
+			}
+			return Target{}, &LineError{File: r.name, Line: r.line, Input: string(bytes.TrimSpace(raw)), Err: ErrLineTooLong}
 		}
 		text := bytes.TrimSpace(stripComment(raw))
 		if len(text) == 0 {
 			continue
-		}
-		if tooLong {
-			return Target{}, &LineError{File: r.name, Line: r.line, Input: string(text), Err: ErrLineTooLong}
 		}
 		input := string(text)
 		t, err := Normalize(input)
@@ -244,10 +251,16 @@ func (r *Reader) readLine() (line []byte, tooLong bool, err error) {
 	return line, false, nil
 }
 
+// isComment reports whether the first non-space byte of line is '#'.
+func isComment(line []byte) bool {
+	t := bytes.TrimLeft(line, " \t")
+	return len(t) > 0 && t[0] == '#'
+}
+
 // stripComment removes a comment: the whole line when its first non-space
 // byte is '#', else from the first '#' that follows a space or a tab.
 func stripComment(line []byte) []byte {
-	if t := bytes.TrimLeft(line, " \t"); len(t) > 0 && t[0] == '#' {
+	if isComment(line) {
 		return nil
 	}
 	for i := 1; i < len(line); i++ {
@@ -279,10 +292,10 @@ func (r *Reader) nextCSV() (Target, error) {
 		}
 		line, _ := r.cr.FieldPos(0)
 		r.line = line
+		if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
+			continue // a line of spaces, like the empty lines csv skips
+		}
 		if len(rec) <= r.urlCol {
-			if len(rec) == 1 && strings.TrimSpace(rec[0]) == "" {
-				continue // a line of spaces
-			}
 			return Target{}, &LineError{File: r.name, Line: line, Input: truncate(strings.Join(rec, ","), maxShownInput),
 				Err: fmt.Errorf("%w: no field %d (url) in a row of %d", ErrBadRow, r.urlCol+1, len(rec))}
 		}

@@ -183,7 +183,7 @@ func TestTextReader(t *testing.T) {
 func TestTextReaderLongLine(t *testing.T) {
 	t.Parallel()
 	long := strings.Repeat("a", 100_000)
-	input := long + ".kz\n# " + long + "\nok.kz\n" + long
+	input := long + ".kz\n# " + long + "\nok.kz\n" + long + "\n" + strings.Repeat(" ", 300) + long
 	got := collect(t, NewTextReader(strings.NewReader(input), "big.txt"), 100)
 	if got.fatal != nil {
 		t.Fatalf("got fatal error %v; want none", got.fatal)
@@ -196,6 +196,7 @@ func TestTextReaderLongLine(t *testing.T) {
 	wantErrs := []string{
 		`big.txt:1: "` + shown + `": line too long (skipped)`,
 		`big.txt:4: "` + shown + `": line too long (skipped)`,
+		`big.txt:5: "...": line too long (skipped)`,
 	}
 	if diff := cmp.Diff(wantErrs, got.errs); diff != "" {
 		t.Errorf("line errors mismatch (-want +got):\n%s", diff)
@@ -299,6 +300,16 @@ func TestCSVReaderCitizenLab(t *testing.T) {
 			t.Errorf("got line errors %q; want none", got.errs)
 		}
 	})
+	t.Run("schemes", func(t *testing.T) {
+		schemes := make(map[string]int)
+		for _, g := range got.targets {
+			scheme, _, _ := strings.Cut(g.Input, "://")
+			schemes[scheme]++
+		}
+		if want := map[string]int{"http": 117, "https": 436}; !cmp.Equal(schemes, want) {
+			t.Errorf("got URLs by scheme %v; want %v", schemes, want)
+		}
+	})
 	t.Run("each target is its row", func(t *testing.T) {
 		if len(got.targets) != len(recs) {
 			t.Skipf("got %d targets; want %d", len(got.targets), len(recs))
@@ -397,7 +408,7 @@ func TestCSVReader(t *testing.T) {
 		},
 		{
 			name:  "blank lines and spaces around the url",
-			input: "url,notes\n\n  https://a.kz/  ,x\n\n",
+			input: "url,notes\n\n  https://a.kz/  ,x\n   \n\t\n",
 			want:  []Target{tg("a.kz", 0, "https://a.kz/", "t.csv:3")},
 		},
 		{
@@ -484,19 +495,52 @@ func TestNewCSVReaderErrors(t *testing.T) {
 
 func TestCSVReaderRecordTooLong(t *testing.T) {
 	t.Parallel()
-	input := "url,notes\nhttps://a.kz/,x\nhttps://b.kz/,\"" + strings.Repeat("runaway quote\n", 200_000)
-	r, err := NewCSVReader(strings.NewReader(input), "t.csv")
-	if err != nil {
-		t.Fatal(err)
+	runaway := "\"" + strings.Repeat("runaway quote\n", 200_000)
+	tests := []struct {
+		name        string
+		input       string
+		wantDomains []string
+		wantPrefix  string
+	}{
+		{
+			name:        "after a good row",
+			input:       "url,notes\nhttps://a.kz/,x\nhttps://b.kz/," + runaway,
+			wantDomains: []string{"a.kz"},
+			wantPrefix:  "targets: reading t.csv: after line 2: ",
+		},
+		{
+			name:       "first row",
+			input:      "url,notes\nhttps://b.kz/," + runaway,
+			wantPrefix: "targets: reading t.csv: after line 1: ",
+		},
 	}
-	got := collect(t, r, 100)
-	if len(got.targets) != 1 || got.targets[0].Domain != "a.kz" {
-		t.Errorf("got targets %+v; want a.kz only", got.targets)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r, err := NewCSVReader(strings.NewReader(tc.input), "t.csv")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := collect(t, r, 100)
+			var domains []string
+			for _, g := range got.targets {
+				domains = append(domains, g.Domain)
+			}
+			if diff := cmp.Diff(tc.wantDomains, domains); diff != "" {
+				t.Errorf("domains mismatch (-want +got):\n%s", diff)
+			}
+			expectErr(t, got.fatal, ErrRecordTooLong)
+			if !strings.HasPrefix(got.fatal.Error(), tc.wantPrefix) {
+				t.Errorf("got error %q; want it to start with %q", got.fatal, tc.wantPrefix)
+			}
+		})
 	}
-	expectErr(t, got.fatal, ErrRecordTooLong)
-	if want := "targets: reading t.csv: after line 2: "; !strings.HasPrefix(got.fatal.Error(), want) {
-		t.Errorf("got error %q; want it to start with %q", got.fatal, want)
-	}
+}
+
+func TestNewCSVReaderRecordTooLong(t *testing.T) {
+	t.Parallel()
+	_, err := NewCSVReader(strings.NewReader("\"url"+strings.Repeat("x", 2<<20)), "t.csv")
+	expectErr(t, err, ErrRecordTooLong)
 }
 
 func TestLineErrorMessage(t *testing.T) {
@@ -725,8 +769,10 @@ func FuzzTextReader(f *testing.F) {
 	f.Add([]byte("# list\nexample.com\n1.2.3.4\nhttps://x.kz:8443/p # c\n"))
 	f.Add([]byte("\ufeffa.kz\r\nb.kz"))
 	f.Add([]byte("пример.рф\n\n  # x\n[::1]:443\nhttp://namba.kz/#!/"))
-	f.Add([]byte(strings.Join(fixtureURLs(f), "\n")))
-	for _, u := range fixtureURLs(f)[:20] {
+	urls := fixtureURLs(f)
+	f.Add([]byte(strings.Join(urls[:40], "\n")))
+	f.Add([]byte(strings.Join(urls[400:440], "\r\n")))
+	for _, u := range urls[:20] {
 		f.Add([]byte(u + "\n"))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -772,9 +818,8 @@ func FuzzCSVReader(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Add(data)
 	head := bytes.SplitAfter(data, []byte("\n"))
-	f.Add(bytes.Join(head[:10], nil))
+	f.Add(bytes.Join(head[:30], nil))
 	f.Add(bytes.Join(append(head[:1:1], head[415:420]...), nil))
 	f.Add([]byte("category_code,url\nNEWS,https://a.kz/\n,\nx,\"y\nz\",https://b.kz/\n"))
 	f.Add([]byte("\ufeffurl\r\n1.2.3.4\r\n\"https://a\"\"b.kz/\"\r\n"))
