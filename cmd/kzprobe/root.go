@@ -87,4 +87,3 @@ func notImplemented(name, issue string) *cobra.Command {
 		},
 	}
 }
-
