@@ -4,10 +4,10 @@ import (
 	"hash/maphash"
 )
 
-// Deduper reports targets already seen, by domain and port. It keeps one
-// 64-bit hash per distinct target (about 10 bytes with map overhead) rather
-// than the strings, so that a list of a million targets costs about ten
-// megabytes.
+// Deduper reports targets already seen, by domain and port. It keeps a
+// 64-bit hash per distinct target, not the strings, in an open-addressing
+// table of 8-byte slots at most 3/4 full: 11 to 21 bytes a target, 17 MB for
+// a million (a Go map of the same hashes takes 38 MB, of the names more).
 //
 // Two distinct targets collide with probability about n²/2⁶⁵ for n
 // targets: about 3 in 100 million for a million targets. A collision would
@@ -19,7 +19,7 @@ import (
 // The zero value is ready to use. A Deduper is not safe for concurrent use.
 type Deduper struct {
 	seed maphash.Seed
-	seen map[uint64]struct{}
+	set  hashSet
 }
 
 // dedupKey is what makes two targets the same.
@@ -30,24 +30,67 @@ type dedupKey struct {
 
 // NewDeduper returns an empty Deduper with a fresh random seed.
 func NewDeduper() *Deduper {
-	return &Deduper{seed: maphash.MakeSeed(), seen: make(map[uint64]struct{})}
+	return &Deduper{seed: maphash.MakeSeed()}
 }
 
 // Seen reports whether a target with t's domain and port was already passed
 // to Seen, and records it if not. Callers keep a target when Seen returns
 // false, which preserves first-seen order.
 func (d *Deduper) Seen(t Target) bool {
-	if d.seen == nil {
-		d.seed = maphash.MakeSeed()
-		d.seen = make(map[uint64]struct{})
+	if d.set.slots == nil && d.seed == (maphash.Seed{}) {
+		d.seed = maphash.MakeSeed() // the zero value
 	}
-	k := maphash.Comparable(d.seed, dedupKey{t.Domain, t.Port})
-	if _, ok := d.seen[k]; ok {
-		return true
-	}
-	d.seen[k] = struct{}{}
-	return false
+	return !d.set.add(maphash.Comparable(d.seed, dedupKey{t.Domain, t.Port}))
 }
 
 // Len returns the number of distinct targets seen.
-func (d *Deduper) Len() int { return len(d.seen) }
+func (d *Deduper) Len() int { return d.set.n }
+
+// hashSet is a set of 64-bit hashes: open addressing with linear probing in
+// a power-of-two table, 0 marking an empty slot.
+type hashSet struct {
+	slots []uint64
+	n     int
+}
+
+const minSlots = 1024
+
+// add adds h and reports whether it was not already there. Hash 0 is stored
+// as 1, which merges two of 2⁶⁴ values.
+func (s *hashSet) add(h uint64) bool {
+	if h == 0 {
+		h = 1
+	}
+	if s.slots == nil {
+		s.slots = make([]uint64, minSlots)
+	}
+	if !insert(s.slots, h) {
+		return false
+	}
+	s.n++
+	if 4*s.n > 3*len(s.slots) {
+		bigger := make([]uint64, 2*len(s.slots))
+		for _, v := range s.slots {
+			if v != 0 {
+				insert(bigger, v)
+			}
+		}
+		s.slots = bigger
+	}
+	return true
+}
+
+// insert puts h (not 0) in slots, a power-of-two table with a free slot, and
+// reports whether it was not already there.
+func insert(slots []uint64, h uint64) bool {
+	mask := uint64(len(slots) - 1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		switch slots[i] {
+		case h:
+			return false
+		case 0:
+			slots[i] = h
+			return true
+		}
+	}
+}

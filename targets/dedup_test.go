@@ -83,6 +83,49 @@ func TestDeduperManyDistinct(t *testing.T) {
 	}
 }
 
+func TestHashSet(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		hashes []uint64
+		want   []bool // add's result for each hash
+	}{
+		{"zero is a value", []uint64{0, 0, 1}, []bool{true, false, false}},
+		{"same low bits probe on", []uint64{5, 5 + 1<<32, 5 + 2<<32, 5 + 1<<32}, []bool{true, true, true, false}},
+		{"probing wraps around", []uint64{minSlots - 1, 2*minSlots - 1, 3*minSlots - 1, 2*minSlots - 1}, []bool{true, true, true, false}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var s hashSet
+			for i, h := range tc.hashes {
+				if got := s.add(h); got != tc.want[i] {
+					t.Errorf("add(%#x) #%d = %v; want %v", h, i, got, tc.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestHashSetGrows(t *testing.T) {
+	t.Parallel()
+	var s hashSet
+	const n = 10 * minSlots
+	for i := range uint64(n) {
+		if !s.add(i * 0x9e3779b97f4a7c15) {
+			t.Fatalf("add #%d: got false; want true", i)
+		}
+	}
+	for i := range uint64(n) {
+		if s.add(i * 0x9e3779b97f4a7c15) {
+			t.Fatalf("add #%d again: got true; want false", i)
+		}
+	}
+	if s.n != n || 4*s.n > 3*len(s.slots) {
+		t.Errorf("got %d hashes in %d slots; want %d, at most 3/4 full", s.n, len(s.slots), n)
+	}
+}
+
 func BenchmarkDeduper(b *testing.B) {
 	b.ReportAllocs()
 	d := NewDeduper()

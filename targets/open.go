@@ -13,8 +13,8 @@ import (
 	"strings"
 )
 
-// StdinName is the path that makes [Open] read standard input, and the name
-// its targets are reported under ("stdin:3").
+// StdinName is the path that makes [Open] read standard input. Its targets
+// and errors are reported under the name "stdin" ("stdin:3").
 const StdinName = "-"
 
 // Open opens a target list. path "-" reads stdin (which Open does not close);

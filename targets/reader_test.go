@@ -693,6 +693,11 @@ func TestTextReaderStreams(t *testing.T) {
 	if d.Len() != n {
 		t.Errorf("Deduper.Len() = %d; want %d", d.Len(), n)
 	}
+	// 8-byte slots, between 3/8 and 3/4 full: at most 22 bytes a target
+	// (16 MiB for a million).
+	if got := 8 * len(d.set.slots); got > 22*n {
+		t.Errorf("Deduper holds %d bytes for %d targets; want at most %d", got, n, 22*n)
+	}
 }
 
 // benchList returns a generated list of n lines in the shapes of real lists:

@@ -114,6 +114,9 @@ type RunConfig struct {
 	SyncInterval time.Duration `mapstructure:"sync_interval"`
 	// Quiet turns the progress display off.
 	Quiet bool `mapstructure:"quiet"`
+	// Resume is set by --resume: Output already holds measurements of this
+	// run, whose targets are skipped. Not a configuration key.
+	Resume bool `mapstructure:"-"`
 }
 
 // NetworkConfig is the network guard.

@@ -109,12 +109,21 @@ tcp_blocking, down (fails from the control too), error (could not decide).`,
 			if cmd.Flags().Changed("timeout") && !cmd.Flags().Changed("dns-timeout") {
 				cfg.DNS.Timeout = cfg.TLS.Timeout
 			}
+			resume, _ := cmd.Flags().GetString("resume")
+			if resume != "" {
+				if cmd.Flags().Changed("output") && cfg.Run.Output != resume {
+					return usageError("--resume %s appends to that file; do not give a different -o", resume)
+				}
+				cfg.Run.Output = resume
+				cfg.Run.Resume = true
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return runProbe(ctx, cfg, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	cmd.Flags().StringVarP(&configFile, "config", "c", "", "configuration `file` (YAML; see probe.yaml)")
+	cmd.Flags().String("resume", "", "continue an interrupted run: skip the targets already measured in this JSONL `file` and append the rest to it")
 	addRunFlags(cmd.Flags())
 	return cmd
 }
@@ -278,8 +287,43 @@ func openOutput(path string, start time.Time, stdout io.Writer) (io.Writer, stri
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("cannot write the output file: %w (choose another path with -o)", err)
 	}
+	if err := endWithNewline(f); err != nil {
+		f.Close()
+		return nil, "", nil, fmt.Errorf("cannot write the output file: %w", err)
+	}
 	abs, _ := filepath.Abs(path)
 	return f, abs, f.Close, nil
+}
+
+// endWithNewline ends a non-empty file with a newline if a crash cut its
+// last line, so that the next record appended starts on a line of its own
+// (the cut line stays unreadable and is skipped on read; it is never glued
+// to a good record).
+func endWithNewline(f *os.File) error {
+	st, err := f.Stat()
+	if err != nil || st.Size() == 0 || !st.Mode().IsRegular() {
+		return err
+	}
+	last := make([]byte, 1)
+	if _, err := f.ReadAt(last, st.Size()-1); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		// Opened write-only: reopen to read the last byte.
+		r, err := os.Open(f.Name())
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		if _, err := r.ReadAt(last, st.Size()-1); err != nil {
+			return err
+		}
+	}
+	if last[0] == '\n' {
+		return nil
+	}
+	_, err = f.Write([]byte("\n"))
+	return err
 }
 
 // runProbe is `kzprobe run` after flag parsing.
@@ -296,6 +340,20 @@ func runProbe(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr 
 		return err
 	}
 	defer src.Close()
+	if cfg.Run.Resume {
+		id, bad, err := src.skipAlreadyMeasured(cfg.Run.Output)
+		if err != nil {
+			return err
+		}
+		if id != "" {
+			w.prober.Envelope.ReportID = id
+		}
+		fmt.Fprintf(stderr, "resuming %s: %d targets already measured", cfg.Run.Output, src.resumed)
+		if bad > 0 {
+			fmt.Fprintf(stderr, ", %d unreadable lines ignored (a record cut by the interruption is measured again)", bad)
+		}
+		fmt.Fprintln(stderr)
+	}
 
 	out, outPath, closeOut, err := openOutput(cfg.Run.Output, start, stdout)
 	if err != nil {
@@ -336,7 +394,7 @@ func runProbe(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr 
 	case runErr != nil:
 		return runErr
 	}
-	if stats.Written == 0 {
+	if stats.Written == 0 && src.resumed == 0 {
 		return usageError("no target was measured: the target list is empty or every line was invalid")
 	}
 	return nil

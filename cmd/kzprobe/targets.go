@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"os"
 	"sync/atomic"
 
 	"kzprobe/probe"
@@ -17,14 +19,20 @@ type targetSource struct {
 	names   []targets.Target
 	files   []string
 	stdin   io.Reader
+	port    int // the run's default port, so "x.kz" and "x.kz:443" are one target
 	bad     atomic.Int64
+	resumed int
+	seen    *targets.Deduper
 	closers []io.Closer
 }
 
 // openTargets checks the target configuration (every file readable)
 // before any measurement.
 func openTargets(cfg *Config, stdin io.Reader) (*targetSource, error) {
-	s := &targetSource{files: cfg.Targets.Files, stdin: stdin}
+	s := &targetSource{files: cfg.Targets.Files, stdin: stdin, port: cfg.Targets.Port, seen: targets.NewDeduper()}
+	if s.port == 0 {
+		s.port = 443
+	}
 	names, errs := targets.FromNames(cfg.Targets.Domains)
 	if len(errs) > 0 {
 		return nil, usageError("-d/--domain: %v", errors.Join(errs...))
@@ -50,9 +58,11 @@ func openTargets(cfg *Config, stdin io.Reader) (*targetSource, error) {
 // closes out. It stops early when ctx is cancelled.
 func (s *targetSource) feed(ctx context.Context, out chan<- probe.Input, stderr io.Writer, prog *progress) {
 	defer close(out)
-	seen := targets.NewDeduper()
 	send := func(t targets.Target) bool {
-		if seen.Seen(t) {
+		if t.Port == 0 {
+			t.Port = s.port
+		}
+		if s.seen.Seen(t) {
 			return true
 		}
 		prog.addTotal(1)
@@ -99,6 +109,37 @@ func (s *targetSource) feed(ctx context.Context, out chan<- probe.Input, stderr 
 		c.Close()
 	}
 	prog.totalKnown()
+}
+
+// skipAlreadyMeasured marks every target with a complete record in the
+// JSONL file path as done (kzprobe run --resume). It returns the report ID
+// of the records, so that the resumed run continues the same report, and
+// how many lines were unreadable (a last line cut by a crash among them).
+func (s *targetSource) skipAlreadyMeasured(path string) (reportID string, bad int, err error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", 0, nil // nothing measured yet: a fresh run into that file
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("--resume: %w", err)
+	}
+	defer f.Close()
+	st, err := probe.ReadJSONL(f, func(m *probe.Measurement) error {
+		if m.TestKeys.Domain == "" || m.TestKeys.Verdict == "" {
+			return nil // not a complete kzprobe record: measure again
+		}
+		if reportID == "" {
+			reportID = m.ReportID
+		}
+		if !s.seen.Seen(targets.Target{Domain: m.TestKeys.Domain, Port: m.TestKeys.Port}) {
+			s.resumed++
+		}
+		return nil
+	})
+	if err != nil {
+		return "", 0, fmt.Errorf("--resume: reading %s: %w", path, err)
+	}
+	return reportID, st.Bad, nil
 }
 
 // skipped counts bad target lines and unreadable files.

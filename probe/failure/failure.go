@@ -164,19 +164,29 @@ func Classify(err error) string {
 	if errors.As(err, &urhe) {
 		return SSLFailedHandshake
 	}
+	// Reproduce: a server that accepts, reads the ClientHello and never
+	// answers, with a 300ms handshake timeout (the conn deadline gives
+	// os.ErrDeadlineExceeded, the context context.DeadlineExceeded); or a
+	// peer that drips one byte per 100ms.
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
 		return GenericTimeout
 	}
+	// Reproduce: cancel the ctx of a handshake with a silent server (both
+	// TLS libraries return ctx.Err()).
 	if errors.Is(err, context.Canceled) {
 		return Interrupted
 	}
+	// Reproduce: a server that reads the ClientHello and closes (FIN).
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return EOF
 	}
 	switch {
 	case errors.Is(err, syscall.ECONNREFUSED):
+		// Reproduce: listen on a loopback port, close it, dial it.
 		return ConnectionRefused
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		// Reproduce: a server that reads the ClientHello, then SetLinger(0)
+		// and Close (RST).
 		return ConnectionReset
 	case errors.Is(err, syscall.ECONNABORTED):
 		return ConnectionAborted
@@ -185,6 +195,7 @@ func Classify(err error) string {
 	case errors.Is(err, syscall.ENETUNREACH):
 		return NetworkUnreachable
 	case errors.Is(err, syscall.ETIMEDOUT):
+		// The kernel gave up (SYN or data retransmissions); not on loopback.
 		return GenericTimeout
 	}
 	var ne net.Error
