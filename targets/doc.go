@@ -28,7 +28,7 @@
 // line, and reads standard input for "-".
 //
 // Duplicates are removed by the caller with a [Deduper], which keeps 64-bit
-// hashes rather than strings so that a million targets cost a few megabytes.
+// hashes rather than strings, so that a million targets cost about 17 MB.
 // [ReadAll] does all of this at once for small lists and tests.
 //
 // The package has no mutable package-level state; everything it reads comes

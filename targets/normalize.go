@@ -30,10 +30,11 @@ var (
 	// ErrInvalidPort means a port that is not a number from 1 to 65535.
 	ErrInvalidPort = errors.New("targets: invalid port")
 	// ErrLabelTooLong means a label longer than 63 bytes (RFC 1035),
-	// counted after IDNA conversion.
+	// counted after IDNA conversion, or longer than 252 bytes before it.
 	ErrLabelTooLong = errors.New("targets: label longer than 63 bytes")
 	// ErrNameTooLong means a name longer than 253 bytes without the trailing
-	// dot (RFC 1035), counted after IDNA conversion.
+	// dot (RFC 1035), counted after IDNA conversion, or a host longer than
+	// 1024 bytes before it.
 	ErrNameTooLong = errors.New("targets: name longer than 253 bytes")
 	// ErrSingleLabel means a name without a dot ("localhost", "com"): not a
 	// public domain.
