@@ -12,14 +12,13 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
-	"golang.org/x/crypto/x509roots/fallback/bundle"
 
 	"kzprobe/probe"
+	"kzprobe/probe/chain"
 	"kzprobe/probe/guard"
 )
 
@@ -45,11 +44,11 @@ type Options struct {
 	// the HTTP Host of DoH requests. Zero means the IP literal of the
 	// spec, which then must be in the certificate's IP SANs.
 	ServerName string
-	// RootCAs verifies the resolver's certificate. Nil means MozillaRoots(),
+	// RootCAs verifies the resolver's certificate. Nil means chain.MozillaRoots(),
 	// the bundle compiled into the binary, so results do not depend on the
 	// machine (a machine with the interception root installed would
 	// otherwise trust an intercepted control). To add a CA (the lab's),
-	// append to MozillaRoots() and pass the result.
+	// append to chain.MozillaRoots() and pass the result.
 	RootCAs *x509.CertPool
 	// Dial makes every connection. Nil means a zero net.Dialer, with no
 	// guard: pass guard.Guard.Dialer's result.
@@ -84,7 +83,7 @@ func (o Options) tlsConfig(ip netip.Addr, nextProtos ...string) *tls.Config {
 	}
 	roots := o.RootCAs
 	if roots == nil {
-		roots = MozillaRoots()
+		roots = chain.MozillaRoots()
 	}
 	return &tls.Config{
 		ServerName: name,
@@ -93,28 +92,6 @@ func (o Options) tlsConfig(ip netip.Addr, nextProtos ...string) *tls.Config {
 		NextProtos: nextProtos,
 	}
 }
-
-// mozillaRoots parses the bundle once.
-var mozillaRoots = sync.OnceValue(func() *x509.CertPool {
-	p := x509.NewCertPool()
-	for r := range bundle.Roots() {
-		c, err := x509.ParseCertificate(r.Certificate)
-		if err != nil {
-			continue // the bundle is tested upstream; skip rather than panic
-		}
-		if r.Constraint == nil {
-			p.AddCert(c)
-		} else {
-			p.AddCertWithConstraint(c, r.Constraint)
-		}
-	}
-	return p
-})
-
-// MozillaRoots returns a new pool holding the Mozilla (NSS) roots of
-// golang.org/x/crypto/x509roots/fallback, compiled into the binary. The
-// caller may add to it.
-func MozillaRoots() *x509.CertPool { return mozillaRoots().Clone() }
 
 // Spec names a control resolver and the TLS name to verify for it.
 type Spec struct {
