@@ -67,7 +67,10 @@ type DNSConfig struct {
 type ControlConfig struct {
 	// URL is https://IP/dns-query (DoH), tls://IP:853 (DoT) or udp://IP:53.
 	URL string `mapstructure:"url"`
-	// Name is the TLS server name of URL's certificate; empty means the IP.
+	// Name is the TLS server name of URL's certificate. Empty means the
+	// well-known name of a public resolver's IP (1.1.1.1 is
+	// cloudflare-dns.com, 8.8.8.8 dns.google, 9.9.9.9 dns.quad9.net), else
+	// the IP itself.
 	Name string `mapstructure:"name"`
 	// CA is a PEM file of extra roots for the control's certificate.
 	CA string `mapstructure:"ca"`
@@ -146,7 +149,7 @@ var defaults = map[string]any{
 	"dns.timeout":              "5s",
 	"dns.retries":              2,
 	"control.url":              "https://1.1.1.1/dns-query",
-	"control.name":             "cloudflare-dns.com",
+	"control.name":             "",
 	"control.ca":               "",
 	"control.fallbacks":        []string{"https://8.8.8.8/dns-query#dns.google", "https://9.9.9.9/dns-query#dns.quad9.net"},
 	"control.server":           "",

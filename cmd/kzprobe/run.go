@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -63,7 +64,7 @@ func addRunFlags(fs *pflag.FlagSet) {
 	fs.String("resolv-conf", "/etc/resolv.conf", "resolv.conf `file` naming the local resolver")
 	fs.Duration("dns-timeout", 5*time.Second, "timeout of one DNS query")
 	fs.String("control", "https://1.1.1.1/dns-query", "control resolver `URL`: https://IP/dns-query (DoH), tls://IP:853 (DoT) or udp://IP:53")
-	fs.String("control-name", "cloudflare-dns.com", "TLS server `name` of the control resolver")
+	fs.String("control-name", "", "TLS server `name` of the control resolver (default: the known name of a public resolver's IP, else the IP)")
 	fs.String("control-ca", "", "PEM `file` of extra roots for the control's certificate")
 	fs.String("control-server", "", "control server `URL` (kzprobe control serve)")
 	fs.String("control-token", "", "bearer `token` for the control server")
@@ -192,7 +193,7 @@ func buildProber(cfg *Config, start time.Time, version string) (*wiring, error) 
 			return nil, err
 		}
 	}
-	specs := []control.Spec{{URL: cfg.Control.URL, ServerName: cfg.Control.Name}}
+	specs := []control.Spec{{URL: cfg.Control.URL, ServerName: controlName(cfg.Control.URL, cfg.Control.Name)}}
 	for _, f := range cfg.Control.Fallbacks {
 		u, name, _ := strings.Cut(f, "#")
 		specs = append(specs, control.Spec{URL: u, ServerName: name})
@@ -233,6 +234,27 @@ func buildProber(cfg *Config, start time.Time, version string) (*wiring, error) 
 		},
 	}
 	return w, nil
+}
+
+// wellKnownControlNames are the TLS names of public DoH/DoT resolvers by
+// their pinned IP, so that --control https://8.8.8.8/dns-query needs no
+// --control-name.
+var wellKnownControlNames = map[string]string{
+	"1.1.1.1": "cloudflare-dns.com", "1.0.0.1": "cloudflare-dns.com",
+	"8.8.8.8": "dns.google", "8.8.4.4": "dns.google",
+	"9.9.9.9": "dns.quad9.net", "149.112.112.112": "dns.quad9.net",
+}
+
+// controlName is the TLS name to verify for the control at rawURL: name
+// when given, else the well-known name of its IP, else "" (the IP).
+func controlName(rawURL, name string) string {
+	if name != "" {
+		return name
+	}
+	if u, err := url.Parse(rawURL); err == nil {
+		return wellKnownControlNames[u.Hostname()]
+	}
+	return ""
 }
 
 // loadTrust returns the trust store: nil (the embedded Mozilla bundle) or
