@@ -15,7 +15,9 @@ import (
 // the control resolver (DoH and DoT) is truthful except for
 // DNSNonexistent (NXDOMAIN) and DNSControlServfail (SERVFAIL). Neither
 // ever recurses: a name outside the scenario and the lab's own zone is
-// NXDOMAIN. Only A records exist; AAAA and every other type get an empty
+// NXDOMAIN. A site with a hostile DNS behaviour ([HostileDNSBehaviours])
+// gets the truthful answer from the control and a misbehaving local
+// resolver (hostile.go). Only A records exist; AAAA and every other type get an empty
 // NOERROR answer for a name that exists (the lab is IPv4 only).
 
 // labZone is the lab's own zone: the control resolver's TLS name and the
@@ -112,14 +114,25 @@ type dnsHandler struct {
 
 // ServeDNS answers, after the scenario's latency for UDP (stream
 // transports get theirs from their connection) and possibly not at all
-// for the local resolver over UDP (Scenario.DNSDrop).
+// for the local resolver over UDP (Scenario.DNSDrop). The local resolver
+// misbehaves as a site's hostile DNS behaviour says (hostile.go).
 func (h dnsHandler) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	l := h.lab
 	_, udp := w.RemoteAddr().(*net.UDPAddr)
 	if udp && h.view == viewLocal && l.dnsDrop > 0 && rand.Float64() < l.dnsDrop {
 		return
 	}
+	hostile := ""
+	if h.view == viewLocal {
+		hostile = l.hostileDNS(req)
+	}
+	if hostile == DNSSilent {
+		return
+	}
 	m := l.respond(req, h.view)
+	if hostile == DNSManyAnswers {
+		addManyAnswers(m)
+	}
 	if udp {
 		if !sleep(l.latency, l.done) {
 			return
@@ -129,6 +142,10 @@ func (h dnsHandler) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 			size = int(opt.UDPSize())
 		}
 		m.Truncate(size)
+	}
+	if hostile != "" {
+		writeHostileDNS(w, req, m, hostile, udp)
+		return
 	}
 	w.WriteMsg(m)
 }

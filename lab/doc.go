@@ -17,11 +17,18 @@
 // [DNSBogon], [DNSNonexistent], [DNSControlServfail]) and the verdict the
 // probe should give ([ExpectedVerdict] is the table). [DefaultScenario]
 // uses the 14 domains of the published report and exercises every
-// verdict; [LoadScenario] reads the same from YAML:
+// verdict. Hostile peers have behaviours of their own
+// ([HostileTLSBehaviours]: a dripping server, garbage, a 200-certificate
+// or 2 MB chain, malformed DER, absurd or invalid certificate fields, an
+// alert mid-handshake; [HostileDNSBehaviours]: truncated, wrong ID, wrong
+// question, compression loop, 500 answers, duplicates, silence), and
+// [HostileScenario] has one site for each. [LoadScenario] reads the same
+// from YAML:
 //
 //	name: my-network
 //	latency: 30ms      # per round trip, added by the lab's servers
 //	dns_drop: 0.1      # fraction of local UDP queries dropped
+//	drip_interval: 1s  # pause between bytes of a drip site
 //	sites:
 //	  - domain: rutracker.org
 //	    tls: intercept_isca
@@ -61,8 +68,8 @@
 //
 // # Adding behaviours
 //
-// Issue 8's hostile peers slot in as more TLS behaviours (a case in the
-// middlebox, which already owns the raw connection after the ClientHello)
-// and more DNS behaviours (a case in the resolver handler, which may write
-// raw bytes through dns.ResponseWriter.Write).
+// A TLS behaviour is a case in the middlebox, which owns the raw
+// connection after the ClientHello; a DNS behaviour is a case in the
+// resolver handler, which may write raw bytes through
+// dns.ResponseWriter.Write. Issue 8's hostile peers are both (hostile.go).
 package lab

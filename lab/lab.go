@@ -95,9 +95,12 @@ type Lab struct {
 	// a public-root certificate for [BlockpageDNSName] only, so it is not
 	// valid for the blocked domain, and a 451 page.
 	BlockpageAddr netip.Addr
-	// ControlAddr is reserved for the control server of a later issue;
-	// nothing listens there yet.
+	// ControlAddr is the control server's address (lab/controlserver.go).
 	ControlAddr netip.Addr
+	// ControlServerURL is the control server's URL, "https://ip:port" (the
+	// API is POST /v1/check), with a public-root certificate for
+	// ControlAddr and [ControlServerDNSName].
+	ControlServerURL string
 	// Scenario is the scenario being run, with defaults filled in.
 	Scenario Scenario
 	// PKI holds the lab's certificate authorities.
@@ -107,6 +110,7 @@ type Lab struct {
 	dnsDrop  float64
 	errorLog *log.Logger
 	dohAddr  netip.Addr
+	control  *controlServer
 
 	sites       []SiteInfo
 	byName      map[string]int
@@ -314,6 +318,9 @@ func start(cfg Config, sc Scenario, pki *PKI, certs []*tls.Certificate, prefix n
 			return nil, err
 		}
 	}
+	if err := l.startControlServer(); err != nil {
+		return nil, err
+	}
 	return l, nil
 }
 
@@ -459,6 +466,7 @@ func (l *Lab) Close() error {
 			srv.Shutdown()
 		}
 		l.wg.Wait()
+		l.stopControlServer()
 		l.closeErr = errors.Join(errs...)
 	})
 	return l.closeErr

@@ -19,6 +19,8 @@ import (
 //     address, replaying the bytes read;
 //   - intercept_*: terminate TLS with a forged leaf for the SNI;
 //   - Reset, EOF, Blackhole: as their constants say;
+//   - the hostile behaviours (HostileTLSBehaviours): as their constants
+//     say, in hostile.go;
 //   - Unreachable: that is a property of an address (no listener there);
 //     the SNI of an unreachable site sent to another address passes.
 
@@ -83,6 +85,8 @@ func (l *Lab) handleMiddlebox(c net.Conn, site int) {
 	case Blackhole:
 		io.Copy(io.Discard, c) // until the client or Close ends it
 		c.Close()
+	case Drip, Garbage, ChainLong, ChainHeavy, ChainMalformed, CertAbsurd, CertInvalidFields, AlertMidHandshake:
+		l.hostileTLS(c, raw, name, behaviour)
 	default: // Pass
 		l.splice(c, raw, l.sites[site].OriginAddr)
 	}

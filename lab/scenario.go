@@ -46,6 +46,46 @@ const (
 	Unreachable = "unreachable"
 )
 
+// Hostile TLS behaviours (issue 8): peers built to hurt the client rather
+// than to censor it. Each reads the ClientHello first; those that present
+// certificates forge them from the lab's ISCA PKI, so the evidence of
+// interception is there whenever the client can take it (lab/hostile.go
+// builds them).
+const (
+	// Drip terminates TLS as InterceptISCA does, but writes its flights one
+	// byte per Scenario.DripInterval (1s by default): the handshake would
+	// complete after minutes, so a client's deadline must cut it.
+	Drip = "drip"
+	// Garbage answers the ClientHello with 4 KiB of random bytes whose
+	// first byte is no TLS record type, instead of a ServerHello.
+	Garbage = "garbage"
+	// ChainLong presents the forged ISCA leaf, the ISCA intermediate and
+	// 198 more certificates issued by it: 200 certificates, about 90 KB,
+	// within what TLS libraries accept.
+	ChainLong = "chain_long"
+	// ChainHeavy presents the forged ISCA leaf, the ISCA intermediate and
+	// 20 certificates padded to 100 KiB each: a Certificate message of
+	// about 2 MB, beyond the 256 KiB that TLS libraries accept.
+	ChainHeavy = "chain_heavy"
+	// ChainMalformed presents the forged ISCA leaf and the ISCA
+	// intermediate with its outer tag changed from SEQUENCE to SET, so the
+	// second certificate is not DER a parser accepts.
+	ChainMalformed = "chain_malformed"
+	// CertAbsurd presents a leaf issued by the ISCA intermediate with
+	// absurd but well-formed fields: 10 000 DNS names (the SNI first) and a
+	// notAfter of 9999-12-31 23:59:59 UTC.
+	CertAbsurd = "cert_absurd"
+	// CertInvalidFields presents a leaf issued (and correctly signed) by
+	// the ISCA intermediate whose serial number is negative and whose
+	// subject CN is a UTF8String holding invalid UTF-8: fields that
+	// crypto/x509 refuses to parse.
+	CertInvalidFields = "cert_invalid_fields"
+	// AlertMidHandshake negotiates TLS 1.2, sends the ServerHello and the
+	// forged ISCA chain, then a fatal handshake_failure alert in place of
+	// the ServerKeyExchange.
+	AlertMidHandshake = "alert_mid_handshake"
+)
+
 // DNS behaviours of the lab's resolvers, chosen per domain (Site.DNS).
 const (
 	// DNSTruthful answers the site's public address, locally and from the
@@ -67,6 +107,33 @@ const (
 	// DNSControlServfail makes the control answer SERVFAIL while the local
 	// resolver is truthful.
 	DNSControlServfail = "control_servfail"
+)
+
+// Hostile DNS behaviours of the local resolver (issue 8), over UDP and TCP
+// alike unless said otherwise. The control resolver is truthful for them.
+// Where a behaviour sends a decoy, the decoy answers [BogonAddr], so a
+// client that takes it ends up with inconsistent DNS.
+const (
+	// DNSTruncated answers over UDP with the TC bit set and no records,
+	// which forces the client to TCP; over TCP it is truthful.
+	DNSTruncated = "truncated"
+	// DNSWrongID sends a decoy response whose message ID is the query's
+	// plus one, then the truthful response.
+	DNSWrongID = "wrong_id"
+	// DNSWrongQuestion sends a decoy response for another name
+	// ("wrong-question.lab.test"), then the truthful response.
+	DNSWrongQuestion = "wrong_question"
+	// DNSCompressionLoop answers with the query's ID and a question name
+	// that is a compression pointer to itself, and nothing else.
+	DNSCompressionLoop = "compression_loop"
+	// DNSManyAnswers answers A questions with 500 A records for the site's
+	// address (TTLs 1 to 500, so no two are equal). Over UDP they do not
+	// fit: the response is truncated (TC) and the client must use TCP.
+	DNSManyAnswers = "many_answers"
+	// DNSDuplicate sends every response twice.
+	DNSDuplicate = "duplicate"
+	// DNSSilent never answers this name, over UDP or TCP.
+	DNSSilent = "silent"
 )
 
 // Verdicts the probe gives, as used in Site.Expect. They mirror the probe's
@@ -93,14 +160,38 @@ const MaxSites = 100
 // MaxLatency bounds Scenario.Latency, so a typo ("5m" for "5ms") is caught.
 const MaxLatency = 10 * time.Second
 
-// TLSBehaviours returns every valid Site.TLS value, in documentation order.
+// DefaultDripInterval is the Drip behaviour's pace when
+// Scenario.DripInterval is zero: one byte per second.
+const DefaultDripInterval = time.Second
+
+// MaxDripInterval bounds Scenario.DripInterval.
+const MaxDripInterval = time.Minute
+
+// TLSBehaviours returns every valid Site.TLS value, in documentation order:
+// the censoring network's, then the hostile ones ([HostileTLSBehaviours]).
 func TLSBehaviours() []string {
-	return []string{Pass, InterceptISCA, InterceptISCAExpired, InterceptCorporate, Reset, Blackhole, EOF, Unreachable}
+	return append([]string{Pass, InterceptISCA, InterceptISCAExpired, InterceptCorporate, Reset, Blackhole, EOF, Unreachable},
+		HostileTLSBehaviours()...)
 }
 
-// DNSBehaviours returns every valid Site.DNS value, in documentation order.
+// HostileTLSBehaviours returns the TLS behaviours of hostile peers (issue 8),
+// which [HostileScenario] covers and [DefaultScenario] does not.
+func HostileTLSBehaviours() []string {
+	return []string{Drip, Garbage, ChainLong, ChainHeavy, ChainMalformed, CertAbsurd, CertInvalidFields, AlertMidHandshake}
+}
+
+// DNSBehaviours returns every valid Site.DNS value, in documentation order:
+// the censoring network's, then the hostile ones ([HostileDNSBehaviours]).
 func DNSBehaviours() []string {
-	return []string{DNSTruthful, DNSBlockpage, DNSNXDOMAIN, DNSBogon, DNSNonexistent, DNSControlServfail}
+	return append([]string{DNSTruthful, DNSBlockpage, DNSNXDOMAIN, DNSBogon, DNSNonexistent, DNSControlServfail},
+		HostileDNSBehaviours()...)
+}
+
+// HostileDNSBehaviours returns the DNS behaviours of a hostile local
+// resolver (issue 8), which [HostileScenario] covers and [DefaultScenario]
+// does not.
+func HostileDNSBehaviours() []string {
+	return []string{DNSTruncated, DNSWrongID, DNSWrongQuestion, DNSCompressionLoop, DNSManyAnswers, DNSDuplicate, DNSSilent}
 }
 
 // Verdicts returns every valid Site.Expect value.
@@ -144,12 +235,25 @@ type Scenario struct {
 	// silently drops a query received over UDP (TCP, DoH and DoT never
 	// drop). Zero means none.
 	DNSDrop float64 `yaml:"dns_drop,omitempty"`
+	// DripInterval is the pause between two bytes written by a [Drip]
+	// site, at most MaxDripInterval. Zero means DefaultDripInterval (1s);
+	// tests use a shorter one. In YAML a Go duration string, e.g. "200ms".
+	DripInterval time.Duration `yaml:"drip_interval,omitempty"`
 }
 
 // ExpectedVerdict is the verdict table the probe implements, for a site's
 // TLS and DNS behaviours (empty meaning Pass and DNSTruthful). It returns ""
 // where the table says nothing (DNSControlServfail with a TLS behaviour that
 // reaches a server).
+//
+// Hostile peers get the verdict of what the client can still observe: a
+// hostile resolver whose genuine answer still arrives (truncated, wrong ID
+// or question, many answers, duplicates) is as truthful, one that gives no
+// usable answer (compression loop, silence) is tampering since the control
+// answers; a TLS peer that lets the handshake complete with its ISCA chain
+// (long chain, absurd leaf) is ISCA interception, and one that makes every
+// handshake fail (drip, garbage, oversized or unparsable chain, alert) is
+// TLS blocking, whatever chain was recovered on the way.
 func ExpectedVerdict(tlsBehaviour, dnsBehaviour string) string {
 	if tlsBehaviour == "" {
 		tlsBehaviour = Pass
@@ -157,33 +261,43 @@ func ExpectedVerdict(tlsBehaviour, dnsBehaviour string) string {
 	switch dnsBehaviour {
 	case DNSNonexistent:
 		return VerdictDown
-	case DNSBlockpage, DNSNXDOMAIN, DNSBogon:
+	case DNSBlockpage, DNSNXDOMAIN, DNSBogon, DNSCompressionLoop, DNSSilent:
 		return VerdictDNSTampering
 	case DNSControlServfail:
 		// Without the control's answer a failure cannot be told from a
 		// site that is down.
-		switch tlsBehaviour {
-		case Reset, EOF, Blackhole, Unreachable:
+		if handshakeFails(tlsBehaviour) || tlsBehaviour == Unreachable {
 			return VerdictError
 		}
 		return ""
-	case "", DNSTruthful:
+	case "", DNSTruthful, DNSTruncated, DNSWrongID, DNSWrongQuestion, DNSManyAnswers, DNSDuplicate:
 	default:
 		return ""
 	}
-	switch tlsBehaviour {
-	case Pass:
+	switch {
+	case tlsBehaviour == Pass:
 		return VerdictOK
-	case InterceptISCA, InterceptISCAExpired:
+	case tlsBehaviour == InterceptISCA, tlsBehaviour == InterceptISCAExpired,
+		tlsBehaviour == ChainLong, tlsBehaviour == CertAbsurd:
 		return VerdictMITMISCA
-	case InterceptCorporate:
+	case tlsBehaviour == InterceptCorporate:
 		return VerdictMITMOther
-	case Reset, EOF, Blackhole:
+	case handshakeFails(tlsBehaviour):
 		return VerdictTLSBlocking
-	case Unreachable:
+	case tlsBehaviour == Unreachable:
 		return VerdictTCPBlocking
 	}
 	return ""
+}
+
+// handshakeFails reports whether a TLS behaviour lets no handshake
+// complete once TCP has connected.
+func handshakeFails(tlsBehaviour string) bool {
+	switch tlsBehaviour {
+	case Reset, EOF, Blackhole, Drip, Garbage, ChainHeavy, ChainMalformed, CertInvalidFields, AlertMidHandshake:
+		return true
+	}
+	return false
 }
 
 // DefaultScenario is the built-in scenario: the 14 domains of the published
@@ -292,9 +406,9 @@ func cleanYAMLError(err error) error {
 	msg = strings.ReplaceAll(msg, "unmarshal errors:\n  ", "")
 	msg = strings.ReplaceAll(msg, "\n  ", "; ")
 	msg = strings.ReplaceAll(msg, "not found in type lab.Site", "unknown in a site (want domain, tls, dns, expect)")
-	msg = strings.ReplaceAll(msg, "not found in type lab.Scenario", "unknown at the top level (want name, sites, latency, dns_drop)")
+	msg = strings.ReplaceAll(msg, "not found in type lab.Scenario", "unknown at the top level (want name, sites, latency, dns_drop, drip_interval)")
 	msg = strings.ReplaceAll(msg, "into time.Duration", "into a duration (want a string such as \"50ms\")")
-	msg = strings.ReplaceAll(msg, "into lab.Scenario", "into a scenario (want a mapping with name, sites, latency, dns_drop)")
+	msg = strings.ReplaceAll(msg, "into lab.Scenario", "into a scenario (want a mapping with name, sites, latency, dns_drop, drip_interval)")
 	msg = strings.ReplaceAll(msg, "into []lab.Site", "into sites (want a list of mappings with domain, tls, dns, expect)")
 	msg = strings.ReplaceAll(msg, "into lab.Site", "into a site (want a mapping with domain, tls, dns, expect)")
 	return errors.New(msg)
@@ -357,9 +471,10 @@ func (e *ValidationError) Error() string {
 }
 
 // Validate checks every field: known behaviours and verdicts, valid and
-// distinct domain names, at most [MaxSites], a latency in [0, MaxLatency]
-// and a drop probability in [0, 1]. It returns a *[ValidationError] naming
-// the first wrong field. An empty scenario is valid (Start then uses
+// distinct domain names, at most [MaxSites], a latency in [0, MaxLatency],
+// a drop probability in [0, 1] and a drip interval in [0,
+// MaxDripInterval]. It returns a *[ValidationError] naming the first wrong
+// field. An empty scenario is valid (Start then uses
 // [DefaultScenario]).
 func (s Scenario) Validate() error {
 	if s.Latency < 0 || s.Latency > MaxLatency {
@@ -367,6 +482,9 @@ func (s Scenario) Validate() error {
 	}
 	if !(s.DNSDrop >= 0 && s.DNSDrop <= 1) { // also rejects NaN
 		return &ValidationError{Site: -1, Field: "dns_drop", Msg: fmt.Sprintf("%v out of range; want a probability from 0 to 1", s.DNSDrop)}
+	}
+	if s.DripInterval < 0 || s.DripInterval > MaxDripInterval {
+		return &ValidationError{Site: -1, Field: "drip_interval", Msg: fmt.Sprintf("%v out of range; want a duration from 0 (meaning %v) to %v, e.g. \"200ms\"", s.DripInterval, DefaultDripInterval, MaxDripInterval)}
 	}
 	if len(s.Sites) > MaxSites {
 		return &ValidationError{Site: -1, Field: "sites", Msg: fmt.Sprintf("%d sites; the lab holds at most %d", len(s.Sites), MaxSites)}
@@ -454,7 +572,7 @@ func oneOf(s string, list []string) bool {
 func (s Scenario) normalized() Scenario {
 	if len(s.Sites) == 0 {
 		d := DefaultScenario()
-		d.Latency, d.DNSDrop = s.Latency, s.DNSDrop
+		d.Latency, d.DNSDrop, d.DripInterval = s.Latency, s.DNSDrop, s.DripInterval
 		if s.Name != "" {
 			d.Name = s.Name
 		}

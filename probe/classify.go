@@ -1,7 +1,9 @@
 package probe
 
 import (
+	"bytes"
 	"fmt"
+	"net/netip"
 	"sort"
 	"strings"
 
@@ -13,8 +15,9 @@ import (
 // verdicts can be recomputed from a file of measurements (DESIGN step 6).
 //
 // It reads m.TestKeys: Queries and ControlQueries, DNSConsistency,
-// TCPConnect, TLSHandshakes and Chains (the chain judgement of each
-// handshake, made beforehand by probe/chain). The rules, in order:
+// TCPConnect, TLSHandshakes, Chains (the chain judgement of each
+// handshake, made beforehand by probe/chain) and Control (the control
+// server's report, when one was asked). The rules, in order:
 //
 //  1. The local resolver gave no address: "down" when the control fails
 //     the same way, "dns_tampering" when the control answers, "error" when
@@ -31,6 +34,22 @@ import (
 // unknown) they give "error", since an address the control cannot confirm
 // may not belong to the domain at all, except that a chain trusted for the
 // domain proves the address serves it ("ok").
+//
+// With a control server (Control not null) the verdict also weighs what
+// it saw from outside, and the reason cites both views ("control saw a
+// trusted chain at the same address"):
+//
+//   - rules 3 and 4 give "down" when the control server tried and failed
+//     too: it attempted some address, completed no handshake, and either
+//     DNS is consistent or it tried its own resolver's answers;
+//   - rule 6 requires that the control's chain differs: when the control
+//     server was served the same leaf certificate (at the same address, or
+//     else at any address), the untrusted chain is the site's own and the
+//     verdict is "down" (it fails from outside too), not "mitm_other";
+//     when the control server saw no chain at all, the rule is as without
+//     one.
+//
+// Without a control server the rules are exactly the above.
 func Classify(m *Measurement) (Verdict, string) {
 	tk := &m.TestKeys
 	cons := tk.DNSConsistency
@@ -57,6 +76,11 @@ func Classify(m *Measurement) (Verdict, string) {
 		if in := tk.Interception; in != nil {
 			r += "; chain leads to " + rootLabel(in.RootName, in.RootSHA1)
 		}
+		if ip, ok := firstEndpoint(tk.Control, Addrs(tk.Queries)); ok {
+			r += "; " + controlView(tk.Control, ip, "at the local address "+ip.String())
+		} else if tk.Control != nil && tk.Control.Response == nil {
+			r += "; " + controlView(tk.Control, netip.Addr{}, "")
+		}
 		return VerdictDNSTampering, r
 	}
 	confirmed := status == Consistent
@@ -74,10 +98,13 @@ func Classify(m *Measurement) (Verdict, string) {
 			return VerdictError, "every address is outside --allow-net (" + f + "); nothing was sent"
 		}
 		r := "no TCP connect succeeded (" + orNone(f) + ")"
-		if !confirmed {
-			return VerdictError, r + " and the control could not confirm the address"
+		if down, cf := controlFailsToo(tk.Control, confirmed); down {
+			return VerdictDown, r + "; the control server fails too (" + orNone(cf) + ")"
 		}
-		return VerdictTCPBlocking, r
+		if !confirmed {
+			return VerdictError, r + unconfirmed(tk, " and", firstConnectIP(tk))
+		}
+		return VerdictTCPBlocking, r + controlSuffix(tk, firstConnectIP(tk))
 	}
 
 	var done, failed []int
@@ -90,10 +117,17 @@ func Classify(m *Measurement) (Verdict, string) {
 	}
 	if len(done) == 0 {
 		r := "TCP connected but every TLS handshake failed (" + orNone(firstFailure(handshakeFailures(tk.TLSHandshakes))) + ")"
-		if !confirmed {
-			return VerdictError, r + " and the control could not confirm the address"
+		if down, cf := controlFailsToo(tk.Control, confirmed); down {
+			return VerdictDown, r + "; the control server fails too (" + orNone(cf) + ")"
 		}
-		return VerdictTLSBlocking, r
+		ip := firstConnectIP(tk)
+		if len(tk.TLSHandshakes) > 0 {
+			ip = handshakeIP(tk.TLSHandshakes[0], ip)
+		}
+		if !confirmed {
+			return VerdictError, r + unconfirmed(tk, " and", ip)
+		}
+		return VerdictTLSBlocking, r + controlSuffix(tk, ip)
 	}
 	note := ""
 	if len(failed) > 0 {
@@ -106,27 +140,41 @@ func Classify(m *Measurement) (Verdict, string) {
 		if in.BrowserErrorEvenWithRootInstalled {
 			r += "; error even with the root installed: " + strings.Join(in.BrowserErrorReasons, ",")
 		}
-		if !confirmed {
-			return VerdictError, r + ", but the control could not confirm the address"
+		ip := firstConnectIP(tk)
+		for i, h := range tk.TLSHandshakes {
+			if i < len(tk.Chains) && tk.Chains[i] != nil && tk.Chains[i].Interception != nil {
+				ip = handshakeIP(h, ip)
+				break
+			}
 		}
-		return VerdictMITMISCA, r + note
+		if !confirmed {
+			return VerdictError, r + unconfirmed(tk, ", but", ip)
+		}
+		return VerdictMITMISCA, r + controlSuffix(tk, ip) + note
 	}
 
-	untrusted := ""
+	untrusted, at := "", -1
 	for _, i := range done {
 		if i < len(tk.Chains) && tk.Chains[i] != nil && !tk.Chains[i].Trusted {
-			untrusted = orNone(derefOr(tk.Chains[i].TrustFailure, "untrusted"))
+			untrusted, at = orNone(derefOr(tk.Chains[i].TrustFailure, "untrusted")), i
 			break
 		}
 		if i >= len(tk.Chains) || tk.Chains[i] == nil {
-			untrusted = "chain not analysed"
+			untrusted, at = "chain not analysed", i
 			break
 		}
 	}
 	if untrusted != "" {
 		r := "untrusted chain that is not the ISCA PKI (" + untrusted + ")"
 		if !confirmed {
-			return VerdictError, r + ", and the control could not confirm the address"
+			return VerdictError, r + unconfirmed(tk, ", and", handshakeIP(tk.TLSHandshakes[at], firstConnectIP(tk)))
+		}
+		if tk.Control != nil {
+			same, view := compareWithControl(tk.Control, tk.TLSHandshakes[at], firstConnectIP(tk))
+			if same {
+				return VerdictDown, r + ", but " + view + ": the site's own certificate, not interception" + note
+			}
+			return VerdictMITMOther, r + "; " + view + note
 		}
 		return VerdictMITMOther, r + note
 	}
@@ -224,4 +272,160 @@ func short(hex string) string {
 		return hex[:8]
 	}
 	return hex
+}
+
+// unconfirmed ends the reason of a verdict that needed consistent DNS:
+// sep, then that the control resolver could not confirm the address, and
+// what the control server saw there. A control server's view alone does
+// not confirm an address the control resolver could not (see
+// [ConsistencyOptions.Check]: the checks run only on two address sets).
+func unconfirmed(tk *TestKeys, sep string, ip netip.Addr) string {
+	if tk.Control == nil {
+		return sep + " the control could not confirm the address"
+	}
+	return sep + " the control resolver could not confirm the address" + controlSuffix(tk, ip)
+}
+
+// controlSuffix is "; " and what the control server saw at ip, or ""
+// without a control server.
+func controlSuffix(tk *TestKeys, ip netip.Addr) string {
+	if tk.Control == nil {
+		return ""
+	}
+	return "; " + controlView(tk.Control, ip, "at the same address")
+}
+
+// controlView says in a few words what the control server r saw at ip
+// ("where" names the place in the sentence).
+func controlView(r *ControlReport, ip netip.Addr, where string) string {
+	if r.Response == nil {
+		return "control server failed (" + derefOr(r.Failure, "no response") + ")"
+	}
+	e := r.Endpoint(ip)
+	switch {
+	case e == nil:
+		return "control server did not try " + strings.TrimPrefix(where, "at ")
+	case !e.Attempted():
+		return "control server refused to connect " + where + " (" + e.failure() + ")"
+	case e.Trusted():
+		return "control saw a trusted chain " + where
+	case e.Chain != nil && e.Chain.Interception != nil:
+		return "control saw an interception chain " + where + " too (" + rootLabel(e.Chain.Interception.RootName, e.Chain.Interception.RootSHA1) + ")"
+	case e.Chain != nil:
+		return "control saw an untrusted chain " + where + " (" + derefOr(e.Chain.TrustFailure, "untrusted") + ")"
+	}
+	return "control could not hand-shake " + where + " (" + orNone(e.failure()) + ")"
+}
+
+// firstEndpoint returns the first of addrs that the control server
+// reported on.
+func firstEndpoint(r *ControlReport, addrs []netip.Addr) (netip.Addr, bool) {
+	for _, a := range addrs {
+		if r.Endpoint(a) != nil {
+			return a, true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// controlFailsToo reports whether the control server tried the target and
+// failed everywhere (see Classify), with its most frequent failure.
+func controlFailsToo(r *ControlReport, confirmed bool) (bool, string) {
+	if r == nil || r.Response == nil {
+		return false, ""
+	}
+	var fs []*string
+	ownAnswer := false
+	for i := range r.Response.Endpoints {
+		e := &r.Response.Endpoints[i]
+		if !e.Attempted() {
+			continue
+		}
+		if e.Completed() {
+			return false, ""
+		}
+		f := e.failure()
+		fs = append(fs, &f)
+		for _, s := range e.Sources {
+			ownAnswer = ownAnswer || s == ControlSourceDNS
+		}
+	}
+	if len(fs) == 0 || !(confirmed || ownAnswer) {
+		return false, ""
+	}
+	return true, firstFailure(fs)
+}
+
+// compareWithControl compares the leaf certificate of the probe's
+// handshake h with what the control server was served: at the same
+// address first, else at any address. It reports whether they are the
+// same certificate, and says what the control saw.
+func compareWithControl(r *ControlReport, h TLSHandshake, fallback netip.Addr) (same bool, view string) {
+	ip := handshakeIP(h, fallback)
+	var leaf []byte
+	if len(h.PeerCertificates) > 0 {
+		leaf = h.PeerCertificates[0]
+	}
+	if e := r.Endpoint(ip); e.leaf() != nil {
+		if bytes.Equal(e.leaf(), leaf) {
+			return true, "the control server was served the same certificate at the same address"
+		}
+		return false, "control saw a different chain at the same address (" + chainWords(e) + ")"
+	}
+	if r.Response != nil {
+		other := false
+		for i := range r.Response.Endpoints {
+			if l := r.Response.Endpoints[i].leaf(); l != nil {
+				if bytes.Equal(l, leaf) {
+					return true, "the control server was served the same certificate at " + r.Response.Endpoints[i].Address
+				}
+				other = true
+			}
+		}
+		if other {
+			return false, "control saw a different chain at its own addresses; " + controlView(r, ip, "at the same address")
+		}
+	}
+	return false, controlView(r, ip, "at the same address") + "; no control chain to compare"
+}
+
+// handshakeIP is the address h was made to, or fallback when it does not
+// say.
+func handshakeIP(h TLSHandshake, fallback netip.Addr) netip.Addr {
+	if ap, err := netip.ParseAddrPort(h.Address); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return fallback
+}
+
+// firstConnectIP is the address of the first TCP connect, preferring one
+// that succeeded.
+func firstConnectIP(tk *TestKeys) netip.Addr {
+	var first netip.Addr
+	for _, c := range tk.TCPConnect {
+		a, err := netip.ParseAddr(c.IP)
+		if err != nil {
+			continue
+		}
+		if c.Status.Success {
+			return a.Unmap()
+		}
+		if !first.IsValid() {
+			first = a.Unmap()
+		}
+	}
+	return first
+}
+
+// chainWords says how the server judged e's chain.
+func chainWords(e *ControlEndpoint) string {
+	switch {
+	case e.Chain == nil:
+		return "not analysed"
+	case e.Chain.Trusted:
+		return "trusted"
+	case e.Chain.Interception != nil:
+		return "an interception chain, " + rootLabel(e.Chain.Interception.RootName, e.Chain.Interception.RootSHA1)
+	}
+	return "untrusted, " + derefOr(e.Chain.TrustFailure, "untrusted")
 }

@@ -55,6 +55,13 @@ type Prober struct {
 	MaxAddresses int
 	// Port is the TLS port for targets that name none. Zero means 443.
 	Port int
+	// ControlServer, when set, is asked about every target: the local
+	// addresses dialled (bogons left out) are sent to it, concurrently with
+	// the probe's own handshakes, and its answer is recorded in
+	// test_keys.control, adds the ip_valid_from_control consistency check
+	// and informs the verdict (see Classify). Nil means no control server:
+	// the probe then works without it.
+	ControlServer ControlServer
 	// Consistency configures the DNS comparison.
 	Consistency ConsistencyOptions
 	// Timeout bounds one target. Zero means 60s.
@@ -128,15 +135,26 @@ func (p *Prober) Measure(ctx context.Context, domain string, port int) *Measurem
 	}
 	wg.Wait()
 
-	// Step 3: consistency.
-	tk.DNSConsistency = p.Consistency.Check(tk.Queries, tk.ControlQueries)
-
-	// Step 4: TCP and TLS to each local address, with each fingerprint.
+	// Step 4: TCP and TLS to each local address, with each fingerprint;
+	// meanwhile the control server, if any, tries the same addresses from
+	// outside.
 	addrs := Addrs(tk.Queries)
 	if len(addrs) > p.maxAddresses() {
 		addrs = addrs[:p.maxAddresses()]
 	}
+	if p.ControlServer != nil {
+		req := ControlRequest{Domain: domain, Port: port, Addresses: p.submittable(addrs), Fingerprint: p.fingerprints()[0]}
+		wg.Go(func() { tk.Control = p.ControlServer.Check(ctx, req, start) })
+	}
 	p.handshakeAll(ctx, tk, domain, addrs, port, start)
+	wg.Wait()
+
+	// Step 3, once the control server has answered: consistency.
+	opts := p.Consistency
+	if tk.Control != nil {
+		opts.Checks = append([]ConsistencyCheck{IPValidFromControl(tk.Control)}, p.Consistency.Checks...)
+	}
+	tk.DNSConsistency = opts.Check(tk.Queries, tk.ControlQueries)
 
 	// Step 5: chain analysis of every presented chain, at measurement time.
 	tk.Chains = make([]*chain.Judgement, len(tk.TLSHandshakes))
@@ -156,6 +174,23 @@ func (p *Prober) Measure(ctx context.Context, domain string, port int) *Measurem
 	tk.Verdict, tk.VerdictReason = Classify(m)
 	m.TestRuntime = p.now().Sub(start).Seconds()
 	return m
+}
+
+// submittable returns the addresses worth sending to the control server:
+// those that are not bogons (a bogon is never consistent, and a control
+// server refuses it anyway).
+func (p *Prober) submittable(addrs []netip.Addr) []netip.Addr {
+	bogons := p.Consistency.Bogons
+	if bogons == nil {
+		bogons = DefaultBogons()
+	}
+	out := []netip.Addr{}
+	for _, a := range addrs {
+		if !IsBogon(a, bogons) || IsBogon(a, p.Consistency.Exempt) {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // handshakeAll runs every (address, fingerprint) pair concurrently and

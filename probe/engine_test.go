@@ -1,14 +1,18 @@
 package probe_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha1"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +20,7 @@ import (
 	"kzprobe/lab"
 	"kzprobe/probe"
 	"kzprobe/probe/chain"
+	"kzprobe/probe/failure"
 	"kzprobe/probe/guard"
 )
 
@@ -30,6 +35,12 @@ func startLab(t testing.TB, sc lab.Scenario) (*lab.Lab, *probe.Prober) {
 		t.Fatalf("starting the lab: %v", err)
 	}
 	t.Cleanup(func() { l.Close() })
+	return l, labProber(t, l)
+}
+
+// labProber is a Prober wired to a running lab, without a control server.
+func labProber(t testing.TB, l *lab.Lab) *probe.Prober {
+	t.Helper()
 	g := guard.New(l.Net)
 	dial := g.Dialer(nil)
 
@@ -57,7 +68,23 @@ func startLab(t testing.TB, sc lab.Scenario) (*lab.Lab, *probe.Prober) {
 		Consistency: probe.ConsistencyOptions{Exempt: g.Prefixes()},
 		Timeout:     20 * time.Second,
 	}
-	return l, p
+	return p
+}
+
+// withControlServer returns a copy of p that also asks the lab's control
+// server, as `kzprobe lab` does.
+func withControlServer(t testing.TB, l *lab.Lab, p *probe.Prober) *probe.Prober {
+	t.Helper()
+	roots := x509.NewCertPool()
+	roots.AddCert(l.PKI.PublicRoot)
+	c, err := control.NewClient(l.ControlServerURL, control.ClientOptions{RootCAs: roots, Dial: guard.New(l.Net).Dialer(nil), Timeout: 15 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	q := *p
+	q.ControlServer = c
+	return &q
 }
 
 func sha1Hex(der []byte) string {
@@ -69,66 +96,85 @@ func sha1Hex(der []byte) string {
 // with the real engine and checks the verdict and the evidence behind it.
 func TestMeasureEveryLabScenario(t *testing.T) {
 	t.Parallel()
-	l, p := startLab(t, lab.DefaultScenario())
+	l, plain := startLab(t, lab.DefaultScenario())
 	iscaRoot := sha1Hex(l.PKI.ISCARoot.Raw)
+	withControl := withControlServer(t, l, plain)
 	for _, site := range l.Scenario.Sites {
-		t.Run(site.Domain, func(t *testing.T) {
-			t.Parallel()
-			m := p.Measure(context.Background(), site.Domain, 0)
-			tk := m.TestKeys
-			if string(tk.Verdict) != site.Expect {
-				t.Fatalf("verdict = %s (%s); want %s", tk.Verdict, tk.VerdictReason, site.Expect)
+		for _, mode := range []string{"no control server", "control server"} {
+			p := plain
+			if mode == "control server" {
+				p = withControl
 			}
-			if len(tk.Queries) != 2 || len(tk.ControlQueries) != 2 {
-				t.Errorf("got %d local and %d control queries; want A and AAAA each", len(tk.Queries), len(tk.ControlQueries))
+			t.Run(site.Domain+"/"+mode, func(t *testing.T) {
+				t.Parallel()
+				measureLabSite(t, l, p, site, iscaRoot)
+			})
+		}
+	}
+}
+
+// measureLabSite measures one site and checks the verdict the scenario
+// expects and the evidence behind it.
+func measureLabSite(t *testing.T, l *lab.Lab, p *probe.Prober, site lab.Site, iscaRoot string) {
+	m := p.Measure(context.Background(), site.Domain, 0)
+	tk := m.TestKeys
+	if string(tk.Verdict) != site.Expect {
+		t.Fatalf("verdict = %s (%s); want %s", tk.Verdict, tk.VerdictReason, site.Expect)
+	}
+	if (tk.Control != nil) != (p.ControlServer != nil) {
+		t.Errorf("test_keys.control = %+v with control server %v", tk.Control, p.ControlServer != nil)
+	}
+	if tk.Control != nil && tk.Control.Failure != nil {
+		t.Errorf("control server failed: %s", *tk.Control.Failure)
+	}
+	if len(tk.Queries) != 2 || len(tk.ControlQueries) != 2 {
+		t.Errorf("got %d local and %d control queries; want A and AAAA each", len(tk.Queries), len(tk.ControlQueries))
+	}
+	switch site.TLS {
+	case lab.InterceptISCA, lab.InterceptISCAExpired:
+		if site.DNS != lab.DNSTruthful {
+			break
+		}
+		in := tk.Interception
+		if in == nil {
+			t.Fatal("interception = null; want the lab ISCA root")
+		}
+		if in.RootSHA1 != iscaRoot || in.Evidence != chain.EvidenceSignature {
+			t.Errorf("root %s evidence %s; want %s signature", in.RootSHA1, in.Evidence, iscaRoot)
+		}
+		wantIM := l.PKI.ISCAIntermediate
+		if site.TLS == lab.InterceptISCAExpired {
+			wantIM = l.PKI.ISCAExpiredIntermediate
+		}
+		if len(in.Intermediates) != 1 || in.Intermediates[0].SHA1 != sha1Hex(wantIM.Raw) {
+			t.Errorf("intermediates %+v; want one, SHA-1 %s", in.Intermediates, sha1Hex(wantIM.Raw))
+		} else if in.Intermediates[0].SignerRootSHA1 != iscaRoot {
+			t.Errorf("intermediate signer %s; want %s", in.Intermediates[0].SignerRootSHA1, iscaRoot)
+		}
+		expired := site.TLS == lab.InterceptISCAExpired
+		if in.BrowserErrorEvenWithRootInstalled != expired {
+			t.Errorf("browser_error_even_with_root_installed = %v; want %v (%v)", in.BrowserErrorEvenWithRootInstalled, expired, in.BrowserErrorReasons)
+		}
+		// The recorded chain is exactly what the middlebox serves:
+		// compare with a plain crypto/tls client at the same address.
+		info, _ := l.Site(site.Domain)
+		want := servedChain(t, netip.AddrPortFrom(info.Addr, uint16(l.Port)).String(), site.Domain)
+		got := tk.TLSHandshakes[0].PeerCertificates
+		if len(got) != len(want) {
+			t.Fatalf("recorded %d certificates; the middlebox serves %d", len(got), len(want))
+		}
+		for i := range want {
+			if string(got[i]) != string(want[i]) {
+				t.Errorf("certificate %d differs from the one served", i)
 			}
-			switch site.TLS {
-			case lab.InterceptISCA, lab.InterceptISCAExpired:
-				if site.DNS != lab.DNSTruthful {
-					break
-				}
-				in := tk.Interception
-				if in == nil {
-					t.Fatal("interception = null; want the lab ISCA root")
-				}
-				if in.RootSHA1 != iscaRoot || in.Evidence != chain.EvidenceSignature {
-					t.Errorf("root %s evidence %s; want %s signature", in.RootSHA1, in.Evidence, iscaRoot)
-				}
-				wantIM := l.PKI.ISCAIntermediate
-				if site.TLS == lab.InterceptISCAExpired {
-					wantIM = l.PKI.ISCAExpiredIntermediate
-				}
-				if len(in.Intermediates) != 1 || in.Intermediates[0].SHA1 != sha1Hex(wantIM.Raw) {
-					t.Errorf("intermediates %+v; want one, SHA-1 %s", in.Intermediates, sha1Hex(wantIM.Raw))
-				} else if in.Intermediates[0].SignerRootSHA1 != iscaRoot {
-					t.Errorf("intermediate signer %s; want %s", in.Intermediates[0].SignerRootSHA1, iscaRoot)
-				}
-				expired := site.TLS == lab.InterceptISCAExpired
-				if in.BrowserErrorEvenWithRootInstalled != expired {
-					t.Errorf("browser_error_even_with_root_installed = %v; want %v (%v)", in.BrowserErrorEvenWithRootInstalled, expired, in.BrowserErrorReasons)
-				}
-				// The recorded chain is exactly what the middlebox serves:
-				// compare with a plain crypto/tls client at the same address.
-				info, _ := l.Site(site.Domain)
-				want := servedChain(t, netip.AddrPortFrom(info.Addr, uint16(l.Port)).String(), site.Domain)
-				got := tk.TLSHandshakes[0].PeerCertificates
-				if len(got) != len(want) {
-					t.Fatalf("recorded %d certificates; the middlebox serves %d", len(got), len(want))
-				}
-				for i := range want {
-					if string(got[i]) != string(want[i]) {
-						t.Errorf("certificate %d differs from the one served", i)
-					}
-				}
-			case lab.Pass:
-				if site.DNS == lab.DNSTruthful && tk.Interception != nil {
-					t.Errorf("interception %+v on a clean site", tk.Interception)
-				}
-			}
-			if site.DNS == lab.DNSBogon && (tk.DNSConsistency == nil || tk.DNSConsistency.Reason != probe.ReasonBogon) {
-				t.Errorf("dns_consistency = %+v; want reason bogon", tk.DNSConsistency)
-			}
-		})
+		}
+	case lab.Pass:
+		if site.DNS == lab.DNSTruthful && tk.Interception != nil {
+			t.Errorf("interception %+v on a clean site", tk.Interception)
+		}
+	}
+	if site.DNS == lab.DNSBogon && (tk.DNSConsistency == nil || tk.DNSConsistency.Reason != probe.ReasonBogon) {
+		t.Errorf("dns_consistency = %+v; want reason bogon", tk.DNSConsistency)
 	}
 }
 
@@ -226,5 +272,95 @@ func TestRunnerStopsOnCancel(t *testing.T) {
 	}
 	if st.Written != 0 || buf.Len() != 0 || st.Interrupted != 4 {
 		t.Errorf("stats %+v, %d bytes written; want nothing written and 4 interrupted", st, buf.Len())
+	}
+}
+
+// TestControlServerConfirmsInterception measures an intercepted domain with
+// the lab's control server: from outside the middlebox the server is
+// served the origin's valid chain at the very address where the probe is
+// served an ISCA chain, and the verdict says both.
+func TestControlServerConfirmsInterception(t *testing.T) {
+	t.Parallel()
+	l, p := startLab(t, lab.DefaultScenario())
+	p = withControlServer(t, l, p)
+	site, _ := l.Site("rutracker.org")
+	m := p.Measure(context.Background(), site.Domain, 0)
+	tk := m.TestKeys
+	if tk.Verdict != probe.VerdictMITMISCA {
+		t.Fatalf("verdict %s (%s); want %s", tk.Verdict, tk.VerdictReason, probe.VerdictMITMISCA)
+	}
+	for _, want := range []string{"chain leads to " + lab.ISCACommonName, "control saw a trusted chain at the same address"} {
+		if !strings.Contains(tk.VerdictReason, want) {
+			t.Errorf("reason %q does not say %q", tk.VerdictReason, want)
+		}
+	}
+	// The probe's view: the ISCA chain.
+	if tk.Interception == nil || tk.Interception.RootSHA1 != sha1Hex(l.PKI.ISCARoot.Raw) {
+		t.Fatalf("interception %+v; want the lab ISCA root", tk.Interception)
+	}
+	// The control's view, at the same address: the origin's chain, trusted.
+	c := tk.Control
+	if c == nil || c.Failure != nil || c.Response == nil {
+		t.Fatalf("test_keys.control = %+v; want a response", c)
+	}
+	if c.Server != l.ControlServerURL || fmt.Sprint(c.Addresses) != "["+site.Addr.String()+"]" {
+		t.Errorf("asked %s about %v; want %s about [%s]", c.Server, c.Addresses, l.ControlServerURL, site.Addr)
+	}
+	e := c.Endpoint(site.Addr)
+	if !e.Trusted() || e.Chain.Interception != nil {
+		t.Fatalf("control endpoint %+v; want a trusted chain without interception", e)
+	}
+	got := e.TLSHandshake.PeerCertificates
+	if len(got) != 2 || !bytes.Equal(got[1], l.PKI.PublicIntermediate.Raw) {
+		t.Errorf("control chain of %d certificates; want the origin's leaf and the public intermediate", len(got))
+	}
+	if bytes.Equal(got[0], tk.TLSHandshakes[0].PeerCertificates[0]) {
+		t.Error("the control was served the probe's (forged) leaf")
+	}
+	if !slices.Contains(e.Sources, probe.ControlSourceClient) || !slices.Contains(e.Sources, probe.ControlSourceDNS) {
+		t.Errorf("sources %v; want client and dns", e.Sources)
+	}
+	// test_keys.control survives the JSONL round trip.
+	var buf safeBuffer
+	w := probe.NewWriter(&buf, -1)
+	if err := w.Write(m); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	st, err := probe.ReadJSONL(&buf, func(back *probe.Measurement) error {
+		if back.TestKeys.Control == nil || !back.TestKeys.Control.Endpoint(site.Addr).Trusted() {
+			t.Errorf("read back test_keys.control = %+v", back.TestKeys.Control)
+		}
+		if v, _ := probe.Classify(back); v != probe.VerdictMITMISCA {
+			t.Errorf("reclassified %s", v)
+		}
+		return nil
+	})
+	if err != nil || st.Lines != 1 || st.Bad != 0 {
+		t.Fatalf("read %+v: %v", st, err)
+	}
+}
+
+// TestControlServerShowsBlockpage measures a domain whose local answer is
+// the block page: the control server, asked about that address, is served
+// a chain that is not valid for the domain.
+func TestControlServerShowsBlockpage(t *testing.T) {
+	t.Parallel()
+	l, p := startLab(t, lab.DefaultScenario())
+	p = withControlServer(t, l, p)
+	m := p.Measure(context.Background(), "dns-blockpage.example", 0)
+	tk := m.TestKeys
+	if tk.Verdict != probe.VerdictDNSTampering {
+		t.Fatalf("verdict %s (%s); want %s", tk.Verdict, tk.VerdictReason, probe.VerdictDNSTampering)
+	}
+	if c := tk.DNSConsistency; c.Status != probe.Inconsistent || c.Reason != probe.ReasonNoIntersection {
+		t.Errorf("dns_consistency %s %s; want inconsistent, no_intersection (not %s)", c.Status, c.Reason, probe.ReasonIPValidFromControl)
+	}
+	e := tk.Control.Endpoint(l.BlockpageAddr)
+	if e == nil || e.Chain == nil || e.Chain.Trusted || e.Chain.TrustFailure == nil || *e.Chain.TrustFailure != failure.SSLInvalidHostname {
+		t.Fatalf("control endpoint at the block page %+v; want an untrusted chain, %s", e, failure.SSLInvalidHostname)
+	}
+	if !strings.Contains(tk.VerdictReason, "untrusted chain at the local address "+l.BlockpageAddr.String()+" ("+failure.SSLInvalidHostname+")") {
+		t.Errorf("reason %q does not cite the control's view of the block page", tk.VerdictReason)
 	}
 }

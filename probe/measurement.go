@@ -79,8 +79,10 @@ type TestKeys struct {
 	// Interception is the strongest interception finding over all
 	// handshakes, null when none.
 	Interception *chain.Interception `json:"interception"`
-	// Control is what a control server said, null without one.
-	Control json.RawMessage `json:"control"`
+	// Control is what the control server said about this target (its own
+	// DNS answers, the chain it was served at each address), null when no
+	// control server is configured.
+	Control *ControlReport `json:"control"`
 	// Verdict is one of the Verdict constants.
 	Verdict Verdict `json:"verdict"`
 	// VerdictReason says in a few words why.

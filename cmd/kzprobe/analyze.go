@@ -1,17 +1,414 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"kzprobe/analysis"
+	"kzprobe/analysis/render"
+	"kzprobe/probe/chain"
+)
+
+// readArgs are the flags shared by the reading-side commands (analyze,
+// compare, timeline, report).
+type readArgs struct {
+	trustRoots        string
+	interceptionRoots []string
+	since, until      string
+	cacheSize         int
+}
+
+func (a *readArgs) addFlags(f *pflag.FlagSet) {
+	f.StringVar(&a.trustRoots, "trust-roots", "", "PEM `file` replacing the embedded Mozilla root bundle")
+	f.StringSliceVar(&a.interceptionRoots, "interception-roots", nil, "PEM `file` of further interception roots, e.g. the lab's (repeatable)")
+	f.StringVar(&a.since, "since", "", "only measurements at or after this `time` (2006-01-02[ 15:04:05], UTC)")
+	f.StringVar(&a.until, "until", "", "only measurements before this `time`")
+	f.IntVar(&a.cacheSize, "cache", 0, "distinct chains whose analysis is remembered (0: 8192, -1: none)")
+}
+
+// config turns the flags into an analysis configuration.
+func (a *readArgs) config() (analysis.Config, error) {
+	var cfg analysis.Config
+	trust, err := loadTrust(a.trustRoots)
+	if err != nil {
+		return cfg, err
+	}
+	kb, err := chain.Default()
+	if err != nil {
+		return cfg, err
+	}
+	for _, f := range a.interceptionRoots {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return cfg, usageError("--interception-roots: %v", err)
+		}
+		if _, err := kb.AddRootsPEM(data, f); err != nil {
+			return cfg, usageError("--interception-roots: %s: %v", f, err)
+		}
+	}
+	cfg.Judge = &analysis.Judge{Analyzer: chain.NewAnalyzer(trust, kb), Size: a.cacheSize}
+	if cfg.Since, err = parseFlagTime("since", a.since); err != nil {
+		return cfg, err
+	}
+	if cfg.Until, err = parseFlagTime("until", a.until); err != nil {
+		return cfg, err
+	}
+	if !cfg.Since.IsZero() && !cfg.Until.IsZero() && !cfg.Until.After(cfg.Since) {
+		return cfg, usageError("--until %s is not after --since %s", a.until, a.since)
+	}
+	return cfg, nil
+}
+
+// parseFlagTime reads a date, a date and time (UTC) or RFC 3339.
+func parseFlagTime(name, s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	for _, layout := range []string{"2006-01-02", "2006-01-02 15:04:05", "2006-01-02T15:04:05", time.RFC3339} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, usageError("--%s %q: want 2006-01-02, \"2006-01-02 15:04:05\" or RFC 3339", name, s)
+}
+
+func checkFormat(format string, valid []string) error {
+	if !slices.Contains(valid, format) {
+		return usageError("--format %q: one of %s", format, strings.Join(valid, ", "))
+	}
+	return nil
+}
+
+// checkInputs fails early, naming the path, when an input does not exist.
+func checkInputs(paths []string) error {
+	for _, p := range paths {
+		if _, err := os.Stat(p); err != nil {
+			return usageError("input %v", err)
+		}
+	}
+	return nil
+}
+
+// openOut opens the output: stdout for "" or "-", else the file, created
+// before any reading so that an unwritable path fails at once.
+func openOut(path string, stdout io.Writer) (io.Writer, func() error, error) {
+	if path == "" || path == "-" {
+		return stdout, func() error { return nil }, nil
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			return nil, nil, usageError("cannot write %s: folder %s does not exist", path, dir)
+		}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot write the output: %w (choose another path with -o)", err)
+	}
+	return f, f.Close, nil
+}
+
+// readAll reads paths once into an analysis and, when cmp is not nil, a
+// comparison, and reports bad lines on stderr.
+func readAll(paths []string, cfg analysis.Config, cmp *analysis.Comparison, stderr io.Writer) (*analysis.Analysis, error) {
+	a := analysis.New(cfg)
+	rd := &analysis.Reader{Warn: func(w analysis.Warning) {
+		a.Warn(w)
+		if cmp != nil {
+			cmp.Warn(w)
+		}
+	}}
+	stats, err := rd.ReadPaths(paths, func(r *analysis.Record) error {
+		a.Add(r)
+		if cmp != nil {
+			cmp.Add(r)
+		}
+		return nil
+	})
+	a.AddFileStats(stats...)
+	if cmp != nil {
+		cmp.AddFileStats(stats...)
+	}
+	if err != nil {
+		return nil, err
+	}
+	bad := 0
+	for _, st := range stats {
+		bad += st.Bad
+	}
+	if bad > 0 {
+		fmt.Fprintf(stderr, "kzprobe: %d bad line(s) skipped; see the warnings in the output\n", bad)
+	}
+	return a, nil
+}
+
+// analyzeArgs are the flags of `kzprobe analyze`.
+type analyzeArgs struct {
+	readArgs
+	format string
+	tables []string
+	output string
+}
 
 func newAnalyzeCmd() *cobra.Command {
-	c := notImplemented("analyze", "issue 9")
-	c.Use = "analyze FILE|DIR..."
-	c.Short = "Rebuild the report's tables from collected measurements (not implemented yet)"
-	return c
+	var a analyzeArgs
+	cmd := &cobra.Command{
+		Use:   "analyze FILE|DIR...",
+		Short: "Rebuild the report's tables from collected measurements (kzprobe's and OONI's)",
+		Long: `Read measurements already collected, kzprobe's JSONL and OONI's (one JSON
+document, JSONL, or either gzipped; web_connectivity and any test whose
+test_keys has tls_handshakes with peer_certificates), judge every presented
+chain again, and print the tables of the published report:
+
+  intermediates  every CA certificate of a chain that leads to the ISCA or
+                 Qaznet PKI: SHA-1, serial, validity, issuer, signing root
+                 (or "unknown"), first and last seen, measurements, networks,
+                 domains, and the sightings outside its validity window
+  networks       ASN, name, measurements, intercepted domains
+  domains        where each domain was intercepted, first and last seen
+  gaps           periods when no intermediate seen was valid, and the
+                 sightings inside them
+
+Folders are walked for *.json, *.jsonl and their .gz. Files are streamed: any
+amount of data is read in bounded memory. A line that is not a measurement is
+skipped, counted and listed as file:line in the warnings.
+
+A file's own verdicts are never trusted: the chains are judged with the
+embedded knowledge base (add the lab's root with --interception-roots).`,
+		Example: `  kzprobe analyze measurements/
+  kzprobe analyze 2024-*.jsonl.gz --format markdown > tables.md
+  kzprobe analyze kz.jsonl --table gaps --format csv
+  kzprobe analyze lab.jsonl --interception-roots lab/isca-root.pem`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkFormat(a.format, render.AnalysisFormats); err != nil {
+				return err
+			}
+			for _, t := range a.tables {
+				if !slices.Contains(render.AnalysisTables, t) {
+					return usageError("--table %q: one of %s", t, strings.Join(render.AnalysisTables, ", "))
+				}
+			}
+			cfg, err := a.config()
+			if err != nil {
+				return err
+			}
+			if err := checkInputs(args); err != nil {
+				return err
+			}
+			out, closeOut, err := openOut(a.output, cmd.OutOrStdout())
+			if err != nil {
+				return err
+			}
+			defer closeOut()
+			an, err := readAll(args, cfg, nil, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			if err := render.Analysis(out, an.Result(), a.format, a.tables); err != nil {
+				return err
+			}
+			return closeOut()
+		},
+	}
+	f := cmd.Flags()
+	a.addFlags(f)
+	f.StringVar(&a.format, "format", render.FormatTable, "output `format`: "+strings.Join(render.AnalysisFormats, ", "))
+	f.StringSliceVar(&a.tables, "table", nil, "print only these `tables`: "+strings.Join(render.AnalysisTables, ", "))
+	f.StringVarP(&a.output, "output", "o", "", "write to this `file` instead of stdout")
+	return cmd
+}
+
+// compareArgs are the flags of `kzprobe compare`.
+type compareArgs struct {
+	readArgs
+	format string
+	output string
+	ooni   bool
 }
 
 func newCompareCmd() *cobra.Command {
-	c := notImplemented("compare", "issue 9")
-	c.Use = "compare FILE..."
-	c.Short = "Compare verdicts across vantage networks (not implemented yet)"
-	return c
+	var a compareArgs
+	cmd := &cobra.Command{
+		Use:   "compare FILE|DIR...",
+		Short: "Compare verdicts across vantage networks: a domain x network matrix",
+		Long: `Read kzprobe measurements taken on several networks (one file per run, or
+any mix) and print a matrix: one row per domain, one column per network (by
+probe_asn; by network name when the ASN is unknown), each cell the verdict
+of the latest measurement and, where intercepted, the short SHA-1 of the
+intermediate presented. "!" marks an interception a browser would reject
+even with the mandated root installed (an expired intermediate).
+
+--since and --until restrict the measurements considered. OONI records carry
+no kzprobe verdict and are skipped unless --ooni, which gives them
+"mitm_isca" or "no_isca_chain" from their chains.`,
+		Example: `  kzprobe compare kazakhtelecom.jsonl kcell.jsonl beeline.jsonl
+  kzprobe compare runs/ --since 2024-09-01 --format html -o matrix.html`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkFormat(a.format, render.CompareFormats); err != nil {
+				return err
+			}
+			cfg, err := a.config()
+			if err != nil {
+				return err
+			}
+			cfg.DeriveVerdicts = a.ooni
+			if err := checkInputs(args); err != nil {
+				return err
+			}
+			out, closeOut, err := openOut(a.output, cmd.OutOrStdout())
+			if err != nil {
+				return err
+			}
+			defer closeOut()
+			c := analysis.NewComparison(cfg)
+			if err := c.ReadPaths(args); err != nil {
+				return err
+			}
+			if err := render.Compare(out, c.Matrix(), a.format); err != nil {
+				return err
+			}
+			return closeOut()
+		},
+	}
+	f := cmd.Flags()
+	a.addFlags(f)
+	f.StringVar(&a.format, "format", render.FormatTable, "output `format`: "+strings.Join(render.CompareFormats, ", "))
+	f.StringVarP(&a.output, "output", "o", "", "write to this `file` instead of stdout")
+	f.BoolVar(&a.ooni, "ooni", false, "include OONI measurements, with a verdict derived from their chains")
+	return cmd
+}
+
+// timelineArgs are the flags of `kzprobe timeline`.
+type timelineArgs struct {
+	readArgs
+	output string
+	width  int
+	title  string
+}
+
+func newTimelineCmd() *cobra.Command {
+	var a timelineArgs
+	cmd := &cobra.Command{
+		Use:   "timeline FILE|DIR... -o timeline.svg",
+		Short: "Draw the intermediates' validity windows against the dates they were seen (SVG)",
+		Long: `Read measurements as analyze does and draw one row per intermediate: its
+validity window as a bar, each day it was seen as a mark (red diamonds when
+outside the window), and the periods when no intermediate was valid shaded
+and numbered as in analyze's gaps table. The SVG is self-contained; open it
+in a browser, or render it to PNG with scripts/render-timeline.sh.`,
+		Example: `  kzprobe timeline measurements/ -o timeline.svg`,
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if ext := strings.ToLower(filepath.Ext(a.output)); ext != ".svg" && a.output != "-" {
+				return usageError("-o %s: the timeline is written as SVG (name it .svg); render a PNG with scripts/render-timeline.sh", a.output)
+			}
+			cfg, err := a.config()
+			if err != nil {
+				return err
+			}
+			if err := checkInputs(args); err != nil {
+				return err
+			}
+			out, closeOut, err := openOut(a.output, cmd.OutOrStdout())
+			if err != nil {
+				return err
+			}
+			defer closeOut()
+			an, err := readAll(args, cfg, nil, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			res := an.Result()
+			if err := render.Timeline(out, res, render.TimelineOptions{Width: a.width, Title: a.title}); err != nil {
+				return err
+			}
+			if err := closeOut(); err != nil {
+				return err
+			}
+			if a.output != "-" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "timeline of %d intermediate(s), %d gap(s): %s\n", len(res.Intermediates), len(res.Gaps), a.output)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	a.addFlags(f)
+	f.StringVarP(&a.output, "output", "o", "timeline.svg", "SVG `file` to write (- for stdout)")
+	f.IntVar(&a.width, "width", 1200, "picture width in `pixels`")
+	f.StringVar(&a.title, "title", "", "title drawn at the top")
+	return cmd
+}
+
+// reportArgs are the flags of `kzprobe report`.
+type reportArgs struct {
+	readArgs
+	output string
+	title  string
+}
+
+func newReportCmd() *cobra.Command {
+	var a reportArgs
+	cmd := &cobra.Command{
+		Use:   "report FILE|DIR... -o report.html",
+		Short: "Write one self-contained HTML page: summary, timeline, tables, matrix",
+		Long: `Read measurements as analyze does and write one HTML page holding the
+summary, the timeline (inline SVG), the intermediates and gaps tables, the
+domain x network matrix (as compare; OONI measurements get a verdict derived
+from their chains), the networks and domains tables, and the warnings.
+The page has inline CSS and no script; it fetches nothing.`,
+		Example: `  kzprobe report measurements/ -o report.html`,
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := a.config()
+			if err != nil {
+				return err
+			}
+			if err := checkInputs(args); err != nil {
+				return err
+			}
+			out, closeOut, err := openOut(a.output, cmd.OutOrStdout())
+			if err != nil {
+				return err
+			}
+			defer closeOut()
+			ccfg := cfg
+			ccfg.DeriveVerdicts = true
+			c := analysis.NewComparison(ccfg)
+			an, err := readAll(args, cfg, c, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			err = render.Report(out, render.ReportData{
+				Title:     a.title,
+				Generated: time.Now().UTC(),
+				Inputs:    args,
+				Result:    an.Result(),
+				Matrix:    c.Matrix(),
+			})
+			if err != nil {
+				return err
+			}
+			if err := closeOut(); err != nil {
+				return err
+			}
+			if a.output != "-" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "report: %s\n", a.output)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	a.addFlags(f)
+	f.StringVarP(&a.output, "output", "o", "report.html", "HTML `file` to write (- for stdout)")
+	f.StringVar(&a.title, "title", "", "page title")
+	return cmd
 }

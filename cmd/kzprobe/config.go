@@ -405,7 +405,9 @@ type sourceNamer struct {
 	flagKeys map[string]string
 }
 
-var quotedKey = regexp.MustCompile(`'([a-z_]+\.[a-z_]+)'`)
+// quotedKey finds the key in a decoder error: 'tls.timeout', or a list
+// element such as 'targets.files[0]' (group 2 is the index part).
+var quotedKey = regexp.MustCompile(`'([a-z_]+\.[a-z_]+)((?:\[[0-9]+\])*)'`)
 
 // explain rewrites a decode or validation error so that each line names
 // the key and where its value came from (flag, environment, file:line).
@@ -423,7 +425,7 @@ func (s sourceNamer) explain(err error) error {
 		}
 		key := m[1]
 		rest := strings.TrimSpace(strings.Replace(line, m[0], "", 1))
-		out = append(out, fmt.Sprintf("%s: key %q %s", s.where(key), key, rest))
+		out = append(out, fmt.Sprintf("%s: key %q %s", s.where(key), key+m[2], rest))
 	}
 	sort.Strings(out)
 	return fmt.Errorf("%w: %s", ErrConfig, strings.Join(out, "\n  "))

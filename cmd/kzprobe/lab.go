@@ -39,8 +39,9 @@ func newLabCmd() *cobra.Command {
 a "public" test CA and origin servers, an ISCA-like interception PKI (a
 test key generated now, never the real one) and a middlebox that intercepts
 by SNI, a local resolver that lies for some names, a DNS-over-HTTPS control
-resolver. Then run the real probe against it and show, for each domain, the
-verdict next to the one the scenario expects.
+resolver, and a control server (kzprobe control serve) that sees the sites
+from outside the middlebox. Then run the real probe against it and show, for
+each domain, the verdict next to the one the scenario expects.
 
 Nothing leaves the machine: the probe runs with --allow-net 127.0.0.0/8.
 
@@ -119,7 +120,8 @@ func runLab(ctx context.Context, a labArgs, stdout, stderr io.Writer) error {
 }
 
 // labConfig is a run configuration pointing at l: its resolver, its DoH
-// control, its trust roots and interception roots, and loopback only.
+// control, its control server, its trust roots and interception roots, and
+// loopback only.
 func labConfig(l *lab.Lab, files lab.Files, dir string) *Config {
 	cfg := &Config{}
 	cfg.Targets.Port = l.Port
@@ -133,6 +135,7 @@ func labConfig(l *lab.Lab, files lab.Files, dir string) *Config {
 	cfg.Control.URL = l.DoHURL
 	cfg.Control.Name = l.ControlServerName
 	cfg.Control.CA = files.PublicRoot
+	cfg.Control.Server = l.ControlServerURL
 	cfg.TLS.Fingerprints = []string{"chrome"}
 	cfg.TLS.MaxAddresses = 4
 	cfg.TLS.Timeout = 2 * time.Second
@@ -152,6 +155,7 @@ func labCommandLine(cfg *Config) string {
 	args := []string{"kzprobe", "run",
 		"--resolver", cfg.DNS.Resolver,
 		"--control", cfg.Control.URL, "--control-name", cfg.Control.Name, "--control-ca", cfg.Control.CA,
+		"--control-server", cfg.Control.Server,
 		"--trust-roots", cfg.TLS.TrustRoots,
 		"--port", fmt.Sprint(cfg.Targets.Port),
 		"--allow-net", strings.Join(cfg.Network.Allow, ","),

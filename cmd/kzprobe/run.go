@@ -206,6 +206,22 @@ func buildProber(cfg *Config, start time.Time, version string) (*wiring, error) 
 		w.closers = append(w.closers, c)
 	}
 
+	controlResolver := &probe.DNSResolver{Exchanger: ex, Timeout: cfg.DNS.Timeout, Retries: cfg.DNS.Retries}
+	var controlServer probe.ControlServer
+	if cfg.Control.Server != "" {
+		// The control server's certificate is checked against the same
+		// roots as the control resolver's (control.ca), and a host name in
+		// its URL is resolved by the control resolver, never the local one.
+		c, err := control.NewClient(cfg.Control.Server, control.ClientOptions{
+			Token: cfg.Control.Token, RootCAs: controlRoots, Dial: dial, Resolver: controlResolver,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%w: control.server: %v", ErrConfig, err)
+		}
+		w.closers = append(w.closers, c)
+		controlServer = c
+	}
+
 	fps, err := probe.ParseFingerprints(cfg.TLS.Fingerprints)
 	if err != nil {
 		return nil, fmt.Errorf("%w: tls.fingerprints: %v", ErrConfig, err)
@@ -214,16 +230,17 @@ func buildProber(cfg *Config, start time.Time, version string) (*wiring, error) 
 	// them as ordinary addresses, not bogons.
 	cons := probe.ConsistencyOptions{Exempt: g.Prefixes()}
 	w.prober = &probe.Prober{
-		Local:        local,
-		Control:      &probe.DNSResolver{Exchanger: ex, Timeout: cfg.DNS.Timeout, Retries: cfg.DNS.Retries},
-		Connector:    &probe.Connector{Dial: dial, Timeout: cfg.TLS.Timeout},
-		Handshaker:   &probe.Handshaker{Timeout: cfg.TLS.Timeout},
-		Analyzer:     chain.NewAnalyzer(trust, kb),
-		Fingerprints: fps,
-		MaxAddresses: cfg.TLS.MaxAddresses,
-		Port:         cfg.Targets.Port,
-		Consistency:  cons,
-		Timeout:      cfg.Run.TargetTimeout,
+		Local:         local,
+		Control:       controlResolver,
+		ControlServer: controlServer,
+		Connector:     &probe.Connector{Dial: dial, Timeout: cfg.TLS.Timeout},
+		Handshaker:    &probe.Handshaker{Timeout: cfg.TLS.Timeout},
+		Analyzer:      chain.NewAnalyzer(trust, kb),
+		Fingerprints:  fps,
+		MaxAddresses:  cfg.TLS.MaxAddresses,
+		Port:          cfg.Targets.Port,
+		Consistency:   cons,
+		Timeout:       cfg.Run.TargetTimeout,
 		Envelope: probe.Envelope{
 			ReportID:         probe.NewReportID(start, cfg.Vantage.CC),
 			SoftwareVersion:  version,

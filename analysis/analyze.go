@@ -1,0 +1,614 @@
+package analysis
+
+import (
+	"cmp"
+	"slices"
+	"sort"
+	"strconv"
+	"time"
+
+	"kzprobe/probe/chain"
+)
+
+// Defaults of Config's bounds.
+const (
+	DefaultMaxWarnings      = 100
+	DefaultMaxGapExamples   = 50
+	DefaultMaxGapCandidates = 200_000
+)
+
+// Config configures an Analysis. The zero value analyses everything with
+// the embedded knowledge base and the Mozilla roots.
+type Config struct {
+	// Judge judges the chains. Nil means a Judge with the default
+	// analyzer and cache.
+	Judge *Judge
+	// Since and Until keep only measurements with Since <= time < Until;
+	// a zero bound is open.
+	Since, Until time.Time
+	// MaxWarnings bounds the warnings kept (the rest are counted); zero
+	// means DefaultMaxWarnings.
+	MaxWarnings int
+	// MaxGapExamples bounds the sightings listed per gap (all are
+	// counted); zero means DefaultMaxGapExamples.
+	MaxGapExamples int
+	// MaxGapCandidates bounds the sightings kept while reading that may
+	// fall in a gap (outside every validity window known so far); past it
+	// the gap counts are lower bounds and a warning says so. Zero means
+	// DefaultMaxGapCandidates (about 20 MB at most).
+	MaxGapCandidates int
+	// DeriveVerdicts makes a Comparison include records without a
+	// kzprobe verdict (OONI's), with DerivedISCA, DerivedNoISCA or
+	// DerivedNoChain from their chains; otherwise they are skipped.
+	DeriveVerdicts bool
+}
+
+// Analysis accumulates measurements into the report's tables. Memory grows
+// with the number of distinct intermediates, networks, domains and days,
+// never with the number of measurements. Add is not safe for concurrent
+// use; Read and ReadPaths decode in parallel and Add in one goroutine.
+type Analysis struct {
+	cfg   Config
+	judge *Judge
+
+	records, skipped, handshakes int
+	first, last                  time.Time
+	nrec                         uint64
+
+	inters   map[string]*interAgg
+	networks map[string]*netAgg
+	domains  map[string]*domAgg
+
+	// windows are the merged validity windows of the intermediates seen
+	// so far, sorted; a sighting they cover is in no gap.
+	windows    []Window
+	candidates []candidate
+	dropped    int
+
+	files           []FileStats
+	warnings        []Warning
+	warningsOmitted int
+}
+
+type interAgg struct {
+	row    IntermediateRow
+	window Window
+	rank   int
+	nets   map[string]struct{}
+	doms   map[string]struct{}
+	days   map[int64]*DayCount
+}
+
+type netAgg struct {
+	asn          string
+	name         string
+	nameTime     time.Time
+	measurements int
+	intercepted  int
+	first, last  time.Time
+	doms, inters map[string]struct{}
+}
+
+type domAgg struct {
+	name         string
+	measurements int
+	intercepted  int
+	first, last  time.Time
+	nets, inters map[string]struct{}
+}
+
+// candidate is a sighting outside every window known when it was read.
+type candidate struct {
+	t      time.Time
+	rec    uint64
+	inter  string
+	asn    string
+	domain string
+	source string
+}
+
+// New returns an empty Analysis.
+func New(cfg Config) *Analysis {
+	j := cfg.Judge
+	if j == nil {
+		j = &Judge{}
+	}
+	return &Analysis{
+		cfg:      cfg,
+		judge:    j,
+		inters:   map[string]*interAgg{},
+		networks: map[string]*netAgg{},
+		domains:  map[string]*domAgg{},
+	}
+}
+
+// Judge returns the judge the analysis uses.
+func (a *Analysis) Judge() *Judge { return a.judge }
+
+// Warn records a warning (bounded by Config.MaxWarnings).
+func (a *Analysis) Warn(w Warning) {
+	max := a.cfg.MaxWarnings
+	if max == 0 {
+		max = DefaultMaxWarnings
+	}
+	if len(a.warnings) < max {
+		a.warnings = append(a.warnings, w)
+	} else {
+		a.warningsOmitted++
+	}
+}
+
+// AddFileStats records what reading one file found, for the summary.
+func (a *Analysis) AddFileStats(st ...FileStats) { a.files = append(a.files, st...) }
+
+// InWindow reports whether t is inside the Since/Until bounds.
+func (a *Analysis) InWindow(t time.Time) bool {
+	return (a.cfg.Since.IsZero() || !t.Before(a.cfg.Since)) && (a.cfg.Until.IsZero() || t.Before(a.cfg.Until))
+}
+
+// handshakeChain is one handshake's chain with its facts.
+type handshakeChain struct {
+	serverName string
+	facts      *ChainFacts
+}
+
+// Add analyses one normalized record: every handshake's chain is judged
+// (through the Judge's cache) and every interception intermediate in it
+// counts as a sighting at the record's time, network and domain.
+func (a *Analysis) Add(rec *Record) {
+	if !a.InWindow(rec.Time) {
+		a.skipped++
+		return
+	}
+	hs := rec.Handshakes()
+	chains := make([]handshakeChain, 0, len(hs))
+	for _, h := range hs {
+		if len(h.PeerCertificates) == 0 {
+			continue
+		}
+		der := make([][]byte, len(h.PeerCertificates))
+		for i, c := range h.PeerCertificates {
+			der[i] = c
+		}
+		chains = append(chains, handshakeChain{h.ServerName, a.judge.Facts(der)})
+	}
+	a.addJudged(rec, chains)
+}
+
+func (a *Analysis) addJudged(rec *Record, chains []handshakeChain) {
+	a.records++
+	a.nrec++
+	t := rec.Time
+	if a.first.IsZero() || t.Before(a.first) {
+		a.first = t
+	}
+	if t.After(a.last) {
+		a.last = t
+	}
+	// Strings kept past this record are the aggregates' copies, so a
+	// record's memory is freed with it.
+	n := a.network(rec.ProbeASN, rec.ProbeNetworkName, t)
+	asn := n.asn
+	n.measurements++
+	domain := ""
+	var d *domAgg
+	if rec.Domain != "" {
+		d = a.domain(rec.Domain)
+		d.measurements++
+		domain = d.name
+	}
+
+	intercepted := false
+	var seen []*interAgg // intermediates of this record, counted once each
+	for _, hc := range chains {
+		a.handshakes++
+		in := hc.facts.Interception
+		if in == nil {
+			continue
+		}
+		intercepted = true
+		dom := domain
+		if dom == "" {
+			dom = hc.serverName
+		}
+		for i := range in.Intermediates {
+			ia := a.inter(&in.Intermediates[i], hc.facts.Windows[i], in.Evidence)
+			r := &ia.row
+			r.Sightings++
+			if r.FirstSeen.IsZero() || t.Before(r.FirstSeen) {
+				r.FirstSeen = t
+			}
+			if t.After(r.LastSeen) {
+				r.LastSeen = t
+			}
+			ia.nets[asn] = struct{}{}
+			if dom != "" {
+				ia.doms[dom] = struct{}{}
+			}
+			inside := ia.window.Contains(t)
+			day := t.Unix() / 86400
+			dc := ia.days[day]
+			if dc == nil {
+				dc = &DayCount{Day: time.Unix(day*86400, 0).UTC()}
+				ia.days[day] = dc
+			}
+			if inside {
+				dc.Inside++
+			} else {
+				dc.Outside++
+				r.OutsideWindow++
+				if !a.covered(t) {
+					a.addCandidate(candidate{t: t, rec: a.nrec, inter: r.SHA1, asn: asn, domain: dom, source: rec.Source})
+				}
+			}
+			if !slices.Contains(seen, ia) {
+				seen = append(seen, ia)
+				r.Measurements++
+			}
+		}
+	}
+	if !intercepted {
+		return
+	}
+	n.intercepted++
+	if n.first.IsZero() || t.Before(n.first) {
+		n.first = t
+	}
+	if t.After(n.last) {
+		n.last = t
+	}
+	if domain != "" {
+		n.doms[domain] = struct{}{}
+		d.intercepted++
+		d.nets[asn] = struct{}{}
+		if d.first.IsZero() || t.Before(d.first) {
+			d.first = t
+		}
+		if t.After(d.last) {
+			d.last = t
+		}
+	}
+	for _, ia := range seen {
+		n.inters[ia.row.SHA1] = struct{}{}
+		if d != nil {
+			d.inters[ia.row.SHA1] = struct{}{}
+		}
+	}
+}
+
+func (a *Analysis) addCandidate(c candidate) {
+	max := a.cfg.MaxGapCandidates
+	if max == 0 {
+		max = DefaultMaxGapCandidates
+	}
+	if len(a.candidates) >= max {
+		a.dropped++
+		return
+	}
+	a.candidates = append(a.candidates, c)
+}
+
+// network returns the aggregate of asn, naming it after the latest
+// measurement that gave a name (ties: the lexically first name), so the
+// result does not depend on the order of the files.
+func (a *Analysis) network(asn, name string, t time.Time) *netAgg {
+	n := a.networks[asn]
+	if n == nil {
+		n = &netAgg{asn: asn, doms: map[string]struct{}{}, inters: map[string]struct{}{}}
+		a.networks[asn] = n
+	}
+	if name != "" && (n.name == "" || t.After(n.nameTime) || t.Equal(n.nameTime) && name < n.name) {
+		n.name, n.nameTime = name, t
+	}
+	return n
+}
+
+func (a *Analysis) domain(name string) *domAgg {
+	d := a.domains[name]
+	if d == nil {
+		d = &domAgg{name: name, nets: map[string]struct{}{}, inters: map[string]struct{}{}}
+		a.domains[name] = d
+	}
+	return d
+}
+
+// inter returns the aggregate of one intermediate, creating it (and adding
+// its window to the known ones) on first sight.
+func (a *Analysis) inter(im *chain.Intermediate, w Window, evidence string) *interAgg {
+	ia := a.inters[im.SHA1]
+	if ia == nil {
+		ia = &interAgg{
+			row: IntermediateRow{
+				SHA1:           im.SHA1,
+				SHA256:         im.SHA256,
+				Serial:         im.Serial,
+				Subject:        im.Subject,
+				Issuer:         im.Issuer,
+				NotBefore:      w.NotBefore,
+				NotAfter:       w.NotAfter,
+				SignerRootSHA1: im.SignerRootSHA1,
+				SignerRootName: im.SignerRootName,
+				Known:          im.Known,
+			},
+			window: w,
+			nets:   map[string]struct{}{},
+			doms:   map[string]struct{}{},
+			days:   map[int64]*DayCount{},
+		}
+		a.inters[im.SHA1] = ia
+		a.windows = mergeWindows(append(a.windows, w))
+	}
+	if r := evidenceRank(evidence); r > ia.rank {
+		ia.rank, ia.row.Evidence = r, evidence
+	}
+	return ia
+}
+
+func evidenceRank(e string) int {
+	switch e {
+	case chain.EvidenceSignature:
+		return 3
+	case chain.EvidenceFingerprint:
+		return 2
+	case chain.EvidenceIssuerName:
+		return 1
+	}
+	return 0
+}
+
+// covered reports whether a known window contains t.
+func (a *Analysis) covered(t time.Time) bool {
+	i := sort.Search(len(a.windows), func(i int) bool { return !a.windows[i].NotAfter.Before(t) })
+	return i < len(a.windows) && a.windows[i].Contains(t)
+}
+
+// mergeWindows sorts ws and merges those that overlap or touch.
+func mergeWindows(ws []Window) []Window {
+	slices.SortFunc(ws, func(x, y Window) int { return x.NotBefore.Compare(y.NotBefore) })
+	out := ws[:0]
+	for _, w := range ws {
+		if len(out) > 0 && !w.NotBefore.After(out[len(out)-1].NotAfter) {
+			if w.NotAfter.After(out[len(out)-1].NotAfter) {
+				out[len(out)-1].NotAfter = w.NotAfter
+			}
+			continue
+		}
+		out = append(out, w)
+	}
+	return out
+}
+
+// Result builds the tables from what was added so far.
+func (a *Analysis) Result() *Result {
+	res := &Result{
+		Intermediates: []IntermediateRow{},
+		Networks:      []NetworkRow{},
+		Domains:       []DomainRow{},
+		Gaps:          []Gap{},
+		Files:         append([]FileStats{}, a.files...),
+		Warnings:      append([]Warning{}, a.warnings...),
+	}
+	for _, ia := range a.inters {
+		r := ia.row
+		r.Networks = sortedASNs(ia.nets)
+		r.Domains = sortedKeys(ia.doms)
+		r.Days = make([]DayCount, 0, len(ia.days))
+		for _, dc := range ia.days {
+			r.Days = append(r.Days, *dc)
+		}
+		slices.SortFunc(r.Days, func(x, y DayCount) int { return x.Day.Compare(y.Day) })
+		res.Intermediates = append(res.Intermediates, r)
+	}
+	slices.SortFunc(res.Intermediates, func(x, y IntermediateRow) int {
+		return cmp.Or(x.NotBefore.Compare(y.NotBefore), cmp.Compare(x.SHA1, y.SHA1))
+	})
+	for asn, n := range a.networks {
+		res.Networks = append(res.Networks, NetworkRow{
+			ASN:           asn,
+			Name:          n.name,
+			Measurements:  n.measurements,
+			Intercepted:   n.intercepted,
+			FirstSeen:     n.first,
+			LastSeen:      n.last,
+			Domains:       sortedKeys(n.doms),
+			Intermediates: a.sortedInters(n.inters),
+		})
+	}
+	slices.SortFunc(res.Networks, func(x, y NetworkRow) int { return compareASN(x.ASN, y.ASN) })
+	for name, d := range a.domains {
+		res.Domains = append(res.Domains, DomainRow{
+			Domain:        name,
+			Measurements:  d.measurements,
+			Intercepted:   d.intercepted,
+			FirstSeen:     d.first,
+			LastSeen:      d.last,
+			Networks:      sortedASNs(d.nets),
+			Intermediates: a.sortedInters(d.inters),
+		})
+	}
+	slices.SortFunc(res.Domains, func(x, y DomainRow) int { return cmp.Compare(x.Domain, y.Domain) })
+
+	res.Gaps = a.gaps(res)
+	if a.dropped > 0 {
+		res.Warnings = append(res.Warnings, Warning{Source: "analysis", Message: "too many sightings outside every validity window: " +
+			strconv.Itoa(a.dropped) + " not kept, so the gap counts are lower bounds (raise MaxGapCandidates)"})
+	}
+	hits, misses := a.judge.Stats()
+	s := &res.Summary
+	s.Files = len(a.files)
+	for _, f := range a.files {
+		s.BadLines += f.Bad
+		if f.Truncated {
+			s.TruncatedFiles++
+		}
+		if f.Error != "" {
+			s.UnreadableFiles++
+		}
+	}
+	s.Measurements = a.records
+	s.OutsideTimeWindow = a.skipped
+	s.Handshakes = a.handshakes
+	s.ChainsJudged, s.CacheHits = misses, hits
+	s.First, s.Last = a.first, a.last
+	s.Intermediates = len(res.Intermediates)
+	s.Networks = len(res.Networks)
+	s.Domains = len(res.Domains)
+	for _, n := range res.Networks {
+		s.Intercepted += n.Intercepted
+		if n.Intercepted > 0 {
+			s.InterceptedNetworks++
+		}
+	}
+	for _, d := range res.Domains {
+		if d.Intercepted > 0 {
+			s.InterceptedDomains++
+		}
+	}
+	for _, ia := range res.Intermediates {
+		s.OutsideWindow += ia.OutsideWindow
+	}
+	for _, g := range res.Gaps {
+		s.GapSightings += g.Sightings
+	}
+	s.Gaps = len(res.Gaps)
+	s.WarningsOmitted = a.warningsOmitted
+	return res
+}
+
+func (a *Analysis) sortedInters(set map[string]struct{}) []string {
+	out := sortedKeys(set)
+	slices.SortFunc(out, func(x, y string) int {
+		return cmp.Or(a.inters[x].row.NotBefore.Compare(a.inters[y].row.NotBefore), cmp.Compare(x, y))
+	})
+	return out
+}
+
+// gaps computes the periods that no seen intermediate's window covers,
+// between the first and the last, plus an open period before the first
+// window (after the last) when intermediates were seen then, and places the
+// kept candidates in them.
+func (a *Analysis) gaps(res *Result) []Gap {
+	if len(a.windows) == 0 {
+		return []Gap{}
+	}
+	var firstSeen, lastSeen time.Time
+	for _, r := range res.Intermediates {
+		if firstSeen.IsZero() || r.FirstSeen.Before(firstSeen) {
+			firstSeen = r.FirstSeen
+		}
+		if r.LastSeen.After(lastSeen) {
+			lastSeen = r.LastSeen
+		}
+	}
+	ws := a.windows
+	var gaps []Gap
+	if firstSeen.Before(ws[0].NotBefore) {
+		gaps = append(gaps, Gap{From: firstSeen, To: ws[0].NotBefore, Open: OpenBefore})
+	}
+	for i := 1; i < len(ws); i++ {
+		gaps = append(gaps, Gap{From: ws[i-1].NotAfter, To: ws[i].NotBefore})
+	}
+	if last := ws[len(ws)-1].NotAfter; lastSeen.After(last) {
+		gaps = append(gaps, Gap{From: last, To: lastSeen, Open: OpenAfter})
+	}
+	for i := range gaps {
+		g := &gaps[i]
+		g.Days = g.To.Sub(g.From).Hours() / 24
+		g.Networks, g.Domains, g.Intermediates, g.Listed = []string{}, []string{}, []string{}, []Sighting{}
+		for _, r := range res.Intermediates {
+			if r.NotAfter.Equal(g.From) && g.Open != OpenBefore {
+				g.ExpiredBefore = append(g.ExpiredBefore, r.SHA1)
+			}
+			if r.NotBefore.Equal(g.To) && g.Open != OpenAfter {
+				g.ValidAfter = append(g.ValidAfter, r.SHA1)
+			}
+		}
+	}
+	names := map[string]string{}
+	for _, n := range res.Networks {
+		names[n.ASN] = n.Name
+	}
+	type acc struct {
+		recs       map[uint64]struct{}
+		nets, doms map[string]struct{}
+		inters     map[string]struct{}
+	}
+	accs := make([]acc, len(gaps))
+	for i := range accs {
+		accs[i] = acc{map[uint64]struct{}{}, map[string]struct{}{}, map[string]struct{}{}, map[string]struct{}{}}
+	}
+	slices.SortFunc(a.candidates, func(x, y candidate) int {
+		return cmp.Or(x.t.Compare(y.t), cmp.Compare(x.source, y.source), cmp.Compare(x.inter, y.inter))
+	})
+	maxEx := a.cfg.MaxGapExamples
+	if maxEx == 0 {
+		maxEx = DefaultMaxGapExamples
+	}
+	for _, c := range a.candidates {
+		if a.covered(c.t) {
+			continue // a window learnt later covers it
+		}
+		i := sort.Search(len(gaps), func(i int) bool { return !gaps[i].To.Before(c.t) })
+		if i == len(gaps) {
+			continue // cannot happen: every uncovered sighting is in a gap
+		}
+		g, ac := &gaps[i], &accs[i]
+		g.Sightings++
+		ac.recs[c.rec] = struct{}{}
+		ac.nets[c.asn] = struct{}{}
+		if c.domain != "" {
+			ac.doms[c.domain] = struct{}{}
+		}
+		ac.inters[c.inter] = struct{}{}
+		if len(g.Listed) < maxEx {
+			s := Sighting{Time: c.t, ASN: c.asn, Network: names[c.asn], Domain: c.domain, Intermediate: c.inter, Source: c.source}
+			if ia := a.inters[c.inter]; ia != nil && c.t.After(ia.window.NotAfter) {
+				s.DaysAfterExpiry = c.t.Sub(ia.window.NotAfter).Hours() / 24
+			}
+			g.Listed = append(g.Listed, s)
+		}
+	}
+	for i := range gaps {
+		g, ac := &gaps[i], &accs[i]
+		g.Measurements = len(ac.recs)
+		g.Networks = sortedASNs(ac.nets)
+		g.Domains = sortedKeys(ac.doms)
+		g.Intermediates = a.sortedInters(ac.inters)
+	}
+	return gaps
+}
+
+func sortedKeys(set map[string]struct{}) []string {
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func sortedASNs(set map[string]struct{}) []string {
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	slices.SortFunc(out, compareASN)
+	return out
+}
+
+// compareASN orders "AS9198" before "AS50482" (by number), then by text.
+func compareASN(x, y string) int {
+	return cmp.Or(cmp.Compare(asnNumber(x), asnNumber(y)), cmp.Compare(x, y))
+}
+
+// ReadPaths reads every measurement in paths (files and folders, see
+// Files) into a, recording each file's stats and the warnings.
+func (a *Analysis) ReadPaths(paths []string) error {
+	rd := &Reader{Warn: a.Warn}
+	stats, err := rd.ReadPaths(paths, func(r *Record) error {
+		a.Add(r)
+		return nil
+	})
+	a.AddFileStats(stats...)
+	return err
+}

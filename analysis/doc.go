@@ -1,0 +1,47 @@
+// Package analysis is the reading side of kzprobe: it rebuilds the
+// published report's tables from measurements already collected, kzprobe's
+// own and OONI's, and compares verdicts across vantage networks.
+//
+// # Design
+//
+// Three steps, each streaming:
+//
+//   - Reading. A [Reader] turns files, folders and streams into [Record]s:
+//     kzprobe JSONL, and OONI measurements as one JSON document, a JSON
+//     array, JSONL, or gzip of any of these, told apart by content (the gzip
+//     magic number, then the first line), never by the file name alone. A
+//     Record keeps only the df-000-base envelope and the df-006-tlshandshake
+//     handshakes (web_connectivity, urlgetter, tlsping's pings, kzprobe);
+//     everything else is skipped while decoding. A line that is not a
+//     measurement is skipped, counted in [FileStats] and reported as a
+//     [Warning] naming file:line (issue 8: a corrupted OONI file loses only
+//     its bad lines). At most one line or document is held in memory, and
+//     a line is bounded (Reader.MaxLineBytes).
+//
+//   - Judging. Every handshake's chain is judged again with
+//     chain.Analyzer.Judge, whatever verdict the file carries: OONI's files
+//     have none, and a kzprobe file may predate the knowledge base in use.
+//     A [Judge] keeps the time-independent facts of the last chains it
+//     judged in a bounded LRU cache keyed by [ChainHash] (SHA-256 over each
+//     certificate's length and bytes), since a year of data presents the
+//     same few thousand chains millions of times. Validity at the
+//     measurement time is computed from the facts' windows, so one cached
+//     judgement serves every date.
+//
+//   - Tabulating. An [Analysis] folds records into the report's four tables
+//     ([Result]): intermediates (every CA certificate of a chain that leads
+//     to the interception PKI, with sightings, networks, domains and the
+//     sightings outside its validity window), networks, domains, and
+//     validity gaps (periods no intermediate seen was valid, and the
+//     sightings inside them). A [Comparison] folds kzprobe records into a
+//     domain x network [Matrix] of the latest verdict per cell. Both hold
+//     one entry per distinct intermediate, network, domain, day or cell,
+//     never per measurement, and their results do not depend on the order
+//     of the input. The only per-sighting memory is the sightings that fall
+//     outside every validity window known so far (candidates for a gap),
+//     bounded by Config.MaxGapCandidates.
+//
+// Package [kzprobe/analysis/render] prints the results (terminal table,
+// CSV, Markdown, JSON, HTML) and draws the timeline (SVG);
+// [kzprobe/analysis/analysistest] builds fixtures that mirror the report.
+package analysis

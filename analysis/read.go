@@ -1,0 +1,475 @@
+package analysis
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"kzprobe/probe"
+)
+
+// Input formats, as FileStats.Format reports them. A ".gz" suffix in the
+// name is not trusted: the gzip magic number decides, and "+gzip" is
+// appended.
+const (
+	// FormatJSONL is one measurement per line (kzprobe's output, OONI's
+	// jsonl and jsonl.gz archives).
+	FormatJSONL = "jsonl"
+	// FormatJSON is one or more JSON documents, each possibly spread over
+	// many lines (OONI's API returns one measurement so), or a JSON array
+	// of measurements.
+	FormatJSON = "json"
+)
+
+// FileStats says what reading one input found.
+type FileStats struct {
+	// Path is the file as named (or found under a named folder).
+	Path string `json:"path"`
+	// Format is FormatJSONL or FormatJSON, with "+gzip" when compressed;
+	// empty when the file could not be opened.
+	Format string `json:"format"`
+	// Records counts the measurements read.
+	Records int `json:"records"`
+	// Bad counts lines (or documents) skipped: not JSON, not a
+	// measurement object, no valid measurement time, longer than the line
+	// bound, or cut.
+	Bad int `json:"bad"`
+	// Truncated is true when the input ended inside a record: a write cut
+	// by a crash, or a partial download.
+	Truncated bool `json:"truncated"`
+	// Error is why the file could not be read to its end, empty if it was.
+	Error string `json:"error,omitempty"`
+}
+
+// Warning is one skipped line or unreadable file.
+type Warning struct {
+	// Source is "file:line", "file:@offset" or "file".
+	Source string `json:"source"`
+	// Message says what was wrong.
+	Message string `json:"message"`
+}
+
+func (w Warning) String() string { return w.Source + ": " + w.Message }
+
+// Reader reads measurements from files, folders and streams. Its zero value
+// is ready to use. It holds at most one line (or one JSON document) in
+// memory at a time, so it reads any amount of data in bounded memory.
+type Reader struct {
+	// MaxLineBytes bounds one line or one JSON document; longer ones are
+	// skipped and counted as bad. Zero means probe.MaxLineBytes (64 MiB).
+	MaxLineBytes int
+	// Warn is called for each skipped line and unreadable file. Nil
+	// discards the warnings (FileStats still counts them).
+	Warn func(Warning)
+}
+
+func (rd *Reader) maxLine() int {
+	if rd.MaxLineBytes > 0 {
+		return rd.MaxLineBytes
+	}
+	return probe.MaxLineBytes
+}
+
+func (rd *Reader) warn(src, format string, a ...any) {
+	if rd.Warn != nil {
+		rd.Warn(Warning{Source: src, Message: fmt.Sprintf(format, a...)})
+	}
+}
+
+// ErrStop may be returned by a record callback to end reading early
+// without an error.
+var ErrStop = errors.New("analysis: stop")
+
+// Files expands paths into the files to read: a file is taken as named,
+// whatever its extension; a folder is walked, in lexical order, for files
+// named *.json, *.jsonl, *.jsonl.gz or *.json.gz (hidden files and folders
+// are skipped). A path that does not exist is an error.
+func Files(paths []string) ([]string, error) {
+	var out []string
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		if !fi.IsDir() {
+			out = append(out, p)
+			continue
+		}
+		var found []string
+		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			name := d.Name()
+			if path != p && strings.HasPrefix(name, ".") {
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			if !d.IsDir() && isMeasurementName(name) {
+				found = append(found, path)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		sort.Strings(found)
+		out = append(out, found...)
+	}
+	return out, nil
+}
+
+func isMeasurementName(name string) bool {
+	name = strings.TrimSuffix(strings.ToLower(name), ".gz")
+	return strings.HasSuffix(name, ".json") || strings.HasSuffix(name, ".jsonl")
+}
+
+// ReadPaths reads every file of Files(paths), calling fn for each record in
+// order. A file that cannot be opened or read is reported (FileStats.Error
+// and a warning) and the others are still read; an error from fn stops
+// everything and is returned.
+func (rd *Reader) ReadPaths(paths []string, fn func(*Record) error) ([]FileStats, error) {
+	files, err := Files(paths)
+	if err != nil {
+		return nil, err
+	}
+	stats := make([]FileStats, 0, len(files))
+	for _, f := range files {
+		st, err := rd.ReadFile(f, fn)
+		stats = append(stats, st)
+		if err != nil {
+			if errors.Is(err, ErrStop) {
+				return stats, nil
+			}
+			return stats, err
+		}
+	}
+	return stats, nil
+}
+
+// ReadFile reads one file. Errors opening or reading it are recorded in the
+// returned FileStats (and warned), not returned; only fn's errors are.
+func (rd *Reader) ReadFile(path string, fn func(*Record) error) (FileStats, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		rd.warn(path, "%v", err)
+		return FileStats{Path: path, Error: err.Error()}, nil
+	}
+	defer f.Close()
+	return rd.Read(path, f, fn)
+}
+
+// Read reads measurements from r, named name in sources and warnings. The
+// format is detected from the content: gzip by its magic number, then a
+// JSON array, one JSON object per line, or JSON documents spread over
+// lines. An I/O or gzip error ends the input and is recorded in
+// FileStats.Error; only fn's errors are returned.
+func (rd *Reader) Read(name string, r io.Reader, fn func(*Record) error) (FileStats, error) {
+	st := FileStats{Path: name}
+	br := bufio.NewReaderSize(r, 256<<10)
+	gz := false
+	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			st.Error = "gzip: " + err.Error()
+			rd.warn(name, "%s", st.Error)
+			return st, nil
+		}
+		defer zr.Close()
+		br = bufio.NewReaderSize(zr, 256<<10)
+		gz = true
+	}
+	format, array, first, err := sniff(br, rd.maxLine())
+	if gz {
+		st.Format = format + "+gzip"
+	} else {
+		st.Format = format
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		st.Error = err.Error()
+		rd.warn(name, "%v", err)
+		return st, nil
+	}
+	if format == FormatJSON {
+		err = rd.readDocuments(name, io.MultiReader(bytes.NewReader(first), br), array, &st, fn)
+	} else {
+		err = rd.readLines(name, br, first, &st, fn)
+	}
+	return st, err
+}
+
+// sniff decides between FormatJSONL and FormatJSON. It returns the bytes
+// it consumed (the first line, or nothing) for the reader to replay. An
+// input that opens a JSON array is JSON (array is then true). One whose
+// first non-blank line is a whole JSON value is JSONL. One whose first line
+// is a short unfinished object ending where a pretty-printer breaks lines
+// ("{", `{"annotations": {`, `"a": 1,`) is JSON documents; any other line
+// that does not parse is a corrupt JSONL line, so that a bad first line
+// loses only itself. Anything else is read as JSONL, which counts its lines
+// as bad.
+func sniff(br *bufio.Reader, maxLine int) (format string, array bool, first []byte, err error) {
+	// Skip a UTF-8 byte order mark and leading blank space.
+	if b, _ := br.Peek(3); bytes.Equal(b, []byte("\xef\xbb\xbf")) {
+		br.Discard(3)
+	}
+	for {
+		b, err := br.Peek(1)
+		if err != nil {
+			return FormatJSONL, false, nil, err
+		}
+		if !isSpace(b[0]) {
+			if b[0] == '[' {
+				return FormatJSON, true, nil, nil
+			}
+			if b[0] != '{' {
+				return FormatJSONL, false, nil, nil
+			}
+			break
+		}
+		br.Discard(1)
+	}
+	line, tooLong, err := readLine(br, maxLine)
+	if tooLong {
+		// A first line too long to hold is read (and counted) as JSONL.
+		return FormatJSONL, false, nil, nil
+	}
+	line = append([]byte(nil), line...) // readLine's slice is br's buffer
+	complete := err == nil
+	if complete {
+		line = append(line, '\n')
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		return FormatJSONL, false, line, err
+	}
+	t := trimSpace(line)
+	if json.Valid(t) || !complete || len(t) > shortLine || !bytes.ContainsAny(t[len(t)-1:], "{[,") {
+		return FormatJSONL, false, line, nil
+	}
+	return FormatJSON, false, line, nil
+}
+
+// shortLine is the longest first line taken for the start of a
+// pretty-printed JSON document rather than a corrupt JSONL line.
+const shortLine = 256
+
+// readLines reads one record per line. first is a line already consumed
+// (with its newline, if it had one).
+func (rd *Reader) readLines(name string, br *bufio.Reader, first []byte, st *FileStats, fn func(*Record) error) error {
+	lineNo := 0
+	maxLine := rd.maxLine()
+	handle := func(line []byte, tooLong, complete bool) error {
+		lineNo++
+		src := fmt.Sprintf("%s:%d", name, lineNo)
+		if tooLong {
+			st.Bad++
+			rd.warn(src, "line longer than %d bytes, skipped", maxLine)
+			return nil
+		}
+		line = trimSpace(line)
+		if len(line) == 0 {
+			return nil
+		}
+		rec, err := decodeRecord(line)
+		if err != nil {
+			st.Bad++
+			if !complete {
+				st.Truncated = true
+				rd.warn(src, "last line cut (no newline at the end): %v", err)
+			} else {
+				rd.warn(src, "%v", err)
+			}
+			return nil
+		}
+		rec.Source = src
+		st.Records++
+		return fn(rec)
+	}
+	if first != nil {
+		complete := len(first) > 0 && first[len(first)-1] == '\n'
+		if err := handle(first, false, complete); err != nil {
+			return err
+		}
+	}
+	for {
+		line, tooLong, err := readLine(br, maxLine)
+		if len(line) > 0 || tooLong {
+			if ferr := handle(line, tooLong, err == nil); ferr != nil {
+				return ferr
+			}
+		} else if err == nil {
+			lineNo++ // an empty line
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			st.Error = err.Error()
+			rd.warn(fmt.Sprintf("%s:%d", name, lineNo+1), "read error: %v", err)
+			return nil
+		}
+	}
+}
+
+// readLine returns the next line without its newline. A line longer than
+// max is consumed and reported with tooLong (its bytes are not kept). err
+// is io.EOF when the input ended before a newline.
+func readLine(br *bufio.Reader, max int) (line []byte, tooLong bool, err error) {
+	for {
+		chunk, e := br.ReadSlice('\n')
+		if !tooLong {
+			if len(line)+len(chunk) > max+1 {
+				tooLong, line = true, nil
+			} else if line == nil && e == nil {
+				// The common case: the whole line is in the buffer. It is
+				// valid until the next read, which is after its use.
+				return chunk[:len(chunk)-1], false, nil
+			} else {
+				line = append(line, chunk...)
+			}
+		}
+		switch {
+		case e == nil:
+			return bytes.TrimSuffix(line, []byte("\n")), tooLong, nil
+		case errors.Is(e, bufio.ErrBufferFull):
+			continue
+		default:
+			return line, tooLong, e
+		}
+	}
+}
+
+// decodeRecord decodes one measurement and normalizes it.
+func decodeRecord(b []byte) (*Record, error) {
+	if len(b) == 0 || b[0] != '{' {
+		return nil, errNotObject(b)
+	}
+	rec := new(Record)
+	if err := json.Unmarshal(b, rec); err != nil {
+		return nil, jsonError(err)
+	}
+	if err := rec.Normalize(); err != nil {
+		return nil, err
+	}
+	return rec, nil
+}
+
+func errNotObject(b []byte) error {
+	return fmt.Errorf("%w (starts with %q)", ErrNotObj, truncate(string(b), 12))
+}
+
+// jsonError shortens encoding/json's errors for a warning line.
+func jsonError(err error) error {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Errorf("invalid JSON at byte %d: %v", se.Offset, se)
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Errorf("field %s: %v", te.Field, te)
+	}
+	return fmt.Errorf("invalid JSON: %v", err)
+}
+
+// readDocuments reads a JSON array of measurements, or JSON documents one
+// after the other, each possibly over many lines. A syntax error ends the
+// input (there is no line to resynchronise on); a document of the wrong
+// shape is skipped.
+func (rd *Reader) readDocuments(name string, r io.Reader, array bool, st *FileStats, fn func(*Record) error) error {
+	lr := &limitedReader{r: r, max: int64(rd.maxLine())}
+	dec := json.NewDecoder(lr)
+	lr.dec = dec
+	inArray := false
+	if array {
+		if _, err := dec.Token(); err != nil { // the opening [
+			return rd.docError(name, dec, st, err)
+		}
+		inArray = true
+	}
+	for {
+		if inArray && !dec.More() {
+			if _, err := dec.Token(); err != nil { // the closing ]
+				return rd.docError(name, dec, st, err)
+			}
+			inArray = false
+			continue
+		}
+		var raw json.RawMessage
+		err := dec.Decode(&raw)
+		if errors.Is(err, io.EOF) {
+			if inArray {
+				st.Truncated = true
+				st.Bad++
+				rd.warn(name, "input ends inside the JSON array")
+			}
+			return nil
+		}
+		if err != nil {
+			return rd.docError(name, dec, st, err)
+		}
+		// The document's first byte: raw is exactly its bytes.
+		src := fmt.Sprintf("%s:@%d", name, dec.InputOffset()-int64(len(raw)))
+		rec, derr := decodeRecord(trimSpace(raw))
+		if derr != nil {
+			st.Bad++
+			rd.warn(src, "%v", derr)
+			continue
+		}
+		rec.Source = src
+		st.Records++
+		if err := fn(rec); err != nil {
+			return err
+		}
+	}
+}
+
+func (rd *Reader) docError(name string, dec *json.Decoder, st *FileStats, err error) error {
+	st.Bad++
+	src := fmt.Sprintf("%s:@%d", name, dec.InputOffset())
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		st.Truncated = true
+		rd.warn(src, "input ends inside a JSON document (cut?)")
+	case errors.Is(err, errDocTooLong):
+		rd.warn(src, "JSON document longer than %d bytes, rest of the file skipped", rd.maxLine())
+	default:
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			rd.warn(src, "invalid JSON, rest of the file skipped: %v", err)
+		} else {
+			st.Error = err.Error()
+			rd.warn(src, "read error: %v", err)
+		}
+	}
+	return nil
+}
+
+var errDocTooLong = errors.New("analysis: JSON document too long")
+
+// limitedReader fails once the decoder holds more than max bytes it has
+// not yet consumed: one JSON document cannot exhaust memory.
+type limitedReader struct {
+	r    io.Reader
+	dec  *json.Decoder
+	read int64
+	max  int64
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.dec != nil && l.read-l.dec.InputOffset() > l.max {
+		return 0, errDocTooLong
+	}
+	n, err := l.r.Read(p)
+	l.read += int64(n)
+	return n, err
+}

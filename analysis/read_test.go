@@ -1,0 +1,296 @@
+package analysis_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"kzprobe/analysis"
+)
+
+// A minimal measurement line and its pretty form.
+const (
+	line1 = `{"input":"https://a.example/","measurement_start_time":"2024-01-02 03:04:05","probe_asn":"AS9198","test_name":"web_connectivity","test_keys":{"tls_handshakes":[{"server_name":"a.example","peer_certificates":[{"data":"AAEC","format":"base64"}]}]}}`
+	line2 = `{"input":"b.example","measurement_start_time":"2024-01-03 00:00:00","probe_asn":"9198","test_name":"kzprobe_tls_mitm","test_keys":{"domain":"B.example","verdict":"ok","tls_handshakes":[]}}`
+)
+
+func gzipBytes(t testing.TB, b []byte) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	zw := gzip.NewWriter(&out)
+	zw.Write(b)
+	zw.Close()
+	return out.Bytes()
+}
+
+func pretty(t testing.TB, s string) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := json.Indent(&b, []byte(s), "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+type readResult struct {
+	Stats    analysis.FileStats
+	Domains  []string
+	Warnings []string
+}
+
+func readString(t testing.TB, name string, data []byte, maxLine int) readResult {
+	t.Helper()
+	var got readResult
+	rd := &analysis.Reader{MaxLineBytes: maxLine, Warn: func(w analysis.Warning) { got.Warnings = append(got.Warnings, w.String()) }}
+	st, err := rd.Read(name, bytes.NewReader(data), func(r *analysis.Record) error {
+		got.Domains = append(got.Domains, r.Domain+"@"+r.Source)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.Stats = st
+	return got
+}
+
+// TestReadFormats detects each input format from its content and reads it
+// whole; bad lines are skipped, counted and named.
+func TestReadFormats(t *testing.T) {
+	t.Parallel()
+	arr := "[\n" + pretty(t, line1) + ",\n" + pretty(t, line2) + "\n]\n"
+	for _, tc := range []struct {
+		name    string
+		data    []byte
+		maxLine int
+		want    readResult
+	}{
+		{
+			name: "jsonl",
+			data: []byte(line1 + "\n" + line2 + "\n"),
+			want: readResult{Stats: analysis.FileStats{Path: "f", Format: "jsonl", Records: 2}, Domains: []string{"a.example@f:1", "b.example@f:2"}},
+		},
+		{
+			name: "jsonl_crlf_blank_lines_bom",
+			data: []byte("\xef\xbb\xbf" + line1 + "\r\n\r\n" + line2 + "\r\n"),
+			want: readResult{Stats: analysis.FileStats{Path: "f", Format: "jsonl", Records: 2}, Domains: []string{"a.example@f:1", "b.example@f:3"}},
+		},
+		{
+			name: "jsonl_gzip",
+			data: gzipBytes(t, []byte(line1+"\n"+line2+"\n")),
+			want: readResult{Stats: analysis.FileStats{Path: "f", Format: "jsonl+gzip", Records: 2}, Domains: []string{"a.example@f:1", "b.example@f:2"}},
+		},
+		{
+			name: "jsonl_corrupt_and_cut",
+			data: []byte(line1 + "\n" + `{"input": "x", garbage` + "\n" + `[1,2]` + "\n" + `{"input":"x"}` + "\n" + line2 + "\n" + line1[:40]),
+			want: readResult{
+				Stats:   analysis.FileStats{Path: "f", Format: "jsonl", Records: 2, Bad: 4, Truncated: true},
+				Domains: []string{"a.example@f:1", "b.example@f:5"},
+				Warnings: []string{
+					"f:2: invalid JSON at byte 16: invalid character 'g' looking for beginning of object key string",
+					`f:3: analysis: not a measurement object (starts with "[1,2]")`,
+					"f:4: analysis: no measurement_start_time",
+					"f:6: last line cut (no newline at the end): invalid JSON at byte 40: unexpected end of JSON input",
+				},
+			},
+		},
+		{
+			name: "jsonl_corrupt_first_line",
+			data: []byte(strings.Replace(line1, `"probe_asn"`, `"probe_asn" x`, 1) + "\n" + line2 + "\n"),
+			want: readResult{
+				Stats:    analysis.FileStats{Path: "f", Format: "jsonl", Records: 1, Bad: 1},
+				Domains:  []string{"b.example@f:2"},
+				Warnings: []string{"f:1: invalid JSON at byte 90: invalid character 'x' after object key"},
+			},
+		},
+		{
+			name:    "jsonl_line_too_long",
+			data:    []byte(line1 + "\n" + line1 + strings.Repeat(" ", 400) + "\n" + line2 + "\n"),
+			maxLine: 300,
+			want: readResult{
+				Stats:    analysis.FileStats{Path: "f", Format: "jsonl", Records: 2, Bad: 1},
+				Domains:  []string{"a.example@f:1", "b.example@f:3"},
+				Warnings: []string{"f:2: line longer than 300 bytes, skipped"},
+			},
+		},
+		{
+			name: "jsonl_wrong_type",
+			data: []byte(`{"measurement_start_time":"2024-01-02 03:04:05","probe_asn":9198}` + "\n" + line2 + "\n"),
+			want: readResult{
+				Stats:    analysis.FileStats{Path: "f", Format: "jsonl", Records: 1, Bad: 1},
+				Domains:  []string{"b.example@f:2"},
+				Warnings: []string{"f:1: field probe_asn: json: cannot unmarshal number into Go struct field Record.probe_asn of type string"},
+			},
+		},
+		{
+			name: "json_pretty_one",
+			data: []byte(pretty(t, line1) + "\n"),
+			want: readResult{Stats: analysis.FileStats{Path: "f", Format: "json", Records: 1}, Domains: []string{"a.example@f:@0"}},
+		},
+		{
+			name: "json_pretty_two_gzip",
+			data: gzipBytes(t, []byte(pretty(t, line1)+"\n"+pretty(t, line2))),
+			want: readResult{Stats: analysis.FileStats{Path: "f", Format: "json+gzip", Records: 2}, Domains: []string{"a.example@f:@0", "b.example@f:@" + itoaLen(pretty(t, line1)+"\n")}},
+		},
+		{
+			name: "json_array",
+			data: []byte(arr),
+			want: readResult{Stats: analysis.FileStats{Path: "f", Format: "json", Records: 2}, Domains: []string{"a.example@f:@2", "b.example@f:@" + itoaLen("[\n"+pretty(t, line1)+",\n")}},
+		},
+		{
+			name: "json_array_cut",
+			data: []byte(arr[:len(arr)/2+len(arr)/4]),
+			want: readResult{
+				Stats:    analysis.FileStats{Path: "f", Format: "json", Records: 1, Bad: 1, Truncated: true},
+				Domains:  []string{"a.example@f:@2"},
+				Warnings: []string{"f:@" + itoaLen("[\n"+pretty(t, line1)+",") + ": input ends inside a JSON document (cut?)"},
+			},
+		},
+		{
+			name: "json_pretty_syntax_error",
+			data: []byte("{\n  \"input\": \"x\",\n  oops\n}\n"),
+			want: readResult{
+				Stats:    analysis.FileStats{Path: "f", Format: "json", Bad: 1},
+				Warnings: []string{"f:@0: invalid JSON, rest of the file skipped: invalid character 'o' looking for beginning of object key string"},
+			},
+		},
+		{
+			name: "not_json",
+			data: []byte("hello\nworld\n"),
+			want: readResult{
+				Stats:    analysis.FileStats{Path: "f", Format: "jsonl", Bad: 2},
+				Warnings: []string{`f:1: analysis: not a measurement object (starts with "hello")`, `f:2: analysis: not a measurement object (starts with "world")`},
+			},
+		},
+		{
+			name: "empty",
+			data: nil,
+			want: readResult{Stats: analysis.FileStats{Path: "f", Format: "jsonl"}},
+		},
+		{
+			name: "gzip_corrupt",
+			data: append([]byte{0x1f, 0x8b}, []byte("not really gzip")...),
+			want: readResult{Stats: analysis.FileStats{Path: "f", Error: "gzip: gzip: invalid header"}, Warnings: []string{"f: gzip: gzip: invalid header"}},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got := readString(t, "f", tc.data, tc.maxLine)
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func itoaLen(s string) string {
+	b, _ := json.Marshal(len(s))
+	return string(b)
+}
+
+// TestReadRecordFields checks what a record keeps of each format.
+func TestReadRecordFields(t *testing.T) {
+	t.Parallel()
+	var recs []*analysis.Record
+	rd := &analysis.Reader{}
+	_, err := rd.Read("f", strings.NewReader(line1+"\n"+line2+"\n"+
+		`{"measurement_start_time":"2022-06-22 13:35:52","probe_asn":"as30722","test_name":"tlsping","input":"tlshandshake://8.8.8.8:443","test_keys":{"pings":[{"tls_handshake":{"server_name":"dns.google","peer_certificates":["AAEC"]}},{"tls_handshake":[{"peer_certificates":[{"data":"AwQ=","format":"base64"}]}]},{"tls_handshake":null}]}}`+"\n"),
+		func(r *analysis.Record) error { recs = append(recs, r); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 3 {
+		t.Fatalf("got %d records; want 3", len(recs))
+	}
+	if r := recs[0]; r.Domain != "a.example" || r.ProbeASN != "AS9198" || r.IsKzprobe() || len(r.Handshakes()) != 1 || string(r.Handshakes()[0].PeerCertificates[0]) != "\x00\x01\x02" {
+		t.Errorf("OONI record: %+v", r)
+	}
+	if r := recs[1]; r.Domain != "b.example" || r.ProbeASN != "AS9198" || !r.IsKzprobe() || r.TestKeys.Verdict != "ok" {
+		t.Errorf("kzprobe record: %+v", r)
+	}
+	hs := recs[2].Handshakes()
+	if recs[2].Domain != "8.8.8.8" || recs[2].ProbeASN != "AS30722" || len(hs) != 2 || string(hs[0].PeerCertificates[0]) != "\x00\x01\x02" || string(hs[1].PeerCertificates[0]) != "\x03\x04" {
+		t.Errorf("tlsping record: domain %q asn %q handshakes %+v", recs[2].Domain, recs[2].ProbeASN, hs)
+	}
+}
+
+// TestReadRealOONI reads real OONI web_connectivity measurements (Italy,
+// and Iran with a failed handshake that kept its certificate) and judges
+// their chains: real public chains, no interception.
+func TestReadRealOONI(t *testing.T) {
+	t.Parallel()
+	a := analysis.New(analysis.Config{})
+	if err := a.ReadPaths([]string{filepath.Join("testdata", "ooni")}); err != nil {
+		t.Fatal(err)
+	}
+	res := a.Result()
+	want := []analysis.FileStats{
+		{Path: filepath.Join("testdata", "ooni", "IR_web_connectivity_yooz.ir_ssl_invalid_certificate_20220815T190259Z.json"), Format: "jsonl", Records: 1},
+		{Path: filepath.Join("testdata", "ooni", "IT_web_connectivity_8.8.4.4-doh_20240124T141213Z.json"), Format: "json", Records: 1},
+		{Path: filepath.Join("testdata", "ooni", "IT_web_connectivity_nexa.polito.it_20231130T173328Z.json"), Format: "json", Records: 1},
+	}
+	if diff := cmp.Diff(want, res.Files); diff != "" {
+		t.Errorf("files (-want +got):\n%s", diff)
+	}
+	var got []string
+	for _, n := range res.Networks {
+		got = append(got, n.ASN+" "+n.Name)
+	}
+	if diff := cmp.Diff([]string{"AS30722 Vodafone Italia S.p.A.", "AS197207 Mobile Communication Company of Iran PLC"}, got); diff != "" {
+		t.Errorf("networks (-want +got):\n%s", diff)
+	}
+	var domains []string
+	for _, d := range res.Domains {
+		domains = append(domains, d.Domain)
+	}
+	if diff := cmp.Diff([]string{"8.8.4.4", "nexa.polito.it", "yooz.ir"}, domains); diff != "" {
+		t.Errorf("domains (-want +got):\n%s", diff)
+	}
+	if s := res.Summary; s.Measurements != 3 || s.Handshakes != 3 || s.Intercepted != 0 || len(res.Intermediates) != 0 || s.BadLines != 0 {
+		t.Errorf("summary %+v; want 3 measurements, 3 handshakes, nothing intercepted", s)
+	}
+}
+
+// TestFilesWalk lists measurement files in folders, in order, and takes
+// named files whatever their name.
+func TestFilesWalk(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, name := range []string{"b.jsonl", "a/x.json.gz", "a/y.JSONL.GZ", "notes.txt", ".hidden/z.jsonl", "c.json", "d.jsonl.bak"} {
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.WriteFile(p, nil, 0o644)
+	}
+	got, err := analysis.Files([]string{dir, filepath.Join(dir, "notes.txt")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rel []string
+	for _, p := range got {
+		r, _ := filepath.Rel(dir, p)
+		rel = append(rel, filepath.ToSlash(r))
+	}
+	if diff := cmp.Diff([]string{"a/x.json.gz", "a/y.JSONL.GZ", "b.jsonl", "c.json", "notes.txt"}, rel); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if _, err := analysis.Files([]string{filepath.Join(dir, "missing")}); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing path: err = %v; want not exist", err)
+	}
+}
+
+// TestReadStop: a callback's ErrStop ends reading without an error.
+func TestReadStop(t *testing.T) {
+	t.Parallel()
+	n := 0
+	rd := &analysis.Reader{}
+	_, err := rd.Read("f", strings.NewReader(line1+"\n"+line1+"\n"), func(*analysis.Record) error { n++; return analysis.ErrStop })
+	if !errors.Is(err, analysis.ErrStop) || n != 1 {
+		t.Errorf("err %v after %d records; want ErrStop after 1", err, n)
+	}
+}

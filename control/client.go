@@ -1,0 +1,346 @@
+package control
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"kzprobe/probe"
+	"kzprobe/probe/chain"
+	"kzprobe/probe/failure"
+	"kzprobe/probe/guard"
+)
+
+// Client defaults.
+const (
+	// DefaultClientTimeout bounds one request to a control server: its
+	// deadline and some slack for the way there and back.
+	DefaultClientTimeout = DefaultDeadline + 10*time.Second
+	// DefaultMaxResponseBytes bounds an answer read: 8 endpoints and 8
+	// more of the server's own, each with at most 64 KiB of chain.
+	DefaultMaxResponseBytes = 8 << 20
+	// maxRetryWait is the longest Retry-After the client waits for.
+	maxRetryWait = 10 * time.Second
+	// maxAttempts bounds the requests per check (a 429 or 503 is retried).
+	maxAttempts = 3
+)
+
+// ErrInvalidServerURL is wrapped by NewClient's errors.
+var ErrInvalidServerURL = errors.New("control: invalid control server URL")
+
+// ClientOptions configures a control server client. The zero value is
+// usable with an IP-literal https URL.
+type ClientOptions struct {
+	// Token is the bearer token; empty means none. It is never sent over
+	// plain http except to a loopback address.
+	Token string
+	// RootCAs verifies the server's certificate. Nil means
+	// chain.MozillaRoots(), the bundle compiled into the binary.
+	RootCAs *x509.CertPool
+	// ServerName is the TLS name verified. Zero means the URL's host.
+	ServerName string
+	// Dial makes the connections. Pass the network guard's dialer; nil
+	// means a plain net.Dialer.
+	Dial guard.DialFunc
+	// Resolver resolves the URL's host when it is a name rather than an IP
+	// literal; pass the control resolver, never the local one, which is
+	// the thing under test (a lie would only make the TLS check fail, but
+	// it could hide the control server). Nil means the host must be an IP
+	// literal.
+	Resolver *probe.DNSResolver
+	// Timeout bounds one request. Zero means DefaultClientTimeout.
+	Timeout time.Duration
+	// MaxAddresses is the most addresses sent per request; the rest are
+	// left out. Zero means DefaultMaxAddresses, the server's default limit.
+	MaxAddresses int
+	// MaxResponseBytes bounds an answer. Zero means DefaultMaxResponseBytes.
+	MaxResponseBytes int64
+}
+
+// Client asks a control server (kzprobe control serve) about targets. It
+// implements probe.ControlServer and is safe for concurrent use.
+type Client struct {
+	server   string // the URL as given, for the record
+	endpoint string // the URL of POST /v1/check
+	host     string // the URL's host, a name or an IP literal
+	opts     ClientOptions
+	http     *http.Client
+}
+
+var _ probe.ControlServer = (*Client)(nil)
+
+// NewClient returns a client for the control server at serverURL:
+// "https://HOST[:port][/prefix]" (the API is under prefix + /v1/check), or
+// "http://..." for a server behind nothing at all, such as a test.
+func NewClient(serverURL string, opts ClientOptions) (*Client, error) {
+	bad := func(format string, a ...any) (*Client, error) {
+		return nil, fmt.Errorf("%w %q: %s", ErrInvalidServerURL, serverURL, fmt.Sprintf(format, a...))
+	}
+	u, err := url.Parse(serverURL)
+	if err != nil {
+		return bad("%v", err)
+	}
+	if u.Scheme != "https" && u.Scheme != "http" {
+		return bad("want https://HOST[:port]")
+	}
+	if u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return bad("want https://HOST[:port][/prefix], without user info, query or fragment")
+	}
+	host := u.Hostname()
+	ip, ipErr := netip.ParseAddr(host)
+	if ipErr != nil && opts.Resolver == nil {
+		return bad("the host must be an IP literal when no resolver is given")
+	}
+	if u.Scheme == "http" && opts.Token != "" && (ipErr != nil || !ip.IsLoopback()) {
+		return bad("refusing to send the token over plain http; use https")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n <= 0 || n > 65535 {
+			return bad("invalid port %q", p)
+		}
+	}
+	c := &Client{server: serverURL, host: host, opts: opts}
+	e := *u
+	e.Path = strings.TrimSuffix(u.Path, "/") + CheckPath
+	e.RawPath = ""
+	c.endpoint = e.String()
+	roots := opts.RootCAs
+	if roots == nil {
+		roots = chain.MozillaRoots()
+	}
+	c.http = &http.Client{
+		Transport: &http.Transport{
+			Proxy:                  nil, // never an environment proxy: it would see the domains
+			DialContext:            c.dial,
+			TLSClientConfig:        &tls.Config{RootCAs: roots, ServerName: opts.ServerName, MinVersion: tls.VersionTLS12},
+			ForceAttemptHTTP2:      true,
+			TLSHandshakeTimeout:    10 * time.Second,
+			ResponseHeaderTimeout:  c.timeout(),
+			MaxResponseHeaderBytes: 64 << 10,
+			MaxIdleConnsPerHost:    4,
+			IdleConnTimeout:        90 * time.Second,
+		},
+		// The API never redirects; following one could leak the token.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return c, nil
+}
+
+func (c *Client) timeout() time.Duration {
+	if c.opts.Timeout > 0 {
+		return c.opts.Timeout
+	}
+	return DefaultClientTimeout
+}
+
+func (c *Client) maxAddresses() int {
+	if c.opts.MaxAddresses > 0 {
+		return c.opts.MaxAddresses
+	}
+	return DefaultMaxAddresses
+}
+
+func (c *Client) maxResponseBytes() int64 {
+	if c.opts.MaxResponseBytes > 0 {
+		return c.opts.MaxResponseBytes
+	}
+	return DefaultMaxResponseBytes
+}
+
+// Close releases idle connections.
+func (c *Client) Close() error {
+	c.http.CloseIdleConnections()
+	return nil
+}
+
+// dial connects to the server: an IP literal through opts.Dial, a name
+// (only the URL's own host) through opts.Resolver first.
+func (c *Client) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	dial := c.opts.Dial
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return dial(ctx, network, addr)
+	}
+	if c.opts.Resolver == nil || !strings.EqualFold(host, c.host) {
+		return nil, fmt.Errorf("control: will not resolve %q", host)
+	}
+	queries := probe.LookupAll(ctx, c.opts.Resolver, host, time.Now())
+	addrs := probe.Addrs(queries)
+	if len(addrs) == 0 {
+		for _, q := range queries {
+			if q.Failure != nil {
+				return nil, &failure.Error{Failure: *q.Failure, Operation: "resolve", Err: fmt.Errorf("control: resolving %s: %s", host, *q.Failure)}
+			}
+		}
+		return nil, &failure.Error{Failure: failure.DNSNoAnswer, Operation: "resolve", Err: fmt.Errorf("control: %s has no address", host)}
+	}
+	var errs []error
+	for _, a := range addrs {
+		conn, err := dial(ctx, network, net.JoinHostPort(a.String(), port))
+		if err == nil {
+			return conn, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, errors.Join(errs...)
+}
+
+// Check asks the server about one target and returns the report: the
+// server's answer, or the failure. It retries a 429 or 503 whose
+// Retry-After fits the context's deadline, at most maxAttempts times.
+func (c *Client) Check(ctx context.Context, req probe.ControlRequest, t0 time.Time) *probe.ControlReport {
+	rep := &probe.ControlReport{Server: c.server, Addresses: []string{}, T0: since(t0)}
+	defer func() { rep.T = since(t0) }()
+	addrs := req.Addresses
+	if len(addrs) > c.maxAddresses() {
+		addrs = addrs[:c.maxAddresses()]
+	}
+	port := req.Port
+	if port == 0 {
+		port = 443
+	}
+	body := CheckRequest{Version: APIVersion, Domain: req.Domain, Port: port, Addresses: []string{}, Fingerprint: req.Fingerprint}
+	for _, a := range addrs {
+		body.Addresses = append(body.Addresses, a.Unmap().String())
+	}
+	rep.Addresses = body.Addresses
+	raw := encodeCheckRequest(body)
+	for {
+		rep.Attempts++
+		status, retry, resp, code, err := c.do(ctx, raw)
+		if err != nil {
+			rep.Failure = failure.Ptr(failure.Classify(err))
+			return rep
+		}
+		rep.StatusCode, rep.ErrorCode = status, code
+		if status == http.StatusOK {
+			if err := checkAnswer(resp, body); err != nil {
+				rep.Failure = failure.Ptr(failure.UnknownPrefix + err.Error())
+				return rep
+			}
+			rep.Response = resp
+			return rep
+		}
+		what := fmt.Sprintf("control server answered HTTP %d", status)
+		if code != "" {
+			what += " (" + code + ")"
+		}
+		if (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) &&
+			rep.Attempts < maxAttempts && retry > 0 && retry <= maxRetryWait && fits(ctx, retry) {
+			t := time.NewTimer(retry)
+			select {
+			case <-t.C:
+				continue
+			case <-ctx.Done():
+				t.Stop()
+			}
+		}
+		rep.Failure = failure.Ptr(failure.UnknownPrefix + what)
+		return rep
+	}
+}
+
+// do sends one request. It returns the status, the Retry-After wait, the
+// answer (200) or the error code (other statuses), or a transport error
+// already classified.
+func (c *Client) do(ctx context.Context, body []byte) (status int, retry time.Duration, resp *CheckResponse, code string, err error) {
+	actx, cancel := context.WithTimeout(ctx, c.timeout())
+	defer cancel()
+	hreq, err := http.NewRequestWithContext(actx, http.MethodPost, c.endpoint, bytes.NewReader(body))
+	if err != nil {
+		return 0, 0, nil, "", &failure.Error{Failure: failure.UnknownPrefix + "bad request", Operation: "control", Err: err}
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	hreq.Header.Set("Accept", "application/json")
+	if c.opts.Token != "" {
+		hreq.Header.Set("Authorization", "Bearer "+c.opts.Token)
+	}
+	hresp, err := c.http.Do(hreq)
+	if err != nil {
+		return 0, 0, nil, "", requestError(ctx, actx, err)
+	}
+	defer discard(hresp.Body)
+	if hresp.StatusCode != http.StatusOK {
+		var e ErrorResponse
+		if data, rerr := io.ReadAll(io.LimitReader(hresp.Body, 64<<10)); rerr == nil {
+			json.Unmarshal(data, &e) // a proxy's HTML page leaves it empty
+		}
+		if s, perr := strconv.Atoi(hresp.Header.Get("Retry-After")); perr == nil && s > 0 {
+			retry = time.Duration(s) * time.Second
+		}
+		return hresp.StatusCode, retry, nil, truncate(e.Error, 64), nil
+	}
+	limit := c.maxResponseBytes()
+	data, err := io.ReadAll(io.LimitReader(hresp.Body, limit+1))
+	if err != nil {
+		return 0, 0, nil, "", requestError(ctx, actx, err)
+	}
+	if int64(len(data)) > limit {
+		return 0, 0, nil, "", &failure.Error{Failure: failure.UnknownPrefix + fmt.Sprintf("control server answer larger than %d bytes", limit), Operation: "control"}
+	}
+	resp = new(CheckResponse)
+	if err := json.Unmarshal(data, resp); err != nil {
+		return 0, 0, nil, "", &failure.Error{Failure: failure.UnknownPrefix + "control server answer is not JSON", Operation: "control", Err: err}
+	}
+	return hresp.StatusCode, 0, resp, "", nil
+}
+
+// requestError classifies a transport error, looking at the contexts
+// first: a cancelled parent is an interruption, an expired attempt a
+// timeout.
+func requestError(parent, attempt context.Context, err error) error {
+	switch {
+	case errors.Is(parent.Err(), context.Canceled):
+		return &failure.Error{Failure: failure.Interrupted, Operation: "control", Err: err}
+	case attempt.Err() != nil:
+		return &failure.Error{Failure: failure.GenericTimeout, Operation: "control", Err: err}
+	}
+	return failure.New("control", err)
+}
+
+// checkAnswer refuses an answer that is not about the request.
+func checkAnswer(resp *CheckResponse, req CheckRequest) error {
+	switch {
+	case resp.Version != APIVersion:
+		return fmt.Errorf("control server answered in API version %d; want %d", resp.Version, APIVersion)
+	case !strings.EqualFold(resp.Domain, req.Domain) || resp.Port != req.Port:
+		return fmt.Errorf("control server answered about %s:%d, not %s:%d", truncate(resp.Domain, 64), resp.Port, req.Domain, req.Port)
+	}
+	return nil
+}
+
+// fits reports whether ctx leaves more than d.
+func fits(ctx context.Context, d time.Duration) bool {
+	dl, ok := ctx.Deadline()
+	return !ok || time.Until(dl) > d
+}
+
+func since(t0 time.Time) float64 { return time.Since(t0).Seconds() }
+
+// discard drains a little of a body, so the connection can be reused, and
+// closes it.
+func discard(body io.ReadCloser) {
+	io.Copy(io.Discard, io.LimitReader(body, 64<<10))
+	body.Close()
+}

@@ -1,0 +1,672 @@
+package control_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"kzprobe/control"
+	"kzprobe/lab"
+	"kzprobe/probe"
+	"kzprobe/probe/chain"
+	"kzprobe/probe/failure"
+	"kzprobe/probe/guard"
+)
+
+// startLab starts a lab with the default scenario.
+func startLab(t testing.TB) *lab.Lab {
+	t.Helper()
+	l, err := lab.Start(lab.Config{Scenario: lab.DefaultScenario()})
+	if err != nil {
+		t.Fatalf("starting the lab: %v", err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// labRoots is a pool holding the lab's public root.
+func labRoots(l *lab.Lab) *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(l.PKI.PublicRoot)
+	return p
+}
+
+// labServerConfig is a control server placed in the lab as the lab's own
+// is (outside dialer, the lab's DoH, its public root), with no special
+// range admitted: tests that want the lab's /24 admit it.
+func labServerConfig(t testing.TB, l *lab.Lab) control.ServerConfig {
+	t.Helper()
+	outside := guard.New(l.Net).Dialer(guard.DialFunc(l.OutsideDialer()))
+	ex, err := control.New(l.DoHURL, control.Options{ServerName: l.ControlServerName, RootCAs: labRoots(l), Dial: outside})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ex.Close() })
+	return control.ServerConfig{
+		Resolver: &probe.DNSResolver{Exchanger: ex, Timeout: 2 * time.Second, Retries: 1},
+		Dial:     outside,
+		Analyzer: chain.NewAnalyzer(labRoots(l), nil),
+		Ports:    []int{l.Port},
+		Deadline: 8 * time.Second,
+	}
+}
+
+// testServer is a control server on https://127.0.0.1:port (HTTP/2).
+type testServer struct {
+	url string
+	ts  *httptest.Server
+}
+
+func serve(t testing.TB, cfg control.ServerConfig) *testServer {
+	t.Helper()
+	s, err := control.NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewUnstartedServer(s)
+	ts.EnableHTTP2 = true
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	return &testServer{url: ts.URL, ts: ts}
+}
+
+// client returns an HTTP client of the test server that connects from
+// source, a loopback address (each source is a different client to the
+// rate limiter); invalid means the kernel's choice.
+func (s *testServer) client(source netip.Addr) *http.Client {
+	tr := s.ts.Client().Transport.(*http.Transport).Clone()
+	d := &net.Dialer{Timeout: 2 * time.Second}
+	if source.IsValid() {
+		d.LocalAddr = &net.TCPAddr{IP: source.AsSlice()}
+	}
+	tr.DialContext = d.DialContext
+	tr.ForceAttemptHTTP2 = true
+	return &http.Client{Transport: tr, Timeout: 20 * time.Second}
+}
+
+// answer is a decoded answer.
+type answer struct {
+	status int
+	header http.Header
+	proto  string
+	check  *control.CheckResponse
+	err    control.ErrorResponse
+}
+
+// post sends body to /v1/check; header entries are added ("Content-Type"
+// is application/json unless set).
+func post(t testing.TB, c *http.Client, url, body string, header ...string) answer {
+	t.Helper()
+	return send(t, c, http.MethodPost, url+control.CheckPath, strings.NewReader(body), header...)
+}
+
+func send(t testing.TB, c *http.Client, method, url string, body io.Reader, header ...string) answer {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := answer{status: resp.StatusCode, header: resp.Header, proto: resp.Proto}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type %q; want application/json (body %q)", ct, data)
+	}
+	if resp.StatusCode == http.StatusOK && method == http.MethodPost {
+		a.check = new(control.CheckResponse)
+		if err := json.Unmarshal(data, a.check); err != nil {
+			t.Fatalf("200 answer is not a check response: %v: %s", err, data)
+		}
+		return a
+	}
+	if resp.StatusCode != http.StatusOK {
+		if err := json.Unmarshal(data, &a.err); err != nil || a.err.Error == "" || a.err.Version != control.APIVersion {
+			t.Fatalf("HTTP %d answer is not a JSON error: %v: %s", resp.StatusCode, err, data)
+		}
+	}
+	return a
+}
+
+func checkBody(domain string, port int, addrs ...netip.Addr) string {
+	req := control.CheckRequest{Version: 1, Domain: domain, Port: port, Addresses: []string{}, Fingerprint: "chrome"}
+	for _, a := range addrs {
+		req.Addresses = append(req.Addresses, a.String())
+	}
+	b, _ := json.Marshal(req)
+	return string(b)
+}
+
+func endpoint(t testing.TB, r *control.CheckResponse, a netip.Addr) *probe.ControlEndpoint {
+	t.Helper()
+	for i := range r.Endpoints {
+		if r.Endpoints[i].Address == a.String() {
+			return &r.Endpoints[i]
+		}
+	}
+	t.Fatalf("no endpoint for %s in %+v", a, r.Endpoints)
+	return nil
+}
+
+// TestLabControlServer asks the lab's own control server, over HTTPS with
+// HTTP/2, about an intercepted domain and a DNS-tampered one.
+func TestLabControlServer(t *testing.T) {
+	t.Parallel()
+	l := startLab(t)
+	c := &http.Client{Transport: &http.Transport{
+		TLSClientConfig:   &tls.Config{RootCAs: labRoots(l)},
+		ForceAttemptHTTP2: true,
+	}, Timeout: 20 * time.Second}
+	t.Cleanup(c.CloseIdleConnections)
+
+	t.Run("intercepted domain: origin chain at the same address", func(t *testing.T) {
+		site, _ := l.Site("rutracker.org")
+		a := post(t, c, l.ControlServerURL, checkBody(site.Domain, l.Port, site.Addr))
+		if a.status != http.StatusOK || a.proto != "HTTP/2.0" {
+			t.Fatalf("status %d over %s; want 200 over HTTP/2.0", a.status, a.proto)
+		}
+		r := a.check
+		if r.Version != 1 || r.Domain != site.Domain || r.Port != l.Port || r.Fingerprint != "chrome" {
+			t.Errorf("response header %+v", r)
+		}
+		if !strings.HasPrefix(r.ClientAddress, "127.") {
+			t.Errorf("client_address %q; want a loopback address", r.ClientAddress)
+		}
+		if got := probe.Addrs(r.Queries); len(got) != 1 || got[0] != site.Addr {
+			t.Errorf("own DNS answers %v; want [%v]", got, site.Addr)
+		}
+		if len(r.Endpoints) != 1 {
+			t.Fatalf("%d endpoints; want 1 (the submitted address is also the DNS answer)", len(r.Endpoints))
+		}
+		e := endpoint(t, r, site.Addr)
+		if fmt.Sprint(e.Sources) != "[client dns]" {
+			t.Errorf("sources %v; want [client dns]", e.Sources)
+		}
+		if e.Chain == nil || !e.Chain.Trusted || e.TLSHandshake == nil || e.TLSHandshake.Failure != nil {
+			t.Fatalf("endpoint %+v; want a completed handshake with a trusted chain", e)
+		}
+		if e.TLSHandshake.ServerName != site.Domain {
+			t.Errorf("SNI %q; want %q", e.TLSHandshake.ServerName, site.Domain)
+		}
+		certs := e.TLSHandshake.PeerCertificates
+		if len(certs) != 2 || !bytes.Equal(certs[1], l.PKI.PublicIntermediate.Raw) {
+			t.Errorf("chain of %d certificates; want the origin's leaf and the public intermediate", len(certs))
+		}
+		if e.Chain.Interception != nil {
+			t.Errorf("interception %+v seen from outside", e.Chain.Interception)
+		}
+	})
+
+	t.Run("DNS tampering: block page not valid for the domain", func(t *testing.T) {
+		site, _ := l.Site("dns-blockpage.example")
+		a := post(t, c, l.ControlServerURL, checkBody(site.Domain, l.Port, l.BlockpageAddr))
+		if a.status != http.StatusOK {
+			t.Fatalf("status %d (%+v)", a.status, a.err)
+		}
+		bp := endpoint(t, a.check, l.BlockpageAddr)
+		if bp.Chain == nil || bp.Chain.Trusted || bp.Chain.TrustFailure == nil || *bp.Chain.TrustFailure != failure.SSLInvalidHostname {
+			t.Errorf("block page endpoint chain %+v; want untrusted, %s", bp.Chain, failure.SSLInvalidHostname)
+		}
+		if fmt.Sprint(bp.Sources) != "[client]" {
+			t.Errorf("block page sources %v; want [client]", bp.Sources)
+		}
+		own := endpoint(t, a.check, site.Addr)
+		if !own.Trusted() || fmt.Sprint(own.Sources) != "[dns]" {
+			t.Errorf("own answer endpoint %+v; want trusted, from dns", own)
+		}
+	})
+}
+
+// TestServerRefusesSpecialRanges checks that a server with the default
+// policy refuses loopback, private and other special addresses, and that
+// --allow-net (Admit) re-admits exactly the ranges it names.
+func TestServerRefusesSpecialRanges(t *testing.T) {
+	t.Parallel()
+	l := startLab(t)
+	site, _ := l.Site("clean-1.example")
+	def := serve(t, labServerConfig(t, l))
+	cfg := labServerConfig(t, l)
+	cfg.Admit = []netip.Prefix{l.Net}
+	admitted := serve(t, cfg)
+
+	refused := []string{"127.0.0.1", "::1", "10.10.34.34", "192.168.1.1", "172.16.0.1", "169.254.169.254",
+		"100.64.0.1", "224.0.0.1", "0.0.0.0", "255.255.255.255", "fe80::1", "fc00::1", "::ffff:127.0.0.1",
+		"64:ff9b::7f00:1", "2002:7f00:1::1", "192.0.2.1", "::"}
+	for _, s := range refused {
+		t.Run(s, func(t *testing.T) {
+			a := post(t, admitted.client(netip.Addr{}), admitted.url, checkBody(site.Domain, l.Port, netip.MustParseAddr(s)))
+			if a.status != http.StatusForbidden || a.err.Error != control.ErrAddressNotAllowed {
+				t.Errorf("got %d %q; want 403 %s", a.status, a.err.Error, control.ErrAddressNotAllowed)
+			}
+		})
+	}
+	t.Run("lab address by default", func(t *testing.T) {
+		a := post(t, def.client(netip.Addr{}), def.url, checkBody(site.Domain, l.Port, site.Addr))
+		if a.status != http.StatusForbidden || a.err.Error != control.ErrAddressNotAllowed {
+			t.Errorf("got %d %q; want 403 %s", a.status, a.err.Error, control.ErrAddressNotAllowed)
+		}
+	})
+	t.Run("own DNS answer in a special range is not dialled", func(t *testing.T) {
+		// The lab's control resolver answers a loopback address, as a
+		// hostile name could (DNS rebinding): the server records it and
+		// refuses to connect.
+		a := post(t, def.client(netip.Addr{}), def.url, checkBody(site.Domain, l.Port))
+		if a.status != http.StatusOK {
+			t.Fatalf("status %d (%+v)", a.status, a.err)
+		}
+		e := endpoint(t, a.check, site.Addr)
+		if f := e.TCPConnect.Status.Failure; f == nil || *f != failure.BlockedByAllowNet || e.TLSHandshake != nil {
+			t.Errorf("endpoint %+v; want the connect refused as %s", e, failure.BlockedByAllowNet)
+		}
+	})
+	t.Run("lab address when admitted", func(t *testing.T) {
+		a := post(t, admitted.client(netip.Addr{}), admitted.url, checkBody(site.Domain, l.Port, site.Addr))
+		if a.status != http.StatusOK || !endpoint(t, a.check, site.Addr).Trusted() {
+			t.Errorf("got %d %+v; want 200 with a trusted chain", a.status, a.check)
+		}
+	})
+}
+
+// TestServerAbuse sends each kind of bad request and checks the
+// documented status and JSON error; after each one, another client is
+// still served.
+func TestServerAbuse(t *testing.T) {
+	t.Parallel()
+	l := startLab(t)
+	site, _ := l.Site("clean-1.example")
+	cfg := labServerConfig(t, l)
+	cfg.Admit = []netip.Prefix{l.Net}
+	cfg.Token = "s3cret-token"
+	cfg.MaxAddresses = 3
+	cfg.MaxBodyBytes = 1024
+	cfg.Rate, cfg.Burst = -1, 0 // the rate limit has its own test
+	s := serve(t, cfg)
+	auth := []string{"Authorization", "Bearer s3cret-token"}
+	good := checkBody(site.Domain, l.Port, site.Addr)
+	addrs := func(n int) string {
+		var as []netip.Addr
+		for i := range n {
+			as = append(as, netip.AddrFrom4([4]byte{127, l.Net.Addr().As4()[1], l.Net.Addr().As4()[2], byte(10 + i)}))
+		}
+		return checkBody(site.Domain, l.Port, as...)
+	}
+	tests := []struct {
+		name       string
+		method     string
+		path       string
+		body       string
+		header     []string
+		wantStatus int
+		wantError  string
+	}{
+		{"no token", "POST", control.CheckPath, good, nil, 401, control.ErrUnauthorized},
+		{"wrong token", "POST", control.CheckPath, good, []string{"Authorization", "Bearer s3cret-tokeN"}, 401, control.ErrUnauthorized},
+		{"token with another scheme", "POST", control.CheckPath, good, []string{"Authorization", "Basic s3cret-token"}, 401, control.ErrUnauthorized},
+		{"oversize body", "POST", control.CheckPath, `{"domain":"` + strings.Repeat("a", 2000) + `.example"}`, auth, 413, control.ErrBodyTooLarge},
+		{"too many addresses", "POST", control.CheckPath, addrs(4), auth, 400, control.ErrTooManyAddresses},
+		{"bad JSON", "POST", control.CheckPath, `{"domain": "clean-1.example",`, auth, 400, control.ErrBadRequest},
+		{"not an object", "POST", control.CheckPath, `["clean-1.example"]`, auth, 400, control.ErrBadRequest},
+		{"empty body", "POST", control.CheckPath, ``, auth, 400, control.ErrBadRequest},
+		{"two objects", "POST", control.CheckPath, good + good, auth, 400, control.ErrBadRequest},
+		{"unknown field", "POST", control.CheckPath, `{"domain":"clean-1.example","adresses":[]}`, auth, 400, control.ErrBadRequest},
+		{"wrong type", "POST", control.CheckPath, `{"domain":"clean-1.example","port":"443"}`, auth, 400, control.ErrBadRequest},
+		{"IP literal as domain", "POST", control.CheckPath, `{"domain":"127.0.0.1"}`, auth, 400, control.ErrBadRequest},
+		{"URL as domain", "POST", control.CheckPath, `{"domain":"https://clean-1.example/"}`, auth, 400, control.ErrBadRequest},
+		{"single label", "POST", control.CheckPath, `{"domain":"localhost"}`, auth, 400, control.ErrBadRequest},
+		{"bad address", "POST", control.CheckPath, `{"domain":"clean-1.example","addresses":["example.com"]}`, auth, 400, control.ErrBadRequest},
+		{"bad fingerprint", "POST", control.CheckPath, `{"domain":"clean-1.example","fingerprint":"netscape"}`, auth, 400, control.ErrBadRequest},
+		{"unsupported version", "POST", control.CheckPath, `{"version":2,"domain":"clean-1.example"}`, auth, 400, control.ErrUnsupportedVersion},
+		{"port not allowed", "POST", control.CheckPath, `{"domain":"clean-1.example","port":22}`, auth, 403, control.ErrPortNotAllowed},
+		{"private address", "POST", control.CheckPath, `{"domain":"clean-1.example","addresses":["10.0.0.1"]}`, auth, 403, control.ErrAddressNotAllowed},
+		{"not JSON content", "POST", control.CheckPath, good, append([]string{"Content-Type", "text/plain"}, auth...), 415, control.ErrUnsupportedMedia},
+		{"GET", "GET", control.CheckPath, "", auth, 405, control.ErrMethodNotAllowed},
+		{"unknown path", "POST", "/v1/chek", good, auth, 404, control.ErrNotFound},
+	}
+	other := s.client(hostIn(l, 201))
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a := send(t, s.client(hostIn(l, 200)), tc.method, s.url+tc.path, strings.NewReader(tc.body), tc.header...)
+			if a.status != tc.wantStatus || a.err.Error != tc.wantError {
+				t.Errorf("got %d %q (%s); want %d %q", a.status, a.err.Error, a.err.Message, tc.wantStatus, tc.wantError)
+			}
+			if tc.wantStatus == 401 && !strings.HasPrefix(a.header.Get("WWW-Authenticate"), "Bearer") {
+				t.Errorf("WWW-Authenticate %q; want a Bearer challenge", a.header.Get("WWW-Authenticate"))
+			}
+			if b := post(t, other, s.url, good, auth...); b.status != http.StatusOK {
+				t.Errorf("another client then got %d (%+v); want 200", b.status, b.err)
+			}
+		})
+	}
+	t.Run("oversize body without Content-Length", func(t *testing.T) {
+		body := io.MultiReader(strings.NewReader(`{"domain":"`), strings.NewReader(strings.Repeat("a", 5000)))
+		a := send(t, s.client(hostIn(l, 200)), "POST", s.url+control.CheckPath, io.NopCloser(body), auth...)
+		if a.status != 413 || a.err.Error != control.ErrBodyTooLarge {
+			t.Errorf("got %d %q; want 413 %s", a.status, a.err.Error, control.ErrBodyTooLarge)
+		}
+	})
+	t.Run("health needs no token", func(t *testing.T) {
+		a := send(t, s.client(hostIn(l, 200)), "GET", s.url+control.HealthPath, nil)
+		if a.status != 200 {
+			t.Errorf("health: %d", a.status)
+		}
+	})
+}
+
+// hostIn is host h of the lab's /24, used as a client's source address.
+func hostIn(l *lab.Lab, h byte) netip.Addr {
+	a := l.Net.Addr().As4()
+	a[3] = h
+	return netip.AddrFrom4(a)
+}
+
+// TestServerRateLimit exhausts one client's bucket: it gets 429 with
+// Retry-After, while a client at another address is served.
+func TestServerRateLimit(t *testing.T) {
+	t.Parallel()
+	l := startLab(t)
+	site, _ := l.Site("clean-1.example")
+	cfg := labServerConfig(t, l)
+	cfg.Admit = []netip.Prefix{l.Net}
+	cfg.Rate, cfg.Burst = 0.001, 3 // no token comes back during the test
+	s := serve(t, cfg)
+	body := checkBody(site.Domain, l.Port, site.Addr)
+	a, b := s.client(hostIn(l, 210)), s.client(hostIn(l, 211))
+	for i := range 3 {
+		// Bad requests spend tokens too.
+		if got := post(t, a, s.url, `{`); got.status != 400 {
+			t.Fatalf("request %d: %d; want 400", i+1, got.status)
+		}
+	}
+	got := post(t, a, s.url, body)
+	if got.status != http.StatusTooManyRequests || got.err.Error != control.ErrRateLimited {
+		t.Fatalf("4th request: %d %q; want 429 %s", got.status, got.err.Error, control.ErrRateLimited)
+	}
+	if ra := got.header.Get("Retry-After"); ra == "" || ra == "0" {
+		t.Errorf("Retry-After %q; want seconds", ra)
+	}
+	if got := post(t, b, s.url, body); got.status != http.StatusOK {
+		t.Errorf("another client: %d (%+v); want 200", got.status, got.err)
+	}
+}
+
+// TestServerConcurrencyLimit holds the only slot with a check of a silent
+// address and checks that a second check gets 503 meanwhile, that the
+// first ends within the deadline, and that a third is served after it.
+func TestServerConcurrencyLimit(t *testing.T) {
+	t.Parallel()
+	l := startLab(t)
+	cfg := labServerConfig(t, l)
+	cfg.Admit = []netip.Prefix{l.Net}
+	cfg.MaxConcurrent = 1
+	cfg.Deadline = 2 * time.Second
+	cfg.Rate = -1
+	s := serve(t, cfg)
+	site, _ := l.Site("clean-1.example")
+	silent, accepted := silentListener(t, netip.AddrPortFrom(hostIn(l, 250), uint16(l.Port)))
+
+	done := make(chan answer, 1)
+	go func() { done <- post(t, s.client(hostIn(l, 220)), s.url, checkBody(site.Domain, l.Port, silent)) }()
+	select {
+	case <-accepted: // the first check holds the slot
+	case <-time.After(5 * time.Second):
+		t.Fatal("the first check never reached the silent address")
+	}
+	got := post(t, s.client(hostIn(l, 221)), s.url, checkBody(site.Domain, l.Port, site.Addr))
+	if got.status != http.StatusServiceUnavailable || got.err.Error != control.ErrOverloaded || got.header.Get("Retry-After") == "" {
+		t.Fatalf("second check: %d %q; want 503 %s with Retry-After", got.status, got.err.Error, control.ErrOverloaded)
+	}
+	first := <-done
+	if first.status != http.StatusOK {
+		t.Fatalf("held check: %d (%+v)", first.status, first.err)
+	}
+	e := endpoint(t, first.check, silent)
+	if e.TLSHandshake == nil || e.TLSHandshake.Failure == nil || *e.TLSHandshake.Failure != failure.GenericTimeout {
+		t.Errorf("silent endpoint %+v; want a handshake timeout", e)
+	}
+	if first.check.TestRuntime > 2.5 {
+		t.Errorf("the check took %.1fs; the deadline is 2s", first.check.TestRuntime)
+	}
+	if got := post(t, s.client(hostIn(l, 221)), s.url, checkBody(site.Domain, l.Port, site.Addr)); got.status != http.StatusOK {
+		t.Errorf("after the slot freed: %d; want 200", got.status)
+	}
+}
+
+// silentListener accepts TCP connections at ap and never answers; the
+// channel receives a value for each connection accepted.
+func silentListener(t testing.TB, ap netip.AddrPort) (netip.Addr, <-chan struct{}) {
+	t.Helper()
+	ln, err := net.Listen("tcp4", ap.String())
+	if err != nil {
+		t.Fatalf("binding a silent listener: %v", err)
+	}
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+		wg    sync.WaitGroup
+		ch    = make(chan struct{}, 16)
+	)
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ap.Addr(), ch
+}
+
+// TestServerLogsWithoutBodies checks that each request leaves one
+// structured record with the status and error code, and nothing of the
+// body.
+func TestServerLogsWithoutBodies(t *testing.T) {
+	t.Parallel()
+	l := startLab(t)
+	site, _ := l.Site("clean-1.example")
+	var buf syncBuffer
+	cfg := labServerConfig(t, l)
+	cfg.Admit = []netip.Prefix{l.Net}
+	cfg.Logger = slog.New(slog.NewJSONHandler(&buf, nil))
+	s := serve(t, cfg)
+	c := s.client(netip.Addr{})
+	post(t, c, s.url, checkBody(site.Domain, l.Port, site.Addr))
+	post(t, c, s.url, `{"domain":"secret-name.example","addresses":["10.1.2.3"]}`)
+	var records []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var r map[string]any
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("log line is not JSON: %q", line)
+		}
+		if r["msg"] == "request" {
+			records = append(records, r)
+		}
+	}
+	if len(records) != 2 {
+		t.Fatalf("%d request records; want 2:\n%s", len(records), buf.String())
+	}
+	if records[0]["status"] != float64(200) || records[0]["endpoints"] != float64(1) {
+		t.Errorf("first record %v", records[0])
+	}
+	if records[1]["status"] != float64(403) || records[1]["error"] != control.ErrAddressNotAllowed {
+		t.Errorf("second record %v", records[1])
+	}
+	for _, secret := range []string{site.Domain, "secret-name", "10.1.2.3"} {
+		if strings.Contains(buf.String(), secret) {
+			t.Errorf("the log holds %q from a request body:\n%s", secret, buf.String())
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestPlainHTTP serves the API without TLS, as behind a proxy.
+func TestPlainHTTP(t *testing.T) {
+	t.Parallel()
+	l := startLab(t)
+	site, _ := l.Site("clean-1.example")
+	cfg := labServerConfig(t, l)
+	cfg.Admit = []netip.Prefix{l.Net}
+	cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	srv, err := control.NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := srv.HTTPServer(nil)
+	go hs.Serve(ln)
+	t.Cleanup(func() { hs.Close() })
+	plain := &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 20 * time.Second}
+	a := post(t, plain, "http://"+ln.Addr().String(), checkBody(site.Domain, l.Port, site.Addr),
+		"X-Forwarded-For", "198.51.100.9, 203.0.113.7")
+	if a.status != 200 || !endpoint(t, a.check, site.Addr).Trusted() {
+		t.Fatalf("got %d %+v", a.status, a.err)
+	}
+	if a.check.ClientAddress != "203.0.113.7" {
+		t.Errorf("client_address %q; want the right-most forwarded address 203.0.113.7", a.check.ClientAddress)
+	}
+}
+
+// TestClient drives the probe-side client against the lab's server and
+// against servers that refuse.
+func TestClient(t *testing.T) {
+	t.Parallel()
+	l := startLab(t)
+	site, _ := l.Site("rutracker.org")
+	dial := guard.New(l.Net).Dialer(nil)
+	req := probe.ControlRequest{Domain: site.Domain, Port: l.Port, Addresses: []netip.Addr{site.Addr}}
+	t0 := time.Now()
+
+	t.Run("answer", func(t *testing.T) {
+		c, err := control.NewClient(l.ControlServerURL, control.ClientOptions{RootCAs: labRoots(l), Dial: dial})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		r := c.Check(context.Background(), req, t0)
+		if r.Failure != nil || r.StatusCode != 200 || r.Response == nil || r.Attempts != 1 {
+			t.Fatalf("report %+v", r)
+		}
+		if !r.Endpoint(site.Addr).Trusted() || fmt.Sprint(r.Addresses) != "["+site.Addr.String()+"]" {
+			t.Errorf("report %+v", r)
+		}
+	})
+	t.Run("unknown authority", func(t *testing.T) {
+		c, _ := control.NewClient(l.ControlServerURL, control.ClientOptions{Dial: dial}) // Mozilla roots
+		r := c.Check(context.Background(), req, t0)
+		if r.Failure == nil || *r.Failure != failure.SSLUnknownAuthority || r.Response != nil {
+			t.Errorf("failure %v; want %s", r.Failure, failure.SSLUnknownAuthority)
+		}
+	})
+	t.Run("guard", func(t *testing.T) {
+		c, _ := control.NewClient(l.ControlServerURL, control.ClientOptions{RootCAs: labRoots(l),
+			Dial: guard.New(netip.MustParsePrefix("127.0.0.1/32")).Dialer(nil)})
+		r := c.Check(context.Background(), req, t0)
+		if r.Failure == nil || *r.Failure != failure.BlockedByAllowNet {
+			t.Errorf("failure %v; want %s", r.Failure, failure.BlockedByAllowNet)
+		}
+	})
+	t.Run("refused with a JSON error", func(t *testing.T) {
+		cfg := labServerConfig(t, l)
+		cfg.Token = "t"
+		s := serve(t, cfg)
+		pool := x509.NewCertPool()
+		pool.AddCert(s.ts.Certificate())
+		c, _ := control.NewClient(s.url, control.ClientOptions{RootCAs: pool, Token: "wrong", Dial: loopback})
+		r := c.Check(context.Background(), req, t0)
+		if r.Failure == nil || !strings.Contains(*r.Failure, "HTTP 401") || r.StatusCode != 401 || r.ErrorCode != control.ErrUnauthorized {
+			t.Errorf("report %+v; want a 401 unauthorized failure", r)
+		}
+	})
+	t.Run("retry after 429", func(t *testing.T) {
+		cfg := labServerConfig(t, l)
+		cfg.Admit = []netip.Prefix{l.Net}
+		cfg.Rate, cfg.Burst = 1, 1
+		s := serve(t, cfg)
+		pool := x509.NewCertPool()
+		pool.AddCert(s.ts.Certificate())
+		c, _ := control.NewClient(s.url, control.ClientOptions{RootCAs: pool, Dial: loopback})
+		if r := c.Check(context.Background(), req, t0); r.Failure != nil {
+			t.Fatalf("first check: %s", *r.Failure)
+		}
+		r := c.Check(context.Background(), req, t0)
+		if r.Failure != nil || r.Attempts != 2 {
+			t.Errorf("second check: failure %v after %d attempts; want success after 2", r.Failure, r.Attempts)
+		}
+	})
+}
+
+var loopback = guard.New(netip.MustParsePrefix("127.0.0.0/8")).Dialer(nil)
+
+func TestNewClientRejects(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ url, token string }{
+		{"ftp://192.0.2.1", ""},
+		{"https://helper.example", ""}, // a name without a resolver
+		{"https://user@192.0.2.1", ""},
+		{"https://192.0.2.1/?q=1", ""},
+		{"http://192.0.2.1", "token"}, // a token in clear text
+		{"https://192.0.2.1:0", ""},
+	} {
+		if _, err := control.NewClient(tc.url, control.ClientOptions{Token: tc.token}); err == nil {
+			t.Errorf("NewClient(%q, token %q) succeeded; want an error", tc.url, tc.token)
+		}
+	}
+	if _, err := control.NewClient("http://127.0.0.1:8080", control.ClientOptions{Token: "t"}); err != nil {
+		t.Errorf("token over http to loopback: %v", err)
+	}
+}
