@@ -1,6 +1,7 @@
 package vantage
 
 import (
+	"encoding/json"
 	"errors"
 	"net/netip"
 	"testing"
@@ -136,5 +137,21 @@ func TestCleanName(t *testing.T) {
 		if got := cleanName(tc.in); got != tc.want {
 			t.Errorf("cleanName(%q) = %q; want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+func TestInfoJSON(t *testing.T) {
+	t.Parallel()
+	got, err := json.Marshal(Info{ASN: "AS9198", CC: "KZ", Network: "JSC Kazakhtelecom", Method: MethodMMDB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"asn":"AS9198","cc":"KZ","network":"JSC Kazakhtelecom","method":"mmdb"}`
+	if string(got) != want {
+		t.Errorf("got %s; want %s", got, want)
+	}
+	got, _ = json.Marshal(Info{Method: MethodUnknown})
+	if want := `{"asn":"","cc":"","network":"","method":"unknown"}`; string(got) != want {
+		t.Errorf("got %s; want %s", got, want)
 	}
 }

@@ -70,7 +70,8 @@ func openMMDB(kind, path string) (*maxminddb.Reader, error) {
 	return r, nil
 }
 
-// Close releases the files. It is safe on nil and more than once.
+// Close releases the files. It is safe on nil and more than once, but not
+// while a Lookup runs.
 func (db *DB) Close() error {
 	if db == nil {
 		return nil

@@ -27,10 +27,10 @@ func TestLookup(t *testing.T) {
 	kz := Info{ASN: "AS9198", CC: "KZ", Network: "JSC Kazakhtelecom", Method: MethodMMDB}
 	unknown := Info{Method: MethodUnknown}
 	tests := []struct {
-		name       string
-		asn, cc    func(testing.TB) string
-		ip         string
-		want       Info
+		name    string
+		asn, cc func(testing.TB) string
+		ip      string
+		want    Info
 	}{
 		{"maxmind asn and country", maxmindASN, maxmindCountry, kzAddr, kz},
 		{"maxmind other network", maxmindASN, maxmindCountry, otherAddr,

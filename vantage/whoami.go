@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"time"
 
@@ -146,7 +147,13 @@ func exchange(ctx context.Context, dial DialFunc, network, addr string, q *dns.M
 
 	fail := func(op string, err error) error {
 		err = dropSource(err)
-		if cerr := ctx.Err(); cerr != nil {
+		cerr := ctx.Err()
+		if dl, ok := ctx.Deadline(); cerr == nil && ok && errors.Is(err, os.ErrDeadlineExceeded) && !time.Now().Before(dl) {
+			// The connection's deadline is ctx's, and may fire before
+			// ctx's own timer does.
+			cerr = context.DeadlineExceeded
+		}
+		if cerr != nil {
 			err = fmt.Errorf("%w (%v)", cerr, err)
 		}
 		return fmt.Errorf("vantage: whoami %s %s %s: %w", op, network, addr, err)
