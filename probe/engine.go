@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -26,6 +27,9 @@ type Envelope struct {
 	ProbeASN, ProbeCC, ProbeNetworkName string
 	// ResolverASN and ResolverNetworkName describe the local resolver's network.
 	ResolverASN, ResolverNetworkName string
+	// ProbeIP is the probe's public address, written only when the user
+	// opted in (--include-ip); empty means "127.0.0.1", as OONI writes.
+	ProbeIP string
 	// Annotations are copied into every measurement.
 	Annotations map[string]string
 	// TestStartTime is when the run started.
@@ -148,6 +152,11 @@ func (p *Prober) Measure(ctx context.Context, domain string, port int) *Measurem
 	}
 	p.handshakeAll(ctx, tk, domain, addrs, port, start)
 	wg.Wait()
+	if r := tk.Control; r != nil && r.Response != nil && p.Envelope.ProbeIP == "" {
+		// The server saw the probe's public address: it is never written
+		// unless the user opted in (Envelope.ProbeIP).
+		r.Response.ClientAddress = ""
+	}
 
 	// Step 3, once the control server has answered: consistency.
 	opts := p.Consistency
@@ -267,7 +276,7 @@ func (p *Prober) newMeasurement(domain string, port int, start time.Time) *Measu
 		ProbeASN:             asn,
 		ProbeCC:              cc,
 		ProbeNetworkName:     e.ProbeNetworkName,
-		ProbeIP:              "127.0.0.1",
+		ProbeIP:              cmp.Or(e.ProbeIP, "127.0.0.1"),
 		ResolverASN:          resolverASN,
 		ResolverNetworkName:  e.ResolverNetworkName,
 		Annotations:          e.Annotations,

@@ -23,6 +23,11 @@ type Syncer interface {
 // line (which readers detect and skip). When the underlying writer is a
 // Syncer it is synced at most once per SyncInterval, and on Close.
 type Writer struct {
+	// Filter, when set before the first Write, rewrites each encoded line
+	// before it is written: the privacy scrubber removes the probe's own
+	// addresses from every field, failure strings included.
+	Filter func(line []byte) []byte
+
 	mu           sync.Mutex
 	w            io.Writer
 	syncInterval time.Duration
@@ -48,7 +53,11 @@ func (w *Writer) Write(m *Measurement) error {
 	if err := enc.Encode(m); err != nil {
 		return fmt.Errorf("probe: encoding measurement of %s: %w", m.Input, err)
 	}
-	return w.WriteLine(buf.Bytes())
+	line := buf.Bytes()
+	if w.Filter != nil {
+		line = w.Filter(line)
+	}
+	return w.WriteLine(line)
 }
 
 // WriteLine writes one already-encoded line, which must end in '\n'.

@@ -126,6 +126,9 @@ type RunConfig struct {
 type NetworkConfig struct {
 	// Allow lists the CIDRs the probe may contact; empty means anywhere.
 	Allow []string `mapstructure:"allow"`
+	// Bind is the local source address of every connection and query;
+	// empty means the system's choice.
+	Bind string `mapstructure:"bind"`
 }
 
 // VantageConfig describes where the probe runs.
@@ -136,6 +139,24 @@ type VantageConfig struct {
 	CC string `mapstructure:"cc"`
 	// Network is the network's name.
 	Network string `mapstructure:"network"`
+	// ASNDB and CountryDB are MMDB files (MaxMind GeoLite2, DB-IP Lite,
+	// IPinfo) used to find the ASN and country of the probe's public
+	// address and of the resolver, on this computer. Empty means none.
+	ASNDB     string `mapstructure:"asn_db"`
+	CountryDB string `mapstructure:"country_db"`
+	// Whoami is "ip:port" of a DNS server that answers with the address it
+	// sees (e.g. Akamai's authoritative whoami server), used to learn the
+	// public address for the MMDB lookup. Empty means do not ask.
+	Whoami string `mapstructure:"whoami"`
+	// WhoamiName is the name asked: an A query unless it is Google's
+	// o-o.myaddr.l.google.com (TXT). Empty means whoami.akamai.net.
+	WhoamiName string `mapstructure:"whoami_name"`
+	// IncludeIP writes the probe's public address into every measurement.
+	// Off by default: the address is scrubbed from everything written.
+	IncludeIP bool `mapstructure:"include_ip"`
+	// NoASN and NoCC leave the network and the country out.
+	NoASN bool `mapstructure:"no_asn"`
+	NoCC  bool `mapstructure:"no_cc"`
 }
 
 // defaults are the built-in values, the lowest precedence. probe.yaml at
@@ -368,6 +389,16 @@ func (c *Config) validate() error {
 	}
 	if _, err := guard.Parse(c.Network.Allow...); err != nil {
 		bad("network.allow", "%v", err)
+	}
+	if c.Network.Bind != "" {
+		if _, err := netip.ParseAddr(c.Network.Bind); err != nil {
+			bad("network.bind", "must be an IP address, got %q", c.Network.Bind)
+		}
+	}
+	if c.Vantage.Whoami != "" {
+		if _, err := netip.ParseAddrPort(c.Vantage.Whoami); err != nil {
+			bad("vantage.whoami", "must be ip:port (IP-pinned), got %q", c.Vantage.Whoami)
+		}
 	}
 	if c.Vantage.ASN != "" && !regexp.MustCompile(`^AS[0-9]{1,10}$`).MatchString(c.Vantage.ASN) {
 		bad("vantage.asn", "must look like AS12345, got %q", c.Vantage.ASN)

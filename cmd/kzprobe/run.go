@@ -51,6 +51,13 @@ var runFlags = map[string]string{
 	"asn":                "vantage.asn",
 	"cc":                 "vantage.cc",
 	"network-name":       "vantage.network",
+	"asn-db":             "vantage.asn_db",
+	"country-db":         "vantage.country_db",
+	"whoami":             "vantage.whoami",
+	"include-ip":         "vantage.include_ip",
+	"no-asn":             "vantage.no_asn",
+	"no-cc":              "vantage.no_cc",
+	"bind":               "network.bind",
 }
 
 // addRunFlags declares the flags of runFlags on fs. Defaults shown in
@@ -81,6 +88,13 @@ func addRunFlags(fs *pflag.FlagSet) {
 	fs.String("asn", "", "vantage network's ASN, e.g. AS9198")
 	fs.String("cc", "", "vantage country code, e.g. KZ")
 	fs.String("network-name", "", "vantage network's name")
+	fs.String("asn-db", "", "MMDB `file` to look up the ASN of your public address and of the resolver, locally")
+	fs.String("country-db", "", "MMDB `file` to look up the country of your public address, locally")
+	fs.String("whoami", "", "`ip:port` of a whoami DNS server, to learn your public address for --asn-db/--country-db")
+	fs.Bool("include-ip", false, "write your public IP address into the measurements (off: it is scrubbed everywhere)")
+	fs.Bool("no-asn", false, "leave the network (ASN and name) out of the measurements")
+	fs.Bool("no-cc", false, "leave the country out of the measurements")
+	fs.String("bind", "", "local source `IP` of every connection and query")
 }
 
 func newRunCmd() *cobra.Command {
@@ -133,6 +147,7 @@ tcp_blocking, down (fails from the control too), error (could not decide).`,
 // network activity.
 type wiring struct {
 	prober  *probe.Prober
+	dial    guard.DialFunc
 	closers []io.Closer
 }
 
@@ -149,8 +164,8 @@ func buildProber(cfg *Config, start time.Time, version string) (*wiring, error) 
 	if err != nil {
 		return nil, fmt.Errorf("%w: network.allow: %v", ErrConfig, err)
 	}
-	dial := g.Dialer(nil)
-	w := &wiring{}
+	dial := g.Dialer(bindDialer(cfg.Network.Bind))
+	w := &wiring{dial: dial}
 
 	trust, err := loadTrust(cfg.TLS.TrustRoots)
 	if err != nil {
@@ -400,6 +415,9 @@ func runProbe(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr 
 	}
 	defer closeOut()
 	writer := probe.NewWriter(out, cfg.Run.SyncInterval)
+	if err := applyVantage(ctx, cfg, w.prober, w.dial, writer, stderr); err != nil {
+		return err
+	}
 
 	table := stdout
 	if outPath == "-" {

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"kzprobe/probe"
+	"kzprobe/probe/guard"
+	"kzprobe/vantage"
+)
+
+// bindDialer returns a dialer whose connections leave from the local
+// address bind ("" means the system's choice).
+func bindDialer(bind string) guard.DialFunc {
+	a, err := netip.ParseAddr(bind)
+	if bind == "" || err != nil {
+		return (&net.Dialer{}).DialContext
+	}
+	tcp := &net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(a, 0))}
+	udp := &net.Dialer{LocalAddr: net.UDPAddrFromAddrPort(netip.AddrPortFrom(a, 0))}
+	return func(ctx context.Context, network, address string) (net.Conn, error) {
+		if strings.HasPrefix(network, "udp") {
+			return udp.DialContext(ctx, network, address)
+		}
+		return tcp.DialContext(ctx, network, address)
+	}
+}
+
+// applyVantage fills in where the probe is (ASN, country, network, and the
+// resolver's network) and sets up the privacy scrubber on the writer. The
+// configured values win field by field; otherwise the public address, if a
+// whoami server is configured, is looked up in the local MMDB files. The
+// public address itself is never written unless include_ip is set.
+func applyVantage(ctx context.Context, cfg *Config, p *probe.Prober, dial guard.DialFunc, w *probe.Writer, log io.Writer) error {
+	v := cfg.Vantage
+	db, err := vantage.Open(v.ASNDB, v.CountryDB)
+	if err != nil {
+		return fmt.Errorf("%w: vantage: %v", ErrConfig, err)
+	}
+	defer db.Close()
+
+	var public netip.Addr
+	if v.Whoami != "" {
+		name, qtype := v.WhoamiName, dns.TypeA
+		if name == "" {
+			name = vantage.AkamaiWhoamiA
+		}
+		if dns.Fqdn(name) == vantage.GoogleWhoamiTXT {
+			qtype = dns.TypeTXT
+		}
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		public, err = vantage.WhoamiDNS(wctx, vantage.DialFunc(dial), v.Whoami, dns.Fqdn(name), qtype)
+		cancel()
+		if err != nil {
+			fmt.Fprintf(log, "kzprobe: could not learn the public address from %s (%v); the network stays as configured or unknown\n", v.Whoami, err)
+		}
+	}
+	info := vantage.Resolve(vantage.Configured{ASN: v.ASN, CC: v.CC, Network: v.Network}, public, db)
+	e := &p.Envelope
+	e.ProbeASN, e.ProbeCC, e.ProbeNetworkName = info.ASN, info.CC, info.Network
+	if e.Annotations == nil {
+		e.Annotations = map[string]string{}
+	}
+	e.Annotations["vantage_method"] = info.Method
+	if p.Local != nil && p.Local.Exchanger != nil {
+		if ap, err := netip.ParseAddrPort(p.Local.Exchanger.Address()); err == nil {
+			r := db.Lookup(ap.Addr())
+			e.ResolverASN, e.ResolverNetworkName = r.ASN, r.Network
+			e.Annotations["resolver_vantage_method"] = r.Method
+		}
+	}
+	if v.NoASN {
+		e.ProbeASN, e.ProbeNetworkName, e.ResolverASN, e.ResolverNetworkName = "", "", "", ""
+		delete(e.Annotations, "resolver_vantage_method")
+	}
+	if v.NoCC {
+		e.ProbeCC = ""
+	}
+
+	// The scrubber hides the public address and every local address of
+	// this machine (and the bound source address) from all output.
+	var hide []netip.Addr
+	if v.IncludeIP {
+		e.ProbeIP = public.String()
+		if !public.IsValid() {
+			e.ProbeIP = ""
+		}
+	} else if public.IsValid() {
+		hide = append(hide, public)
+	}
+	if b, err := netip.ParseAddr(cfg.Network.Bind); err == nil && !v.IncludeIP {
+		hide = append(hide, b)
+	}
+	if !v.IncludeIP {
+		hide = append(hide, localAddrs()...)
+	}
+	if sc := vantage.NewScrubber(hide...); !sc.Empty() {
+		w.Filter = sc.ScrubBytes
+	}
+	return nil
+}
+
+// localAddrs lists this machine's own non-loopback addresses (a local
+// system call; nothing is sent).
+func localAddrs() []netip.Addr {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var out []netip.Addr
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil && !p.Addr().IsLoopback() {
+			out = append(out, p.Addr())
+		}
+	}
+	return out
+}
