@@ -19,8 +19,9 @@ import (
 )
 
 var (
-	benchData = flag.String("benchdata", "", "TestWriteBenchJSONL writes generated OONI-style JSONL to this file")
-	benchSize = flag.String("benchsize", "1GB", "size of the -benchdata file (e.g. 50MB, 1GB)")
+	benchData   = flag.String("benchdata", "", "TestWriteBenchJSONL writes generated OONI-style JSONL to this file")
+	benchSize   = flag.String("benchsize", "1GB", "size of the -benchdata file (e.g. 50MB, 1GB)")
+	benchDecode = flag.String("benchdecode", "", "TestDecodeBenchJSONL decodes this file with a plain json.Decoder (the baseline)")
 )
 
 // realTemplates returns the real OONI measurements of testdata/ooni.
@@ -151,9 +152,16 @@ func TestWriteBenchJSONL(t *testing.T) {
 	}
 	fi, _ := os.Stat(*benchData)
 	t.Logf("wrote %s: %d lines, %d bytes", *benchData, lines, fi.Size())
+}
 
-	// Baseline: decode every value with a plain json.Decoder.
-	in, err := os.Open(*benchData)
+// TestDecodeBenchJSONL is the baseline of scripts/bench-analyze.sh: plain
+// json.Decoder decoding of every value of -benchdecode into an interface,
+// run under /usr/bin/time like `kzprobe analyze`; skipped without the flag.
+func TestDecodeBenchJSONL(t *testing.T) {
+	if *benchDecode == "" {
+		t.Skip("no -benchdecode file given")
+	}
+	in, err := os.Open(*benchDecode)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +180,8 @@ func TestWriteBenchJSONL(t *testing.T) {
 		n++
 	}
 	el := time.Since(start)
-	t.Logf("baseline json.Decoder into any: %d values in %v, %.1f MB/s", n, el.Round(time.Millisecond), float64(fi.Size())/1e6/el.Seconds())
+	fi, _ := in.Stat()
+	t.Logf("baseline json.Decoder into any: %d values in %v, %.1f MB/s (wall)", n, el.Round(time.Millisecond), float64(fi.Size())/1e6/el.Seconds())
 }
 
 func parseSize(s string) (int64, error) {

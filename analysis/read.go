@@ -349,14 +349,14 @@ func readLine(br *bufio.Reader, max int) (line []byte, tooLong bool, err error) 
 	}
 }
 
-// decodeRecord decodes one measurement and normalizes it.
+// decodeRecord decodes one measurement (see decodeFast) and normalizes it.
 func decodeRecord(b []byte) (*Record, error) {
 	if len(b) == 0 || b[0] != '{' {
 		return nil, errNotObject(b)
 	}
 	rec := new(Record)
-	if err := json.Unmarshal(b, rec); err != nil {
-		return nil, jsonError(err)
+	if err := decodeFast(b, rec); err != nil {
+		return nil, err
 	}
 	if err := rec.Normalize(); err != nil {
 		return nil, err
@@ -366,19 +366,6 @@ func decodeRecord(b []byte) (*Record, error) {
 
 func errNotObject(b []byte) error {
 	return fmt.Errorf("%w (starts with %q)", ErrNotObj, truncate(string(b), 12))
-}
-
-// jsonError shortens encoding/json's errors for a warning line.
-func jsonError(err error) error {
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return fmt.Errorf("invalid JSON at byte %d: %v", se.Offset, se)
-	}
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return fmt.Errorf("field %s: %v", te.Field, te)
-	}
-	return fmt.Errorf("invalid JSON: %v", err)
 }
 
 // readDocuments reads a JSON array of measurements, or JSON documents one

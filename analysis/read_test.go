@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"kzprobe/analysis"
+	"kzprobe/analysis/analysistest"
 )
 
 // A minimal measurement line and its pretty form.
@@ -93,10 +94,10 @@ func TestReadFormats(t *testing.T) {
 				Stats:   analysis.FileStats{Path: "f", Format: "jsonl", Records: 2, Bad: 4, Truncated: true},
 				Domains: []string{"a.example@f:1", "b.example@f:5"},
 				Warnings: []string{
-					"f:2: invalid JSON at byte 16: invalid character 'g' looking for beginning of object key string",
+					"f:2: invalid JSON at byte 15: want a key string",
 					`f:3: analysis: not a measurement object (starts with "[1,2]")`,
 					"f:4: analysis: no measurement_start_time",
-					"f:6: last line cut (no newline at the end): invalid JSON at byte 40: unexpected end of JSON input",
+					"f:6: last line cut (no newline at the end): invalid JSON at byte 30: unterminated string",
 				},
 			},
 		},
@@ -106,7 +107,7 @@ func TestReadFormats(t *testing.T) {
 			want: readResult{
 				Stats:    analysis.FileStats{Path: "f", Format: "jsonl", Records: 1, Bad: 1},
 				Domains:  []string{"b.example@f:2"},
-				Warnings: []string{"f:1: invalid JSON at byte 90: invalid character 'x' after object key"},
+				Warnings: []string{"f:1: invalid JSON at byte 89: want ':' after a key"},
 			},
 		},
 		{
@@ -125,7 +126,7 @@ func TestReadFormats(t *testing.T) {
 			want: readResult{
 				Stats:    analysis.FileStats{Path: "f", Format: "jsonl", Records: 1, Bad: 1},
 				Domains:  []string{"b.example@f:2"},
-				Warnings: []string{"f:1: field probe_asn: json: cannot unmarshal number into Go struct field Record.probe_asn of type string"},
+				Warnings: []string{"f:1: field probe_asn: cannot read a JSON number as string"},
 			},
 		},
 		{
@@ -292,5 +293,49 @@ func TestReadStop(t *testing.T) {
 	_, err := rd.Read("f", strings.NewReader(line1+"\n"+line1+"\n"), func(*analysis.Record) error { n++; return analysis.ErrStop })
 	if !errors.Is(err, analysis.ErrStop) || n != 1 {
 		t.Errorf("err %v after %d records; want ErrStop after 1", err, n)
+	}
+}
+
+// TestDecodeFastMatchesEncodingJSON: on real OONI measurements, the
+// fixture's records (OONI and kzprobe) and the test lines, the fast scan
+// decodes exactly what encoding/json decodes into a Record.
+func TestDecodeFastMatchesEncodingJSON(t *testing.T) {
+	t.Parallel()
+	fx, err := analysistest.WriteReportFixture(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var docs [][]byte
+	paths, _ := filepath.Glob(filepath.Join("testdata", "ooni", "*.json"))
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, b)
+	}
+	for _, name := range []string{analysistest.FileOONI2021, analysistest.FileKzprobe} {
+		b, err := os.ReadFile(fx.Path(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range bytes.Split(b, []byte("\n")) {
+			if json.Valid(l) {
+				docs = append(docs, l)
+			}
+		}
+	}
+	docs = append(docs, []byte(line1), []byte(line2), []byte(`{"test_keys":null,"input":"a\"b\\\\","x":[{"y":[1,-2.5e3,true,null,"]"]}]}`))
+	for i, d := range docs {
+		var want, got analysis.Record
+		if err := json.Unmarshal(d, &want); err != nil {
+			t.Fatalf("doc %d: %v", i, err)
+		}
+		if err := analysis.DecodeFast(d, &got); err != nil {
+			t.Fatalf("doc %d: fast decode: %v", i, err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("doc %d (-encoding/json +fast):\n%s", i, diff)
+		}
 	}
 }

@@ -171,7 +171,7 @@ func parseTime(s string) (time.Time, error) {
 			return v
 		}
 		y, mo, d, h, mi, se := n(0, 4), n(5, 7), n(8, 10), n(11, 13), n(14, 16), n(17, 19)
-		if y >= 0 && mo >= 1 && mo <= 12 && d >= 1 && d <= 31 && h >= 0 && h < 24 && mi >= 0 && mi < 60 && se >= 0 && se < 61 {
+		if y >= 0 && mo >= 1 && mo <= 12 && d >= 1 && d <= 31 && h >= 0 && h < 24 && mi >= 0 && mi < 60 && se >= 0 && se < 60 {
 			t := time.Date(y, time.Month(mo), d, h, mi, se, 0, time.UTC)
 			if t.Day() == d { // rejects 2021-02-30
 				return t, nil

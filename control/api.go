@@ -29,7 +29,19 @@ const (
 	// HealthPath answers GET with {"version": 1, "status": "ok"}, for a
 	// load balancer; it does no work and needs no token.
 	HealthPath = "/v1/health"
+	// WhoAmIPath answers GET with a [WhoAmIResponse]: the client's address
+	// as the server sees it, for a probe that wants to know its public
+	// address (the vantage). Rate limit and token apply.
+	WhoAmIPath = "/v1/whoami"
 )
+
+// WhoAmIResponse is the answer to GET /v1/whoami.
+type WhoAmIResponse struct {
+	// Version is APIVersion.
+	Version int `json:"version"`
+	// ClientAddress is the client's IP address as the server sees it.
+	ClientAddress string `json:"client_address"`
+}
 
 // CheckRequest is the body of POST /v1/check.
 type CheckRequest struct {

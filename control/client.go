@@ -344,3 +344,43 @@ func discard(body io.ReadCloser) {
 	io.Copy(io.Discard, io.LimitReader(body, 64<<10))
 	body.Close()
 }
+
+// WhoAmI asks the server for the client's address as it sees it (GET
+// /v1/whoami): the probe's public address, for the vantage. The error
+// names the failure; it is never the address of anyone else.
+func (c *Client) WhoAmI(ctx context.Context) (netip.Addr, error) {
+	actx, cancel := context.WithTimeout(ctx, c.timeout())
+	defer cancel()
+	u := strings.TrimSuffix(c.endpoint, CheckPath) + WhoAmIPath
+	req, err := http.NewRequestWithContext(actx, http.MethodGet, u, nil)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.opts.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.opts.Token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return netip.Addr{}, requestError(ctx, actx, err)
+	}
+	defer discard(resp.Body)
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return netip.Addr{}, requestError(ctx, actx, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e ErrorResponse
+		json.Unmarshal(data, &e)
+		return netip.Addr{}, fmt.Errorf("control: whoami: HTTP %d %s", resp.StatusCode, truncate(e.Error, 64))
+	}
+	var w WhoAmIResponse
+	if err := json.Unmarshal(data, &w); err != nil || w.Version != APIVersion {
+		return netip.Addr{}, fmt.Errorf("control: whoami: not a version %d answer", APIVersion)
+	}
+	a, err := netip.ParseAddr(w.ClientAddress)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("control: whoami: the server answered no address")
+	}
+	return a.Unmap(), nil
+}

@@ -1,11 +1,13 @@
 // Package control is the control side of a measurement: what the probe
 // compares the local network's view with (DESIGN.md step 2).
 //
-// Today that is the control resolver: a DNS resolver outside the local
-// network's reach, queried over DNS-over-HTTPS (RFC 8484) or DNS-over-TLS
-// (RFC 7858) so the local network cannot read or rewrite the answers, or
-// over plain UDP (the lab). Later the control server ("test helper"), which
-// connects from outside to the locally resolved addresses, lives here too.
+// That is the control resolver: a DNS resolver outside the local network's
+// reach, queried over DNS-over-HTTPS (RFC 8484) or DNS-over-TLS (RFC 7858)
+// so the local network cannot read or rewrite the answers, or over plain
+// UDP (the lab); and the control server ("test helper", [Server], with its
+// probe-side [Client]), which connects from outside to the locally resolved
+// addresses with the same SNI and reports the chain it is served. Its JSON
+// API is documented in API.md beside this file.
 //
 // # Design
 //

@@ -277,14 +277,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.writeJSON(w, rl, http.StatusOK, map[string]any{"version": APIVersion, "status": "ok"})
 		return
-	case CheckPath:
+	case CheckPath, WhoAmIPath:
 	default:
 		s.writeError(w, rl, &apiError{http.StatusNotFound, ErrNotFound, "the API is POST " + CheckPath})
 		return
 	}
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST")
-		s.writeError(w, rl, &apiError{http.StatusMethodNotAllowed, ErrMethodNotAllowed, "use POST"})
+	method := http.MethodPost
+	if r.URL.Path == WhoAmIPath {
+		method = http.MethodGet
+	}
+	if r.Method != method {
+		w.Header().Set("Allow", method)
+		s.writeError(w, rl, &apiError{http.StatusMethodNotAllowed, ErrMethodNotAllowed, "use " + method})
 		return
 	}
 	// Rate first, so that neither bad tokens nor bad bodies come for free.
@@ -301,6 +305,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="kzprobe-control"`)
 		s.writeError(w, rl, &apiError{http.StatusUnauthorized, ErrUnauthorized, "a valid bearer token is required"})
+		return
+	}
+	if r.URL.Path == WhoAmIPath {
+		s.writeJSON(w, rl, http.StatusOK, WhoAmIResponse{Version: APIVersion, ClientAddress: client.String()})
 		return
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {

@@ -344,6 +344,8 @@ func TestServerAbuse(t *testing.T) {
 		{"not JSON content", "POST", control.CheckPath, good, append([]string{"Content-Type", "text/plain"}, auth...), 415, control.ErrUnsupportedMedia},
 		{"GET", "GET", control.CheckPath, "", auth, 405, control.ErrMethodNotAllowed},
 		{"unknown path", "POST", "/v1/chek", good, auth, 404, control.ErrNotFound},
+		{"whoami without token", "GET", control.WhoAmIPath, "", nil, 401, control.ErrUnauthorized},
+		{"POST whoami", "POST", control.WhoAmIPath, "", auth, 405, control.ErrMethodNotAllowed},
 	}
 	other := s.client(hostIn(l, 201))
 	for _, tc := range tests {
@@ -603,6 +605,9 @@ func TestClient(t *testing.T) {
 		}
 		if !r.Endpoint(site.Addr).Trusted() || fmt.Sprint(r.Addresses) != "["+site.Addr.String()+"]" {
 			t.Errorf("report %+v", r)
+		}
+		if a, err := c.WhoAmI(context.Background()); err != nil || !a.IsLoopback() || a.String() != r.Response.ClientAddress {
+			t.Errorf("WhoAmI = %v, %v; want the loopback address of the check, %s", a, err, r.Response.ClientAddress)
 		}
 	})
 	t.Run("unknown authority", func(t *testing.T) {

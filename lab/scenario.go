@@ -60,7 +60,7 @@ const (
 	// first byte is no TLS record type, instead of a ServerHello.
 	Garbage = "garbage"
 	// ChainLong presents the forged ISCA leaf, the ISCA intermediate and
-	// 198 more certificates issued by it: 200 certificates, about 90 KB,
+	// 198 more certificates issued by it: 200 certificates, about 80 KB,
 	// within what TLS libraries accept.
 	ChainLong = "chain_long"
 	// ChainHeavy presents the forged ISCA leaf, the ISCA intermediate and

@@ -88,9 +88,10 @@ type ControlResponse struct {
 	Domain      string `json:"domain"`
 	Port        int    `json:"port"`
 	Fingerprint string `json:"fingerprint"`
-	// ClientAddress is the probe's address as the server saw it. The probe
-	// records it only inside this report; it is the vantage, not a
-	// secret from the server, but see Measurement.ProbeIP for the rule.
+	// ClientAddress is the client's address as the server saw it. The
+	// probe's record keeps it only when the user opted in to recording the
+	// probe's address (Envelope.ProbeIP, --include-ip); otherwise the
+	// engine empties it before the record is written.
 	ClientAddress string `json:"client_address"`
 	// Queries are the server's own DNS round trips for Domain (A and
 	// AAAA), through its configured resolver.

@@ -320,6 +320,16 @@ func TestControlServerConfirmsInterception(t *testing.T) {
 	if !slices.Contains(e.Sources, probe.ControlSourceClient) || !slices.Contains(e.Sources, probe.ControlSourceDNS) {
 		t.Errorf("sources %v; want client and dns", e.Sources)
 	}
+	// The address the server saw is the probe's: not written unless the
+	// user opted in.
+	if c.Response.ClientAddress != "" {
+		t.Errorf("client_address %q recorded without opt-in", c.Response.ClientAddress)
+	}
+	optIn := *p
+	optIn.Envelope.ProbeIP = "127.0.0.1"
+	if r := optIn.Measure(context.Background(), site.Domain, 0).TestKeys.Control; r == nil || r.Response == nil || !strings.HasPrefix(r.Response.ClientAddress, "127.") {
+		t.Errorf("with opt-in, test_keys.control = %+v; want the client address", r)
+	}
 	// test_keys.control survives the JSONL round trip.
 	var buf safeBuffer
 	w := probe.NewWriter(&buf, -1)

@@ -28,10 +28,15 @@ import (
 // a full handshake would still take minutes, and the tests stay fast.
 const hostileDripInterval = 200 * time.Millisecond
 
+// hostileHandshakeTimeout bounds one handshake in these tests: long
+// enough for a 2 MB chain under the race detector on a loaded machine
+// (about 1.5s seen), and how long a Drip target takes.
+const hostileHandshakeTimeout = 5 * time.Second
+
 // hostileTargetTimeout is the per-target bound in these tests. Every
-// operation has a shorter one (startLab: DNS, connect and handshake 2s), so
-// a target that reaches it is a bug.
-const hostileTargetTimeout = 10 * time.Second
+// operation has a shorter one (startLab: DNS and connect 2s; handshake
+// hostileHandshakeTimeout), so a target that reaches it is a bug.
+const hostileTargetTimeout = 15 * time.Second
 
 // hostileFingerprints are one utls fingerprint and Go's own TLS stack: the
 // two libraries must both survive, with the same failure.
@@ -75,7 +80,7 @@ var hostileTable = map[string]hostileWant{
 		tlsFailure: failure.SSLFailedHandshake,
 	},
 	lab.ChainLong: {
-		// About 90 KB fits the TLS libraries' 256 KiB cap: the handshake
+		// About 80 KB fits the TLS libraries' 256 KiB cap: the handshake
 		// completes, the record keeps DefaultMaxCerts.
 		verdict: probe.VerdictMITMISCA, aEngine: "udp", aAttempts: 1, aAnswers: 1,
 		tlsVersion: "TLSv1.3", certs: probe.DefaultMaxCerts, certsTrunc: true,
@@ -171,6 +176,7 @@ func TestHostileLab(t *testing.T) {
 	sc.DripInterval = hostileDripInterval
 	l, p := startLab(t, sc)
 	p.Timeout = hostileTargetTimeout
+	p.Handshaker = &probe.Handshaker{Timeout: hostileHandshakeTimeout}
 	p.Fingerprints = hostileFingerprints
 
 	behaviours := append(lab.HostileTLSBehaviours(), lab.HostileDNSBehaviours()...)
@@ -411,6 +417,7 @@ func TestHostileHeavyChainMemory(t *testing.T) {
 	sc := lab.Scenario{Name: "heavy", Sites: []lab.Site{{Domain: "chain-heavy.example", TLS: lab.ChainHeavy}}}
 	_, p := startLab(t, sc)
 	p.Fingerprints = hostileFingerprints
+	p.Handshaker = &probe.Handshaker{Timeout: hostileHandshakeTimeout}
 	ctx := context.Background()
 	p.Measure(ctx, "chain-heavy.example", 0) // warm up: connection pools, lazily built tables
 
@@ -454,6 +461,9 @@ func TestHostileHeavyChainMemory(t *testing.T) {
 			t.Errorf("verdict = %s; want %s", m.TestKeys.Verdict, probe.VerdictTLSBlocking)
 		}
 		for _, h := range m.TestKeys.TLSHandshakes {
+			if got := failureOf(h.Failure); got != failure.SSLFailedHandshake {
+				t.Errorf("%s: failure = %q; want %q", h.Fingerprint, got, failure.SSLFailedHandshake)
+			}
 			for _, c := range h.PeerCertificates {
 				stored += len(c)
 			}

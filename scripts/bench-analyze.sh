@@ -1,40 +1,51 @@
 #!/usr/bin/env bash
-# Generate OONI-style JSONL (default 1 GB) and run `kzprobe analyze` on it
-# under /usr/bin/time -v, to show throughput and peak memory; then time a
-# plain json.Decoder over the same bytes as the baseline. The data file is
-# deleted at the end.
+# Generate OONI-style JSONL (default 1 GB), then run, each under
+# /usr/bin/time -v, a plain json.Decoder over it (the baseline) and
+# `kzprobe analyze` on it, and print wall time, CPU time, throughput and
+# peak RSS of both. The data file is deleted at the end.
 #
 #   scripts/bench-analyze.sh [SIZE] [DIR]     e.g. scripts/bench-analyze.sh 1GB /tmp
 #
 # The data: the real OONI measurements of analysis/testdata/ooni (Italy,
 # Iran) and 30% intercepted KZ measurements through 500 distinct chains,
 # with inputs, networks and times varied on every line
-# (analysistest.Generator).
+# (analysistest.Generator). CPU seconds are the fairer comparison on a
+# shared machine, where wall time includes waiting for a core.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 size=${1:-1GB}
 dir=${2:-${TMPDIR:-/tmp}}
-data=$(mktemp "$dir/kzprobe-bench-XXXXXX.jsonl")
-bin=$(mktemp "$dir/kzprobe-bench-bin-XXXXXX")
-trap 'rm -f "$data" "$bin"' EXIT
+work=$(mktemp -d "$dir/kzprobe-bench-XXXXXX")
+trap 'rm -rf "$work"' EXIT
+data=$work/data.jsonl
 
 cd "$here"
-go build -o "$bin" ./cmd/kzprobe
-echo "== generating $size of JSONL and timing the json.Decoder baseline"
-go test ./analysis -run '^TestWriteBenchJSONL$' -count=1 -v -args -benchdata "$data" -benchsize "$size" | grep -E 'wrote|baseline'
+go build -o "$work/kzprobe" ./cmd/kzprobe
+go test -c -o "$work/analysis.test" ./analysis
+echo "== generating $size of OONI-style JSONL"
+"$work/analysis.test" -test.run '^TestWriteBenchJSONL$' -test.v -benchdata "$data" -benchsize "$size" | grep wrote
 bytes=$(stat -c %s "$data")
 
-echo "== kzprobe analyze"
-/usr/bin/time -v "$bin" analyze "$data" --format json --table summary 2>"$data.time" >"$data.out" || { cat "$data.time"; exit 1; }
-wall=$(sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$data.time")
-rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$data.time")
-cpu_user=$(sed -n 's/.*User time (seconds): //p' "$data.time")
-cpu_sys=$(sed -n 's/.*System time (seconds): //p' "$data.time")
-secs=$(awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }' <<<"$wall")
+# report NAME TIMEFILE prints the figures of one /usr/bin/time -v run.
+report() {
+	local wall user sys rss secs cpu
+	wall=$(sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$2")
+	user=$(sed -n 's/.*User time (seconds): //p' "$2")
+	sys=$(sed -n 's/.*System time (seconds): //p' "$2")
+	rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$2")
+	secs=$(awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }' <<<"$wall")
+	cpu=$(awk -v u="$user" -v s="$sys" 'BEGIN { print u+s }')
+	awk -v n="$1" -v b="$bytes" -v w="$secs" -v c="$cpu" -v r="$rss" \
+		'BEGIN { printf "%-10s wall %7.2fs (%6.1f MB/s)   cpu %7.2fs (%6.1f MB/s)   peak RSS %7.1f MiB\n", n, w, b/1e6/w, c, b/1e6/c, r/1024 }'
+}
+
+echo "== baseline: json.Decoder into any over the same bytes"
+/usr/bin/time -v "$work/analysis.test" -test.run '^TestDecodeBenchJSONL$' -test.v -benchdecode "$data" >"$work/base.out" 2>"$work/base.time"
+echo "== kzprobe analyze $data --format json"
+/usr/bin/time -v "$work/kzprobe" analyze "$data" --format json --table summary >"$work/an.out" 2>"$work/an.time" || { cat "$work/an.time"; exit 1; }
+
 echo "input: $bytes bytes"
-echo "wall: $wall (${secs}s)  user: ${cpu_user}s  sys: ${cpu_sys}s"
-awk -v b="$bytes" -v s="$secs" 'BEGIN { printf "throughput: %.1f MB/s\n", b/1e6/s }'
-echo "peak RSS: $rss KiB"
-grep -E '"(measurements|intercepted|chains_judged|cache_hits|bad_lines)"' "$data.out" | tr -d ' ,' | paste -sd' '
-rm -f "$data.time" "$data.out"
+report baseline "$work/base.time"
+report analyze "$work/an.time"
+grep -E '"(measurements|intercepted|chains_judged|cache_hits|bad_lines)"' "$work/an.out" | tr -d ' ,' | paste -sd' '

@@ -1,0 +1,4 @@
+package analysis
+
+// DecodeFast exposes decodeFast to the differential test.
+var DecodeFast = decodeFast
