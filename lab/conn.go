@@ -92,7 +92,7 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 	}
 	c = l.lab.track(c)
 	if l.latency && l.lab.latency > 0 {
-		c = &latencyConn{Conn: c, d: l.lab.latency, done: l.lab.done}
+		c = newDelayConn(c, l.lab.latency, l.lab.done) // lab/delay.go
 	}
 	return c, nil
 }

@@ -48,7 +48,7 @@ func (l *Lab) startControlServer() error {
 		return err
 	}
 	outside := guard.New(l.Net).Dialer(guard.DialFunc(l.OutsideDialer()))
-	ex, err := control.New(l.DoHURL, control.Options{ServerName: l.ControlServerName, RootCAs: l.PKI.PublicRoots(), Dial: outside, Timeout: 2 * time.Second})
+	ex, err := control.New(l.DoHURL, control.Options{ServerName: l.ControlServerName, RootCAs: l.PKI.PublicRoots(), Dial: outside, Timeout: 5 * time.Second})
 	if err != nil {
 		return err
 	}
@@ -65,16 +65,19 @@ func (l *Lab) startControlServer() error {
 		logger = slog.New(slog.NewTextHandler(l.errorLog.Writer(), nil))
 	}
 	srv, err := control.NewServer(control.ServerConfig{
-		Resolver: &probe.DNSResolver{Exchanger: ex, Timeout: 2 * time.Second, Retries: 1},
+		Resolver: &probe.DNSResolver{Exchanger: ex, Timeout: 5 * time.Second, Retries: 1},
 		Dial:     outside,
 		Analyzer: chain.NewAnalyzer(l.PKI.PublicRoots(), kb),
 		Admit:    []netip.Prefix{l.Net},
 		Ports:    []int{l.Port},
 		// A lab run sends a burst of checks from one address; the abuse
 		// limits are tested on their own (control/server_test.go).
-		Rate:     1000,
-		Burst:    1000,
-		Deadline: 10 * time.Second,
+		Rate:  1000,
+		Burst: 1000,
+		// Each step (DNS, connect, handshake) gets a quarter: 4s, ample
+		// on loopback even on a loaded machine, and within a probe's
+		// target timeout.
+		Deadline: 16 * time.Second,
 		Logger:   logger,
 	})
 	if err != nil {

@@ -53,7 +53,7 @@ func (l *Lab) lookup(name string, view resolverView) (int, netip.Addr) {
 	case labZone:
 		return dns.RcodeSuccess, netip.Addr{}
 	}
-	i, ok := l.byName[name]
+	i, ok := l.siteIndex(name)
 	if !ok {
 		return dns.RcodeNameError, netip.Addr{}
 	}

@@ -106,7 +106,7 @@ func (l *Lab) behaviourFor(hello *ClientHello) (behaviour, name string) {
 		return Pass, ""
 	}
 	name = strings.ToLower(strings.TrimSuffix(hello.ServerName, "."))
-	i, ok := l.byName[name]
+	i, ok := l.siteIndex(name)
 	if !ok {
 		return Pass, name
 	}

@@ -494,7 +494,7 @@ func (s Scenario) Validate() error {
 		bad := func(field, msg string) error {
 			return &ValidationError{Site: i, Field: field, Msg: msg, Domain: site.Domain}
 		}
-		name, err := canonicalName(site.Domain)
+		name, err := canonicalSiteName(site.Domain)
 		if err != nil {
 			return bad("domain", err.Error())
 		}
@@ -580,7 +580,7 @@ func (s Scenario) normalized() Scenario {
 	}
 	sites := make([]Site, len(s.Sites))
 	for i, site := range s.Sites {
-		site.Domain, _ = canonicalName(site.Domain)
+		site.Domain, _ = canonicalSiteName(site.Domain)
 		if site.DNS == "" {
 			site.DNS = DNSTruthful
 		}

@@ -40,8 +40,10 @@ import (
 // trusted chain at the same address"):
 //
 //   - rules 3 and 4 give "down" when the control server tried and failed
-//     too: it attempted some address, completed no handshake, and either
-//     DNS is consistent or it tried its own resolver's answers;
+//     too: it attempted some address, completed no handshake, failed
+//     everywhere in a definite way (refused, reset, a TLS error; a timeout
+//     is no proof, since the control's own deadline may have cut it), and
+//     either DNS is consistent or it tried its own resolver's answers;
 //   - rule 6 requires that the control's chain differs: when the control
 //     server was served the same leaf certificate (at the same address, or
 //     else at any address), the untrusted chain is the site's own and the
@@ -341,10 +343,10 @@ func controlFailsToo(r *ControlReport, confirmed bool) (bool, string) {
 		if !e.Attempted() {
 			continue
 		}
-		if e.Completed() {
+		f := e.failure()
+		if e.Completed() || f == failure.GenericTimeout || f == failure.Interrupted {
 			return false, ""
 		}
-		f := e.failure()
 		fs = append(fs, &f)
 		for _, s := range e.Sources {
 			ownAnswer = ownAnswer || s == ControlSourceDNS

@@ -22,9 +22,9 @@ data=$work/data.jsonl
 
 cd "$here"
 go build -o "$work/kzprobe" ./cmd/kzprobe
-go test -c -o "$work/analysis.test" ./analysis
+go test -c -o "$work/analysis.test" ./analysis # run from analysis/ (it reads testdata/)
 echo "== generating $size of OONI-style JSONL"
-"$work/analysis.test" -test.run '^TestWriteBenchJSONL$' -test.v -benchdata "$data" -benchsize "$size" | grep wrote
+(cd analysis && "$work/analysis.test" -test.run '^TestWriteBenchJSONL$' -test.v -benchdata "$data" -benchsize "$size") | grep wrote
 bytes=$(stat -c %s "$data")
 
 # report NAME TIMEFILE prints the figures of one /usr/bin/time -v run.

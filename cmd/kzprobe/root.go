@@ -61,7 +61,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 		Version:       softwareVersion(),
 	}
-	root.AddCommand(newRunCmd(), newLabCmd(), newAnalyzeCmd(), newCompareCmd(), newTimelineCmd(), newReportCmd(), newControlCmd(), newVersionCmd())
+	root.AddCommand(newRunCmd(), newLabCmd(), newAnalyzeCmd(), newCompareCmd(), newTimelineCmd(), newReportCmd(), newControlCmd(), newBenchCmd(), newVersionCmd())
 	return root
 }
 

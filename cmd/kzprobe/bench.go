@@ -1,0 +1,690 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/netip"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	utls "github.com/refraction-networking/utls"
+	"github.com/spf13/cobra"
+
+	"kzprobe/lab"
+	"kzprobe/probe/guard"
+)
+
+// `kzprobe bench` measures the real engine (runProbe, wired by labConfig
+// and buildProber exactly as `kzprobe lab` and `kzprobe run` are) against a
+// lab with a given latency and N generated targets, and compares the run
+// with two limits measured in the same run:
+//
+//   - the latency bound: ceil(N/P) x the lab round trips on one target's
+//     critical path x RTT (benchRoundTrips says which);
+//   - the CPU baseline: a bare uTLS Chrome handshake plus chain
+//     verification against one of the lab's origins, CPU per operation.
+//
+// The lab runs in a child process (this binary, `bench --lab-only`), so
+// that getrusage(RUSAGE_SELF) counts the client's CPU and memory only.
+// Many names share few sites through the lab's wildcard sites
+// (lab/wildcard.go): target i is t<i>.<behaviour>.bench.test.
+
+// benchArgs are the flags of `kzprobe bench`.
+type benchArgs struct {
+	n           int
+	parallel    int
+	rtt         time.Duration
+	timeout     time.Duration
+	scenario    string
+	json        bool
+	output      string
+	baselineOps int
+	// labOnly runs the lab alone (the child process): it prints its
+	// addresses as one JSON line and serves until stdin closes.
+	labOnly bool
+	// dir is the lab's files folder (the child's, given by the parent).
+	dir string
+	// labInProcess runs the lab inside this process (tests): client CPU
+	// and RSS then include the lab's.
+	labInProcess bool
+}
+
+// Bench scenarios.
+const (
+	benchMix       = "mix"
+	benchPass      = "pass"
+	benchBlackhole = "blackhole"
+)
+
+// benchZone is the parent of every bench name.
+const benchZone = "bench.test"
+
+// benchBaseZone is the wildcard site the baseline hand-shakes with.
+const benchBaseZone = "base." + benchZone
+
+// benchSites returns the wildcard sites of a bench scenario: the
+// behaviours target i cycles through, and the baseline's pass site.
+func benchSites(scenario string) ([]lab.Site, error) {
+	var behaviours []lab.Site
+	switch scenario {
+	case benchPass:
+		behaviours = []lab.Site{{TLS: lab.Pass}}
+	case benchMix:
+		// Every behaviour here costs the same lab round trips (see
+		// benchRoundTrips): DNS, then one server flight.
+		behaviours = []lab.Site{
+			{TLS: lab.Pass}, {TLS: lab.InterceptISCA}, {TLS: lab.InterceptISCAExpired},
+			{TLS: lab.InterceptCorporate}, {TLS: lab.Reset}, {TLS: lab.EOF},
+			{TLS: lab.Pass, DNS: lab.DNSBlockpage},
+		}
+	case benchBlackhole:
+		behaviours = []lab.Site{{TLS: lab.Blackhole}}
+	default:
+		return nil, fmt.Errorf("unknown bench scenario %q; want %s, %s or %s", scenario, benchMix, benchPass, benchBlackhole)
+	}
+	for i := range behaviours {
+		behaviours[i].Domain = "*." + benchLabel(behaviours[i]) + "." + benchZone
+	}
+	return append(behaviours, lab.Site{Domain: "*." + benchBaseZone, TLS: lab.Pass}), nil
+}
+
+// benchLabel names a behaviour in target names.
+func benchLabel(s lab.Site) string {
+	if s.DNS != "" && s.DNS != lab.DNSTruthful {
+		return strings.ReplaceAll(s.DNS, "_", "-")
+	}
+	return strings.ReplaceAll(s.TLS, "_", "-")
+}
+
+// benchRoundTrips is the number of lab round trips on one target's
+// critical path, from what the engine does (Prober.Measure) and what the
+// lab delays (Scenario.Latency):
+//
+//  1. DNS: the local A and AAAA queries (UDP) and the control's (DoH, on
+//     its one kept HTTP/2 connection) all run at once: 1 RTT.
+//  2. TCP connect: done by the kernel, which the lab does not delay: 0.
+//  3. TLS: the server's first flight answers the ClientHello: 1 RTT
+//     (TLS 1.3; the client's Finished and close_notify need no answer).
+//     Reset and EOF wait one RTT before closing: 1 RTT too. A blackhole
+//     never answers: the handshake timeout instead (blackholeWait).
+//  4. The control server's check runs concurrently with step 3; its own
+//     DNS and handshake run concurrently too, 1 RTT.
+//  5. Chain analysis and classification: CPU only.
+//
+// On a real network the TCP connect adds one more RTT; the lab cannot
+// delay it, so it is not counted.
+const benchRoundTrips = 2
+
+// benchResult is what `kzprobe bench` prints; the JSON form is stable for
+// comparisons over time. Durations are in seconds.
+type benchResult struct {
+	Scenario string `json:"scenario"`
+	// N, Parallel: targets and targets measured at once.
+	N        int `json:"n"`
+	Parallel int `json:"parallel"`
+	// RTT is the lab's latency per round trip, s.
+	RTT float64 `json:"rtt_s"`
+	// Timeout is the connect and handshake timeout, s.
+	Timeout float64 `json:"timeout_s"`
+	// RoundTrips is the lab round trips on a target's critical path
+	// (benchRoundTrips), and Wait the extra wait per target (the timeout
+	// for a blackhole), s.
+	RoundTrips int     `json:"round_trips"`
+	Wait       float64 `json:"wait_s"`
+	// Wall is the run's wall time, s; Bound the latency bound
+	// ceil(N/P) x (RoundTrips x RTT + Wait), s; WallOverBound their ratio
+	// (null when the bound is 0).
+	Wall          float64  `json:"wall_s"`
+	Bound         float64  `json:"bound_s"`
+	WallOverBound *float64 `json:"wall_over_bound"`
+	// TargetsPerSecond is N / Wall.
+	TargetsPerSecond float64 `json:"targets_per_s"`
+	// CPUPerTarget is the client's CPU (user + system) over the run / N,
+	// in ms.
+	CPUPerTarget float64 `json:"cpu_ms_per_target"`
+	// BaselineCPU is the client's CPU for one bare uTLS Chrome handshake
+	// plus chain verification, ms, over BaselineOps operations; CPURatio is
+	// CPUPerTarget / BaselineCPU.
+	BaselineCPU float64 `json:"baseline_cpu_ms_per_op"`
+	BaselineOps int     `json:"baseline_ops"`
+	CPURatio    float64 `json:"cpu_ratio"`
+	// PeakRSS is the client process's peak resident set, MiB (getrusage
+	// ru_maxrss, over the whole process life, baseline included).
+	PeakRSS float64 `json:"peak_rss_mib"`
+	// LabCPU is the lab process's CPU over its life, s (not counted above).
+	LabCPU float64 `json:"lab_cpu_s"`
+	// LabInProcess is true when the lab ran in this process: CPU and RSS
+	// then include the lab's.
+	LabInProcess bool `json:"lab_in_process"`
+	// Written counts the measurements in the output, Verdicts them by verdict.
+	Written  int            `json:"written"`
+	Verdicts map[string]int `json:"verdicts"`
+}
+
+func newBenchCmd() *cobra.Command {
+	var a benchArgs
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure the probe's speed, CPU and memory against a simulated network on loopback",
+		Long: `Start a lab (kzprobe lab) in a child process with the given latency per
+round trip, generate N targets spread over the scenario's behaviours, and
+measure them with the real engine at parallelism P, wired as kzprobe run is
+(loopback only: --allow-net 127.0.0.0/8). Then print:
+
+  wall time, and the latency bound ceil(N/P) x round trips x RTT, with the
+  ratio of the two (the lab delays 2 round trips on one target's critical
+  path: DNS, then the TLS server's first flight; a blackhole target waits
+  for the timeout instead of the second);
+  the client's CPU per target, and the CPU of a bare uTLS Chrome handshake
+  plus chain verification against the lab, measured in the same run, with
+  the ratio of the two;
+  peak RSS and targets per second.
+
+Scenarios: mix (pass, ISCA and corporate interception, reset, EOF, block
+page), pass, blackhole (no server flight ever; use a short --timeout).`,
+		Example: `  kzprobe bench --n 2000 --parallel 200 --rtt 50ms
+  kzprobe bench --n 20000 --parallel 64 --rtt 0 --json
+  kzprobe bench --scenario blackhole --timeout 200ms --n 100000 --parallel 1000`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if a.labOnly {
+				return serveBenchLab(ctx, a, cmd.InOrStdin(), cmd.OutOrStdout())
+			}
+			return runBench(ctx, a, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&a.n, "n", 2000, "number of generated targets")
+	f.IntVar(&a.parallel, "parallel", 200, "targets measured at once")
+	f.DurationVar(&a.rtt, "rtt", 50*time.Millisecond, "latency the lab adds per round trip")
+	f.DurationVar(&a.timeout, "timeout", 2*time.Second, "timeout of one TCP connect and of one TLS handshake")
+	f.StringVar(&a.scenario, "scenario", benchMix, "behaviours of the targets: mix, pass or blackhole")
+	f.BoolVar(&a.json, "json", false, "print the result as one JSON object")
+	f.StringVarP(&a.output, "output", "o", "", "keep the measurements in this JSONL `file` (default: a temporary file, removed)")
+	f.IntVar(&a.baselineOps, "baseline-ops", 300, "bare handshakes measured for the CPU baseline")
+	f.BoolVar(&a.labOnly, "lab-only", false, "run only the lab (the child process)")
+	f.StringVar(&a.dir, "dir", "", "`folder` for the lab's files (with --lab-only)")
+	f.BoolVar(&a.labInProcess, "lab-in-process", false, "run the lab in this process (CPU and RSS then include it)")
+	for _, h := range []string{"lab-only", "dir", "lab-in-process"} {
+		f.MarkHidden(h)
+	}
+	return cmd
+}
+
+// benchLabInfo is what the lab process tells the client: the addresses of
+// a lab.Lab that labConfig reads, the sites, and the files.
+type benchLabInfo struct {
+	Net               string         `json:"net"`
+	Port              int            `json:"port"`
+	LocalDNS          string         `json:"local_dns"`
+	DoHURL            string         `json:"doh_url"`
+	ControlServerName string         `json:"control_server_name"`
+	ControlServerURL  string         `json:"control_server_url"`
+	Sites             []lab.SiteInfo `json:"sites"`
+	Files             lab.Files      `json:"files"`
+}
+
+// benchLabDone is the lab process's last line: its own CPU.
+type benchLabDone struct {
+	CPU float64 `json:"cpu_s"`
+}
+
+// startBenchLab starts the bench scenario's lab and writes its files.
+func startBenchLab(a benchArgs, dir string) (*lab.Lab, benchLabInfo, error) {
+	sites, err := benchSites(a.scenario)
+	if err != nil {
+		return nil, benchLabInfo{}, usageError("%v", err)
+	}
+	l, err := lab.Start(lab.Config{Scenario: lab.Scenario{Name: "bench-" + a.scenario, Sites: sites, Latency: a.rtt}})
+	if err != nil {
+		return nil, benchLabInfo{}, fmt.Errorf("starting the lab: %w", err)
+	}
+	files, err := l.WriteFiles(dir)
+	if err != nil {
+		l.Close()
+		return nil, benchLabInfo{}, fmt.Errorf("writing the lab's files: %w", err)
+	}
+	return l, benchLabInfo{
+		Net: l.Net.String(), Port: l.Port, LocalDNS: l.LocalDNS, DoHURL: l.DoHURL,
+		ControlServerName: l.ControlServerName, ControlServerURL: l.ControlServerURL,
+		Sites: l.Sites(), Files: files,
+	}, nil
+}
+
+// serveBenchLab is the child process: the lab, until stdin closes.
+func serveBenchLab(ctx context.Context, a benchArgs, stdin io.Reader, stdout io.Writer) error {
+	if a.dir == "" {
+		return usageError("--lab-only needs --dir")
+	}
+	l, info, err := startBenchLab(a, a.dir)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	if err := json.NewEncoder(stdout).Encode(info); err != nil {
+		return err
+	}
+	eof := make(chan struct{})
+	go func() {
+		io.Copy(io.Discard, stdin)
+		close(eof)
+	}()
+	select {
+	case <-eof:
+	case <-ctx.Done():
+	}
+	l.Close()
+	return json.NewEncoder(stdout).Encode(benchLabDone{CPU: cpuSeconds()})
+}
+
+// benchLab is the lab a bench runs against, in a child process or not.
+type benchLab struct {
+	info  benchLabInfo
+	close func() (labCPU float64)
+}
+
+// startBenchLabProcess runs `kzprobe bench --lab-only` and reads its
+// addresses.
+func startBenchLabProcess(ctx context.Context, a benchArgs, dir string, stderr io.Writer) (*benchLab, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(exe, "bench", "--lab-only", "--dir", dir, "--scenario", a.scenario, "--rtt", a.rtt.String())
+	cmd.Stderr = stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	outPipe, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting the lab process: %w", err)
+	}
+	out := bufio.NewReader(outPipe)
+	kill := func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
+	line, err := out.ReadBytes('\n')
+	var info benchLabInfo
+	if err == nil {
+		err = json.Unmarshal(line, &info)
+	}
+	if err != nil {
+		kill()
+		return nil, fmt.Errorf("the lab process did not start: %v", err)
+	}
+	stop := context.AfterFunc(ctx, kill)
+	return &benchLab{info: info, close: func() float64 {
+		stop()
+		in.Close()
+		var done benchLabDone
+		if line, err := out.ReadBytes('\n'); err == nil {
+			json.Unmarshal(line, &done)
+		}
+		cmd.Wait()
+		return done.CPU
+	}}, nil
+}
+
+// runBench is `kzprobe bench`.
+func runBench(ctx context.Context, a benchArgs, stdout, stderr io.Writer) error {
+	if a.n <= 0 || a.parallel <= 0 || a.rtt < 0 || a.timeout <= 0 || a.baselineOps < 0 {
+		return usageError("--n, --parallel, --timeout must be positive, --rtt and --baseline-ops not negative")
+	}
+	if _, err := benchSites(a.scenario); err != nil {
+		return usageError("%v", err)
+	}
+	dir, err := os.MkdirTemp("", "kzprobe-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	var bl *benchLab
+	if a.labInProcess {
+		l, info, err := startBenchLab(a, filepath.Join(dir, "lab"))
+		if err != nil {
+			return err
+		}
+		bl = &benchLab{info: info, close: func() float64 { l.Close(); return 0 }}
+	} else if bl, err = startBenchLabProcess(ctx, a, filepath.Join(dir, "lab"), stderr); err != nil {
+		return err
+	}
+	labClosed := false
+	labCPU := 0.0
+	closeLab := func() {
+		if !labClosed {
+			labClosed = true
+			labCPU = bl.close()
+		}
+	}
+	defer closeLab()
+	info := bl.info
+
+	// The targets go through a file, as a user's list does: the run
+	// streams it (a million lines are never in memory at once).
+	sites, _ := benchSites(a.scenario)
+	behaviours := sites[:len(sites)-1]
+	targetsFile := filepath.Join(dir, "targets.txt")
+	if err := writeBenchTargets(targetsFile, a.n, behaviours); err != nil {
+		return err
+	}
+
+	res := benchResult{
+		Scenario: a.scenario, N: a.n, Parallel: a.parallel,
+		RTT: a.rtt.Seconds(), Timeout: a.timeout.Seconds(), RoundTrips: benchRoundTrips,
+		LabInProcess: a.labInProcess, BaselineOps: a.baselineOps,
+	}
+	if a.scenario == benchBlackhole {
+		// DNS, then the handshake's timeout instead of a server flight.
+		res.RoundTrips, res.Wait = 1, a.timeout.Seconds()
+	}
+	rounds := math.Ceil(float64(a.n) / float64(a.parallel))
+	res.Bound = rounds * (float64(res.RoundTrips)*a.rtt.Seconds() + res.Wait)
+
+	// Baseline first, so that its CPU is not mixed with the run's.
+	if a.baselineOps > 0 {
+		base, err := benchBaseline(ctx, info, a.baselineOps, min(a.parallel, 16))
+		if err != nil {
+			return fmt.Errorf("baseline: %w", err)
+		}
+		res.BaselineCPU = base * 1000
+	}
+
+	l := &lab.Lab{
+		Port: info.Port, LocalDNS: info.LocalDNS, DoHURL: info.DoHURL,
+		ControlServerName: info.ControlServerName, ControlServerURL: info.ControlServerURL,
+	}
+	cfg := labConfig(l, info.Files, dir)
+	cfg.Targets.Domains = nil
+	cfg.Targets.Files = []string{targetsFile}
+	cfg.Run.Parallel = a.parallel
+	cfg.Run.Quiet = true
+	cfg.TLS.Timeout = a.timeout
+	cfg.Run.Output = filepath.Join(dir, "measurements.jsonl")
+	if a.output != "" {
+		cfg.Run.Output = a.output
+	}
+	var errBuf limitedBuffer
+	cpu0, start := cpuSeconds(), time.Now()
+	runErr := runProbe(ctx, cfg, strings.NewReader(""), io.Discard, &errBuf)
+	wall, cpu := time.Since(start), cpuSeconds()-cpu0
+	res.PeakRSS = peakRSSMiB()
+	if runErr != nil {
+		return fmt.Errorf("run: %w\n%s", runErr, errBuf.String())
+	}
+	closeLab()
+	res.LabCPU = labCPU
+
+	res.Wall = wall.Seconds()
+	if res.Bound > 0 {
+		r := res.Wall / res.Bound
+		res.WallOverBound = &r
+	}
+	res.TargetsPerSecond = float64(a.n) / res.Wall
+	res.CPUPerTarget = cpu / float64(a.n) * 1000
+	if res.BaselineCPU > 0 {
+		res.CPURatio = res.CPUPerTarget / res.BaselineCPU
+	}
+	if res.Written, res.Verdicts, err = countVerdicts(cfg.Run.Output); err != nil {
+		return err
+	}
+	if res.Written != a.n {
+		fmt.Fprintf(stderr, "kzprobe: %d of %d targets written\n%s", res.Written, a.n, errBuf.String())
+	}
+	if a.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	printBench(stdout, res)
+	return nil
+}
+
+// writeBenchTargets writes n target names, cycling through behaviours.
+func writeBenchTargets(path string, n int, behaviours []lab.Site) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(f)
+	for i := range n {
+		fmt.Fprintf(w, "t%d.%s.%s\n", i, benchLabel(behaviours[i%len(behaviours)]), benchZone)
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// benchBaseline measures the client CPU of one bare uTLS Chrome handshake
+// with chain verification, against the lab's baseline origin, over ops
+// operations par at a time. It returns CPU seconds per operation.
+func benchBaseline(ctx context.Context, info benchLabInfo, ops, par int) (float64, error) {
+	var origin netip.Addr
+	for _, s := range info.Sites {
+		if s.Domain == "*."+benchBaseZone {
+			origin = s.OriginAddr
+		}
+	}
+	if !origin.IsValid() {
+		return 0, errors.New("the lab has no baseline site")
+	}
+	roots, err := loadPool(info.Files.PublicRoot, "tls.trust_roots")
+	if err != nil {
+		return 0, err
+	}
+	g, err := guard.Parse("127.0.0.0/8")
+	if err != nil {
+		return 0, err
+	}
+	dial := g.Dialer(nil)
+	addr := netip.AddrPortFrom(origin, uint16(info.Port)).String()
+	one := func(i int) error {
+		name := fmt.Sprintf("b%d.%s", i, benchBaseZone)
+		hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		conn, err := dial(hctx, "tcp", addr)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		uc := utls.UClient(conn, &utls.Config{ServerName: name, InsecureSkipVerify: true}, utls.HelloChrome_Auto)
+		if err := uc.HandshakeContext(hctx); err != nil {
+			return err
+		}
+		defer uc.Close()
+		certs := uc.ConnectionState().PeerCertificates
+		inter := x509.NewCertPool()
+		for _, c := range certs[1:] {
+			inter.AddCert(c)
+		}
+		_, err = certs[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, DNSName: name})
+		return err
+	}
+	if err := one(-1); err != nil { // warm up, and fail early
+		return 0, err
+	}
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		firstErr error
+		next    = make(chan int)
+	)
+	cpu0 := cpuSeconds()
+	for range par {
+		wg.Go(func() {
+			for i := range next {
+				if err := one(i); err != nil {
+					mu.Lock()
+					firstErr = cmpErr(firstErr, err)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for i := range ops {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	cpu := cpuSeconds() - cpu0
+	if firstErr != nil {
+		return 0, firstErr
+	}
+	return cpu / float64(ops), nil
+}
+
+func cmpErr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// cpuSeconds is this process's user + system CPU so far.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// peakRSSMiB is this process's peak resident set (ru_maxrss is in KiB on
+// Linux).
+func peakRSSMiB() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Maxrss) / 1024
+}
+
+// countVerdicts counts the lines of a JSONL output and their verdicts. It
+// looks for the "verdict" key in each line rather than decoding it: a
+// million records are counted in seconds.
+func countVerdicts(path string) (int, map[string]int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer f.Close()
+	n, verdicts := 0, map[string]int{}
+	key := []byte(`"verdict":"`)
+	r := bufio.NewReaderSize(f, 1<<20)
+	for {
+		line, err := r.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			// A long line: its verdict is in the test keys, after the
+			// chains; read on to the end of the line.
+			var long []byte
+			long = append(long, line...)
+			for errors.Is(err, bufio.ErrBufferFull) {
+				line, err = r.ReadSlice('\n')
+				long = append(long, line...)
+			}
+			line = long
+		}
+		if len(line) > 0 {
+			n++
+			if i := bytes.Index(line, key); i >= 0 {
+				v := line[i+len(key):]
+				if j := bytes.IndexByte(v, '"'); j >= 0 {
+					verdicts[string(v[:j])]++
+				}
+			}
+		}
+		if err == io.EOF {
+			return n, verdicts, nil
+		}
+		if err != nil {
+			return n, verdicts, err
+		}
+	}
+}
+
+// printBench writes the result as a table.
+func printBench(w io.Writer, r benchResult) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	ratio := "n/a (no latency)"
+	if r.WallOverBound != nil {
+		ratio = fmt.Sprintf("%.3f", *r.WallOverBound)
+	}
+	wait := ""
+	if r.Wait > 0 {
+		wait = fmt.Sprintf(" + %gs timeout", r.Wait)
+	}
+	where := "client process only (lab in a child process)"
+	if r.LabInProcess {
+		where = "client and lab (lab in this process)"
+	}
+	fmt.Fprintf(tw, "scenario\t%s: N=%d P=%d RTT=%v timeout=%v\n", r.Scenario, r.N, r.Parallel, secs(r.RTT), secs(r.Timeout))
+	fmt.Fprintf(tw, "wall\t%.3f s\n", r.Wall)
+	fmt.Fprintf(tw, "latency bound\t%.3f s = ceil(%d/%d) x (%d RTT%s)\n", r.Bound, r.N, r.Parallel, r.RoundTrips, wait)
+	fmt.Fprintf(tw, "wall / bound\t%s\n", ratio)
+	fmt.Fprintf(tw, "targets/s\t%.1f\n", r.TargetsPerSecond)
+	fmt.Fprintf(tw, "CPU per target\t%.3f ms (%s)\n", r.CPUPerTarget, where)
+	fmt.Fprintf(tw, "baseline CPU\t%.3f ms per bare uTLS Chrome handshake + chain verification (%d ops)\n", r.BaselineCPU, r.BaselineOps)
+	fmt.Fprintf(tw, "CPU / baseline\t%.2f\n", r.CPURatio)
+	fmt.Fprintf(tw, "peak RSS\t%.1f MiB\n", r.PeakRSS)
+	if !r.LabInProcess {
+		fmt.Fprintf(tw, "lab CPU\t%.1f s (child process, not counted above)\n", r.LabCPU)
+	}
+	fmt.Fprintf(tw, "written\t%d: %s\n", r.Written, verdictLine(r.Verdicts))
+	tw.Flush()
+}
+
+func secs(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+func verdictLine(v map[string]int) string {
+	var parts []string
+	for _, k := range verdictOrder {
+		if n := v[string(k)]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", k, n))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// limitedBuffer keeps the first 64 KiB written to it: the run's messages.
+type limitedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if room := 64<<10 - b.buf.Len(); room > 0 {
+		b.buf.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+func (b *limitedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
