@@ -11,7 +11,7 @@ import (
 // TestJudgeCache: a chain is judged once however often it is presented,
 // the cache holds at most Size chains, and a negative Size judges every
 // time with the same facts.
-func TestJudgeCache(t *testing.T) {
+func TestAnalysisJudgeCache(t *testing.T) {
 	t.Parallel()
 	p, err := analysistest.NewReportPKI()
 	if err != nil {
@@ -57,7 +57,7 @@ func TestJudgeCache(t *testing.T) {
 }
 
 // TestJudgeConcurrent shares one Judge between goroutines (run with -race).
-func TestJudgeConcurrent(t *testing.T) {
+func TestAnalysisJudgeConcurrent(t *testing.T) {
 	t.Parallel()
 	p, err := analysistest.NewReportPKI()
 	if err != nil {
@@ -83,7 +83,7 @@ func TestJudgeConcurrent(t *testing.T) {
 }
 
 // TestChainHashNoConcatenationCollision: [ab] and [a, b] differ.
-func TestChainHashNoConcatenationCollision(t *testing.T) {
+func TestAnalysisChainHashNoConcatenationCollision(t *testing.T) {
 	t.Parallel()
 	if analysis.ChainHash([][]byte{[]byte("ab")}) == analysis.ChainHash([][]byte{[]byte("a"), []byte("b")}) {
 		t.Error("chains [ab] and [a b] share a key")

@@ -63,7 +63,7 @@ func readString(t testing.TB, name string, data []byte, maxLine int) readResult 
 
 // TestReadFormats detects each input format from its content and reads it
 // whole; bad lines are skipped, counted and named.
-func TestReadFormats(t *testing.T) {
+func TestAnalysisReadFormats(t *testing.T) {
 	t.Parallel()
 	arr := "[\n" + pretty(t, line1) + ",\n" + pretty(t, line2) + "\n]\n"
 	for _, tc := range []struct {
@@ -196,7 +196,7 @@ func itoaLen(s string) string {
 }
 
 // TestReadRecordFields checks what a record keeps of each format.
-func TestReadRecordFields(t *testing.T) {
+func TestAnalysisReadRecordFields(t *testing.T) {
 	t.Parallel()
 	var recs []*analysis.Record
 	rd := &analysis.Reader{}
@@ -224,7 +224,7 @@ func TestReadRecordFields(t *testing.T) {
 // TestReadRealOONI reads real OONI web_connectivity measurements (Italy,
 // and Iran with a failed handshake that kept its certificate) and judges
 // their chains: real public chains, no interception.
-func TestReadRealOONI(t *testing.T) {
+func TestAnalysisReadRealOONI(t *testing.T) {
 	t.Parallel()
 	a := analysis.New(analysis.Config{})
 	if err := a.ReadPaths([]string{filepath.Join("testdata", "ooni")}); err != nil {
@@ -260,7 +260,7 @@ func TestReadRealOONI(t *testing.T) {
 
 // TestFilesWalk lists measurement files in folders, in order, and takes
 // named files whatever their name.
-func TestFilesWalk(t *testing.T) {
+func TestAnalysisFilesWalk(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	for _, name := range []string{"b.jsonl", "a/x.json.gz", "a/y.JSONL.GZ", "notes.txt", ".hidden/z.jsonl", "c.json", "d.jsonl.bak"} {
@@ -286,7 +286,7 @@ func TestFilesWalk(t *testing.T) {
 }
 
 // TestReadStop: a callback's ErrStop ends reading without an error.
-func TestReadStop(t *testing.T) {
+func TestAnalysisReadStop(t *testing.T) {
 	t.Parallel()
 	n := 0
 	rd := &analysis.Reader{}
@@ -299,7 +299,7 @@ func TestReadStop(t *testing.T) {
 // TestDecodeFastMatchesEncodingJSON: on real OONI measurements, the
 // fixture's records (OONI and kzprobe) and the test lines, the fast scan
 // decodes exactly what encoding/json decodes into a Record.
-func TestDecodeFastMatchesEncodingJSON(t *testing.T) {
+func TestAnalysisDecodeFastMatchesEncodingJSON(t *testing.T) {
 	t.Parallel()
 	fx, err := analysistest.WriteReportFixture(t.TempDir())
 	if err != nil {

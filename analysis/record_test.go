@@ -11,7 +11,7 @@ import (
 // "leap_second" is the crasher FuzzNormalize found
 // (testdata/fuzz/FuzzNormalize/b6f0a3efbb3221cf): second 60 was accepted
 // and rolled into the next minute.
-func TestNormalize(t *testing.T) {
+func TestAnalysisNormalize(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name, ts, asn, input, domain string

@@ -181,26 +181,42 @@ func (d *dohExchanger) request(ctx context.Context, packed []byte) (*http.Reques
 	return req, nil
 }
 
+// down marks the connection as not known to work after a failed request,
+// unless the request's own deadline or cancellation ended it: one query
+// out of time says nothing about the connection, and closing the gate on
+// it would make every query behind it wait its turn.
+func (d *dohExchanger) down(ctx context.Context) {
+	if ctx.Err() == nil {
+		d.up.Store(false)
+	}
+}
+
 // roundTrip sends req and returns the body of a 200 application/dns-message
 // response, at most probe.MaxDNSMessageSize bytes.
 func (d *dohExchanger) roundTrip(ctx context.Context, req *http.Request) ([]byte, error) {
 	if !d.up.Load() {
 		select {
 		case d.gate <- struct{}{}:
-			defer func() { <-d.gate }()
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		}
+		if d.up.Load() {
+			// The request ahead of this one brought the connection up:
+			// go on concurrently rather than one at a time.
+			<-d.gate
+		} else {
+			defer func() { <-d.gate }()
 		}
 	}
 	res, err := d.client.Do(req)
 	if err != nil {
-		d.up.Store(false)
+		d.down(ctx)
 		return nil, ctxErr(ctx, err)
 	}
 	defer res.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(res.Body, probe.MaxDNSMessageSize+1))
 	if err != nil {
-		d.up.Store(false)
+		d.down(ctx)
 		return nil, ctxErr(ctx, err)
 	}
 	d.up.Store(true)

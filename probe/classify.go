@@ -49,7 +49,11 @@ import (
 //     else at any address), the untrusted chain is the site's own and the
 //     verdict is "down" (it fails from outside too), not "mitm_other";
 //     when the control server saw no chain at all, the rule is as without
-//     one.
+//     one;
+//   - the control server's view alone does not confirm an address that the
+//     control resolver could not (consistency unknown still gives
+//     "error"); it confirms disjoint address sets through the consistency
+//     reason ip_valid_from_control ([IPValidFromControl]).
 //
 // Without a control server the rules are exactly the above.
 func Classify(m *Measurement) (Verdict, string) {

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"syscall"
@@ -53,6 +54,10 @@ type benchArgs struct {
 	json        bool
 	output      string
 	baselineOps int
+	// controlServer keeps the lab's control server in the run (labConfig
+	// sets it); without it the probe works from DNS and its own handshakes.
+	controlServer bool
+	cpuProfile    string
 	// labOnly runs the lab alone (the child process): it prints its
 	// addresses as one JSON line and serves until stdin closes.
 	labOnly bool
@@ -133,6 +138,8 @@ const benchRoundTrips = 2
 // comparisons over time. Durations are in seconds.
 type benchResult struct {
 	Scenario string `json:"scenario"`
+	// ControlServer says whether the lab's control server was asked.
+	ControlServer bool `json:"control_server"`
 	// N, Parallel: targets and targets measured at once.
 	N        int `json:"n"`
 	Parallel int `json:"parallel"`
@@ -218,6 +225,8 @@ page), pass, blackhole (no server flight ever; use a short --timeout).`,
 	f.BoolVar(&a.json, "json", false, "print the result as one JSON object")
 	f.StringVarP(&a.output, "output", "o", "", "keep the measurements in this JSONL `file` (default: a temporary file, removed)")
 	f.IntVar(&a.baselineOps, "baseline-ops", 300, "bare handshakes measured for the CPU baseline")
+	f.BoolVar(&a.controlServer, "control-server", true, "ask the lab's control server about every target, as kzprobe lab does (its handshakes cost the lab CPU)")
+	f.StringVar(&a.cpuProfile, "cpuprofile", "", "write a CPU profile of the run (not the baseline) to `file`")
 	f.BoolVar(&a.labOnly, "lab-only", false, "run only the lab (the child process)")
 	f.StringVar(&a.dir, "dir", "", "`folder` for the lab's files (with --lab-only)")
 	f.BoolVar(&a.labInProcess, "lab-in-process", false, "run the lab in this process (CPU and RSS then include it)")
@@ -393,7 +402,7 @@ func runBench(ctx context.Context, a benchArgs, stdout, stderr io.Writer) error 
 	res := benchResult{
 		Scenario: a.scenario, N: a.n, Parallel: a.parallel,
 		RTT: a.rtt.Seconds(), Timeout: a.timeout.Seconds(), RoundTrips: benchRoundTrips,
-		LabInProcess: a.labInProcess, BaselineOps: a.baselineOps,
+		LabInProcess: a.labInProcess, BaselineOps: a.baselineOps, ControlServer: a.controlServer,
 	}
 	if a.scenario == benchBlackhole {
 		// DNS, then the handshake's timeout instead of a server flight.
@@ -425,10 +434,26 @@ func runBench(ctx context.Context, a benchArgs, stdout, stderr io.Writer) error 
 	if a.output != "" {
 		cfg.Run.Output = a.output
 	}
+	if !a.controlServer {
+		cfg.Control.Server = ""
+	}
+	if a.cpuProfile != "" {
+		pf, err := os.Create(a.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return err
+		}
+	}
 	var errBuf limitedBuffer
 	cpu0, start := cpuSeconds(), time.Now()
 	runErr := runProbe(ctx, cfg, strings.NewReader(""), io.Discard, &errBuf)
 	wall, cpu := time.Since(start), cpuSeconds()-cpu0
+	if a.cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	res.PeakRSS = peakRSSMiB()
 	if runErr != nil {
 		return fmt.Errorf("run: %w\n%s", runErr, errBuf.String())
@@ -640,7 +665,7 @@ func printBench(w io.Writer, r benchResult) {
 	if r.LabInProcess {
 		where = "client and lab (lab in this process)"
 	}
-	fmt.Fprintf(tw, "scenario\t%s: N=%d P=%d RTT=%v timeout=%v\n", r.Scenario, r.N, r.Parallel, secs(r.RTT), secs(r.Timeout))
+	fmt.Fprintf(tw, "scenario\t%s: N=%d P=%d RTT=%v timeout=%v control server=%v\n", r.Scenario, r.N, r.Parallel, secs(r.RTT), secs(r.Timeout), r.ControlServer)
 	fmt.Fprintf(tw, "wall\t%.3f s\n", r.Wall)
 	fmt.Fprintf(tw, "latency bound\t%.3f s = ceil(%d/%d) x (%d RTT%s)\n", r.Bound, r.N, r.Parallel, r.RoundTrips, wait)
 	fmt.Fprintf(tw, "wall / bound\t%s\n", ratio)

@@ -153,7 +153,4 @@ func TestRunBadConfigExitCode(t *testing.T) {
 	if got := execute([]string{"run", "-c", p}); got != exitUsage {
 		t.Errorf("exit code = %d; want %d", got, exitUsage)
 	}
-	if got := execute([]string{"analyze", "x"}); got != exitUsage {
-		t.Errorf("analyze exit code = %d; want %d (not implemented)", got, exitUsage)
-	}
 }

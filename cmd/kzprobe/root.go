@@ -76,14 +76,3 @@ func newVersionCmd() *cobra.Command {
 		},
 	}
 }
-
-// notImplemented is the placeholder for subcommands a later issue fills.
-func notImplemented(name, issue string) *cobra.Command {
-	return &cobra.Command{
-		Use:                name,
-		DisableFlagParsing: true,
-		RunE: func(*cobra.Command, []string) error {
-			return usageError("%s: not implemented yet (%s)", name, issue)
-		},
-	}
-}
