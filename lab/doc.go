@@ -45,7 +45,9 @@
 //	.1          local ISP resolver, UDP and TCP on DNSPort (53 if free)
 //	.2          control resolver, DoH, on Port (443 if free)
 //	.3          control resolver, DoT, on Port
-//	.4          reserved for the control server
+//	.4          control server (package control's own, on Port): dials
+//	            with [Lab.OutsideDialer], resolves with the DoH control
+//	            resolver, trusts the public root, admits the lab's /24
 //	.5          block-page server, TLS on Port
 //	.10+i       site i's public address: the middlebox (none if Unreachable)
 //	.130+i      site i's origin, hidden: reached through the middlebox or

@@ -33,13 +33,23 @@ func startWhoami(t testing.TB, configure func(*whoamiServer)) *whoamiServer {
 	if configure != nil {
 		configure(s)
 	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
+	// The TCP port must equal the UDP one, which the kernel chose without
+	// regard to TCP: retry on a clash with another test's TCP listener.
+	var (
+		pc  net.PacketConn
+		ln  net.Listener
+		err error
+	)
+	for range 20 {
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
+			break
+		}
 		pc.Close()
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	s.addr = pc.LocalAddr().String()

@@ -130,7 +130,10 @@ func labConfig(l *lab.Lab, files lab.Files, dir string) *Config {
 	}
 	cfg.DNS.Resolver = l.LocalDNS
 	cfg.DNS.ResolvConf = files.ResolvConf
-	cfg.DNS.Timeout = 2 * time.Second
+	// Generous for loopback, so that a loaded machine (CI, 2 cores, -race)
+	// does not turn a slow handshake into tls_blocking; the blackhole
+	// targets wait this long.
+	cfg.DNS.Timeout = 4 * time.Second
 	cfg.DNS.Retries = 1
 	cfg.Control.URL = l.DoHURL
 	cfg.Control.Name = l.ControlServerName
@@ -138,7 +141,7 @@ func labConfig(l *lab.Lab, files lab.Files, dir string) *Config {
 	cfg.Control.Server = l.ControlServerURL
 	cfg.TLS.Fingerprints = []string{"chrome"}
 	cfg.TLS.MaxAddresses = 4
-	cfg.TLS.Timeout = 2 * time.Second
+	cfg.TLS.Timeout = 5 * time.Second
 	cfg.TLS.TrustRoots = files.PublicRoot
 	cfg.Interception.ExtraRoots = []string{files.ISCARoot}
 	cfg.Run.Parallel = 8

@@ -1,0 +1,39 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+// TestBenchSmoke runs `kzprobe bench` on 20 targets of the mix scenario
+// with the lab in process, and checks every target was measured with the
+// verdict its behaviour implies.
+func TestBenchSmoke(t *testing.T) {
+	var out, errOut bytes.Buffer
+	a := benchArgs{n: 20, parallel: 8, rtt: 5 * time.Millisecond, timeout: 2 * time.Second,
+		scenario: benchMix, json: true, baselineOps: 5, controlServer: true, labInProcess: true}
+	if err := runBench(context.Background(), a, &out, &errOut); err != nil {
+		t.Fatalf("runBench: %v\n%s", err, errOut.String())
+	}
+	var r benchResult
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, out.String())
+	}
+	if r.Written != 20 {
+		t.Errorf("written %d; want 20", r.Written)
+	}
+	// 20 targets over the 7 behaviours of mix: 3 of each for the first 6.
+	want := map[string]int{"ok": 3, "mitm_isca": 6, "mitm_other": 3, "tls_blocking": 6, "dns_tampering": 2}
+	for v, n := range want {
+		if r.Verdicts[v] != n {
+			t.Errorf("verdicts %v; want %v", r.Verdicts, want)
+			break
+		}
+	}
+	if r.Bound != 3*2*0.005 || r.Wall <= 0 || r.CPUPerTarget <= 0 || r.BaselineCPU <= 0 || r.PeakRSS <= 0 || r.WallOverBound == nil {
+		t.Errorf("incomplete result: %+v", r)
+	}
+}
