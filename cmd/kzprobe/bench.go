@@ -552,10 +552,10 @@ func benchBaseline(ctx context.Context, info benchLabInfo, ops, par int) (float6
 		return 0, err
 	}
 	var (
-		wg      sync.WaitGroup
-		mu      sync.Mutex
+		wg       sync.WaitGroup
+		mu       sync.Mutex
 		firstErr error
-		next    = make(chan int)
+		next     = make(chan int)
 	)
 	cpu0 := cpuSeconds()
 	for range par {

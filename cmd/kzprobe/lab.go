@@ -28,6 +28,7 @@ type labArgs struct {
 	parallel int
 	quiet    bool
 	latency  time.Duration
+	hostile  bool
 }
 
 func newLabCmd() *cobra.Command {
@@ -66,11 +67,16 @@ use against it from another terminal.`,
 	f.IntVar(&a.parallel, "parallel", 8, "targets measured at once")
 	f.BoolVarP(&a.quiet, "quiet", "q", false, "no progress display")
 	f.DurationVar(&a.latency, "latency", 0, "added latency per round trip in the lab's servers")
+	f.BoolVar(&a.hostile, "hostile", false, "run the hostile scenario instead: garbage, drip, 200-certificate and 2 MB chains, malformed certificates, alerts, hostile DNS")
 	return cmd
 }
 
 func runLab(ctx context.Context, a labArgs, stdout, stderr io.Writer) error {
 	sc := lab.DefaultScenario()
+	if a.hostile {
+		sc = lab.HostileScenario()
+		sc.DripInterval = 100 * time.Millisecond // cut at the handshake timeout, not after minutes
+	}
 	if a.scenario != "" {
 		var err error
 		if sc, err = lab.LoadScenario(a.scenario); err != nil {

@@ -449,10 +449,13 @@ func runProbe(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr 
 	case errors.Is(runErr, context.Canceled) || (runErr == nil && ctx.Err() != nil):
 		return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted: %d targets measured and written, %d in flight dropped; rerun to measure the rest", stats.Written, stats.Interrupted)}
 	case runErr != nil:
+		if outPath != "-" {
+			return fmt.Errorf("%w\n(%d measurements are safe in %s; free space or choose another -o, then continue with: kzprobe run --resume %s and the same targets)", runErr, stats.Written, outPath, outPath)
+		}
 		return runErr
 	}
 	if stats.Written == 0 && src.resumed == 0 {
-		return usageError("no target was measured: the target list is empty or every line was invalid")
+		return usageError("no target was measured: the target list is empty or every line was invalid (see the messages above; give domains with -d or a list with -i)")
 	}
 	return nil
 }
