@@ -109,12 +109,22 @@ func TestVantageAndPrivacy(t *testing.T) {
 		client: {"country": mmdbtype.Map{"iso_code": mmdbtype.String("KZ")}},
 	})
 	base := strings.Fields(labCommandLine(labConfig(l, files, dir)))[1:] // "run" + flags
-	base = append(base, "-q", "--bind", client.String(), "--whoami", startWhoami(t), "--asn-db", asnDB, "--country-db", ccDB)
+	base = append(base, "-q", "--bind", client.String(), "--asn-db", asnDB, "--country-db", ccDB)
+	whoami := startWhoami(t)
 
-	for _, includeIP := range []bool{false, true} {
-		t.Run(fmt.Sprintf("include_ip=%v", includeIP), func(t *testing.T) {
+	// The public address comes from the whoami DNS server, or, without
+	// one, from the lab's control server (GET /v1/whoami).
+	for _, tc := range []struct {
+		includeIP bool
+		whoami    bool
+	}{{false, true}, {true, true}, {false, false}} {
+		includeIP := tc.includeIP
+		t.Run(fmt.Sprintf("include_ip=%v,whoami_dns=%v", tc.includeIP, tc.whoami), func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "m.jsonl")
 			args := append(append([]string{}, base...), "-o", out)
+			if tc.whoami {
+				args = append(args, "--whoami", whoami)
+			}
 			if includeIP {
 				args = append(args, "--include-ip")
 			}

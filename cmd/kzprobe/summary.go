@@ -15,9 +15,14 @@ import (
 	"kzprobe/probe"
 )
 
-// summary collects one row per measured target for the terminal table.
+// summary collects the rows of the terminal table and the verdict counts.
+// It keeps at most maxTableRows rows with verdict ok and as many without,
+// so that its memory stays flat however many targets a sweep has (every
+// record is in the JSONL anyway).
 type summary struct {
-	rows   []summaryRow
+	total  int
+	ok     []summaryRow
+	other  []summaryRow
 	counts map[probe.Verdict]int
 }
 
@@ -46,7 +51,13 @@ func (s *summary) add(m *probe.Measurement) {
 			r.expired = strings.Join(in.BrowserErrorReasons, ",")
 		}
 	}
-	s.rows = append(s.rows, r)
+	s.total++
+	switch {
+	case tk.Verdict == probe.VerdictOK && len(s.ok) < maxTableRows:
+		s.ok = append(s.ok, r)
+	case tk.Verdict != probe.VerdictOK && len(s.other) < maxTableRows:
+		s.other = append(s.other, r)
+	}
 }
 
 func shortHex(h string) string {
@@ -57,24 +68,18 @@ func shortHex(h string) string {
 }
 
 // maxTableRows is the size above which only the rows that are not "ok"
-// are printed: a sweep of thousands of domains is read in the JSONL.
+// are printed, at most this many: a sweep of thousands of domains is read
+// in the JSONL.
 const maxTableRows = 200
 
 // print writes the verdict table and the counts.
 func (s *summary) print(w io.Writer, skipped int) {
-	rows := s.rows
-	sort.SliceStable(rows, func(i, j int) bool { return rows[i].input < rows[j].input })
-	hidden := 0
-	if len(rows) > maxTableRows {
-		var keep []summaryRow
-		for _, r := range rows {
-			if r.verdict != string(probe.VerdictOK) {
-				keep = append(keep, r)
-			}
-		}
-		hidden = len(rows) - len(keep)
-		rows = keep
+	rows := s.other
+	if s.total <= maxTableRows {
+		rows = append(append([]summaryRow{}, s.ok...), s.other...)
 	}
+	sort.SliceStable(rows, func(i, j int) bool { return rows[i].input < rows[j].input })
+	hidden := s.total - len(rows)
 	if len(rows) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "DOMAIN\tVERDICT\tROOT\tINTERMEDIATE\tBROWSER ERROR WITH ROOT\tREASON")
@@ -84,9 +89,9 @@ func (s *summary) print(w io.Writer, skipped int) {
 		tw.Flush()
 	}
 	if hidden > 0 {
-		fmt.Fprintf(w, "(%d targets with verdict ok not shown)\n", hidden)
+		fmt.Fprintf(w, "(%d more targets not shown; every record is in the JSONL)\n", hidden)
 	}
-	fmt.Fprintf(w, "%d targets: %s", len(s.rows), s.countLine())
+	fmt.Fprintf(w, "%d targets: %s", s.total, s.countLine())
 	if skipped > 0 {
 		fmt.Fprintf(w, "; %d input lines skipped (see messages above)", skipped)
 	}
@@ -158,7 +163,7 @@ func (p *progress) totalKnown() {
 func (p *progress) update(s *summary) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.done = len(s.rows)
+	p.done = s.total
 	if !p.on || time.Since(p.lastOut) < 100*time.Millisecond {
 		return
 	}

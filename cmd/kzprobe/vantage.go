@@ -35,8 +35,9 @@ func bindDialer(bind string) guard.DialFunc {
 
 // applyVantage fills in where the probe is (ASN, country, network, and the
 // resolver's network) and sets up the privacy scrubber on the writer. The
-// configured values win field by field; otherwise the public address, if a
-// whoami server is configured, is looked up in the local MMDB files. The
+// configured values win field by field; otherwise the public address,
+// learned from the whoami DNS server or else from the control server, is
+// looked up in the local MMDB files. The
 // public address itself is never written unless include_ip is set.
 func applyVantage(ctx context.Context, cfg *Config, p *probe.Prober, dial guard.DialFunc, w *probe.Writer, log io.Writer) error {
 	v := cfg.Vantage
@@ -60,6 +61,17 @@ func applyVantage(ctx context.Context, cfg *Config, p *probe.Prober, dial guard.
 		cancel()
 		if err != nil {
 			fmt.Fprintf(log, "kzprobe: could not learn the public address from %s (%v); the network stays as configured or unknown\n", v.Whoami, err)
+		}
+	}
+	if who, ok := p.ControlServer.(interface {
+		WhoAmI(context.Context) (netip.Addr, error)
+	}); ok && !public.IsValid() {
+		// The control server sees the address the probe comes from.
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		public, err = who.WhoAmI(wctx)
+		cancel()
+		if err != nil {
+			fmt.Fprintf(log, "kzprobe: the control server could not tell the public address (%v); the network stays as configured or unknown\n", err)
 		}
 	}
 	info := vantage.Resolve(vantage.Configured{ASN: v.ASN, CC: v.CC, Network: v.Network}, public, db)
