@@ -239,12 +239,12 @@ func sniff(br *bufio.Reader, maxLine int) (format string, array bool, first []by
 		}
 		br.Discard(1)
 	}
-	line, tooLong, err := readLine(br, maxLine)
+	line, tooLong, err := probe.ReadLine(br, maxLine)
 	if tooLong {
 		// A first line too long to hold is read (and counted) as JSONL.
 		return FormatJSONL, false, nil, nil
 	}
-	line = append([]byte(nil), line...) // readLine's slice is br's buffer
+	line = append([]byte(nil), line...) // ReadLine's slice is br's buffer
 	complete := err == nil
 	if complete {
 		line = append(line, '\n')
@@ -302,7 +302,7 @@ func (rd *Reader) readLines(name string, br *bufio.Reader, first []byte, st *Fil
 		}
 	}
 	for {
-		line, tooLong, err := readLine(br, maxLine)
+		line, tooLong, err := probe.ReadLine(br, maxLine)
 		if len(line) > 0 || tooLong {
 			if ferr := handle(line, tooLong, err == nil); ferr != nil {
 				return ferr
@@ -317,34 +317,6 @@ func (rd *Reader) readLines(name string, br *bufio.Reader, first []byte, st *Fil
 			st.Error = err.Error()
 			rd.warn(fmt.Sprintf("%s:%d", name, lineNo+1), "read error: %v", err)
 			return nil
-		}
-	}
-}
-
-// readLine returns the next line without its newline. A line longer than
-// max is consumed and reported with tooLong (its bytes are not kept). err
-// is io.EOF when the input ended before a newline.
-func readLine(br *bufio.Reader, max int) (line []byte, tooLong bool, err error) {
-	for {
-		chunk, e := br.ReadSlice('\n')
-		if !tooLong {
-			if len(line)+len(chunk) > max+1 {
-				tooLong, line = true, nil
-			} else if line == nil && e == nil {
-				// The common case: the whole line is in the buffer. It is
-				// valid until the next read, which is after its use.
-				return chunk[:len(chunk)-1], false, nil
-			} else {
-				line = append(line, chunk...)
-			}
-		}
-		switch {
-		case e == nil:
-			return bytes.TrimSuffix(line, []byte("\n")), tooLong, nil
-		case errors.Is(e, bufio.ErrBufferFull):
-			continue
-		default:
-			return line, tooLong, e
 		}
 	}
 }

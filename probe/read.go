@@ -33,7 +33,7 @@ func ReadJSONL(r io.Reader, fn func(*Measurement) error) (ReadStats, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	lineNo := 0
 	for {
-		line, tooLong, err := readLine(br)
+		line, tooLong, err := ReadLine(br, MaxLineBytes)
 		if len(line) > 0 || tooLong {
 			lineNo++
 			st.Lines++
@@ -63,15 +63,20 @@ func ReadJSONL(r io.Reader, fn func(*Measurement) error) (ReadStats, error) {
 	}
 }
 
-// readLine returns the next line without its newline. A line longer than
-// MaxLineBytes is consumed and reported with tooLong. err is io.EOF when
-// the line had no newline (the end of the input).
-func readLine(br *bufio.Reader) (line []byte, tooLong bool, err error) {
+// ReadLine returns the next line of br without its newline, for readers of
+// line-oriented measurement files (ReadJSONL here, and analysis). A line
+// longer than max bytes is consumed and reported with tooLong (its bytes are
+// not kept). err is io.EOF when the input ended before a newline. The
+// returned slice may be br's buffer: it is valid until the next read.
+func ReadLine(br *bufio.Reader, max int) (line []byte, tooLong bool, err error) {
 	for {
 		chunk, e := br.ReadSlice('\n')
 		if !tooLong {
-			if len(line)+len(chunk) > MaxLineBytes {
+			if len(line)+len(chunk) > max+1 {
 				tooLong, line = true, nil
+			} else if line == nil && e == nil {
+				// The common case: the whole line is in the buffer.
+				return chunk[:len(chunk)-1], false, nil
 			} else {
 				line = append(line, chunk...)
 			}
