@@ -34,6 +34,20 @@ func (a *readArgs) addFlags(f *pflag.FlagSet) {
 	f.IntVar(&a.cacheSize, "cache", 0, "distinct chains whose analysis is remembered (0: 8192, -1: none)")
 }
 
+// open checks the shared flags and the input paths, then opens the
+// output: the common start of every reading-side command.
+func (a *readArgs) open(paths []string, output string, stdout io.Writer) (analysis.Config, io.Writer, func() error, error) {
+	cfg, err := a.config()
+	if err != nil {
+		return cfg, nil, nil, err
+	}
+	if err := checkInputs(paths); err != nil {
+		return cfg, nil, nil, err
+	}
+	out, closeOut, err := openOut(output, stdout)
+	return cfg, out, closeOut, err
+}
+
 // config turns the flags into an analysis configuration.
 func (a *readArgs) config() (analysis.Config, error) {
 	var cfg analysis.Config
@@ -196,14 +210,7 @@ embedded knowledge base (add the lab's root with --interception-roots).`,
 					return usageError("--table %q: one of %s", t, strings.Join(render.AnalysisTables, ", "))
 				}
 			}
-			cfg, err := a.config()
-			if err != nil {
-				return err
-			}
-			if err := checkInputs(args); err != nil {
-				return err
-			}
-			out, closeOut, err := openOut(a.output, cmd.OutOrStdout())
+			cfg, out, closeOut, err := a.open(args, a.output, cmd.OutOrStdout())
 			if err != nil {
 				return err
 			}
@@ -256,18 +263,11 @@ no kzprobe verdict and are skipped unless --ooni, which gives them
 			if err := checkFormat(a.format, render.CompareFormats); err != nil {
 				return err
 			}
-			cfg, err := a.config()
+			cfg, out, closeOut, err := a.open(args, a.output, cmd.OutOrStdout())
 			if err != nil {
 				return err
 			}
 			cfg.DeriveVerdicts = a.ooni
-			if err := checkInputs(args); err != nil {
-				return err
-			}
-			out, closeOut, err := openOut(a.output, cmd.OutOrStdout())
-			if err != nil {
-				return err
-			}
 			defer closeOut()
 			c := analysis.NewComparison(cfg)
 			if err := c.ReadPaths(args); err != nil {
@@ -311,14 +311,7 @@ in a browser, or render it to PNG with scripts/render-timeline.sh.`,
 			if ext := strings.ToLower(filepath.Ext(a.output)); ext != ".svg" && a.output != "-" {
 				return usageError("-o %s: the timeline is written as SVG (name it .svg); render a PNG with scripts/render-timeline.sh", a.output)
 			}
-			cfg, err := a.config()
-			if err != nil {
-				return err
-			}
-			if err := checkInputs(args); err != nil {
-				return err
-			}
-			out, closeOut, err := openOut(a.output, cmd.OutOrStdout())
+			cfg, out, closeOut, err := a.open(args, a.output, cmd.OutOrStdout())
 			if err != nil {
 				return err
 			}
@@ -368,14 +361,7 @@ The page has inline CSS and no script; it fetches nothing.`,
 		Example: `  kzprobe report measurements/ -o report.html`,
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := a.config()
-			if err != nil {
-				return err
-			}
-			if err := checkInputs(args); err != nil {
-				return err
-			}
-			out, closeOut, err := openOut(a.output, cmd.OutOrStdout())
+			cfg, out, closeOut, err := a.open(args, a.output, cmd.OutOrStdout())
 			if err != nil {
 				return err
 			}
