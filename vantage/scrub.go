@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unsafe"
 )
 
 // Scrubbed replaces each hidden address, as in OONI's failure strings.
@@ -32,17 +33,21 @@ const maxAddrText = 45
 //     ("::ffff:192.0.2.7", "::ffff:c000:207"), and IPv4 with leading zeros
 //     ("192.000.002.007"). A surrounding "[...]" and a zone ("%eth0",
 //     "%25eth0") go with the address; a port stays.
-//   - By text: every case-insensitive occurrence of the canonical and
-//     expanded spellings, whatever surrounds them, plus the dashed
+//     Every start and end in a run is tried, so an address is found
+//     whatever surrounds it: hiding 192.0.2.7 also cuts "192.0.2.7" out
+//     of "192.0.2.71" (too much rather than too little).
+//   - By text: every case-insensitive occurrence of the dashed
 //     ("192-0-2-7") and reverse-DNS ("7.2.0.192.in-addr.arpa") spellings
 //     of an IPv4 address, which ISP host names embed.
 //
-// The second rule scrubs too much rather than too little: hiding 192.0.2.7
-// also cuts "192.0.2.7" out of "192.0.2.71". Spellings not caught: decimal
-// or hex integers, octal, IPv6 reverse nibbles, percent-encoded colons.
+// Spellings not caught: decimal or hex integers, octal, IPv6 reverse
+// nibbles, percent-encoded colons.
 type Scrubber struct {
 	addrs    map[netip.Addr]struct{} // unmapped, without zone
-	literals []string                // lower case
+	literals []string                // lower case, each with a '-'
+	// lastOctets holds the last byte of each hidden IPv4 address: an
+	// IPv4 candidate whose last part is not one of them is not parsed.
+	lastOctets [256]bool
 }
 
 // NewScrubber returns a scrubber that hides addrs. Invalid addresses are
@@ -61,12 +66,11 @@ func NewScrubber(addrs ...netip.Addr) *Scrubber {
 		s.addrs[a] = struct{}{}
 		if a.Is4() {
 			b := a.As4()
-			s.literals = append(s.literals, a.String(),
+			s.lastOctets[b[3]] = true
+			s.literals = append(s.literals,
 				strings.ReplaceAll(a.String(), ".", "-"),
 				strconv.Itoa(int(b[3]))+"."+strconv.Itoa(int(b[2]))+"."+
 					strconv.Itoa(int(b[1]))+"."+strconv.Itoa(int(b[0]))+".in-addr.arpa")
-		} else {
-			s.literals = append(s.literals, a.String(), a.StringExpanded())
 		}
 	}
 	return s
@@ -96,7 +100,12 @@ func (s *Scrubber) Scrub(str string) string {
 // ScrubBytes is [Scrubber.Scrub] for bytes. It returns b itself when there
 // is nothing to hide in it, else a new slice.
 func (s *Scrubber) ScrubBytes(b []byte) []byte {
-	spans := s.spans(string(b))
+	if len(b) == 0 {
+		return b
+	}
+	// spans only reads its argument and keeps none of it, and b is not
+	// changed meanwhile: no copy of a whole record is needed.
+	spans := s.spans(unsafe.String(&b[0], len(b)))
 	if len(spans) == 0 {
 		return b
 	}
@@ -124,23 +133,36 @@ func (s *Scrubber) spans(str string) []span {
 			i++
 			continue
 		}
-		j := i
-		for j < len(str) && isAddrChar(str[j]) {
-			j++
+		j, colons, dots := i, 0, 0
+		for ; j < len(str) && isAddrChar(str[j]); j++ {
+			switch str[j] {
+			case ':':
+				colons++
+			case '.':
+				dots++
+			}
 		}
-		out = s.matchRun(str, i, j, out)
+		// Every spelling of an address has a colon (IPv6) or three dots
+		// (IPv4): the hex and digit runs of base64 data, most of a
+		// record, are skipped whole.
+		if colons > 0 || dots >= 3 {
+			out = s.matchRun(str, i, j, out)
+		}
 		i = j
 	}
-	// By text.
-	lower := asciiLower(str)
-	for _, lit := range s.literals {
-		for from := 0; ; {
-			k := strings.Index(lower[from:], lit)
-			if k < 0 {
-				break
+	// By text: each literal holds a '-', rare in records, so each '-' in
+	// str is an anchor where the literals are compared.
+	for from := 0; len(s.literals) > 0; from++ {
+		k := strings.IndexByte(str[from:], '-')
+		if k < 0 {
+			break
+		}
+		from += k
+		for _, lit := range s.literals {
+			start := from - strings.IndexByte(lit, '-')
+			if start >= 0 && start+len(lit) <= len(str) && strings.EqualFold(str[start:start+len(lit)], lit) {
+				out = append(out, span{start, start + len(lit)})
 			}
-			out = append(out, span{from + k, from + k + len(lit)})
-			from += k + 1
 		}
 	}
 	return merge(out)
@@ -149,16 +171,18 @@ func (s *Scrubber) spans(str string) []span {
 // matchRun adds, for each start in str[rs:re], the longest substring that
 // parses as a hidden address.
 func (s *Scrubber) matchRun(str string, rs, re int, out []span) []span {
+	var ends [maxAddrText + 1]int
 	for i := rs; i < re; i++ {
 		if str[i] == '.' {
 			continue
 		}
-		for j := addrExtent(str, i, re); j >= i+2; j-- {
-			c := str[i:j]
-			if !plausibleAddr(c) {
+		cands := plausibleEnds(str, i, addrExtent(str, i, re), ends[:0])
+		for k := len(cands) - 1; k >= 0; k-- {
+			j := cands[k]
+			if v, ok := lastDecimal(str[i:j]); ok && (v > 255 || !s.lastOctets[v]) {
 				continue
 			}
-			a, ok := parseAddrLenient(c)
+			a, ok := parseAddrLenient(str[i:j])
 			if !ok {
 				continue
 			}
@@ -216,28 +240,68 @@ func addrExtent(str string, i, re int) int {
 	return k
 }
 
-// plausibleAddr rejects most candidates that cannot parse, cheaply: the
-// separator counts of IPv4 (3 dots), full IPv6 (7 colons, or 6 and an IPv4
-// tail) and compressed IPv6 (one "::", at most 8 colons).
-func plausibleAddr(c string) bool {
-	last := c[len(c)-1]
-	if last == '.' || last == ':' && !strings.HasSuffix(c, "::") {
-		return false
+// plausibleEnds appends to ends, in increasing order, each j in (i+1, e]
+// for which str[i:j] has the shape of an address, and returns the result. The shapes, which reject most candidates that cannot parse
+// in one pass over str[i:e]: IPv4 (3 dots), full IPv6 (7 colons, or 6 and
+// an IPv4 tail), compressed IPv6 (one "::", at most 8 colons); no ":::",
+// no trailing '.', and no trailing ':' but in "::".
+func plausibleEnds(str string, i, e int, ends []int) []int {
+	colons, dots, double := 0, 0, 0
+	for j := i + 1; j <= e; j++ {
+		switch c := str[j-1]; c {
+		case ':':
+			colons++
+			if j-1 > i && str[j-2] == ':' {
+				double++
+				if j-2 > i && str[j-3] == ':' {
+					return ends // ":::" never parses, nor does anything longer
+				}
+			}
+		case '.':
+			dots++
+		}
+		if j < i+2 {
+			continue
+		}
+		last := str[j-1]
+		if last == '.' || last == ':' && str[j-2] != ':' {
+			continue
+		}
+		ok := false
+		switch {
+		case colons == 0:
+			ok = dots == 3
+		case dots != 0 && dots != 3:
+		case double == 0:
+			ok = dots == 0 && colons == 7 || dots == 3 && colons == 6
+		case double == 1:
+			ok = colons <= 8
+		}
+		if ok {
+			ends = append(ends, j)
+		}
 	}
-	colons, dots := strings.Count(c, ":"), strings.Count(c, ".")
-	if colons == 0 {
-		return dots == 3
+	return ends
+}
+
+// lastDecimal returns the value of the part after the last '.' of an
+// IPv4 candidate, which has no ':' and ends in a digit, and false for any
+// other candidate. A value above 255 is returned as is (the candidate does
+// not parse).
+func lastDecimal(c string) (int, bool) {
+	if strings.IndexByte(c, ':') >= 0 {
+		return 0, false
 	}
-	if dots != 0 && dots != 3 {
-		return false
+	v, mul := 0, 1
+	for k := len(c) - 1; k >= 0 && c[k] != '.'; k-- {
+		d := c[k]
+		if d < '0' || d > '9' || mul > 100 {
+			return 256, true // hex letters or too many digits: no IPv4
+		}
+		v += int(d-'0') * mul
+		mul *= 10
 	}
-	switch strings.Count(c, "::") {
-	case 0:
-		return dots == 0 && colons == 7 || dots == 3 && colons == 6
-	case 1:
-		return colons <= 8
-	}
-	return false
+	return v, true
 }
 
 // parseAddrLenient parses c as netip does, and also IPv4 with leading
@@ -296,26 +360,16 @@ func merge(spans []span) []span {
 	return out
 }
 
-func isAddrChar(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' || c == '.' || c == ':'
-}
+func isAddrChar(c byte) bool { return addrChars[c] }
+
+// addrChars holds the bytes an address is spelt with: hex digits, '.', ':'.
+var addrChars = func() (t [256]bool) {
+	for _, c := range []byte("0123456789abcdefABCDEF.:") {
+		t[c] = true
+	}
+	return t
+}()
 
 func isZoneChar(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || c == '-'
-}
-
-// asciiLower lowers ASCII letters only, so byte offsets stay the same.
-func asciiLower(s string) string {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= 'A' && c <= 'Z' {
-			b := []byte(s)
-			for k := i; k < len(b); k++ {
-				if b[k] >= 'A' && b[k] <= 'Z' {
-					b[k] += 'a' - 'A'
-				}
-			}
-			return string(b)
-		}
-	}
-	return s
 }

@@ -127,9 +127,9 @@ func FuzzScrub(f *testing.F) {
 
 		s := NewScrubber(a)
 		out := s.Scrub(in)
-		lower := asciiLower(out)
+		lower := lowerASCII(out)
 		for _, txt := range []string{written, a.String(), a.StringExpanded()} {
-			if strings.Contains(lower, asciiLower(txt)) {
+			if strings.Contains(lower, lowerASCII(txt)) {
 				t.Fatalf("Scrub(%q) = %q still holds %q", in, out, txt)
 			}
 		}
@@ -141,4 +141,16 @@ func FuzzScrub(f *testing.F) {
 			t.Fatalf("Scrub not idempotent: %q then %q", out, again)
 		}
 	})
+}
+
+// lowerASCII lowers ASCII letters only: the oracle for the scrubber's
+// case-insensitive search.
+func lowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
