@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"sync"
@@ -58,6 +59,8 @@ type benchArgs struct {
 	// sets it); without it the probe works from DNS and its own handshakes.
 	controlServer bool
 	cpuProfile    string
+	// labCPUProfile is the lab's CPU profile (the child's --cpuprofile).
+	labCPUProfile string
 	// labOnly runs the lab alone (the child process): it prints its
 	// addresses as one JSON line and serves until stdin closes.
 	labOnly bool
@@ -172,8 +175,18 @@ type benchResult struct {
 	// PeakRSS is the client process's peak resident set, MiB (getrusage
 	// ru_maxrss, over the whole process life, baseline included).
 	PeakRSS float64 `json:"peak_rss_mib"`
-	// LabCPU is the lab process's CPU over its life, s (not counted above).
+	// LabCPU is the lab process's CPU during the run (baseline excluded),
+	// s (not counted above; 0 with LabInProcess).
 	LabCPU float64 `json:"lab_cpu_s"`
+	// CPUFloor is the wall time the run's CPU work needs at the least on
+	// this machine: (client CPU + LabCPU) / Cores, s. Where the lab shares
+	// the probe's cores, it can exceed the latency bound: the run is then
+	// bound by CPU, not by round trips. WallOverLimit is
+	// Wall / max(Bound, CPUFloor): how close the run came to the tighter
+	// of the two limits (null when both are 0).
+	Cores         int      `json:"cores"`
+	CPUFloor      float64  `json:"cpu_floor_s"`
+	WallOverLimit *float64 `json:"wall_over_limit"`
 	// LabInProcess is true when the lab ran in this process: CPU and RSS
 	// then include the lab's.
 	LabInProcess bool `json:"lab_in_process"`
@@ -225,8 +238,9 @@ page), pass, blackhole (no server flight ever; use a short --timeout).`,
 	f.BoolVar(&a.json, "json", false, "print the result as one JSON object")
 	f.StringVarP(&a.output, "output", "o", "", "keep the measurements in this JSONL `file` (default: a temporary file, removed)")
 	f.IntVar(&a.baselineOps, "baseline-ops", 300, "bare handshakes measured for the CPU baseline")
-	f.BoolVar(&a.controlServer, "control-server", true, "ask the lab's control server about every target, as kzprobe lab does (its handshakes cost the lab CPU)")
+	f.BoolVar(&a.controlServer, "control-server", false, "also ask the lab's control server about every target, as kzprobe lab does (kzprobe run asks none unless configured; the server's own handshakes cost the lab CPU)")
 	f.StringVar(&a.cpuProfile, "cpuprofile", "", "write a CPU profile of the run (not the baseline) to `file`")
+	f.StringVar(&a.labCPUProfile, "lab-cpuprofile", "", "write a CPU profile of the lab (the child process) to `file`")
 	f.BoolVar(&a.labOnly, "lab-only", false, "run only the lab (the child process)")
 	f.StringVar(&a.dir, "dir", "", "`folder` for the lab's files (with --lab-only)")
 	f.BoolVar(&a.labInProcess, "lab-in-process", false, "run the lab in this process (CPU and RSS then include it)")
@@ -286,13 +300,27 @@ func serveBenchLab(ctx context.Context, a benchArgs, stdin io.Reader, stdout io.
 		return err
 	}
 	defer l.Close()
+	if a.cpuProfile != "" {
+		stop, err := startCPUProfile(a.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	if err := json.NewEncoder(stdout).Encode(info); err != nil {
 		return err
 	}
+	// Each line from the parent asks for the lab's CPU so far; the end of
+	// stdin ends the lab.
 	eof := make(chan struct{})
 	go func() {
-		io.Copy(io.Discard, stdin)
-		close(eof)
+		defer close(eof)
+		sc := bufio.NewScanner(stdin)
+		for sc.Scan() {
+			if json.NewEncoder(stdout).Encode(benchLabDone{CPU: cpuSeconds()}) != nil {
+				return
+			}
+		}
 	}()
 	select {
 	case <-eof:
@@ -304,8 +332,11 @@ func serveBenchLab(ctx context.Context, a benchArgs, stdin io.Reader, stdout io.
 
 // benchLab is the lab a bench runs against, in a child process or not.
 type benchLab struct {
-	info  benchLabInfo
-	close func() (labCPU float64)
+	info benchLabInfo
+	// cpu returns the lab process's CPU so far, s (0 for a lab in this
+	// process).
+	cpu   func() float64
+	close func()
 }
 
 // startBenchLabProcess runs `kzprobe bench --lab-only` and reads its
@@ -315,7 +346,8 @@ func startBenchLabProcess(ctx context.Context, a benchArgs, dir string, stderr i
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe, "bench", "--lab-only", "--dir", dir, "--scenario", a.scenario, "--rtt", a.rtt.String())
+	cmd := exec.Command(exe, "bench", "--lab-only", "--dir", dir, "--scenario", a.scenario, "--rtt", a.rtt.String(),
+		"--cpuprofile", a.labCPUProfile)
 	cmd.Stderr = stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -343,16 +375,26 @@ func startBenchLabProcess(ctx context.Context, a benchArgs, dir string, stderr i
 		return nil, fmt.Errorf("the lab process did not start: %v", err)
 	}
 	stop := context.AfterFunc(ctx, kill)
-	return &benchLab{info: info, close: func() float64 {
-		stop()
-		in.Close()
+	readCPU := func() float64 {
 		var done benchLabDone
 		if line, err := out.ReadBytes('\n'); err == nil {
 			json.Unmarshal(line, &done)
 		}
-		cmd.Wait()
 		return done.CPU
-	}}, nil
+	}
+	return &benchLab{info: info,
+		cpu: func() float64 {
+			if _, err := io.WriteString(in, "cpu\n"); err != nil {
+				return 0
+			}
+			return readCPU()
+		},
+		close: func() {
+			stop()
+			in.Close()
+			readCPU()
+			cmd.Wait()
+		}}, nil
 }
 
 // runBench is `kzprobe bench`.
@@ -375,19 +417,11 @@ func runBench(ctx context.Context, a benchArgs, stdout, stderr io.Writer) error 
 		if err != nil {
 			return err
 		}
-		bl = &benchLab{info: info, close: func() float64 { l.Close(); return 0 }}
+		bl = &benchLab{info: info, cpu: func() float64 { return 0 }, close: func() { l.Close() }}
 	} else if bl, err = startBenchLabProcess(ctx, a, filepath.Join(dir, "lab"), stderr); err != nil {
 		return err
 	}
-	labClosed := false
-	labCPU := 0.0
-	closeLab := func() {
-		if !labClosed {
-			labClosed = true
-			labCPU = bl.close()
-		}
-	}
-	defer closeLab()
+	defer bl.close()
 	info := bl.info
 
 	// The targets go through a file, as a user's list does: the run
@@ -437,31 +471,34 @@ func runBench(ctx context.Context, a benchArgs, stdout, stderr io.Writer) error 
 	if !a.controlServer {
 		cfg.Control.Server = ""
 	}
+	stopProfile := func() {}
 	if a.cpuProfile != "" {
-		pf, err := os.Create(a.cpuProfile)
+		stop, err := startCPUProfile(a.cpuProfile)
 		if err != nil {
 			return err
 		}
-		defer pf.Close()
-		if err := pprof.StartCPUProfile(pf); err != nil {
-			return err
-		}
+		stopProfile = stop
 	}
 	var errBuf limitedBuffer
+	labCPU0 := bl.cpu()
 	cpu0, start := cpuSeconds(), time.Now()
 	runErr := runProbe(ctx, cfg, strings.NewReader(""), io.Discard, &errBuf)
 	wall, cpu := time.Since(start), cpuSeconds()-cpu0
-	if a.cpuProfile != "" {
-		pprof.StopCPUProfile()
-	}
+	labCPU := bl.cpu() - labCPU0
+	stopProfile()
 	res.PeakRSS = peakRSSMiB()
 	if runErr != nil {
 		return fmt.Errorf("run: %w\n%s", runErr, errBuf.String())
 	}
-	closeLab()
 	res.LabCPU = labCPU
 
 	res.Wall = wall.Seconds()
+	res.Cores = runtime.NumCPU()
+	res.CPUFloor = (cpu + labCPU) / float64(res.Cores)
+	if lim := max(res.Bound, res.CPUFloor); lim > 0 {
+		r := res.Wall / lim
+		res.WallOverLimit = &r
+	}
 	if res.Bound > 0 {
 		r := res.Wall / res.Bound
 		res.WallOverBound = &r
@@ -669,13 +706,23 @@ func printBench(w io.Writer, r benchResult) {
 	fmt.Fprintf(tw, "wall\t%.3f s\n", r.Wall)
 	fmt.Fprintf(tw, "latency bound\t%.3f s = ceil(%d/%d) x (%d RTT%s)\n", r.Bound, r.N, r.Parallel, r.RoundTrips, wait)
 	fmt.Fprintf(tw, "wall / bound\t%s\n", ratio)
+	if !r.LabInProcess {
+		fmt.Fprintf(tw, "CPU floor\t%.3f s = (client %.1f s + lab %.1f s CPU) / %d cores\n", r.CPUFloor, r.CPUPerTarget*float64(r.N)/1000, r.LabCPU, r.Cores)
+		if r.WallOverLimit != nil {
+			bound := "latency"
+			if r.CPUFloor > r.Bound {
+				bound = "CPU"
+			}
+			fmt.Fprintf(tw, "wall / limit\t%.3f (the tighter limit here: %s)\n", *r.WallOverLimit, bound)
+		}
+	}
 	fmt.Fprintf(tw, "targets/s\t%.1f\n", r.TargetsPerSecond)
 	fmt.Fprintf(tw, "CPU per target\t%.3f ms (%s)\n", r.CPUPerTarget, where)
 	fmt.Fprintf(tw, "baseline CPU\t%.3f ms per bare uTLS Chrome handshake + chain verification (%d ops)\n", r.BaselineCPU, r.BaselineOps)
 	fmt.Fprintf(tw, "CPU / baseline\t%.2f\n", r.CPURatio)
 	fmt.Fprintf(tw, "peak RSS\t%.1f MiB\n", r.PeakRSS)
 	if !r.LabInProcess {
-		fmt.Fprintf(tw, "lab CPU\t%.1f s (child process, not counted above)\n", r.LabCPU)
+		fmt.Fprintf(tw, "lab CPU\t%.1f s during the run (child process, not counted above)\n", r.LabCPU)
 	}
 	fmt.Fprintf(tw, "written\t%d: %s\n", r.Written, verdictLine(r.Verdicts))
 	tw.Flush()
@@ -712,4 +759,20 @@ func (b *limitedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// startCPUProfile writes a CPU profile to path until stop is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("CPU profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("CPU profile %s: %w", path, err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
