@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/rand"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -166,9 +168,16 @@ func (p *Prober) Measure(ctx context.Context, domain string, port int) *Measurem
 	tk.DNSConsistency = opts.Check(tk.Queries, tk.ControlQueries)
 
 	// Step 5: chain analysis of every presented chain, at measurement time.
+	// A chain presented again (the same site on several addresses, or to
+	// several fingerprints) is judged once: the judgement depends only on
+	// the chain, the domain and the time, which are the same.
 	tk.Chains = make([]*chain.Judgement, len(tk.TLSHandshakes))
 	for i, h := range tk.TLSHandshakes {
 		if len(h.PeerCertificates) == 0 {
+			continue
+		}
+		if k := sameChain(tk.TLSHandshakes[:i], h.PeerCertificates); k >= 0 {
+			tk.Chains[i] = tk.Chains[k]
 			continue
 		}
 		der := make([][]byte, len(h.PeerCertificates))
@@ -183,6 +192,17 @@ func (p *Prober) Measure(ctx context.Context, domain string, port int) *Measurem
 	tk.Verdict, tk.VerdictReason = Classify(m)
 	m.TestRuntime = p.now().Sub(start).Seconds()
 	return m
+}
+
+// sameChain returns the index of the first handshake in hs that presented
+// exactly certs, or -1.
+func sameChain(hs []TLSHandshake, certs []BinaryData) int {
+	for k, h := range hs {
+		if slices.EqualFunc(h.PeerCertificates, certs, func(a, b BinaryData) bool { return bytes.Equal(a, b) }) {
+			return k
+		}
+	}
+	return -1
 }
 
 // submittable returns the addresses worth sending to the control server:

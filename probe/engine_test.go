@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
@@ -372,5 +373,42 @@ func TestControlServerShowsBlockpage(t *testing.T) {
 	}
 	if !strings.Contains(tk.VerdictReason, "untrusted chain at the local address "+l.BlockpageAddr.String()+" ("+failure.SSLInvalidHostname+")") {
 		t.Errorf("reason %q does not cite the control's view of the block page", tk.VerdictReason)
+	}
+}
+
+// TestRepeatedChainJudgedOnce hand-shakes with one intercepted and one
+// clean site with three fingerprints each: every handshake of a site gets
+// the same chain, which is judged once and recorded for each, and the
+// judgement is the one a fresh analysis gives.
+func TestRepeatedChainJudgedOnce(t *testing.T) {
+	t.Parallel()
+	sc := lab.Scenario{Sites: []lab.Site{
+		{Domain: "isca.example", TLS: lab.InterceptISCA, Expect: "mitm_isca"},
+		{Domain: "clean.example", TLS: lab.Pass, Expect: "ok"},
+	}}
+	_, p := startLab(t, sc)
+	p.Fingerprints = []string{"chrome", "firefox", probe.FingerprintGolang}
+	for _, site := range sc.Sites {
+		m := p.Measure(context.Background(), site.Domain, 0)
+		tk := m.TestKeys
+		if string(tk.Verdict) != site.Expect {
+			t.Fatalf("%s: verdict %s (%s); want %s", site.Domain, tk.Verdict, tk.VerdictReason, site.Expect)
+		}
+		if len(tk.Chains) != 3 || len(tk.TLSHandshakes) != 3 {
+			t.Fatalf("%s: %d chains for %d handshakes; want 3", site.Domain, len(tk.Chains), len(tk.TLSHandshakes))
+		}
+		der := make([][]byte, len(tk.TLSHandshakes[0].PeerCertificates))
+		for i, c := range tk.TLSHandshakes[0].PeerCertificates {
+			der[i] = c
+		}
+		fresh, _ := json.Marshal(p.Analyzer.Judge(der, site.Domain, time.Now()))
+		for i, j := range tk.Chains {
+			if j != tk.Chains[0] {
+				t.Errorf("%s: chains[%d] was judged again", site.Domain, i)
+			}
+			if got, _ := json.Marshal(j); !bytes.Equal(got, fresh) {
+				t.Errorf("%s: chains[%d] = %s\nwant %s", site.Domain, i, got, fresh)
+			}
+		}
 	}
 }
