@@ -180,8 +180,11 @@ func (d *dnsExchanger) ExchangeWithInfo(ctx context.Context, q *dns.Msg) (*dns.M
 	return resp, raw, info, err
 }
 
-// udpBuffers recycles the 64 KiB read buffers of UDP exchanges.
-var udpBuffers = sync.Pool{New: func() any { b := make([]byte, MaxDNSMessageSize+1); return &b }}
+// udpBuffers recycles the read buffers of UDP exchanges, udpReadSize
+// bytes. Where the kernel tells a datagram's size before it is read
+// (Linux), they are 4 KiB and a longer answer gets a buffer of its own
+// size: a thousand queries in flight hold 4 MiB rather than 64.
+var udpBuffers = sync.Pool{New: func() any { b := make([]byte, udpReadSize); return &b }}
 
 // longAgo is a deadline in the past, to unblock a read at once.
 var longAgo = time.Unix(1, 0)
@@ -218,15 +221,15 @@ func exchangeUDP(ctx context.Context, dial guard.DialFunc, addr string, q *dns.M
 	defer udpBuffers.Put(bp)
 	buf := *bp
 	for {
-		n, err := conn.Read(buf)
+		data, err := readDatagram(conn, buf)
 		if err != nil {
 			return nil, nil, ctxErr(ctx, err)
 		}
-		resp, err := CheckResponse(q, q.Id, buf[:n])
+		resp, err := CheckResponse(q, q.Id, data)
 		if errors.Is(err, ErrDNSMismatch) {
 			continue // not ours: spoofed, duplicated or stale; keep reading
 		}
-		raw := bytes.Clone(buf[:n])
+		raw := bytes.Clone(data)
 		return resp, raw, err
 	}
 }
@@ -627,4 +630,14 @@ func parseResolvConf(data []byte) []string {
 		}
 	}
 	return out
+}
+
+// readWhole reads one datagram from conn into buf, or into a buffer that
+// holds any DNS message when buf is shorter.
+func readWhole(conn net.Conn, buf []byte) ([]byte, error) {
+	if len(buf) <= MaxDNSMessageSize {
+		buf = make([]byte, MaxDNSMessageSize+1)
+	}
+	n, err := conn.Read(buf)
+	return buf[:n], err
 }

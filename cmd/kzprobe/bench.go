@@ -61,6 +61,9 @@ type benchArgs struct {
 	cpuProfile    string
 	// labCPUProfile is the lab's CPU profile (the child's --cpuprofile).
 	labCPUProfile string
+	// memProfile is a heap profile of the run, taken when the heap in use
+	// was at its largest.
+	memProfile string
 	// labOnly runs the lab alone (the child process): it prints its
 	// addresses as one JSON line and serves until stdin closes.
 	labOnly bool
@@ -240,6 +243,7 @@ page), pass, blackhole (no server flight ever; use a short --timeout).`,
 	f.IntVar(&a.baselineOps, "baseline-ops", 300, "bare handshakes measured for the CPU baseline")
 	f.BoolVar(&a.controlServer, "control-server", false, "also ask the lab's control server about every target, as kzprobe lab does (kzprobe run asks none unless configured; the server's own handshakes cost the lab CPU)")
 	f.StringVar(&a.cpuProfile, "cpuprofile", "", "write a CPU profile of the run (not the baseline) to `file`")
+	f.StringVar(&a.memProfile, "memprofile", "", "write a heap profile of the run, taken when its heap was largest, to `file`")
 	f.StringVar(&a.labCPUProfile, "lab-cpuprofile", "", "write a CPU profile of the lab (the child process) to `file`")
 	f.BoolVar(&a.labOnly, "lab-only", false, "run only the lab (the child process)")
 	f.StringVar(&a.dir, "dir", "", "`folder` for the lab's files (with --lab-only)")
@@ -479,6 +483,10 @@ func runBench(ctx context.Context, a benchArgs, stdout, stderr io.Writer) error 
 		}
 		stopProfile = stop
 	}
+	if a.memProfile != "" {
+		stop := watchHeap(a.memProfile)
+		defer stop()
+	}
 	var errBuf limitedBuffer
 	labCPU0 := bl.cpu()
 	cpu0, start := cpuSeconds(), time.Now()
@@ -625,25 +633,6 @@ func cmpErr(a, b error) error {
 	return b
 }
 
-// cpuSeconds is this process's user + system CPU so far.
-func cpuSeconds() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-}
-
-// peakRSSMiB is this process's peak resident set (ru_maxrss is in KiB on
-// Linux).
-func peakRSSMiB() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return float64(ru.Maxrss) / 1024
-}
-
 // countVerdicts counts the lines of a JSONL output and their verdicts. It
 // looks for the "verdict" key in each line rather than decoding it: a
 // million records are counted in seconds.
@@ -775,4 +764,39 @@ func startCPUProfile(path string) (stop func(), err error) {
 		pprof.StopCPUProfile()
 		f.Close()
 	}, nil
+}
+
+// watchHeap writes a heap profile to path each time the heap in use has
+// grown past its largest size so far, checked every 200 ms, until stop.
+func watchHeap(path string) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		var most uint64
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse <= most*11/10 {
+				continue
+			}
+			most = ms.HeapInuse
+			fmt.Fprintf(os.Stderr, "heap in use %d MiB, stacks %d MiB, sys %d MiB, goroutines %d\n", ms.HeapInuse>>20, ms.StackInuse>>20, ms.Sys>>20, runtime.NumGoroutine())
+			if f, err := os.Create(path); err == nil {
+				pprof.Lookup("heap").WriteTo(f, 0)
+				f.Close()
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
 }

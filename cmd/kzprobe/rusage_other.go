@@ -1,0 +1,10 @@
+//go:build !unix
+
+package main
+
+// cpuSeconds is this process's CPU so far: unknown here (0), so `kzprobe
+// bench` reports no CPU figures on this system.
+func cpuSeconds() float64 { return 0 }
+
+// peakRSSMiB is this process's peak resident set: unknown here (0).
+func peakRSSMiB() float64 { return 0 }
