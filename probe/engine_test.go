@@ -9,8 +9,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -410,5 +412,53 @@ func TestRepeatedChainJudgedOnce(t *testing.T) {
 				t.Errorf("%s: chains[%d] = %s\nwant %s", site.Domain, i, got, fresh)
 			}
 		}
+	}
+}
+
+// TestRunnerLeavesNoGoroutines runs the default scenario once to open the
+// connections that are kept (the DoH control's), then three times more,
+// and checks that the process's goroutines come back to where the first
+// run left them: no goroutine stays behind per target, in the probe or in
+// the lab it talks to. It is not parallel: it counts the process's
+// goroutines, which other tests would change.
+func TestRunnerLeavesNoGoroutines(t *testing.T) {
+	l, p := startLab(t, lab.DefaultScenario())
+	run := func(rounds int) {
+		in := make(chan probe.Input)
+		go func() {
+			defer close(in)
+			for range rounds {
+				for _, s := range l.Scenario.Sites {
+					in <- probe.Input{Domain: s.Domain}
+				}
+			}
+		}()
+		r := &probe.Runner{Prober: p, Parallel: 8, Writer: probe.NewWriter(io.Discard, -1)}
+		st, err := r.Run(context.Background(), in)
+		if err != nil || st.Written != rounds*len(l.Scenario.Sites) {
+			t.Fatalf("run: %d written, %v", st.Written, err)
+		}
+	}
+	settle := func(limit int) int {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			runtime.GC()
+			n := runtime.NumGoroutine()
+			if n <= limit || time.Now().After(deadline) {
+				return n
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	run(1)
+	// Let the first run's connections close; what remains is kept.
+	time.Sleep(time.Second)
+	runtime.GC()
+	before := runtime.NumGoroutine()
+	run(3)
+	if after := settle(before); after > before {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		t.Fatalf("%d goroutines after %d more targets; %d before:\n%s", after, 3*len(l.Scenario.Sites), before, buf)
 	}
 }

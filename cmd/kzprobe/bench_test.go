@@ -36,4 +36,9 @@ func TestBenchSmoke(t *testing.T) {
 	if r.Bound != 3*2*0.005 || r.Wall <= 0 || r.CPUPerTarget <= 0 || r.BaselineCPU <= 0 || r.PeakRSS <= 0 || r.WallOverBound == nil {
 		t.Errorf("incomplete result: %+v", r)
 	}
+	// The lab ran in this process: the floor is the client's CPU alone.
+	if r.Cores <= 0 || r.CPUFloor <= 0 || r.WallOverLimit == nil ||
+		*r.WallOverLimit != r.Wall/max(r.Bound, r.CPUFloor) {
+		t.Errorf("CPU floor or limit missing: %+v", r)
+	}
 }
