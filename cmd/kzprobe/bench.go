@@ -170,11 +170,16 @@ type benchResult struct {
 	// in ms.
 	CPUPerTarget float64 `json:"cpu_ms_per_target"`
 	// BaselineCPU is the client's CPU for one bare uTLS Chrome handshake
-	// plus chain verification, ms, over BaselineOps operations; CPURatio is
+	// plus chain verification, ms: the mean of BaselineBefore and
+	// BaselineAfter, each over BaselineOps operations just before and just
+	// after the run, so that a change in the machine's speed during the
+	// run (a shared host) weighs on both sides of CPURatio, which is
 	// CPUPerTarget / BaselineCPU.
-	BaselineCPU float64 `json:"baseline_cpu_ms_per_op"`
-	BaselineOps int     `json:"baseline_ops"`
-	CPURatio    float64 `json:"cpu_ratio"`
+	BaselineCPU    float64 `json:"baseline_cpu_ms_per_op"`
+	BaselineBefore float64 `json:"baseline_before_ms_per_op"`
+	BaselineAfter  float64 `json:"baseline_after_ms_per_op"`
+	BaselineOps    int     `json:"baseline_ops"`
+	CPURatio       float64 `json:"cpu_ratio"`
 	// PeakRSS is the client process's peak resident set, MiB (getrusage
 	// ru_maxrss, over the whole process life, baseline included).
 	PeakRSS float64 `json:"peak_rss_mib"`
@@ -449,13 +454,20 @@ func runBench(ctx context.Context, a benchArgs, stdout, stderr io.Writer) error 
 	rounds := math.Ceil(float64(a.n) / float64(a.parallel))
 	res.Bound = rounds * (float64(res.RoundTrips)*a.rtt.Seconds() + res.Wait)
 
-	// Baseline first, so that its CPU is not mixed with the run's.
-	if a.baselineOps > 0 {
+	// The baseline runs before and after the run, never during it, so
+	// that its CPU is not mixed with the run's.
+	baseline := func() (float64, error) {
+		if a.baselineOps == 0 {
+			return 0, nil
+		}
 		base, err := benchBaseline(ctx, info, a.baselineOps, min(a.parallel, 16))
 		if err != nil {
-			return fmt.Errorf("baseline: %w", err)
+			return 0, fmt.Errorf("baseline: %w", err)
 		}
-		res.BaselineCPU = base * 1000
+		return base * 1000, nil
+	}
+	if res.BaselineBefore, err = baseline(); err != nil {
+		return err
 	}
 
 	l := &lab.Lab{
@@ -499,6 +511,10 @@ func runBench(ctx context.Context, a benchArgs, stdout, stderr io.Writer) error 
 		return fmt.Errorf("run: %w\n%s", runErr, errBuf.String())
 	}
 	res.LabCPU = labCPU
+	if res.BaselineAfter, err = baseline(); err != nil {
+		return err
+	}
+	res.BaselineCPU = (res.BaselineBefore + res.BaselineAfter) / 2
 
 	res.Wall = wall.Seconds()
 	res.Cores = runtime.NumCPU()
@@ -707,7 +723,8 @@ func printBench(w io.Writer, r benchResult) {
 	}
 	fmt.Fprintf(tw, "targets/s\t%.1f\n", r.TargetsPerSecond)
 	fmt.Fprintf(tw, "CPU per target\t%.3f ms (%s)\n", r.CPUPerTarget, where)
-	fmt.Fprintf(tw, "baseline CPU\t%.3f ms per bare uTLS Chrome handshake + chain verification (%d ops)\n", r.BaselineCPU, r.BaselineOps)
+	fmt.Fprintf(tw, "baseline CPU\t%.3f ms per bare uTLS Chrome handshake + chain verification (mean of %.3f before the run and %.3f after, %d ops each)\n",
+		r.BaselineCPU, r.BaselineBefore, r.BaselineAfter, r.BaselineOps)
 	fmt.Fprintf(tw, "CPU / baseline\t%.2f\n", r.CPURatio)
 	fmt.Fprintf(tw, "peak RSS\t%.1f MiB\n", r.PeakRSS)
 	if !r.LabInProcess {
