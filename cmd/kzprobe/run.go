@@ -388,6 +388,9 @@ func runProbe(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr 
 		return err
 	}
 	defer w.Close()
+	if msg := openFilesWarning(cfg); msg != "" {
+		fmt.Fprintln(stderr, msg)
+	}
 
 	src, err := openTargets(cfg, stdin)
 	if err != nil {
@@ -458,4 +461,30 @@ func runProbe(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr 
 		return usageError("no target was measured: the target list is empty or every line was invalid (see the messages above; give domains with -d or a list with -i)")
 	}
 	return nil
+}
+
+// socketsPerTarget is the most sockets one target holds at once: the
+// local A and AAAA queries, the control's (over UDP; DoH and DoT share
+// kept connections), and one connection per address and fingerprint.
+func socketsPerTarget(cfg *Config) int {
+	return 4 + cfg.TLS.MaxAddresses*len(cfg.TLS.Fingerprints)
+}
+
+// openFilesWarning says what to do when run.parallel targets at once may
+// need more sockets than the process may open (ulimit -n, which Go has
+// already raised to the hard limit), and is empty otherwise.
+func openFilesWarning(cfg *Config) string {
+	limit, ok := openFileLimit()
+	if !ok {
+		return ""
+	}
+	const reserve = 64 // output, input, the guard's listeners, kept connections
+	need := uint64(cfg.Run.Parallel)*uint64(socketsPerTarget(cfg)) + reserve
+	if need <= limit {
+		return ""
+	}
+	fit := max((int(limit)-reserve)/socketsPerTarget(cfg), 1)
+	return fmt.Sprintf("kzprobe: warning: %d targets at once (run.parallel) may hold up to %d sockets, more than the %d files this process may open; "+
+		"targets past the limit would fail with \"too many open files\". Lower --parallel to %d or less, or raise the limit (ulimit -n).",
+		cfg.Run.Parallel, need, limit, fit)
 }
