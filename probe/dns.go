@@ -549,10 +549,11 @@ func ownedBy(owners []string, name string) bool {
 // records, A first.
 func LookupAll(ctx context.Context, r *DNSResolver, host string, t0 time.Time) []DNSQuery {
 	out := make([]DNSQuery, 2)
+	// AAAA in a new goroutine, A in this one: its stack, grown by earlier
+	// work, need not grow again.
 	var wg sync.WaitGroup
-	for i, qt := range []uint16{dns.TypeA, dns.TypeAAAA} {
-		wg.Go(func() { out[i] = r.Lookup(ctx, host, qt, t0) })
-	}
+	wg.Go(func() { out[1] = r.Lookup(ctx, host, dns.TypeAAAA, t0) })
+	out[0] = r.Lookup(ctx, host, dns.TypeA, t0)
 	wg.Wait()
 	return out
 }

@@ -236,22 +236,24 @@ func (p *Prober) handshakeAll(ctx context.Context, tk *TestKeys, domain string, 
 	if handshaker == nil {
 		handshaker = &Handshaker{}
 	}
-	var wg sync.WaitGroup
-	for i, a := range addrs {
-		for j, fp := range fps {
-			k := i*len(fps) + j
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				conn, tc := connector.Connect(ctx, a, port, t0)
-				conns[k] = tc
-				if conn == nil {
-					return
-				}
-				h := handshaker.Handshake(ctx, conn, domain, fp, t0)
-				hs[k] = &h
-			}()
+	one := func(k int, a netip.Addr, fp string) {
+		conn, tc := connector.Connect(ctx, a, port, t0)
+		conns[k] = tc
+		if conn == nil {
+			return
 		}
+		h := handshaker.Handshake(ctx, conn, domain, fp, t0)
+		hs[k] = &h
+	}
+	// Every pair but the last in a new goroutine; the last (the only one,
+	// usually) in this one, whose stack is already grown: a handshake
+	// needs a deep stack, and growing a new one is copying.
+	var wg sync.WaitGroup
+	for k := range n - 1 {
+		wg.Go(func() { one(k, addrs[k/len(fps)], fps[k%len(fps)]) })
+	}
+	if n > 0 {
+		one(n-1, addrs[(n-1)/len(fps)], fps[(n-1)%len(fps)])
 	}
 	wg.Wait()
 	tk.TCPConnect = conns
