@@ -25,6 +25,7 @@ import (
 
 	utls "github.com/refraction-networking/utls"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"kzprobe/lab"
 	"kzprobe/probe/guard"
@@ -245,7 +246,7 @@ page), pass, blackhole (no server flight ever; use a short --timeout).`,
 	f.StringVar(&a.scenario, "scenario", benchMix, "behaviours of the targets: mix, pass or blackhole")
 	f.BoolVar(&a.json, "json", false, "print the result as one JSON object")
 	f.StringVarP(&a.output, "output", "o", "", "keep the measurements in this JSONL `file` (default: a temporary file, removed)")
-	f.IntVar(&a.baselineOps, "baseline-ops", 300, "bare handshakes measured for the CPU baseline")
+	f.IntVar(&a.baselineOps, "baseline-ops", 500, "bare handshakes measured for the CPU baseline, before the run and again after it")
 	f.BoolVar(&a.controlServer, "control-server", false, "also ask the lab's control server about every target, as kzprobe lab does (kzprobe run asks none unless configured; the server's own handshakes cost the lab CPU)")
 	f.StringVar(&a.cpuProfile, "cpuprofile", "", "write a CPU profile of the run (not the baseline) to `file`")
 	f.StringVar(&a.memProfile, "memprofile", "", "write a heap profile of the run, taken when its heap was largest, to `file`")
@@ -478,7 +479,14 @@ func runBench(ctx context.Context, a benchArgs, stdout, stderr io.Writer) error 
 	cfg.Targets.Domains = nil
 	cfg.Targets.Files = []string{targetsFile}
 	cfg.Run.Parallel = a.parallel
+	// The run's messages are kept for the report, and its progress line
+	// is shown only on a terminal.
+	var errBuf limitedBuffer
+	runStderr := io.Writer(&errBuf)
 	cfg.Run.Quiet = true
+	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		runStderr, cfg.Run.Quiet = stderr, false
+	}
 	cfg.TLS.Timeout = a.timeout
 	cfg.Run.Output = filepath.Join(dir, "measurements.jsonl")
 	if a.output != "" {
@@ -499,10 +507,9 @@ func runBench(ctx context.Context, a benchArgs, stdout, stderr io.Writer) error 
 		stop := watchHeap(a.memProfile)
 		defer stop()
 	}
-	var errBuf limitedBuffer
 	labCPU0 := bl.cpu()
 	cpu0, start := cpuSeconds(), time.Now()
-	runErr := runProbe(ctx, cfg, strings.NewReader(""), io.Discard, &errBuf)
+	runErr := runProbe(ctx, cfg, strings.NewReader(""), io.Discard, runStderr)
 	wall, cpu := time.Since(start), cpuSeconds()-cpu0
 	labCPU := bl.cpu() - labCPU0
 	stopProfile()

@@ -125,7 +125,7 @@ func dash(s string) string {
 }
 
 // progress is a one-line display on a terminal: targets done / total,
-// verdict counts and an estimate of the time left. It is off when stderr
+// verdict counts, targets per second and an estimate of the time left. It is off when stderr
 // is not a terminal or with --quiet; messages (logf) always go through.
 type progress struct {
 	mu      sync.Mutex
@@ -169,14 +169,20 @@ func (p *progress) update(s *summary) {
 	}
 	p.lastOut = time.Now()
 	total := fmt.Sprint(p.total)
-	eta := ""
+	elapsed := time.Since(p.start)
+	// The rate, so that a long list still being read (its total not yet
+	// known) shows how fast it goes; the time left once it is known.
+	pace := ""
+	if secs := elapsed.Seconds(); secs >= 1 && p.done > 0 {
+		pace = fmt.Sprintf(", %.0f/s", float64(p.done)/secs)
+	}
 	if !p.known {
 		total += "+"
 	} else if p.done > 0 && p.total > p.done {
-		left := time.Duration(float64(time.Since(p.start)) / float64(p.done) * float64(p.total-p.done))
-		eta = ", ETA " + left.Round(time.Second).String()
+		left := time.Duration(float64(elapsed) / float64(p.done) * float64(p.total-p.done))
+		pace += ", ETA " + left.Round(time.Second).String()
 	}
-	p.line = fmt.Sprintf("[%d/%s] %s%s", p.done, total, s.countLine(), eta)
+	p.line = fmt.Sprintf("[%d/%s] %s%s", p.done, total, s.countLine(), pace)
 	fmt.Fprintf(p.w, "\r\033[K%s", p.line)
 }
 
