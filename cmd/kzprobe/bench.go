@@ -218,9 +218,12 @@ measure them with the real engine at parallelism P, wired as kzprobe run is
   ratio of the two (the lab delays 2 round trips on one target's critical
   path: DNS, then the TLS server's first flight; a blackhole target waits
   for the timeout instead of the second);
+  the CPU floor, (client CPU + lab CPU during the run) / cores: the lab
+  shares this machine's cores, so the run cannot end sooner; and the wall
+  time over the tighter of the two limits;
   the client's CPU per target, and the CPU of a bare uTLS Chrome handshake
-  plus chain verification against the lab, measured in the same run, with
-  the ratio of the two;
+  plus chain verification against the lab, measured just before and just
+  after the run, with the ratio of the two;
   peak RSS and targets per second.
 
 Scenarios: mix (pass, ISCA and corporate interception, reset, EOF, block
