@@ -62,6 +62,14 @@ func (l *Lab) handleMiddlebox(c net.Conn, site int) {
 	switch behaviour {
 	case InterceptISCA, InterceptISCAExpired, InterceptCorporate:
 		l.intercept(c, raw, name, behaviour)
+	case InterceptISCASNIPeek:
+		if len(raw) <= sniPeekBytes {
+			l.intercept(c, raw, name, InterceptISCA)
+			return
+		}
+		// No name in the first KiB: the upstream, a shared host, would
+		// refuse a handshake without one; close as sslsplit does.
+		l.closeAfterRTT(c)
 	case Reset:
 		if !sleep(l.latency, l.done) {
 			c.Close()
@@ -72,16 +80,7 @@ func (l *Lab) handleMiddlebox(c net.Conn, site int) {
 		}
 		c.Close()
 	case EOF:
-		if !sleep(l.latency, l.done) {
-			c.Close()
-			return
-		}
-		if tcp, ok := tcpConn(c); ok {
-			tcp.CloseWrite()
-			c.SetReadDeadline(time.Now().Add(eofDrain))
-			io.Copy(io.Discard, c)
-		}
-		c.Close()
+		l.closeAfterRTT(c)
 	case Blackhole:
 		io.Copy(io.Discard, c) // until the client or Close ends it
 		c.Close()
@@ -91,6 +90,24 @@ func (l *Lab) handleMiddlebox(c net.Conn, site int) {
 		l.splice(c, raw, l.sites[site].OriginAddr)
 	}
 }
+
+// closeAfterRTT waits one round trip, then closes c cleanly (FIN) and
+// drains what the client still sends: the client reads io.EOF.
+func (l *Lab) closeAfterRTT(c net.Conn) {
+	defer c.Close()
+	if !sleep(l.latency, l.done) {
+		return
+	}
+	if tcp, ok := tcpConn(c); ok {
+		tcp.CloseWrite()
+		c.SetReadDeadline(time.Now().Add(eofDrain))
+		io.Copy(io.Discard, c)
+	}
+}
+
+// sniPeekBytes is how much of the ClientHello an InterceptISCASNIPeek
+// middlebox reads for the name: sslsplit 0.5.5's peek.
+const sniPeekBytes = 1024
 
 // isParseError reports whether err says the first flight was not a
 // ClientHello we understand (rather than that the connection failed).

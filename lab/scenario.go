@@ -31,6 +31,14 @@ const (
 	// InterceptCorporate terminates TLS with a leaf issued directly by an
 	// unrelated corporate TLS-inspection root.
 	InterceptCorporate = "intercept_corporate"
+	// InterceptISCASNIPeek is InterceptISCA behind a middlebox that reads
+	// the server name from the first KiB of the ClientHello only, as
+	// sslsplit 0.5.5 does: a longer hello (any with a post-quantum key
+	// share: chrome, golang) leaves it without the name, and it closes the
+	// connection (FIN) as sslsplit does when its upstream, a shared host,
+	// refuses a handshake without one. A hello of at most 1 KiB (the
+	// "small" fingerprint) is intercepted.
+	InterceptISCASNIPeek = "intercept_isca_sni_peek"
 	// Reset reads the ClientHello, then closes with SO_LINGER 0, so the
 	// client reads ECONNRESET.
 	Reset = "reset"
@@ -170,7 +178,7 @@ const MaxDripInterval = time.Minute
 // TLSBehaviours returns every valid Site.TLS value, in documentation order:
 // the censoring network's, then the hostile ones ([HostileTLSBehaviours]).
 func TLSBehaviours() []string {
-	return append([]string{Pass, InterceptISCA, InterceptISCAExpired, InterceptCorporate, Reset, Blackhole, EOF, Unreachable},
+	return append([]string{Pass, InterceptISCA, InterceptISCAExpired, InterceptCorporate, InterceptISCASNIPeek, Reset, Blackhole, EOF, Unreachable},
 		HostileTLSBehaviours()...)
 }
 
@@ -280,6 +288,9 @@ func ExpectedVerdict(tlsBehaviour, dnsBehaviour string) string {
 	case tlsBehaviour == InterceptISCA, tlsBehaviour == InterceptISCAExpired,
 		tlsBehaviour == ChainLong, tlsBehaviour == CertAbsurd:
 		return VerdictMITMISCA
+	case tlsBehaviour == InterceptISCASNIPeek:
+		// Seen by the probe's small-hello retry.
+		return VerdictMITMISCA
 	case tlsBehaviour == InterceptCorporate:
 		return VerdictMITMOther
 	case handshakeFails(tlsBehaviour):
@@ -328,6 +339,7 @@ func DefaultScenario() Scenario {
 			{Domain: "wikipedia.org", TLS: Pass},
 			// One site per remaining behaviour.
 			{Domain: "corp-proxy.example", TLS: InterceptCorporate},
+			{Domain: "sni-peek.example", TLS: InterceptISCASNIPeek},
 			{Domain: "tls-reset.example", TLS: Reset},
 			{Domain: "tls-blackhole.example", TLS: Blackhole},
 			{Domain: "tls-eof.example", TLS: EOF},

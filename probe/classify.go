@@ -113,16 +113,33 @@ func Classify(m *Measurement) (Verdict, string) {
 		return VerdictTCPBlocking, r + controlSuffix(tk, firstConnectIP(tk))
 	}
 
-	var done, failed []int
+	// The handshakes with the configured fingerprints decide, except that
+	// the small-hello retry's chain counts as evidence of interception.
+	var done, failed, retried []int
 	for i, h := range tk.TLSHandshakes {
-		if h.Failure == nil {
+		switch {
+		case h.SmallHelloRetry && h.Failure == nil:
+			retried = append(retried, i)
+		case h.SmallHelloRetry:
+		case h.Failure == nil:
 			done = append(done, i)
-		} else {
+		default:
 			failed = append(failed, i)
 		}
 	}
+	retryNote := ""
+	if len(done) == 0 && len(retried) > 0 {
+		retryNote = "; every configured fingerprint was refused (" + orNone(firstFailure(handshakeFailures(tk.TLSHandshakes))) +
+			") and a small ClientHello got through"
+		if i := retried[0]; tk.Interception != nil || (i < len(tk.Chains) && tk.Chains[i] != nil && !tk.Chains[i].Trusted) {
+			// The interception shows only to a small hello: judge it.
+			done, failed = retried, nil
+		} else {
+			retryNote += " with a trusted chain: the hello's size, not the name, is refused"
+		}
+	}
 	if len(done) == 0 {
-		r := "TCP connected but every TLS handshake failed (" + orNone(firstFailure(handshakeFailures(tk.TLSHandshakes))) + ")"
+		r := "TCP connected but every TLS handshake failed (" + orNone(firstFailure(handshakeFailures(tk.TLSHandshakes))) + ")" + retryNote
 		if down, cf := controlFailsToo(tk.Control, confirmed); down {
 			return VerdictDown, r + "; the control server fails too (" + orNone(cf) + ")"
 		}
@@ -135,7 +152,7 @@ func Classify(m *Measurement) (Verdict, string) {
 		}
 		return VerdictTLSBlocking, r + controlSuffix(tk, ip)
 	}
-	note := ""
+	note := retryNote
 	if len(failed) > 0 {
 		note = fmt.Sprintf("; %d of %d handshakes failed (%s)", len(failed), len(tk.TLSHandshakes),
 			firstFailure(handshakeFailures(tk.TLSHandshakes)))

@@ -33,6 +33,18 @@ func connFail(f string) TCPConnect {
 func hsOK() TLSHandshake           { return TLSHandshake{PeerCertificates: []BinaryData{{1}}} }
 func hsFail(f string) TLSHandshake { return TLSHandshake{Failure: failure.Ptr(f)} }
 func trusted() *chain.Judgement    { return &chain.Judgement{Trusted: true} }
+
+func retryOK() TLSHandshake {
+	h := hsOK()
+	h.Fingerprint, h.SmallHelloRetry = FingerprintSmall, true
+	return h
+}
+
+func retryFail(f string) TLSHandshake {
+	h := hsFail(f)
+	h.Fingerprint, h.SmallHelloRetry = FingerprintSmall, true
+	return h
+}
 func untrusted(f string) *chain.Judgement {
 	return &chain.Judgement{TrustFailure: failure.Ptr(f)}
 }
@@ -67,6 +79,22 @@ func TestClassify(t *testing.T) {
 			DNSConsistency: cons(Consistent, ReasonIntersection), TCPConnect: []TCPConnect{connOK()},
 			TLSHandshakes: []TLSHandshake{hsOK()}, Chains: []*chain.Judgement{untrusted(failure.SSLInvalidCert)},
 			Interception: &expired}, VerdictMITMISCA, "intermediate_expired"},
+		{"ISCA interception seen by the small-hello retry only", TestKeys{Queries: []DNSQuery{qA("192.0.2.1")}, ControlQueries: []DNSQuery{qA("192.0.2.1")},
+			DNSConsistency: cons(Consistent, ReasonIntersection), TCPConnect: []TCPConnect{connOK(), connOK()},
+			TLSHandshakes: []TLSHandshake{hsFail(failure.EOF), retryOK()}, Chains: []*chain.Judgement{nil, untrusted(failure.SSLUnknownAuthority)},
+			Interception: iscaFinding}, VerdictMITMISCA, "every configured fingerprint was refused (eof_error) and a small ClientHello got through"},
+		{"corporate proxy seen by the small-hello retry only", TestKeys{Queries: []DNSQuery{qA("192.0.2.1")}, ControlQueries: []DNSQuery{qA("192.0.2.1")},
+			DNSConsistency: cons(Consistent, ReasonIntersection), TCPConnect: []TCPConnect{connOK(), connOK()},
+			TLSHandshakes: []TLSHandshake{hsFail(failure.ConnectionReset), retryOK()}, Chains: []*chain.Judgement{nil, untrusted(failure.SSLUnknownAuthority)}},
+			VerdictMITMOther, "small ClientHello got through"},
+		{"big hellos refused, small one trusted", TestKeys{Queries: []DNSQuery{qA("192.0.2.1")}, ControlQueries: []DNSQuery{qA("192.0.2.1")},
+			DNSConsistency: cons(Consistent, ReasonIntersection), TCPConnect: []TCPConnect{connOK(), connOK()},
+			TLSHandshakes: []TLSHandshake{hsFail(failure.ConnectionReset), retryOK()}, Chains: []*chain.Judgement{nil, trusted()}},
+			VerdictTLSBlocking, "the hello's size, not the name, is refused"},
+		{"small-hello retry refused too", TestKeys{Queries: []DNSQuery{qA("192.0.2.1")}, ControlQueries: []DNSQuery{qA("192.0.2.1")},
+			DNSConsistency: cons(Consistent, ReasonIntersection), TCPConnect: []TCPConnect{connOK(), connOK()},
+			TLSHandshakes: []TLSHandshake{hsFail(failure.ConnectionReset), retryFail(failure.ConnectionReset)}, Chains: []*chain.Judgement{nil, nil}},
+			VerdictTLSBlocking, "every TLS handshake failed (connection_reset)"},
 		{"corporate proxy", TestKeys{Queries: []DNSQuery{qA("192.0.2.1")}, ControlQueries: []DNSQuery{qA("192.0.2.1")},
 			DNSConsistency: cons(Consistent, ReasonIntersection), TCPConnect: []TCPConnect{connOK()},
 			TLSHandshakes: []TLSHandshake{hsOK()}, Chains: []*chain.Judgement{untrusted(failure.SSLUnknownAuthority)}},

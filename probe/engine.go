@@ -11,10 +11,12 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"kzprobe/probe/chain"
+	"kzprobe/probe/failure"
 )
 
 // Envelope is the part of every measurement that describes the run and
@@ -70,6 +72,16 @@ type Prober struct {
 	ControlServer ControlServer
 	// Consistency configures the DNS comparison.
 	Consistency ConsistencyOptions
+	// SmallHelloRetry, when set, hand-shakes once more with an address with
+	// FingerprintSmall (a ClientHello of about 250 bytes) when every
+	// configured fingerprint failed there at once (reset, EOF or an alert,
+	// not a timeout), unless FingerprintSmall is configured itself. Some
+	// middleboxes read the server name from the first KiB or segment of a
+	// hello only: a browser's post-quantum hello (1.7 KB and more) leaves
+	// them without it, and the interception they do shows only to a small
+	// hello. The retry is recorded with SmallHelloRetry set; see Classify
+	// for what it changes in the verdict.
+	SmallHelloRetry bool
 	// Timeout bounds one target. Zero means 60s.
 	Timeout time.Duration
 	// Now is the clock. Nil means time.Now.
@@ -194,6 +206,26 @@ func (p *Prober) Measure(ctx context.Context, domain string, port int) *Measurem
 	return m
 }
 
+// refusedEveryHello reports whether every handshake of one address
+// connected and was then refused at once, before any certificate: a reset,
+// an EOF or an alert, the answers of a middlebox that could not read the
+// hello. A timeout is not retried: it would cost a second timeout, and a
+// blackhole ignores any hello.
+func refusedEveryHello(conns []TCPConnect, hs []*TLSHandshake) bool {
+	for k, h := range hs {
+		if !conns[k].Status.Success || h == nil || h.Failure == nil || len(h.PeerCertificates) > 0 {
+			return false
+		}
+		switch f := *h.Failure; {
+		case f == failure.ConnectionReset, f == failure.EOF, f == failure.ConnectionAborted,
+			strings.HasPrefix(f, failure.SSLAlertPrefix):
+		default:
+			return false
+		}
+	}
+	return len(hs) > 0
+}
+
 // sameChain returns the index of the first handshake in hs that presented
 // exactly certs, or -1.
 func sameChain(hs []TLSHandshake, certs []BinaryData) int {
@@ -256,6 +288,27 @@ func (p *Prober) handshakeAll(ctx context.Context, tk *TestKeys, domain string, 
 		one(n-1, addrs[(n-1)/len(fps)], fps[(n-1)%len(fps)])
 	}
 	wg.Wait()
+	if p.SmallHelloRetry && !slices.Contains(fps, FingerprintSmall) && ctx.Err() == nil {
+		var retry []netip.Addr
+		for i, a := range addrs {
+			if refusedEveryHello(conns[i*len(fps):(i+1)*len(fps)], hs[i*len(fps):(i+1)*len(fps)]) {
+				retry = append(retry, a)
+			}
+		}
+		// The records grow once, before any retry writes into them.
+		conns = append(conns, make([]TCPConnect, len(retry))...)
+		hs = append(hs, make([]*TLSHandshake, len(retry))...)
+		for j, a := range retry {
+			k := n + j
+			wg.Go(func() {
+				one(k, a, FingerprintSmall)
+				if hs[k] != nil {
+					hs[k].SmallHelloRetry = true
+				}
+			})
+		}
+		wg.Wait()
+	}
 	tk.TCPConnect = conns
 	for _, h := range hs {
 		if h != nil {

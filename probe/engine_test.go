@@ -62,14 +62,16 @@ func labProber(t testing.TB, l *lab.Lab) *probe.Prober {
 	}
 	t.Cleanup(func() { ctl.Close() })
 	p := &probe.Prober{
-		Local:       &probe.DNSResolver{Exchanger: probe.NewDNSExchanger(l.LocalDNS, dial), Timeout: 2 * time.Second, Retries: 1},
-		Control:     &probe.DNSResolver{Exchanger: ctl, Timeout: 2 * time.Second, Retries: 1},
-		Connector:   &probe.Connector{Dial: dial, Timeout: 2 * time.Second},
-		Handshaker:  &probe.Handshaker{Timeout: 2 * time.Second},
-		Analyzer:    chain.NewAnalyzer(trust, kb),
-		Port:        l.Port,
-		Consistency: probe.ConsistencyOptions{Exempt: g.Prefixes()},
-		Timeout:     20 * time.Second,
+		Local:      &probe.DNSResolver{Exchanger: probe.NewDNSExchanger(l.LocalDNS, dial), Timeout: 2 * time.Second, Retries: 1},
+		Control:    &probe.DNSResolver{Exchanger: ctl, Timeout: 2 * time.Second, Retries: 1},
+		Connector:  &probe.Connector{Dial: dial, Timeout: 2 * time.Second},
+		Handshaker: &probe.Handshaker{Timeout: 2 * time.Second},
+		Analyzer:   chain.NewAnalyzer(trust, kb),
+		Port:       l.Port,
+		// As kzprobe run by default.
+		SmallHelloRetry: true,
+		Consistency:     probe.ConsistencyOptions{Exempt: g.Prefixes()},
+		Timeout:         20 * time.Second,
 	}
 	return p
 }
@@ -460,5 +462,69 @@ func TestRunnerLeavesNoGoroutines(t *testing.T) {
 		buf := make([]byte, 1<<20)
 		buf = buf[:runtime.Stack(buf, true)]
 		t.Fatalf("%d goroutines after %d more targets; %d before:\n%s", after, 3*len(l.Scenario.Sites), before, buf)
+	}
+}
+
+// TestSmallHelloRetry measures, on the lab, a middlebox that reads the
+// name from the first KiB of a hello only, a reset, and a blackhole: the
+// retry finds the interception behind the first, is recorded and fails on
+// the second, is not tried on the third (a timeout), and is not made when
+// turned off or when the small fingerprint is configured anyway.
+func TestSmallHelloRetry(t *testing.T) {
+	t.Parallel()
+	sc := lab.Scenario{Sites: []lab.Site{
+		{Domain: "peek.example", TLS: lab.InterceptISCASNIPeek},
+		{Domain: "reset.example", TLS: lab.Reset},
+		{Domain: "blackhole.example", TLS: lab.Blackhole},
+	}}
+	l, p := startLab(t, sc)
+	iscaRoot := sha1Hex(l.PKI.ISCARoot.Raw)
+	off := *p
+	off.SmallHelloRetry = false
+	both := *p
+	both.Fingerprints = []string{"chrome", probe.FingerprintSmall}
+	for _, tc := range []struct {
+		name, domain string
+		p            *probe.Prober
+		want         probe.Verdict
+		fps          []string // fingerprints of the handshakes, in order
+		retried      bool     // the last handshake is the retry
+	}{
+		{"peek", "peek.example", p, probe.VerdictMITMISCA, []string{"chrome", "small"}, true},
+		{"peek, retry off", "peek.example", &off, probe.VerdictTLSBlocking, []string{"chrome"}, false},
+		{"peek, small configured", "peek.example", &both, probe.VerdictMITMISCA, []string{"chrome", "small"}, false},
+		{"reset", "reset.example", p, probe.VerdictTLSBlocking, []string{"chrome", "small"}, true},
+		{"blackhole", "blackhole.example", p, probe.VerdictTLSBlocking, []string{"chrome"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			m := tc.p.Measure(context.Background(), tc.domain, 0)
+			tk := m.TestKeys
+			if tk.Verdict != tc.want {
+				t.Errorf("verdict %s (%s); want %s", tk.Verdict, tk.VerdictReason, tc.want)
+			}
+			var fps []string
+			for i, h := range tk.TLSHandshakes {
+				fps = append(fps, h.Fingerprint)
+				if last := i == len(tk.TLSHandshakes)-1; h.SmallHelloRetry != (last && tc.retried) {
+					t.Errorf("handshake %d (%s): small_hello_retry %v", i, h.Fingerprint, h.SmallHelloRetry)
+				}
+			}
+			if !slices.Equal(fps, tc.fps) || len(tk.TCPConnect) != len(tc.fps) || len(tk.Chains) != len(tc.fps) {
+				t.Fatalf("handshakes %v, %d connects, %d chains; want %v", fps, len(tk.TCPConnect), len(tk.Chains), tc.fps)
+			}
+			if tc.want == probe.VerdictMITMISCA {
+				if tk.Interception == nil || tk.Interception.RootSHA1 != iscaRoot {
+					t.Errorf("interception %+v; want the lab ISCA root %s", tk.Interception, iscaRoot)
+				}
+				last := tk.TLSHandshakes[len(tk.TLSHandshakes)-1]
+				if last.Failure != nil || len(last.PeerCertificates) != 2 {
+					t.Errorf("small hello: failure %v, %d certificates; want the forged chain", failureOf(last.Failure), len(last.PeerCertificates))
+				}
+			}
+			if tc.retried && tc.want == probe.VerdictMITMISCA && !strings.Contains(tk.VerdictReason, "small ClientHello") {
+				t.Errorf("reason %q does not say the small hello found it", tk.VerdictReason)
+			}
+		})
 	}
 }

@@ -18,16 +18,23 @@ const DefaultFingerprint = "chrome"
 // the ClientHello.
 const FingerprintGolang = "golang"
 
+// FingerprintSmall is Go's crypto/tls offering only classic key exchanges
+// (X25519, P-256): a ClientHello of about 250 bytes, in one segment, as
+// clients sent before post-quantum key shares. Middleboxes that read the
+// name from the first KiB or the first segment of a hello (sslsplit 0.5.5)
+// see it only in a hello this small; see [Prober.SmallHelloRetry].
+const FingerprintSmall = "small"
+
 // Fingerprints lists the valid fingerprint names, in the order the
 // documentation gives them, for help texts and error messages. Treat it as
 // read-only: validation ([ParseFingerprints], [Handshaker.Handshake]) does
 // not depend on it.
-var Fingerprints = []string{"chrome", "firefox", "safari", "edge", "ios", "randomized", FingerprintGolang}
+var Fingerprints = []string{"chrome", "firefox", "safari", "edge", "ios", "randomized", FingerprintGolang, FingerprintSmall}
 
 // clientHelloID maps a fingerprint name to its utls ClientHelloID. The
 // *_Auto IDs follow whatever utls v1.8.2 considers current (Chrome 133,
-// Firefox 120, Safari 16.0, Edge 85, iOS 14); "golang" is absent because it
-// does not go through utls at all.
+// Firefox 120, Safari 16.0, Edge 85, iOS 14); "golang" and "small" are
+// absent because they do not go through utls at all.
 func clientHelloID(name string) (utls.ClientHelloID, bool) {
 	switch name {
 	case "chrome":
@@ -48,7 +55,7 @@ func clientHelloID(name string) (utls.ClientHelloID, bool) {
 
 // validFingerprint reports whether name is one of [Fingerprints].
 func validFingerprint(name string) bool {
-	if name == FingerprintGolang {
+	if name == FingerprintGolang || name == FingerprintSmall {
 		return true
 	}
 	_, ok := clientHelloID(name)

@@ -43,7 +43,7 @@ func TestFingerprintParse(t *testing.T) {
 		})
 	}
 	for _, fp := range Fingerprints {
-		if fp != FingerprintGolang {
+		if fp != FingerprintGolang && fp != FingerprintSmall {
 			if _, ok := clientHelloID(fp); !ok {
 				t.Errorf("fingerprint %q has no utls ClientHelloID", fp)
 			}
@@ -57,6 +57,7 @@ type clientHello struct {
 	extensions []uint16 // in wire order
 	sni        string
 	alpn       []string
+	size       int // bytes of the TLS record that carried it
 }
 
 // isGREASE reports whether v is an RFC 8701 GREASE value (0x?A?A).
@@ -151,6 +152,7 @@ func captureClientHello(t *testing.T, fp string) *clientHello {
 		if err != nil {
 			t.Fatalf("%s: %v", fp, err)
 		}
+		ch.size = len(rec)
 		return ch
 	case <-time.After(5 * time.Second):
 		t.Fatalf("%s: no ClientHello captured", fp)
@@ -201,7 +203,17 @@ func TestFingerprintClientHelloDiffers(t *testing.T) {
 			t.Errorf("%s sent GREASE values; want none", fp)
 		}
 	}
-	for _, fp := range []string{"chrome", "firefox", "safari", "edge", "ios", "golang"} {
+	// The small-hello retry's premise: a 1 KiB peek (sslsplit's) misses the
+	// name in the post-quantum hellos and reads it in the small one.
+	for _, fp := range []string{"chrome", "golang"} {
+		if hellos[fp].size <= 1024 {
+			t.Errorf("%s: ClientHello of %d bytes; want more than 1 KiB (post-quantum key share)", fp, hellos[fp].size)
+		}
+	}
+	if sz := hellos[FingerprintSmall].size; sz > 512 {
+		t.Errorf("small: ClientHello of %d bytes; want at most 512", sz)
+	}
+	for _, fp := range []string{"chrome", "firefox", "safari", "edge", "ios", "golang", "small"} {
 		if !slices.Equal(hellos[fp].alpn, []string{"h2", "http/1.1"}) {
 			t.Errorf("%s: ALPN = %q; want [h2 http/1.1]", fp, hellos[fp].alpn)
 		}

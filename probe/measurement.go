@@ -199,8 +199,12 @@ type TLSHandshake struct {
 	// configured bounds (count or bytes).
 	PeerCertificatesTruncated bool    `json:"peer_certificates_truncated"`
 	Failure                   *string `json:"failure"`
-	T0                        float64 `json:"t0"`
-	T                         float64 `json:"t"`
+	// SmallHelloRetry is true for the handshake made with the "small"
+	// fingerprint after every configured one was refused at this address
+	// (Prober.SmallHelloRetry).
+	SmallHelloRetry bool    `json:"small_hello_retry"`
+	T0              float64 `json:"t0"`
+	T               float64 `json:"t"`
 }
 
 // BinaryData is bytes that serialize as OONI's {"data": base64, "format":

@@ -169,8 +169,8 @@ func (h *Handshaker) Handshake(ctx context.Context, conn net.Conn, serverName, f
 		closer interface{ Close() error }
 		err    error
 	)
-	if fingerprint == FingerprintGolang {
-		state, closer, err = h.handshakeGo(hctx, tap, serverName, &peer, &keys)
+	if fingerprint == FingerprintGolang || fingerprint == FingerprintSmall {
+		state, closer, err = h.handshakeGo(hctx, tap, serverName, fingerprint == FingerprintSmall, &peer, &keys)
 	} else {
 		state, closer, err = h.handshakeUTLS(hctx, tap, serverName, fingerprint, &peer, &keys)
 	}
@@ -228,14 +228,19 @@ func handshakeError(parent, op context.Context, err error) error {
 }
 
 // handshakeGo is the "golang" fingerprint: crypto/tls with its defaults.
-func (h *Handshaker) handshakeGo(ctx context.Context, conn net.Conn, serverName string, peer *chainCapture, keys *keyLog) (tls.ConnectionState, interface{ Close() error }, error) {
-	c := tls.Client(conn, &tls.Config{
+func (h *Handshaker) handshakeGo(ctx context.Context, conn net.Conn, serverName string, small bool, peer *chainCapture, keys *keyLog) (tls.ConnectionState, interface{ Close() error }, error) {
+	cfg := &tls.Config{
 		ServerName:            serverName,
 		InsecureSkipVerify:    true, // judged afterwards by probe/chain
 		VerifyPeerCertificate: peer.verify,
 		NextProtos:            h.nextProtos(),
 		KeyLogWriter:          keys,
-	})
+	}
+	if small {
+		// No post-quantum key share (1.2 KB): the hello fits in 300 bytes.
+		cfg.CurvePreferences = []tls.CurveID{tls.X25519, tls.CurveP256}
+	}
+	c := tls.Client(conn, cfg)
 	err := c.HandshakeContext(ctx)
 	return c.ConnectionState(), c, err
 }

@@ -37,7 +37,8 @@ import (
 // with two limits measured in the same run:
 //
 //   - the latency bound: ceil(N/P) x the lab round trips on one target's
-//     critical path x RTT (benchRoundTrips says which);
+//     critical path (the mean over the targets) x RTT (benchRoundTrips
+//     says which);
 //   - the CPU baseline: a bare uTLS Chrome handshake plus chain
 //     verification against one of the lab's origins, CPU per operation.
 //
@@ -96,8 +97,7 @@ func benchSites(scenario string) ([]lab.Site, error) {
 	case benchPass:
 		behaviours = []lab.Site{{TLS: lab.Pass}}
 	case benchMix:
-		// Every behaviour here costs the same lab round trips (see
-		// benchRoundTrips): DNS, then one server flight.
+		// Each behaviour's lab round trips: benchRoundTrips.
 		behaviours = []lab.Site{
 			{TLS: lab.Pass}, {TLS: lab.InterceptISCA}, {TLS: lab.InterceptISCAExpired},
 			{TLS: lab.InterceptCorporate}, {TLS: lab.Reset}, {TLS: lab.EOF},
@@ -122,24 +122,31 @@ func benchLabel(s lab.Site) string {
 	return strings.ReplaceAll(s.TLS, "_", "-")
 }
 
-// benchRoundTrips is the number of lab round trips on one target's
-// critical path, from what the engine does (Prober.Measure) and what the
-// lab delays (Scenario.Latency):
+// benchRoundTrips is the number of lab round trips on the critical path of
+// a target with behaviour s, from what the engine does (Prober.Measure)
+// and what the lab delays (Scenario.Latency):
 //
 //  1. DNS: the local A and AAAA queries (UDP) and the control's (DoH, on
 //     its one kept HTTP/2 connection) all run at once: 1 RTT.
 //  2. TCP connect: done by the kernel, which the lab does not delay: 0.
 //  3. TLS: the server's first flight answers the ClientHello: 1 RTT
 //     (TLS 1.3; the client's Finished and close_notify need no answer).
-//     Reset and EOF wait one RTT before closing: 1 RTT too. A blackhole
-//     never answers: the handshake timeout instead (blackholeWait).
+//     Reset and EOF wait one RTT before closing: 1 RTT too, and then the
+//     small-hello retry (Prober.SmallHelloRetry, on in kzprobe run) is
+//     refused the same way: 1 RTT more. A blackhole never answers: the
+//     handshake timeout instead (runBench), and no retry.
 //  4. The control server's check runs concurrently with step 3; its own
 //     DNS and handshake run concurrently too, 1 RTT.
 //  5. Chain analysis and classification: CPU only.
 //
 // On a real network the TCP connect adds one more RTT; the lab cannot
 // delay it, so it is not counted.
-const benchRoundTrips = 2
+func benchRoundTrips(s lab.Site) int {
+	if s.TLS == lab.Reset || s.TLS == lab.EOF {
+		return 3
+	}
+	return 2
+}
 
 // benchResult is what `kzprobe bench` prints; the JSON form is stable for
 // comparisons over time. Durations are in seconds.
@@ -154,10 +161,10 @@ type benchResult struct {
 	RTT float64 `json:"rtt_s"`
 	// Timeout is the connect and handshake timeout, s.
 	Timeout float64 `json:"timeout_s"`
-	// RoundTrips is the lab round trips on a target's critical path
-	// (benchRoundTrips), and Wait the extra wait per target (the timeout
-	// for a blackhole), s.
-	RoundTrips int     `json:"round_trips"`
+	// RoundTrips is the lab round trips on a target's critical path, the
+	// mean over the N targets (benchRoundTrips), and Wait the extra wait
+	// per target (the timeout for a blackhole), s.
+	RoundTrips float64 `json:"round_trips"`
 	Wait       float64 `json:"wait_s"`
 	// Wall is the run's wall time, s; Bound the latency bound
 	// ceil(N/P) x (RoundTrips x RTT + Wait), s; WallOverBound their ratio
@@ -216,8 +223,9 @@ measure them with the real engine at parallelism P, wired as kzprobe run is
 
   wall time, and the latency bound ceil(N/P) x round trips x RTT, with the
   ratio of the two (the lab delays 2 round trips on one target's critical
-  path: DNS, then the TLS server's first flight; a blackhole target waits
-  for the timeout instead of the second);
+  path: DNS, then the TLS server's first flight; 3 for a reset or an EOF,
+  whose small-hello retry is refused too; a blackhole target waits for the
+  timeout instead of the second; round trips is the mean over the targets);
   the CPU floor, (client CPU + lab CPU during the run) / cores: the lab
   shares this machine's cores, so the run cannot end sooner; and the wall
   time over the tighter of the two limits;
@@ -448,15 +456,21 @@ func runBench(ctx context.Context, a benchArgs, stdout, stderr io.Writer) error 
 
 	res := benchResult{
 		Scenario: a.scenario, N: a.n, Parallel: a.parallel,
-		RTT: a.rtt.Seconds(), Timeout: a.timeout.Seconds(), RoundTrips: benchRoundTrips,
+		RTT: a.rtt.Seconds(), Timeout: a.timeout.Seconds(),
 		LabInProcess: a.labInProcess, BaselineOps: a.baselineOps, ControlServer: a.controlServer,
 	}
 	if a.scenario == benchBlackhole {
 		// DNS, then the handshake's timeout instead of a server flight.
 		res.RoundTrips, res.Wait = 1, a.timeout.Seconds()
+	} else {
+		total := 0
+		for i := range a.n {
+			total += benchRoundTrips(behaviours[i%len(behaviours)])
+		}
+		res.RoundTrips = float64(total) / float64(a.n)
 	}
 	rounds := math.Ceil(float64(a.n) / float64(a.parallel))
-	res.Bound = rounds * (float64(res.RoundTrips)*a.rtt.Seconds() + res.Wait)
+	res.Bound = rounds * (res.RoundTrips*a.rtt.Seconds() + res.Wait)
 
 	// The baseline runs before and after the run, never during it, so
 	// that its CPU is not mixed with the run's.
@@ -719,7 +733,7 @@ func printBench(w io.Writer, r benchResult) {
 	}
 	fmt.Fprintf(tw, "scenario\t%s: N=%d P=%d RTT=%v timeout=%v control server=%v\n", r.Scenario, r.N, r.Parallel, secs(r.RTT), secs(r.Timeout), r.ControlServer)
 	fmt.Fprintf(tw, "wall\t%.3f s\n", r.Wall)
-	fmt.Fprintf(tw, "latency bound\t%.3f s = ceil(%d/%d) x (%d RTT%s)\n", r.Bound, r.N, r.Parallel, r.RoundTrips, wait)
+	fmt.Fprintf(tw, "latency bound\t%.3f s = ceil(%d/%d) x (%.2f RTT%s)\n", r.Bound, r.N, r.Parallel, r.RoundTrips, wait)
 	fmt.Fprintf(tw, "wall / bound\t%s\n", ratio)
 	if !r.LabInProcess {
 		fmt.Fprintf(tw, "CPU floor\t%.3f s = (client %.1f s + lab %.1f s CPU) / %d cores\n", r.CPUFloor, r.CPUPerTarget*float64(r.N)/1000, r.LabCPU, r.Cores)

@@ -88,8 +88,11 @@ type ControlConfig struct {
 type TLSConfig struct {
 	// Fingerprints are the browser fingerprints to hand-shake with, each a
 	// separate handshake: chrome, firefox, safari, edge, ios, randomized,
-	// golang.
+	// golang, small.
 	Fingerprints []string `mapstructure:"fingerprints"`
+	// SmallHelloRetry hand-shakes once more with the "small" fingerprint
+	// where every configured one was refused (probe.Prober.SmallHelloRetry).
+	SmallHelloRetry bool `mapstructure:"small_hello_retry"`
 	// MaxAddresses bounds the resolved addresses dialled per target.
 	MaxAddresses int `mapstructure:"max_addresses"`
 	// Timeout bounds one TCP connect and one handshake.
@@ -177,6 +180,7 @@ var defaults = map[string]any{
 	"control.token":            "",
 	"tls.fingerprints":         []string{"chrome"},
 	"tls.max_addresses":        4,
+	"tls.small_hello_retry":    true,
 	"tls.timeout":              "10s",
 	"tls.trust_roots":          "",
 	"interception.extra_roots": []string{},

@@ -147,6 +147,7 @@ func labConfig(l *lab.Lab, files lab.Files, dir string) *Config {
 	cfg.Control.Server = l.ControlServerURL
 	cfg.TLS.Fingerprints = []string{"chrome"}
 	cfg.TLS.MaxAddresses = 4
+	cfg.TLS.SmallHelloRetry = true
 	cfg.TLS.Timeout = 5 * time.Second
 	cfg.TLS.TrustRoots = files.PublicRoot
 	cfg.Interception.ExtraRoots = []string{files.ISCARoot}

@@ -40,6 +40,7 @@ var runFlags = map[string]string{
 	"control-token":      "control.token",
 	"fingerprint":        "tls.fingerprints",
 	"max-addresses":      "tls.max_addresses",
+	"small-hello-retry":  "tls.small_hello_retry",
 	"timeout":            "tls.timeout",
 	"trust-roots":        "tls.trust_roots",
 	"interception-roots": "interception.extra_roots",
@@ -77,6 +78,7 @@ func addRunFlags(fs *pflag.FlagSet) {
 	fs.String("control-token", "", "bearer `token` for the control server")
 	fs.StringSlice("fingerprint", []string{"chrome"}, "ClientHello fingerprints, one handshake each: "+strings.Join(probe.Fingerprints, ","))
 	fs.Int("max-addresses", 4, "at most this many resolved addresses are dialled per target")
+	fs.Bool("small-hello-retry", true, "where every fingerprint is refused (reset, EOF, alert), hand-shake once more with a small ClientHello: middleboxes that read the name from the first KiB of a hello only intercept then")
 	fs.Duration("timeout", 10*time.Second, "timeout of one TCP connect and of one TLS handshake")
 	fs.String("trust-roots", "", "PEM `file` replacing the embedded Mozilla root bundle")
 	fs.StringSlice("interception-roots", nil, "PEM `file` of further interception roots (repeatable)")
@@ -245,17 +247,18 @@ func buildProber(cfg *Config, start time.Time, version string) (*wiring, error) 
 	// them as ordinary addresses, not bogons.
 	cons := probe.ConsistencyOptions{Exempt: g.Prefixes()}
 	w.prober = &probe.Prober{
-		Local:         local,
-		Control:       controlResolver,
-		ControlServer: controlServer,
-		Connector:     &probe.Connector{Dial: dial, Timeout: cfg.TLS.Timeout},
-		Handshaker:    &probe.Handshaker{Timeout: cfg.TLS.Timeout},
-		Analyzer:      chain.NewAnalyzer(trust, kb),
-		Fingerprints:  fps,
-		MaxAddresses:  cfg.TLS.MaxAddresses,
-		Port:          cfg.Targets.Port,
-		Consistency:   cons,
-		Timeout:       cfg.Run.TargetTimeout,
+		Local:           local,
+		Control:         controlResolver,
+		ControlServer:   controlServer,
+		Connector:       &probe.Connector{Dial: dial, Timeout: cfg.TLS.Timeout},
+		Handshaker:      &probe.Handshaker{Timeout: cfg.TLS.Timeout},
+		Analyzer:        chain.NewAnalyzer(trust, kb),
+		Fingerprints:    fps,
+		SmallHelloRetry: cfg.TLS.SmallHelloRetry,
+		MaxAddresses:    cfg.TLS.MaxAddresses,
+		Port:            cfg.Targets.Port,
+		Consistency:     cons,
+		Timeout:         cfg.Run.TargetTimeout,
 		Envelope: probe.Envelope{
 			ReportID:         probe.NewReportID(start, cfg.Vantage.CC),
 			SoftwareVersion:  version,
