@@ -65,6 +65,9 @@ type expectation struct {
 	Consistency string
 	// Handshake is true when at least one TLS handshake must succeed.
 	Handshake bool
+	// SmallHelloRetry is true when the Chrome handshake must be refused
+	// and the small-hello retry get through.
+	SmallHelloRetry bool
 	// Interception is nil when test_keys.interception must be null.
 	Interception *wantInterception
 }
@@ -95,7 +98,10 @@ func expectations(p *pki) map[string]expectation {
 		"isca-expired.e2e.test": {Verdict: "mitm_isca", Consistency: "consistent", Handshake: true,
 			Interception: &wantInterception{Root: p.ISCARoot, Intermediate: p.ISCAExpired, ValidAtMeasurement: false,
 				BrowserError: true, Reasons: []string{"intermediate_expired"}}},
-		"corp.e2e.test":     {Verdict: "mitm_other", Consistency: "consistent", Handshake: true},
+		"corp.e2e.test": {Verdict: "mitm_other", Consistency: "consistent", Handshake: true},
+		// Seen by the small-hello retry only (sslsplit's 1 KiB SNI peek).
+		"isca-shared.e2e.test": {Verdict: "mitm_isca", Consistency: "consistent", Handshake: true, SmallHelloRetry: true,
+			Interception: &wantInterception{Root: p.ISCARoot, Intermediate: p.ISCAInter, ValidAtMeasurement: true}},
 		"dnslie.e2e.test":   {Verdict: "dns_tampering", Consistency: "inconsistent"},
 		"nxdomain.e2e.test": {Verdict: "dns_tampering", Consistency: "inconsistent"},
 		"tcpblock.e2e.test": {Verdict: "tcp_blocking", Consistency: "consistent"},
@@ -119,6 +125,8 @@ type measurement struct {
 		TLSHandshakes []struct {
 			Address          string  `json:"address"`
 			ServerName       string  `json:"server_name"`
+			Fingerprint      string  `json:"fingerprint"`
+			SmallHelloRetry  bool    `json:"small_hello_retry"`
 			Failure          *string `json:"failure"`
 			PeerCertificates []struct {
 				Data   string `json:"data"`
@@ -321,7 +329,7 @@ func buildProbe(t *testing.T, dir string) (wait func() string) {
 func checkFree(t *testing.T) {
 	t.Helper()
 	addrs := []string{hostPort(controlIP, dotPort), hostPort(controlIP, dohPort), ispResolverAddr}
-	for _, ip := range []string{originIP, iscaOriginIP, iscaExpiredOriginIP, corpOriginIP, iscaIP, iscaExpiredIP, corpIP, blockPageIP, silentIP, rejectIP} {
+	for _, ip := range []string{originIP, iscaOriginIP, iscaExpiredOriginIP, corpOriginIP, iscaIP, iscaExpiredIP, corpIP, peekIP, blockPageIP, silentIP, rejectIP} {
 		addrs = append(addrs, hostPort(ip, tlsPort))
 	}
 	for _, a := range addrs {
@@ -380,6 +388,7 @@ func startServers(t *testing.T, tl tools, dir string, p *pki, now time.Time) {
 	sslISCA := startDaemon(t, dir, "sslsplit-isca", sslsplitArgs(tl.sslsplit, dir, "sslsplit-isca", iscaIP, iscaOriginIP, p.ISCAInter)...)
 	sslExpired := startDaemon(t, dir, "sslsplit-isca-expired", sslsplitArgs(tl.sslsplit, dir, "sslsplit-isca-expired", iscaExpiredIP, iscaExpiredOriginIP, p.ISCAExpired)...)
 	sslCorp := startDaemon(t, dir, "sslsplit-corp", sslsplitArgs(tl.sslsplit, dir, "sslsplit-corp", corpIP, corpOriginIP, p.Corp)...)
+	sslPeek := startDaemon(t, dir, "sslsplit-peek", sslsplitArgs(tl.sslsplit, dir, "sslsplit-peek", peekIP, originIP, p.ISCAInter)...)
 
 	waitDNS(t, isp, ispResolverAddr, "clean.e2e.test")
 	waitTCP(t, control, hostPort(controlIP, dotPort))
@@ -392,6 +401,7 @@ func startServers(t *testing.T, tl tools, dir string, p *pki, now time.Time) {
 	waitTCP(t, sslISCA, hostPort(iscaIP, tlsPort))
 	waitTCP(t, sslExpired, hostPort(iscaExpiredIP, tlsPort))
 	waitTCP(t, sslCorp, hostPort(corpIP, tlsPort))
+	waitTCP(t, sslPeek, hostPort(peekIP, tlsPort))
 }
 
 // checkServers checks the servers without kzprobe, so that a broken setup
@@ -409,6 +419,7 @@ func checkServers(t *testing.T, p *pki, chains *chainCache) {
 		{"isca.e2e.test", iscaIP, p.ISCAInter},
 		{"isca-expired.e2e.test", iscaExpiredIP, p.ISCAExpired},
 		{"corp.e2e.test", corpIP, p.Corp},
+		{"isca-shared.e2e.test", peekIP, p.ISCAInter}, // openssl's hello is small
 	} {
 		ch, err := chains.get(t.Context(), hostPort(c.ip, tlsPort), c.domain)
 		if err != nil {
@@ -620,6 +631,15 @@ func checkMeasurement(ctx context.Context, t *testing.T, m measurement, w expect
 	}
 	if w.Handshake && succeeded == 0 {
 		t.Errorf("no successful TLS handshake recorded; want at least one")
+	}
+	if w.SmallHelloRetry {
+		// The Chrome hello refused before any certificate, then the retry
+		// with the small fingerprint intercepted.
+		hs := tk.TLSHandshakes
+		if len(hs) != 2 || hs[0].Failure == nil || len(hs[0].PeerCertificates) != 0 ||
+			!hs[1].SmallHelloRetry || hs[1].Fingerprint != "small" || hs[1].Failure != nil {
+			t.Errorf("handshakes %+v; want chrome refused, then the small-hello retry through", hs)
+		}
 	}
 
 	got := tk.Interception

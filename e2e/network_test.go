@@ -50,6 +50,11 @@ const (
 	iscaIP        = "127.77.2.1"
 	iscaExpiredIP = "127.77.2.2"
 	corpIP        = "127.77.2.3"
+	// peekIP is sslsplit forging under the current ISCA intermediate in
+	// front of the shared host: a Chrome hello leaves it without the SNI,
+	// the shared host refuses it, and only the probe's small-hello retry
+	// (under 1 KiB) is intercepted.
+	peekIP = "127.77.2.4"
 	// blockPageIP is nginx serving a block page, where the ISP's lie points.
 	blockPageIP = "127.77.3.1"
 	// silentIP is where nothing listens.
@@ -78,6 +83,7 @@ var sites = []site{
 	{Domain: "isca.e2e.test", Local: iscaIP, Control: iscaIP, Origin: iscaOriginIP},
 	{Domain: "isca-expired.e2e.test", Local: iscaExpiredIP, Control: iscaExpiredIP, Origin: iscaExpiredOriginIP},
 	{Domain: "corp.e2e.test", Local: corpIP, Control: corpIP, Origin: corpOriginIP},
+	{Domain: "isca-shared.e2e.test", Local: peekIP, Control: peekIP, Origin: originIP},
 	{Domain: "dnslie.e2e.test", Local: blockPageIP, Control: originIP, Origin: originIP},
 	{Domain: "nxdomain.e2e.test", Local: "", Control: originIP, Origin: originIP},
 	{Domain: "tcpblock.e2e.test", Local: silentIP, Control: silentIP},
