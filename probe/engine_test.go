@@ -528,3 +528,19 @@ func TestSmallHelloRetry(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkMeasure measures whole targets against the lab in this process:
+// local and DoH control DNS, TCP, a uTLS Chrome handshake with an ISCA
+// interception, chain analysis and the verdict. The time and allocations
+// include the lab's side (its DNS answers and its forging handshake).
+func BenchmarkMeasure(b *testing.B) {
+	sc := lab.Scenario{Sites: []lab.Site{{Domain: "isca.example", TLS: lab.InterceptISCA}}}
+	_, p := startLab(b, sc)
+	if m := p.Measure(context.Background(), "isca.example", 0); m.TestKeys.Verdict != probe.VerdictMITMISCA {
+		b.Fatalf("verdict %s (%s)", m.TestKeys.Verdict, m.TestKeys.VerdictReason)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		p.Measure(context.Background(), "isca.example", 0)
+	}
+}
