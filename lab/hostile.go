@@ -161,28 +161,9 @@ func garbage() []byte {
 // (keyed by name and behaviour, so it never collides with an interception
 // mode) or built and cached.
 func (l *Lab) hostileCertificate(name, behaviour string) (*tls.Certificate, error) {
-	p := l.PKI
-	k := forgeKey{name, behaviour}
-	p.mu.Lock()
-	c, ok := p.forged[k]
-	p.mu.Unlock()
-	if ok {
-		return c, nil
-	}
-	c, err := p.buildHostile(name, behaviour)
-	if err != nil {
-		return nil, err
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if prev, ok := p.forged[k]; ok { // a concurrent connection won the race
-		return prev, nil
-	}
-	if len(p.forged) >= maxForged {
-		clear(p.forged)
-	}
-	p.forged[k] = c
-	return c, nil
+	return l.PKI.cached(forgeKey{name, behaviour}, func() (*tls.Certificate, error) {
+		return l.PKI.buildHostile(name, behaviour)
+	})
 }
 
 // buildHostile builds the certificate a hostile behaviour presents for name.

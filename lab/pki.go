@@ -259,33 +259,40 @@ func (p *PKI) Forge(name, mode string) (*tls.Certificate, error) {
 	if name == "" {
 		return nil, errors.New("lab: pki: cannot forge a leaf without a name")
 	}
-	k := forgeKey{name, mode}
+	return p.cached(forgeKey{name, mode}, func() (*tls.Certificate, error) {
+		// Forged leaves begin an hour before the start, like a freshly
+		// forged one, whatever the intermediate's own window.
+		from, to := p.Now.Add(-time.Hour), p.Now.Add(leafValidity)
+		switch mode {
+		case forgeISCA:
+			return p.issue(p.ISCAIntermediate, p.iscaIntKey, from, to, []string{name}, nil, p.ISCAIntermediate)
+		case forgeExpired:
+			return p.issue(p.ISCAExpiredIntermediate, p.iscaExpiredKey, from, to, []string{name}, nil, p.ISCAExpiredIntermediate)
+		case forgeCorporate:
+			return p.issue(p.CorporateRoot, p.corporateKey, from, to, []string{name}, nil)
+		}
+		return nil, fmt.Errorf("lab: pki: %q is not an interception mode", mode)
+	})
+}
+
+// cached returns the certificate cached under k, or builds it, caches it
+// and returns it. The cache holds at most maxForged certificates (it is
+// emptied when full); of two connections building the same certificate at
+// once, the first to finish wins.
+func (p *PKI) cached(k forgeKey, build func() (*tls.Certificate, error)) (*tls.Certificate, error) {
 	p.mu.Lock()
 	c, ok := p.forged[k]
 	p.mu.Unlock()
 	if ok {
 		return c, nil
 	}
-	// Forged leaves begin an hour before the start, like a freshly forged
-	// one, whatever the intermediate's own window.
-	from, to := p.Now.Add(-time.Hour), p.Now.Add(leafValidity)
-	var err error
-	switch mode {
-	case forgeISCA:
-		c, err = p.issue(p.ISCAIntermediate, p.iscaIntKey, from, to, []string{name}, nil, p.ISCAIntermediate)
-	case forgeExpired:
-		c, err = p.issue(p.ISCAExpiredIntermediate, p.iscaExpiredKey, from, to, []string{name}, nil, p.ISCAExpiredIntermediate)
-	case forgeCorporate:
-		c, err = p.issue(p.CorporateRoot, p.corporateKey, from, to, []string{name}, nil)
-	default:
-		return nil, fmt.Errorf("lab: pki: %q is not an interception mode", mode)
-	}
+	c, err := build()
 	if err != nil {
 		return nil, err
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if prev, ok := p.forged[k]; ok { // a concurrent handshake won the race
+	if prev, ok := p.forged[k]; ok {
 		return prev, nil
 	}
 	if len(p.forged) >= maxForged {
