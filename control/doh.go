@@ -119,7 +119,7 @@ func (d *dohExchanger) ExchangeWithInfo(ctx context.Context, q *dns.Msg) (*dns.M
 	// RFC 8484 section 4.1: the ID should be 0 for HTTP caching; the
 	// question is still checked on the response.
 	info := probe.ExchangeInfo{Engine: "doh", Address: d.url, ID: 0, Attempts: 1}
-	ctx, cancel := exchangeContext(ctx, d.timeout)
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
 	packed, err := q.Pack()
 	if err != nil {
@@ -211,13 +211,13 @@ func (d *dohExchanger) roundTrip(ctx context.Context, req *http.Request) ([]byte
 	res, err := d.client.Do(req)
 	if err != nil {
 		d.down(ctx)
-		return nil, ctxErr(ctx, err)
+		return nil, probe.ContextError(ctx, err)
 	}
 	defer res.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(res.Body, probe.MaxDNSMessageSize+1))
 	if err != nil {
 		d.down(ctx)
-		return nil, ctxErr(ctx, err)
+		return nil, probe.ContextError(ctx, err)
 	}
 	d.up.Store(true)
 	if len(body) > probe.MaxDNSMessageSize {

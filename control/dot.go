@@ -100,7 +100,7 @@ func (d *dotExchanger) get(ctx context.Context) (conn *tls.Conn, reused bool, er
 	tc := tls.Client(raw, d.cfg.Clone())
 	if err := tc.HandshakeContext(ctx); err != nil {
 		raw.Close()
-		return nil, false, ctxErr(ctx, err)
+		return nil, false, probe.ContextError(ctx, err)
 	}
 	return tc, false, nil
 }
@@ -125,7 +125,7 @@ func (d *dotExchanger) Exchange(ctx context.Context, q *dns.Msg) (*dns.Msg, []by
 
 func (d *dotExchanger) ExchangeWithInfo(ctx context.Context, q *dns.Msg) (*dns.Msg, []byte, probe.ExchangeInfo, error) {
 	info := probe.ExchangeInfo{Engine: "dot", Address: d.addr, ID: q.Id}
-	ctx, cancel := exchangeContext(ctx, d.timeout)
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
 	packed, err := q.Pack()
 	if err != nil {
@@ -137,7 +137,7 @@ func (d *dotExchanger) ExchangeWithInfo(ctx context.Context, q *dns.Msg) (*dns.M
 		if err != nil {
 			return nil, nil, info, err
 		}
-		stop := watchConn(ctx, conn)
+		stop := probe.WatchConn(ctx, conn)
 		resp, raw, err := probe.StreamExchange(ctx, conn, q, q.Id, packed)
 		// stop is false when the context ended meanwhile and its
 		// callback may yet move the deadline: such a connection is not

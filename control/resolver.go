@@ -297,28 +297,3 @@ func (f *fallbackExchanger) Close() error {
 	}
 	return errors.Join(errs...)
 }
-
-// exchangeContext bounds ctx by the exchange timeout.
-func exchangeContext(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, timeout)
-}
-
-// longAgo is a deadline in the past, to unblock a read at once.
-var longAgo = time.Unix(1, 0)
-
-// watchConn applies ctx's deadline to conn and interrupts it when ctx
-// ends. Call the returned stop when done.
-func watchConn(ctx context.Context, conn net.Conn) (stop func() bool) {
-	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
-	}
-	return context.AfterFunc(ctx, func() { conn.SetDeadline(longAgo) })
-}
-
-// ctxErr prefers the context's error to the deadline error it caused.
-func ctxErr(ctx context.Context, err error) error {
-	if cerr := ctx.Err(); cerr != nil && err != nil {
-		return fmt.Errorf("%w (%v)", cerr, err)
-	}
-	return err
-}

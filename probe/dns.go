@@ -189,19 +189,22 @@ var udpBuffers = sync.Pool{New: func() any { b := make([]byte, udpReadSize); ret
 // longAgo is a deadline in the past, to unblock a read at once.
 var longAgo = time.Unix(1, 0)
 
-// watchConn applies ctx's deadline to conn and interrupts it when ctx is
-// cancelled. Call the returned stop when done.
-func watchConn(ctx context.Context, conn net.Conn) (stop func() bool) {
+// WatchConn applies ctx's deadline to conn and interrupts it when ctx
+// ends. Call the returned stop when done; it returns false when ctx ended
+// first, and its interruption may yet move the deadline. The DNS
+// exchangers here and in package control share it.
+func WatchConn(ctx context.Context, conn net.Conn) (stop func() bool) {
 	if dl, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(dl)
 	}
 	return context.AfterFunc(ctx, func() { conn.SetDeadline(longAgo) })
 }
 
-// ctxErr prefers the context's error (timeout or cancellation) to the
-// deadline error it caused on the connection.
-func ctxErr(ctx context.Context, err error) error {
-	if cerr := ctx.Err(); cerr != nil {
+// ContextError prefers the context's error (timeout or cancellation) to
+// the deadline error it caused on a connection (see WatchConn). A nil err
+// stays nil.
+func ContextError(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil && err != nil {
 		return fmt.Errorf("%w (%v)", cerr, err)
 	}
 	return err
@@ -213,9 +216,9 @@ func exchangeUDP(ctx context.Context, dial guard.DialFunc, addr string, q *dns.M
 		return nil, nil, err
 	}
 	defer conn.Close()
-	defer watchConn(ctx, conn)()
+	defer WatchConn(ctx, conn)()
 	if _, err := conn.Write(packed); err != nil {
-		return nil, nil, ctxErr(ctx, err)
+		return nil, nil, ContextError(ctx, err)
 	}
 	bp := udpBuffers.Get().(*[]byte)
 	defer udpBuffers.Put(bp)
@@ -223,7 +226,7 @@ func exchangeUDP(ctx context.Context, dial guard.DialFunc, addr string, q *dns.M
 	for {
 		data, err := readDatagram(conn, buf)
 		if err != nil {
-			return nil, nil, ctxErr(ctx, err)
+			return nil, nil, ContextError(ctx, err)
 		}
 		resp, err := CheckResponse(q, q.Id, data)
 		if errors.Is(err, ErrDNSMismatch) {
@@ -242,7 +245,7 @@ func exchangeTCP(ctx context.Context, dial guard.DialFunc, addr string, q *dns.M
 		return nil, nil, err
 	}
 	defer conn.Close()
-	defer watchConn(ctx, conn)()
+	defer WatchConn(ctx, conn)()
 	return StreamExchange(ctx, conn, q, q.Id, packed)
 }
 
@@ -259,18 +262,18 @@ func StreamExchange(ctx context.Context, conn net.Conn, q *dns.Msg, id uint16, p
 	binary.BigEndian.PutUint16(out, uint16(len(packed)))
 	copy(out[2:], packed)
 	if _, err := conn.Write(out); err != nil {
-		return nil, nil, ctxErr(ctx, err)
+		return nil, nil, ContextError(ctx, err)
 	}
 	var lenBuf [2]byte
 	for {
 		if _, err := io.ReadFull(conn, lenBuf[:]); err != nil {
-			return nil, nil, ctxErr(ctx, err)
+			return nil, nil, ContextError(ctx, err)
 		}
 		// The length prefix cannot exceed MaxDNSMessageSize, so this
 		// allocation is bounded.
 		raw := make([]byte, binary.BigEndian.Uint16(lenBuf[:]))
 		if _, err := io.ReadFull(conn, raw); err != nil {
-			return nil, nil, ctxErr(ctx, err)
+			return nil, nil, ContextError(ctx, err)
 		}
 		resp, err := CheckResponse(q, id, raw)
 		if errors.Is(err, ErrDNSMismatch) {
