@@ -521,7 +521,7 @@ func runBench(ctx context.Context, a benchArgs, stdout, stderr io.Writer) error 
 		stopProfile = stop
 	}
 	if a.memProfile != "" {
-		stop := watchHeap(a.memProfile)
+		stop := watchHeap(a.memProfile, stderr)
 		defer stop()
 	}
 	labCPU0 := bl.cpu()
@@ -808,8 +808,9 @@ func startCPUProfile(path string) (stop func(), err error) {
 }
 
 // watchHeap writes a heap profile to path each time the heap in use has
-// grown past its largest size so far, checked every 200 ms, until stop.
-func watchHeap(path string) (stop func()) {
+// grown by a tenth past its largest size so far, checked every 200 ms,
+// until stop, and reports the heap and stack sizes on w each time.
+func watchHeap(path string, w io.Writer) (stop func()) {
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
@@ -829,7 +830,7 @@ func watchHeap(path string) (stop func()) {
 				continue
 			}
 			most = ms.HeapInuse
-			fmt.Fprintf(os.Stderr, "heap in use %d MiB, stacks %d MiB, sys %d MiB, goroutines %d\n", ms.HeapInuse>>20, ms.StackInuse>>20, ms.Sys>>20, runtime.NumGoroutine())
+			fmt.Fprintf(w, "heap in use %d MiB, stacks %d MiB, sys %d MiB, goroutines %d\n", ms.HeapInuse>>20, ms.StackInuse>>20, ms.Sys>>20, runtime.NumGoroutine())
 			if f, err := os.Create(path); err == nil {
 				pprof.Lookup("heap").WriteTo(f, 0)
 				f.Close()
