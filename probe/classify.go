@@ -25,7 +25,10 @@ import (
 //  2. Inconsistent DNS (bogon, no intersection, local NXDOMAIN):
 //     "dns_tampering", whatever the chains say (they are still analysed).
 //  3. No TCP connect succeeded: "tcp_blocking".
-//  4. TCP connected but no handshake completed: "tls_blocking".
+//  4. TCP connected but no handshake completed: "tls_blocking". A chain
+//     presented before the failure that leads to an interception root is
+//     named in the reason, not in the verdict: no handshake with it
+//     completed.
 //  5. A completed handshake presented an interception chain: "mitm_isca".
 //  6. A completed handshake presented an untrusted chain: "mitm_other".
 //  7. Otherwise "ok".
@@ -140,6 +143,13 @@ func Classify(m *Measurement) (Verdict, string) {
 	}
 	if len(done) == 0 {
 		r := "TCP connected but every TLS handshake failed (" + orNone(firstFailure(handshakeFailures(tk.TLSHandshakes))) + ")" + retryNote
+		if in := tk.Interception; in != nil {
+			// A chain taken from a handshake that then failed (recovered
+			// from the wire, or the retry's): the evidence is recorded, but
+			// no connection was intercepted end to end.
+			r += fmt.Sprintf("; the chain presented before the failure leads to %s (evidence: %s)",
+				rootLabel(in.RootName, in.RootSHA1), in.Evidence)
+		}
 		if down, cf := controlFailsToo(tk.Control, confirmed); down {
 			return VerdictDown, r + "; the control server fails too (" + orNone(cf) + ")"
 		}
