@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 
@@ -29,7 +30,10 @@ import (
 //     presented before the failure that leads to an interception root is
 //     named in the reason, not in the verdict: no handshake with it
 //     completed.
-//  5. A completed handshake presented an interception chain: "mitm_isca".
+//  5. A completed handshake presented an interception chain: "mitm_isca";
+//     the reason names the addresses where another completed handshake
+//     presented a trusted chain (one address family intercepted, another
+//     not).
 //  6. A completed handshake presented an untrusted chain: "mitm_other".
 //  7. Otherwise "ok".
 //
@@ -183,7 +187,7 @@ func Classify(m *Measurement) (Verdict, string) {
 		if !confirmed {
 			return VerdictError, r + unconfirmed(tk, ", but", ip)
 		}
-		return VerdictMITMISCA, r + controlSuffix(tk, ip) + note
+		return VerdictMITMISCA, r + controlSuffix(tk, ip) + trustedElsewhere(tk, done) + note
 	}
 
 	untrusted, at := "", -1
@@ -215,6 +219,28 @@ func Classify(m *Measurement) (Verdict, string) {
 		return VerdictOK, "chain trusted for the domain (control DNS failed: " + reason + ")" + note
 	}
 	return VerdictOK, "consistent DNS (" + reason + ") and a trusted chain" + note
+}
+
+// trustedElsewhere names the addresses where a completed handshake (of
+// those in done) presented a chain trusted for the domain, as
+// "; trusted chain at 2001:db8::1": a middlebox that intercepts one
+// address family, or one path, and lets another through. Empty when none
+// did.
+func trustedElsewhere(tk *TestKeys, done []int) string {
+	var addrs []string
+	for _, i := range done {
+		if i >= len(tk.Chains) || tk.Chains[i] == nil || !tk.Chains[i].Trusted {
+			continue
+		}
+		a := handshakeIP(tk.TLSHandshakes[i], netip.Addr{})
+		if s := a.String(); a.IsValid() && !slices.Contains(addrs, s) {
+			addrs = append(addrs, s)
+		}
+	}
+	if len(addrs) == 0 {
+		return ""
+	}
+	return "; trusted chain at " + strings.Join(addrs, ", ")
 }
 
 func queryFailures(qs []DNSQuery) []*string {

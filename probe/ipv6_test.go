@@ -18,53 +18,74 @@ import (
 	"kzprobe/probe/guard"
 )
 
-// v6Net is a network whose sites have only IPv6 addresses: a resolver on
-// 127.0.0.1 that answers AAAA ::1 and no A for its names, and a TLS server
-// on [::1] that presents, by SNI, a leaf forged from the lab's ISCA PKI or
-// one from its public CA. The lab's own sites are IPv4 (loopback has one
-// IPv6 address); this is what it lacks.
+// v6Net is a network whose sites have IPv6 addresses: a resolver on
+// 127.0.0.1 that answers AAAA ::1 for its names (and A 127.0.0.1 for the
+// dual-stack one), and a TLS server on [::1] and 127.0.0.1, one port, that
+// presents, by SNI and address family, a leaf forged from the lab's ISCA
+// PKI or one from its public CA. The lab's own sites are IPv4 (loopback
+// has one IPv6 address); this is what it lacks.
 type v6Net struct {
 	dns      string       // "127.0.0.1:port", UDP
 	port     int          // the TLS server's port on ::1
-	accepted atomic.Int32 // TCP connections the TLS server accepted
+	accepted atomic.Int32 // TCP connections the TLS server accepted on ::1
 }
 
 const (
-	v6ISCA  = "isca6.example"
-	v6Clean = "clean6.example"
+	v6ISCA  = "isca6.example"  // AAAA only, intercepted
+	v6Clean = "clean6.example" // AAAA only, trusted
+	v6Dual  = "dual6.example"  // A and AAAA: intercepted on IPv4 only
 )
 
 func startV6Net(t *testing.T, l *lab.Lab) *v6Net {
 	t.Helper()
-	ln, err := net.Listen("tcp6", "[::1]:0")
-	if err != nil {
-		t.Skipf("no IPv6 loopback: %v", err)
+	// One port on ::1 and on 127.0.0.1: the probe dials every address on
+	// the same port.
+	var ln6, ln4 net.Listener
+	for range 10 {
+		var err error
+		if ln6, err = net.Listen("tcp6", "[::1]:0"); err != nil {
+			t.Skipf("no IPv6 loopback: %v", err)
+		}
+		port := ln6.Addr().(*net.TCPAddr).Port
+		if ln4, err = net.Listen("tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err == nil {
+			break
+		}
+		ln6.Close() // the port is taken on 127.0.0.1; try another
+		ln6 = nil
 	}
-	t.Cleanup(func() { ln.Close() })
-	n := &v6Net{port: ln.Addr().(*net.TCPAddr).Port}
+	if ln4 == nil {
+		t.Fatal("no port free on both ::1 and 127.0.0.1")
+	}
+	t.Cleanup(func() { ln6.Close(); ln4.Close() })
+	n := &v6Net{port: ln6.Addr().(*net.TCPAddr).Port}
 	cfg := &tls.Config{GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-		if hello.ServerName == v6ISCA {
+		ipv4 := hello.Conn.LocalAddr().(*net.TCPAddr).IP.To4() != nil
+		if hello.ServerName == v6ISCA || (hello.ServerName == v6Dual && ipv4) {
 			return l.PKI.Forge(hello.ServerName, lab.InterceptISCA)
 		}
 		return l.PKI.IssuePublic([]string{hello.ServerName}, nil)
 	}}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			n.accepted.Add(1)
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(5 * time.Second))
-				tc := tls.Server(c, cfg)
-				if tc.Handshake() == nil {
-					tc.Close()
+	for _, ln := range []net.Listener{ln6, ln4} {
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
 				}
-			}()
-		}
-	}()
+				if ln == ln6 {
+					n.accepted.Add(1)
+				}
+				go func() {
+					defer c.Close()
+					c.SetDeadline(time.Now().Add(5 * time.Second))
+					tc := tls.Server(c, cfg)
+					if tc.Handshake() == nil {
+						tc.Close()
+					}
+				}()
+			}
+		}()
+	}
 
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
@@ -73,11 +94,13 @@ func startV6Net(t *testing.T, l *lab.Lab) *v6Net {
 	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
 		m := new(dns.Msg)
 		m.SetReply(r)
-		if q := r.Question[0]; q.Qtype == dns.TypeAAAA && (q.Name == v6ISCA+"." || q.Name == v6Clean+".") {
-			m.Answer = append(m.Answer, &dns.AAAA{
-				Hdr:  dns.RR_Header{Name: q.Name, Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: 60},
-				AAAA: net.IPv6loopback,
-			})
+		q := r.Question[0]
+		hdr := dns.RR_Header{Name: q.Name, Rrtype: q.Qtype, Class: dns.ClassINET, Ttl: 60}
+		switch {
+		case q.Qtype == dns.TypeAAAA && (q.Name == v6ISCA+"." || q.Name == v6Clean+"." || q.Name == v6Dual+"."):
+			m.Answer = append(m.Answer, &dns.AAAA{Hdr: hdr, AAAA: net.IPv6loopback})
+		case q.Qtype == dns.TypeA && q.Name == v6Dual+".":
+			m.Answer = append(m.Answer, &dns.A{Hdr: hdr, A: net.IPv4(127, 0, 0, 1)})
 		}
 		w.WriteMsg(m)
 	})}
@@ -151,6 +174,28 @@ func TestMeasureIPv6(t *testing.T) {
 		t.Errorf("interception %+v; want the lab's ISCA root %s", tk.Interception, sha1Hex(l.PKI.ISCARoot.Raw))
 	}
 
+	t.Run("dual stack, intercepted on IPv4 only", func(t *testing.T) {
+		tk := p.Measure(context.Background(), v6Dual, 0).TestKeys
+		if tk.Verdict != probe.VerdictMITMISCA || !strings.Contains(tk.VerdictReason, "; trusted chain at ::1") {
+			t.Errorf("verdict %s (%s); want mitm_isca, trusted chain at ::1", tk.Verdict, tk.VerdictReason)
+		}
+		got := map[string]bool{}
+		for i, h := range tk.TLSHandshakes {
+			if h.Failure != nil || i >= len(tk.Chains) || tk.Chains[i] == nil {
+				t.Fatalf("handshake %d at %s: failure %v, chains %d", i, h.Address, h.Failure, len(tk.Chains))
+			}
+			got[h.Address] = tk.Chains[i].Trusted
+		}
+		want := map[string]bool{wantAddr: true, net.JoinHostPort("127.0.0.1", strconv.Itoa(n.port)): false}
+		if len(got) != len(want) {
+			t.Fatalf("handshakes at %v; want %v", got, want)
+		}
+		for a, trusted := range want {
+			if v, ok := got[a]; !ok || v != trusted {
+				t.Errorf("handshake at %s: trusted %v (present %v); want %v", a, v, ok, trusted)
+			}
+		}
+	})
 	t.Run("::1 is a bogon without an exemption", func(t *testing.T) {
 		// As on a real network: an AAAA answer of ::1 is tampering. The
 		// address is still dialled, as a block page's would be, and the
