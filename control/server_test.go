@@ -337,11 +337,11 @@ func TestServerAbuse(t *testing.T) {
 		{"IP literal as domain", "POST", control.CheckPath, `{"domain":"127.0.0.1"}`, auth, 400, control.ErrBadRequest},
 		{"URL as domain", "POST", control.CheckPath, `{"domain":"https://clean-1.example/"}`, auth, 400, control.ErrBadRequest},
 		{"single label", "POST", control.CheckPath, `{"domain":"localhost"}`, auth, 400, control.ErrBadRequest},
-		{"bad address", "POST", control.CheckPath, `{"domain":"clean-1.example","addresses":["example.com"]}`, auth, 400, control.ErrBadRequest},
-		{"bad fingerprint", "POST", control.CheckPath, `{"domain":"clean-1.example","fingerprint":"netscape"}`, auth, 400, control.ErrBadRequest},
+		{"bad address", "POST", control.CheckPath, fmt.Sprintf(`{"domain":"clean-1.example","port":%d,"addresses":["example.com"]}`, l.Port), auth, 400, control.ErrBadRequest},
+		{"bad fingerprint", "POST", control.CheckPath, fmt.Sprintf(`{"domain":"clean-1.example","port":%d,"fingerprint":"netscape"}`, l.Port), auth, 400, control.ErrBadRequest},
 		{"unsupported version", "POST", control.CheckPath, `{"version":2,"domain":"clean-1.example"}`, auth, 400, control.ErrUnsupportedVersion},
 		{"port not allowed", "POST", control.CheckPath, `{"domain":"clean-1.example","port":22}`, auth, 403, control.ErrPortNotAllowed},
-		{"private address", "POST", control.CheckPath, `{"domain":"clean-1.example","addresses":["10.0.0.1"]}`, auth, 403, control.ErrAddressNotAllowed},
+		{"private address", "POST", control.CheckPath, fmt.Sprintf(`{"domain":"clean-1.example","port":%d,"addresses":["10.0.0.1"]}`, l.Port), auth, 403, control.ErrAddressNotAllowed},
 		{"not JSON content", "POST", control.CheckPath, good, append([]string{"Content-Type", "text/plain"}, auth...), 415, control.ErrUnsupportedMedia},
 		{"GET", "GET", control.CheckPath, "", auth, 405, control.ErrMethodNotAllowed},
 		{"unknown path", "POST", "/v1/chek", good, auth, 404, control.ErrNotFound},
@@ -510,7 +510,7 @@ func TestServerLogsWithoutBodies(t *testing.T) {
 	s := serve(t, cfg)
 	c := s.client(netip.Addr{})
 	post(t, c, s.url, checkBody(site.Domain, l.Port, site.Addr))
-	post(t, c, s.url, `{"domain":"secret-name.example","addresses":["10.1.2.3"]}`)
+	post(t, c, s.url, fmt.Sprintf(`{"domain":"secret-name.example","port":%d,"addresses":["10.1.2.3"]}`, l.Port))
 	var records []map[string]any
 	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
 		var r map[string]any

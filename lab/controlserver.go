@@ -68,8 +68,10 @@ func (l *Lab) startControlServer() error {
 		Resolver: &probe.DNSResolver{Exchanger: ex, Timeout: 5 * time.Second, Retries: 1},
 		Dial:     outside,
 		Analyzer: chain.NewAnalyzer(l.PKI.PublicRoots(), kb),
-		Admit:    []netip.Prefix{l.Net},
-		Ports:    []int{l.Port},
+		// ::1 is admitted, so that a probe may ask about an IPv6 site, but
+		// the outside dialer refuses it: the lab's outside view is IPv4.
+		Admit: l.Nets(),
+		Ports: []int{l.Port},
 		// A lab run sends a burst of checks from one address; the abuse
 		// limits are tested on their own (control/server_test.go).
 		Rate:  1000,

@@ -17,8 +17,10 @@ import (
 // ever recurses: a name outside the scenario and the lab's own zone is
 // NXDOMAIN. A site with a hostile DNS behaviour ([HostileDNSBehaviours])
 // gets the truthful answer from the control and a misbehaving local
-// resolver (hostile.go). Only A records exist; AAAA and every other type get an empty
-// NOERROR answer for a name that exists (the lab is IPv4 only).
+// resolver (hostile.go). A records exist for every address; AAAA (::1)
+// only for IPv6 sites, where the resolver gives the site's own IPv4
+// address for A (not a block page's or a bogon). Every other type gets an
+// empty NOERROR answer for a name that exists.
 
 // labZone is the lab's own zone: the control resolver's TLS name and the
 // block page live under it.
@@ -78,6 +80,17 @@ func (l *Lab) lookup(name string, view resolverView) (int, netip.Addr) {
 	return dns.RcodeSuccess, s.Addr
 }
 
+// ipv6For returns the IPv6 address to answer for name when the resolver
+// answers addr for its A record: the site's Addr6 when addr is the site's
+// own address, else none.
+func (l *Lab) ipv6For(name string, addr netip.Addr) netip.Addr {
+	i, ok := l.siteIndex(strings.ToLower(strings.TrimSuffix(name, ".")))
+	if !ok || l.sites[i].Addr != addr {
+		return netip.Addr{}
+	}
+	return l.sites[i].Addr6
+}
+
 // respond builds the answer to a query.
 func (l *Lab) respond(req *dns.Msg, view resolverView) *dns.Msg {
 	m := new(dns.Msg)
@@ -94,11 +107,16 @@ func (l *Lab) respond(req *dns.Msg, view resolverView) *dns.Msg {
 	q := req.Question[0]
 	rcode, addr := l.lookup(q.Name, view)
 	m.Rcode = rcode
-	if rcode == dns.RcodeSuccess && addr.IsValid() && (q.Qtype == dns.TypeA) && q.Qclass == dns.ClassINET {
-		m.Answer = []dns.RR{&dns.A{
-			Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: dnsTTL},
-			A:   net.IP(addr.AsSlice()),
-		}}
+	if rcode == dns.RcodeSuccess && addr.IsValid() && q.Qclass == dns.ClassINET {
+		hdr := dns.RR_Header{Name: q.Name, Rrtype: q.Qtype, Class: dns.ClassINET, Ttl: dnsTTL}
+		switch q.Qtype {
+		case dns.TypeA:
+			m.Answer = []dns.RR{&dns.A{Hdr: hdr, A: net.IP(addr.AsSlice())}}
+		case dns.TypeAAAA:
+			if a6 := l.ipv6For(q.Name, addr); a6.IsValid() {
+				m.Answer = []dns.RR{&dns.AAAA{Hdr: hdr, AAAA: net.IP(a6.AsSlice())}}
+			}
+		}
 	}
 	if opt := req.IsEdns0(); opt != nil {
 		m.SetEdns0(1232, false)

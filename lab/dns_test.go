@@ -76,8 +76,8 @@ func query(name string, qtype uint16) *dns.Msg {
 	return m
 }
 
-// answer is what a test expects from a resolver: an rcode and the A
-// address (invalid for none).
+// answer is what a test expects from a resolver: an rcode and the A or
+// AAAA address (invalid for none).
 type answer struct {
 	rcode int
 	addr  netip.Addr
@@ -87,12 +87,19 @@ func gotAnswer(t testing.TB, m *dns.Msg) answer {
 	t.Helper()
 	a := answer{rcode: m.Rcode}
 	for _, rr := range m.Answer {
-		if rec, ok := rr.(*dns.A); ok {
-			if a.addr.IsValid() {
-				t.Errorf("more than one A record: %v", m.Answer)
-			}
-			a.addr, _ = netip.AddrFromSlice(rec.A.To4())
+		var ip net.IP
+		switch rec := rr.(type) {
+		case *dns.A:
+			ip = rec.A.To4()
+		case *dns.AAAA:
+			ip = rec.AAAA
+		default:
+			continue
 		}
+		if a.addr.IsValid() {
+			t.Errorf("more than one address record: %v", m.Answer)
+		}
+		a.addr, _ = netip.AddrFromSlice(ip)
 	}
 	return a
 }
@@ -165,10 +172,24 @@ func TestResolversFollowScenario(t *testing.T) {
 					t.Errorf("%s: reply does not echo the query's ID and question", tr.name)
 				}
 			}
-			// AAAA: the lab is IPv4 only; the rcode still follows the name.
-			aaaa := gotAnswer(t, exchange(t, udp, l.LocalDNS, query(s.Domain, dns.TypeAAAA)))
-			if want := (answer{rcode: local.rcode}); aaaa != want {
-				t.Errorf("local AAAA: got %v; want %v", aaaa, want)
+			// AAAA: ::1 for an IPv6 site where the A answer is the site's
+			// own address, else none; the rcode still follows the name.
+			q6 := query(s.Domain, dns.TypeAAAA)
+			for _, tr := range []struct {
+				name string
+				m    *dns.Msg
+				a    answer
+			}{
+				{"local udp", exchange(t, udp, l.LocalDNS, q6), local},
+				{"control doh", dohGet(t, l, q6), control},
+			} {
+				want := answer{rcode: tr.a.rcode}
+				if s.IPv6 && tr.a.addr == s.Addr {
+					want.addr = netip.IPv6Loopback()
+				}
+				if got := gotAnswer(t, tr.m); got != want {
+					t.Errorf("%s AAAA: got %v; want %v", tr.name, got, want)
+				}
 			}
 		})
 	}

@@ -32,6 +32,7 @@
 //	sites:
 //	  - domain: rutracker.org
 //	    tls: intercept_isca
+//	    ipv6: true     # also AAAA ::1, the middlebox on [::1] too
 //	  - domain: example.org
 //	    dns: nxdomain
 //	    expect: dns_tampering   # optional; default from the table
@@ -55,8 +56,19 @@
 //
 // so a scenario has at most [MaxSites] sites. Every TLS address shares
 // one port (443 when it can be bound, else one free port found by the
-// first bind). The lab is IPv4 only: AAAA questions get an empty answer.
-// Nothing is dialled outside the /24; the bogon answer 10.10.34.34 is data.
+// first bind).
+//
+// IPv6: loopback has one IPv6 address, ::1, so every site with ipv6 (in
+// the default scenario, stanradar.com and wikipedia.org) shares it. Where
+// a resolver answers such a site's own IPv4 address for A, it answers ::1
+// for AAAA; the middlebox listens on [::1] on the lab's port and picks the
+// site by SNI (another SNI, or none, is closed). Labs with IPv6 sites
+// cannot share ::1's port, so Start moves to a free port when it is taken.
+// [Lab.Nets] lists the lab's prefixes, ::1/128 included, for a probe's
+// guard. The control server admits ::1 but its outside view is IPv4: it
+// does not dial ::1. Other sites get an empty AAAA answer.
+// Nothing is dialled outside the /24 and ::1; the bogon answer
+// 10.10.34.34 is data.
 //
 // # Certificates
 //

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -28,6 +29,9 @@ const (
 	hostFirstOrig = 130 // site i's origin address is .130+i
 )
 
+// ipv6Addr is every IPv6 site's address: loopback has no other.
+var ipv6Addr = netip.IPv6Loopback()
+
 // Preferred ports, used when they can be bound.
 const (
 	preferredPort    = 443
@@ -39,6 +43,10 @@ const startAttempts = 32
 
 // errBind marks a failure to bind that another /24 or port may not have.
 var errBind = errors.New("lab: bind")
+
+// errBindIPv6 is errBind on ::1, which all labs share: another port may
+// not have it, another /24 will.
+var errBindIPv6 = fmt.Errorf("%w: IPv6 middlebox on ::1", errBind)
 
 // Config configures [Start].
 type Config struct {
@@ -68,6 +76,10 @@ type SiteInfo struct {
 	// OriginAddr is the real origin's hidden address, reached through the
 	// middlebox or with [Lab.OutsideDialer]. Invalid for DNSNonexistent.
 	OriginAddr netip.Addr
+	// Addr6 is the site's IPv6 address, ::1, where Site.IPv6 is set:
+	// what a resolver answers for AAAA where it answers Addr for A. The
+	// middlebox listens there for every IPv6 site. Invalid otherwise.
+	Addr6 netip.Addr
 }
 
 // Lab is a running censored network on loopback. Create it with [Start]
@@ -158,8 +170,9 @@ func Start(cfg Config) (*Lab, error) {
 		}
 	}
 	var lastErr error
+	port := preferredPort
 	for range startAttempts {
-		l, err := start(cfg, sc, pki, certs, randomPrefix(), preferredPort, preferredDNSPort)
+		l, err := start(cfg, sc, pki, certs, randomPrefix(), port, preferredDNSPort)
 		if err == nil {
 			return l, nil
 		}
@@ -167,6 +180,11 @@ func Start(cfg Config) (*Lab, error) {
 			return nil, err
 		}
 		lastErr = err
+		if errors.Is(err, errBindIPv6) {
+			// Another /24 frees the IPv4 addresses, not ::1, which every
+			// lab with IPv6 sites shares: try a free port from now on.
+			port = 0
+		}
 	}
 	return nil, fmt.Errorf("lab: no loopback /24 could be bound in %d attempts: %w", startAttempts, lastErr)
 }
@@ -219,6 +237,9 @@ func start(cfg Config, sc Scenario, pki *PKI, certs []*tls.Certificate, prefix n
 			l.byPublic[info.Addr] = i
 			l.byOrigin[info.OriginAddr] = i
 		}
+		if s.IPv6 && info.Addr.IsValid() {
+			info.Addr6 = ipv6Addr
+		}
 		l.byName[s.Domain] = i
 		l.sites = append(l.sites, info)
 	}
@@ -238,9 +259,19 @@ func start(cfg Config, sc Scenario, pki *PKI, certs []*tls.Certificate, prefix n
 	if err != nil {
 		return nil, err
 	}
-	all := make([]net.Listener, 0, len(lns)+1)
+	all := make([]net.Listener, 0, len(lns)+2)
 	for _, h := range hosts {
 		all = append(all, lns[h])
+	}
+	var ln6 net.Listener // the IPv6 sites' middlebox, nil when none
+	if l.hasIPv6() {
+		if ln6, err = net.Listen("tcp6", netip.AddrPortFrom(ipv6Addr, uint16(port)).String()); err != nil {
+			for _, ln := range all {
+				ln.Close()
+			}
+			return nil, fmt.Errorf("%w: %w", errBindIPv6, err)
+		}
+		all = append(all, ln6)
 	}
 	dnsTCP, dnsUDP, dnsPort, err := bindDNS(hostAddr(prefix, hostLocalDNS), cfg.DNSPort, preferDNS)
 	if err != nil {
@@ -298,6 +329,10 @@ func start(cfg Config, sc Scenario, pki *PKI, certs []*tls.Certificate, prefix n
 			l.wg.Add(1)
 			go l.serveMiddlebox(lns[int(s.Addr.As4()[3])], i)
 		}
+	}
+	if ln6 != nil {
+		l.wg.Add(1)
+		go l.serveMiddlebox(ln6, -1)
 	}
 	l.interceptLn = newChanListener(&net.TCPAddr{IP: l.Net.Addr().AsSlice()})
 	l.wg.Add(1)
@@ -488,6 +523,22 @@ func (l *Lab) Site(domain string) (SiteInfo, bool) {
 // Sites returns the lab's sites in scenario order.
 func (l *Lab) Sites() []SiteInfo {
 	return append([]SiteInfo(nil), l.sites...)
+}
+
+// Nets returns the prefixes the lab's addresses are in: Net, and ::1/128
+// when the scenario has IPv6 sites. A probe pointed at the lab allows
+// these (--allow-net) and nothing else.
+func (l *Lab) Nets() []netip.Prefix {
+	nets := []netip.Prefix{l.Net}
+	if l.hasIPv6() {
+		nets = append(nets, netip.PrefixFrom(ipv6Addr, 128))
+	}
+	return nets
+}
+
+// hasIPv6 reports whether some site has an IPv6 address.
+func (l *Lab) hasIPv6() bool {
+	return slices.ContainsFunc(l.sites, func(s SiteInfo) bool { return s.Addr6.IsValid() })
 }
 
 // OutsideDialer returns a dial function for a vantage point outside the

@@ -48,7 +48,7 @@ func mustSite(t testing.TB, l *Lab, domain string) SiteInfo {
 func handshake(t testing.TB, l *Lab, addr netip.Addr, sni string, timeout time.Duration) (*tls.Conn, error) {
 	t.Helper()
 	d := net.Dialer{Timeout: timeout}
-	raw, err := d.Dial("tcp4", netip.AddrPortFrom(addr, uint16(l.Port)).String())
+	raw, err := d.Dial("tcp", netip.AddrPortFrom(addr, uint16(l.Port)).String())
 	if err != nil {
 		return nil, err
 	}
@@ -137,6 +137,18 @@ func TestTwoLabsInParallel(t *testing.T) {
 		if got, want := c.ConnectionState().PeerCertificates[1].Raw, l.PKI.ISCAIntermediate.Raw; !bytes.Equal(got, want) {
 			t.Errorf("lab %v: served another lab's intermediate", l.Net)
 		}
+		// ::1 is shared: each lab's IPv6 sites are on its own port there.
+		s6 := mustSite(t, l, "stanradar.com")
+		c, err = handshake(t, l, s6.Addr6, s6.Domain, 5*time.Second)
+		if err != nil {
+			t.Fatalf("lab %v: handshake on [::1]:%d: %v", l.Net, l.Port, err)
+		}
+		if got, want := c.ConnectionState().PeerCertificates[1].Raw, l.PKI.ISCAIntermediate.Raw; !bytes.Equal(got, want) {
+			t.Errorf("lab %v: served another lab's intermediate on ::1", l.Net)
+		}
+	}
+	if a.Port == b.Port {
+		t.Errorf("both labs on port %d; ::1 cannot be shared", a.Port)
 	}
 }
 

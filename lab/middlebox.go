@@ -23,6 +23,10 @@ import (
 //     say, in hostile.go;
 //   - Unreachable: that is a property of an address (no listener there);
 //     the SNI of an unreachable site sent to another address passes.
+//
+// On ::1, which all IPv6 sites share (Site.IPv6), the SNI also picks the
+// site: one of an IPv6 site is handled as on its IPv4 address (Pass
+// splices to its origin); any other SNI, or none, is closed.
 
 const (
 	// helloTimeout bounds the wait for a client's first flight.
@@ -32,7 +36,8 @@ const (
 	eofDrain = 2 * time.Second
 )
 
-// serveMiddlebox accepts connections on one public address.
+// serveMiddlebox accepts connections on one public address: site's, or
+// with site -1 the IPv6 address every IPv6 site shares.
 func (l *Lab) serveMiddlebox(ln net.Listener, site int) {
 	defer l.wg.Done()
 	for {
@@ -49,7 +54,8 @@ func (l *Lab) serveMiddlebox(ln net.Listener, site int) {
 	}
 }
 
-// handleMiddlebox runs one client connection through the middlebox.
+// handleMiddlebox runs one client connection through the middlebox; site
+// is -1 on the IPv6 address, where the SNI picks the site.
 func (l *Lab) handleMiddlebox(c net.Conn, site int) {
 	c.SetReadDeadline(time.Now().Add(helloTimeout))
 	raw, hello, err := ReadClientHello(c)
@@ -59,6 +65,16 @@ func (l *Lab) handleMiddlebox(c net.Conn, site int) {
 		return
 	}
 	behaviour, name := l.behaviourFor(hello)
+	if site < 0 {
+		// The IPv6 listener: the SNI names the site, which must be one of
+		// the IPv6 sites.
+		i, ok := l.siteIndex(name)
+		if !ok || !l.sites[i].Addr6.IsValid() {
+			c.Close()
+			return
+		}
+		site = i
+	}
 	switch behaviour {
 	case InterceptISCA, InterceptISCAExpired, InterceptCorporate:
 		l.intercept(c, raw, name, behaviour)

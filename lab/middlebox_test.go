@@ -6,14 +6,19 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
 )
 
 // verifyChain verifies a presented chain against roots at now, using the
@@ -275,6 +280,81 @@ func TestBlocking(t *testing.T) {
 			}
 			if elapsed := time.Since(start); tc.timeout < time.Second && elapsed < tc.timeout {
 				t.Errorf("failed after %v; want the client's %v deadline", elapsed, tc.timeout)
+			}
+		})
+	}
+}
+
+// TestIPv6Sites: sites with ipv6 get ::1 for AAAA where their A answer is
+// their own address, and the middlebox on [::1] picks the site by SNI.
+func TestIPv6Sites(t *testing.T) {
+	t.Parallel()
+	l := startLab(t, Config{Scenario: Scenario{Sites: []Site{
+		{Domain: "v6-isca.example", TLS: InterceptISCA, IPv6: true},
+		{Domain: "v6-clean.example", TLS: Pass, IPv6: true},
+		{Domain: "v6-reset.example", TLS: Reset, IPv6: true},
+		{Domain: "v6-blockpage.example", TLS: Pass, DNS: DNSBlockpage, IPv6: true},
+		{Domain: "v4-only.example", TLS: InterceptISCA},
+	}}})
+	v6 := netip.IPv6Loopback()
+	if got, want := fmt.Sprint(l.Nets()), fmt.Sprintf("[%v ::1/128]", l.Net); got != want {
+		t.Errorf("Nets() = %s; want %s", got, want)
+	}
+	if s := mustSite(t, l, "v4-only.example"); s.Addr6.IsValid() {
+		t.Errorf("v4-only.example: Addr6 %v; want none", s.Addr6)
+	}
+
+	t.Run("AAAA", func(t *testing.T) {
+		udp := &dns.Client{Net: "udp", Timeout: 2 * time.Second}
+		for _, tc := range []struct {
+			domain         string
+			local, control netip.Addr
+		}{
+			{"v6-isca.example", v6, v6},
+			{"v6-blockpage.example", netip.Addr{}, v6}, // the block page is IPv4 only
+			{"v4-only.example", netip.Addr{}, netip.Addr{}},
+		} {
+			q := query(tc.domain, dns.TypeAAAA)
+			m, _, err := udp.Exchange(q, l.LocalDNS)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := gotAnswer(t, m); got != (answer{dns.RcodeSuccess, tc.local}) {
+				t.Errorf("%s: local AAAA %v; want %v", tc.domain, got, tc.local)
+			}
+			if got := gotAnswer(t, dohGet(t, l, q)); got != (answer{dns.RcodeSuccess, tc.control}) {
+				t.Errorf("%s: control AAAA %v; want %v", tc.domain, got, tc.control)
+			}
+		}
+	})
+	t.Run("intercepted", func(t *testing.T) {
+		c, err := handshake(t, l, v6, "v6-isca.example", 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		certs := c.ConnectionState().PeerCertificates
+		if len(certs) != 2 || !bytes.Equal(certs[1].Raw, l.PKI.ISCAIntermediate.Raw) || certs[0].DNSNames[0] != "v6-isca.example" {
+			t.Errorf("chain %v; want a leaf for v6-isca.example under the ISCA intermediate", certs)
+		}
+	})
+	t.Run("pass splices to the site's origin", func(t *testing.T) {
+		c, err := handshake(t, l, v6, "v6-clean.example", 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := verifyChain(c.ConnectionState().PeerCertificates, l.PKI.PublicRoots(), "v6-clean.example", time.Now()); err != nil {
+			t.Errorf("origin chain: %v", err)
+		}
+	})
+	t.Run("reset", func(t *testing.T) {
+		if _, err := handshake(t, l, v6, "v6-reset.example", 5*time.Second); !isConnReset(err) {
+			t.Errorf("err %v; want a reset", err)
+		}
+	})
+	for _, sni := range []string{"v4-only.example", "unknown.example", ""} {
+		t.Run("closed for SNI "+strconv.Quote(sni), func(t *testing.T) {
+			if _, err := handshake(t, l, v6, sni, 5*time.Second); err == nil || isConnReset(err) || errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Errorf("err %v; want the connection closed (not reset, not a timeout)", err)
 			}
 		})
 	}

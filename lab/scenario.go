@@ -222,6 +222,13 @@ type Site struct {
 	// means [ExpectedVerdict] of TLS and DNS, which may itself be empty
 	// (no expectation) for combinations the verdict table does not cover.
 	Expect string `yaml:"expect,omitempty"`
+	// IPv6 makes the site dual-stack: where a resolver answers the site's
+	// IPv4 address for A, it answers ::1 for AAAA, and the middlebox
+	// listens on [::1] too, on the lab's port, with the same behaviour for
+	// the site's SNI. Loopback has one IPv6 address, so all IPv6 sites
+	// share it and are told apart by SNI. Not for DNSNonexistent or
+	// Unreachable, which have no listener.
+	IPv6 bool `yaml:"ipv6,omitempty"`
 }
 
 // Scenario is a censored network as data: which domains exist and what
@@ -329,14 +336,14 @@ func DefaultScenario() Scenario {
 			{Domain: "regnum.ru", TLS: InterceptISCA},
 			{Domain: "rutracker.org", TLS: InterceptISCA},
 			{Domain: "sproot.it", TLS: InterceptISCA},
-			{Domain: "stanradar.com", TLS: InterceptISCA},
+			{Domain: "stanradar.com", TLS: InterceptISCA, IPv6: true}, // dual-stack
 			{Domain: "ukraina.ru", TLS: InterceptISCA},
 			{Domain: "www.for.kg", TLS: InterceptISCAExpired},
 			{Domain: "www.pinterest.com", TLS: InterceptISCA},
 			{Domain: "xakep.ru", TLS: InterceptISCA},
 			// Clean sites.
 			{Domain: "clean-1.example", TLS: Pass},
-			{Domain: "wikipedia.org", TLS: Pass},
+			{Domain: "wikipedia.org", TLS: Pass, IPv6: true}, // dual-stack
 			// One site per remaining behaviour.
 			{Domain: "corp-proxy.example", TLS: InterceptCorporate},
 			{Domain: "sni-peek.example", TLS: InterceptISCASNIPeek},
@@ -525,6 +532,12 @@ func (s Scenario) Validate() error {
 		}
 		if site.DNS == DNSNonexistent && site.TLS != "" {
 			return bad("tls", "a nonexistent domain has no server; leave tls empty")
+		}
+		if site.IPv6 && site.DNS == DNSNonexistent {
+			return bad("ipv6", "a nonexistent domain has no address; drop ipv6")
+		}
+		if site.IPv6 && site.TLS == Unreachable {
+			return bad("ipv6", "an unreachable site has no listener; drop ipv6")
 		}
 		if site.Expect != "" && !oneOf(site.Expect, Verdicts()) {
 			return bad("expect", fmt.Sprintf("unknown verdict %q; want one of %s", site.Expect, strings.Join(Verdicts(), ", ")))

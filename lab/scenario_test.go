@@ -116,6 +116,7 @@ dns_drop: 0.25
 sites:
   - domain: RuTracker.org.
     tls: intercept_isca
+    ipv6: true
   - domain: example.org
     dns: nxdomain
   - domain: gone.example
@@ -132,7 +133,7 @@ sites:
 	if s.Name != "mine" || s.Latency != 30*time.Millisecond || s.DNSDrop != 0.25 || len(s.Sites) != 4 {
 		t.Fatalf("got %+v", s)
 	}
-	if got, want := s.Sites[0], (Site{Domain: "rutracker.org", TLS: InterceptISCA, DNS: DNSTruthful, Expect: VerdictMITMISCA}); got != want {
+	if got, want := s.Sites[0], (Site{Domain: "rutracker.org", TLS: InterceptISCA, DNS: DNSTruthful, Expect: VerdictMITMISCA, IPv6: true}); got != want {
 		t.Errorf("sites[0] = %+v; want it normalised to %+v", got, want)
 	}
 	if got := s.Sites[1].TLS; got != Pass {
@@ -162,6 +163,9 @@ sites:
 		{"lab zone", "sites:\n  - domain: dns.lab.test\n", []string{"domain", "lab.test"}},
 		{"duplicate", "sites:\n  - domain: a.example\n  - domain: A.example\n", []string{"line 3", "sites[1] (A.example).domain", "duplicate of sites[0]"}},
 		{"nonexistent with tls", "sites:\n  - domain: a.example\n    dns: nonexistent\n    tls: reset\n", []string{"sites[0] (a.example).tls", "nonexistent"}},
+		{"ipv6 nonexistent", "sites:\n  - domain: a.example\n    dns: nonexistent\n    ipv6: true\n", []string{"sites[0] (a.example).ipv6", "no address"}},
+		{"ipv6 unreachable", "sites:\n  - domain: a.example\n    tls: unreachable\n    ipv6: true\n", []string{"sites[0] (a.example).ipv6", "no listener"}},
+		{"ipv6 not a bool", "sites:\n  - domain: a.example\n    ipv6: maybe\n", []string{"line 3"}},
 		{"latency", "latency: 1h\nsites:\n  - domain: a.example\n", []string{"line 1", "latency", "out of range"}},
 		{"latency not a duration", "latency: 5\nsites:\n  - domain: a.example\n", []string{"line 1", "duration", `"50ms"`}},
 		{"drop", "sites:\n  - domain: a.example\ndns_drop: 1.5\n", []string{"line 3", "dns_drop", "probability"}},

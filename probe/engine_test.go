@@ -44,7 +44,7 @@ func startLab(t testing.TB, sc lab.Scenario) (*lab.Lab, *probe.Prober) {
 // labProber is a Prober wired to a running lab, without a control server.
 func labProber(t testing.TB, l *lab.Lab) *probe.Prober {
 	t.Helper()
-	g := guard.New(l.Net)
+	g := guard.New(l.Nets()...)
 	dial := g.Dialer(nil)
 
 	trust := x509.NewCertPool()
@@ -82,7 +82,7 @@ func withControlServer(t testing.TB, l *lab.Lab, p *probe.Prober) *probe.Prober 
 	t.Helper()
 	roots := x509.NewCertPool()
 	roots.AddCert(l.PKI.PublicRoot)
-	c, err := control.NewClient(l.ControlServerURL, control.ClientOptions{RootCAs: roots, Dial: guard.New(l.Net).Dialer(nil), Timeout: 15 * time.Second})
+	c, err := control.NewClient(l.ControlServerURL, control.ClientOptions{RootCAs: roots, Dial: guard.New(l.Nets()...).Dialer(nil), Timeout: 15 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,6 +176,21 @@ func measureLabSite(t *testing.T, l *lab.Lab, p *probe.Prober, site lab.Site, is
 	case lab.Pass:
 		if site.DNS == lab.DNSTruthful && tk.Interception != nil {
 			t.Errorf("interception %+v on a clean site", tk.Interception)
+		}
+	}
+	if site.IPv6 && site.DNS == lab.DNSTruthful {
+		// Dual-stack: both addresses dialled, the same behaviour at each.
+		var on6 *probe.TLSHandshake
+		for i, h := range tk.TLSHandshakes {
+			if strings.HasPrefix(h.Address, "[::1]:") {
+				on6 = &tk.TLSHandshakes[i]
+			}
+		}
+		switch {
+		case len(tk.TCPConnect) != 2 || on6 == nil:
+			t.Errorf("connects %+v, handshakes %+v; want one on 127.x and one on [::1]", tk.TCPConnect, tk.TLSHandshakes)
+		case on6.Failure != nil || len(on6.PeerCertificates) != len(tk.TLSHandshakes[0].PeerCertificates):
+			t.Errorf("handshake on ::1: failure %v, %d certificates; want the %d of the IPv4 one", on6.Failure, len(on6.PeerCertificates), len(tk.TLSHandshakes[0].PeerCertificates))
 		}
 	}
 	if site.DNS == lab.DNSBogon && (tk.DNSConsistency == nil || tk.DNSConsistency.Reason != probe.ReasonBogon) {

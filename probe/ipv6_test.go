@@ -22,8 +22,9 @@ import (
 // 127.0.0.1 that answers AAAA ::1 for its names (and A 127.0.0.1 for the
 // dual-stack one), and a TLS server on [::1] and 127.0.0.1, one port, that
 // presents, by SNI and address family, a leaf forged from the lab's ISCA
-// PKI or one from its public CA. The lab's own sites are IPv4 (loopback
-// has one IPv6 address); this is what it lacks.
+// PKI or one from its public CA. The lab's IPv6 sites (lab.Site.IPv6)
+// behave alike on both families, by SNI; here one site is intercepted on
+// IPv4 only, and others have no IPv4 address at all.
 type v6Net struct {
 	dns      string       // "127.0.0.1:port", UDP
 	port     int          // the TLS server's port on ::1

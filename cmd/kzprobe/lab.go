@@ -44,7 +44,8 @@ resolver, and a control server (kzprobe control serve) that sees the sites
 from outside the middlebox. Then run the real probe against it and show, for
 each domain, the verdict next to the one the scenario expects.
 
-Nothing leaves the machine: the probe runs with --allow-net 127.0.0.0/8.
+Nothing leaves the machine: the probe runs with --allow-net 127.0.0.0/8
+(and ::1/128 when the scenario has IPv6 sites).
 
 With --serve the lab stays up and prints the kzprobe run command line to
 use against it from another terminal.`,
@@ -156,6 +157,11 @@ func labConfig(l *lab.Lab, files lab.Files, dir string) *Config {
 	cfg.Run.Output = filepath.Join(dir, "lab-measurements.jsonl")
 	cfg.Run.SyncInterval = time.Second
 	cfg.Network.Allow = []string{"127.0.0.0/8"}
+	for _, n := range l.Nets() {
+		if n.Addr().Is6() {
+			cfg.Network.Allow = append(cfg.Network.Allow, n.String()) // ::1/128, for IPv6 sites
+		}
+	}
 	cfg.Vantage.Network = "kzprobe lab"
 	return cfg
 }
