@@ -47,7 +47,7 @@ func (l *Lab) startControlServer() error {
 	if err != nil {
 		return err
 	}
-	outside := guard.New(l.Net).Dialer(guard.DialFunc(l.OutsideDialer()))
+	outside := guard.New(l.Nets()...).Dialer(guard.DialFunc(l.OutsideDialer()))
 	ex, err := control.New(l.DoHURL, control.Options{ServerName: l.ControlServerName, RootCAs: l.PKI.PublicRoots(), Dial: outside, Timeout: 5 * time.Second})
 	if err != nil {
 		return err
@@ -68,8 +68,8 @@ func (l *Lab) startControlServer() error {
 		Resolver: &probe.DNSResolver{Exchanger: ex, Timeout: 5 * time.Second, Retries: 1},
 		Dial:     outside,
 		Analyzer: chain.NewAnalyzer(l.PKI.PublicRoots(), kb),
-		// ::1 is admitted, so that a probe may ask about an IPv6 site, but
-		// the outside dialer refuses it: the lab's outside view is IPv4.
+		// ::1 is admitted, so that a probe may ask about an IPv6 site; the
+		// outside dialer reaches the site's origin there by SNI.
 		Admit: l.Nets(),
 		Ports: []int{l.Port},
 		// A lab run sends a burst of checks from one address; the abuse

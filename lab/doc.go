@@ -50,6 +50,8 @@
 //	            with [Lab.OutsideDialer], resolves with the DoH control
 //	            resolver, trusts the public root, admits the lab's /24
 //	.5          block-page server, TLS on Port
+//	.6          the outside view of ::1, with IPv6 sites only: splices by
+//	            SNI to the site's origin
 //	.10+i       site i's public address: the middlebox (none if Unreachable)
 //	.130+i      site i's origin, hidden: reached through the middlebox or
 //	            with [Lab.OutsideDialer]
@@ -65,8 +67,9 @@
 // site by SNI (another SNI, or none, is closed). Labs with IPv6 sites
 // cannot share ::1's port, so Start moves to a free port when it is taken.
 // [Lab.Nets] lists the lab's prefixes, ::1/128 included, for a probe's
-// guard. The control server admits ::1 but its outside view is IPv4: it
-// does not dial ::1. Other sites get an empty AAAA answer.
+// guard. The control server admits ::1; its outside view of ::1 (.6, see
+// [Lab.OutsideDialer]) splices the SNI of an IPv6 site to that site's
+// origin. Other sites get an empty AAAA answer.
 // Nothing is dialled outside the /24 and ::1; the bogon answer
 // 10.10.34.34 is data.
 //

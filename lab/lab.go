@@ -25,6 +25,7 @@ const (
 	hostDoT       = 3
 	hostControl   = 4 // reserved for the control server (issue 7)
 	hostBlockpage = 5
+	hostOutside6  = 6   // the outside view of ::1: splices by SNI to the IPv6 sites' origins
 	hostFirstSite = 10  // site i's public address is .10+i
 	hostFirstOrig = 130 // site i's origin address is .130+i
 )
@@ -246,6 +247,9 @@ func start(cfg Config, sc Scenario, pki *PKI, certs []*tls.Certificate, prefix n
 
 	// Bind everything first, so that a conflict costs no goroutine.
 	hosts := []int{hostDoH, hostDoT, hostBlockpage}
+	if l.hasIPv6() {
+		hosts = append(hosts, hostOutside6)
+	}
 	for _, s := range l.sites {
 		if !s.Addr.IsValid() {
 			continue
@@ -332,7 +336,9 @@ func start(cfg Config, sc Scenario, pki *PKI, certs []*tls.Certificate, prefix n
 	}
 	if ln6 != nil {
 		l.wg.Add(1)
-		go l.serveMiddlebox(ln6, -1)
+		go l.serveMiddlebox(ln6, siteByIPv6SNI)
+		l.wg.Add(1)
+		go l.serveMiddlebox(lns[hostOutside6], siteOutside6)
 	}
 	l.interceptLn = newChanListener(&net.TCPAddr{IP: l.Net.Addr().AsSlice()})
 	l.wg.Add(1)
@@ -544,13 +550,15 @@ func (l *Lab) hasIPv6() bool {
 // OutsideDialer returns a dial function for a vantage point outside the
 // censored network, for the control server (issue 7): a site's public
 // address is rewritten to its origin's hidden address, so the middlebox
-// is bypassed and an Unreachable site answers. It dials IP literals in
-// the lab's /24 only: a hostname is refused (it is never resolved), and so
-// is any other address, such as the bogon 10.10.34.34.
+// is bypassed and an Unreachable site answers; ::1, when the lab has IPv6
+// sites, is rewritten to a splicer that reaches the origin of the site the
+// SNI names. It dials IP literals in the lab's /24 only: a hostname is
+// refused (it is never resolved), and so is any other address, such as
+// the bogon 10.10.34.34.
 func (l *Lab) OutsideDialer() func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		switch network {
-		case "tcp", "tcp4", "udp", "udp4":
+		case "tcp", "tcp4", "tcp6", "udp", "udp4":
 		default:
 			return nil, fmt.Errorf("lab: outside dialer: network %q not supported", network)
 		}
@@ -561,6 +569,10 @@ func (l *Lab) OutsideDialer() func(ctx context.Context, network, addr string) (n
 		ip := ap.Addr().Unmap()
 		if i, ok := l.byPublic[ip]; ok {
 			ip = l.sites[i].OriginAddr
+		} else if ip == ipv6Addr && l.hasIPv6() && (network == "tcp" || network == "tcp6") {
+			// The IPv6 sites share ::1: a splicer on the lab's /24 picks
+			// the origin by SNI.
+			ip, network = hostAddr(l.Net, hostOutside6), "tcp4"
 		}
 		if !l.Net.Contains(ip) {
 			return nil, fmt.Errorf("lab: outside dialer: %v is outside the lab's network %v", ip, l.Net)

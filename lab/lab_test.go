@@ -213,12 +213,25 @@ func TestOutsideDialer(t *testing.T) {
 	roots := l.PKI.PublicRoots()
 
 	// From outside, an intercepted and an unreachable site both show the
-	// origin's valid chain at their public address.
-	for _, domain := range []string{"rutracker.org", "tcp-unreachable.example", "tls-reset.example"} {
-		s := mustSite(t, l, domain)
-		raw, err := dial(ctx, "tcp", netip.AddrPortFrom(s.Addr, uint16(l.Port)).String())
+	// origin's valid chain at their public address, and an intercepted
+	// IPv6 site at ::1 too.
+	for _, tc := range []struct {
+		domain string
+		ipv6   bool
+	}{
+		{"rutracker.org", false},
+		{"tcp-unreachable.example", false},
+		{"tls-reset.example", false},
+		{"stanradar.com", true},
+	} {
+		domain, s := tc.domain, mustSite(t, l, tc.domain)
+		addr := s.Addr
+		if tc.ipv6 {
+			addr = s.Addr6
+		}
+		raw, err := dial(ctx, "tcp", netip.AddrPortFrom(addr, uint16(l.Port)).String())
 		if err != nil {
-			t.Fatalf("%s: outside dial: %v", domain, err)
+			t.Fatalf("%s: outside dial to %v: %v", domain, addr, err)
 		}
 		c := tls.Client(raw, &tls.Config{ServerName: domain, RootCAs: roots})
 		c.SetDeadline(time.Now().Add(5 * time.Second))
@@ -231,13 +244,19 @@ func TestOutsideDialer(t *testing.T) {
 		BogonAddr + ":443",         // bogon: data only
 		"127.0.0.1:443",            // loopback, but not the lab's
 		"rutracker.org:443",        // a name: never resolved
-		"[::1]:443",                // not the lab's
 		l.Net.Addr().String() + "", // no port
 	} {
 		if c, err := dial(ctx, "tcp", addr); err == nil {
 			c.Close()
 			t.Errorf("outside dial %q succeeded; want refused", addr)
 		}
+	}
+	// ::1 is not the lab's when it has no IPv6 site.
+	v4 := startLab(t, Config{Scenario: Scenario{Sites: []Site{{Domain: "a.example"}}}})
+	addr := netip.AddrPortFrom(netip.IPv6Loopback(), uint16(v4.Port)).String()
+	if c, err := v4.OutsideDialer()(ctx, "tcp", addr); err == nil {
+		c.Close()
+		t.Errorf("outside dial %q of an IPv4-only lab succeeded; want refused", addr)
 	}
 }
 

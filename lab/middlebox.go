@@ -36,8 +36,18 @@ const (
 	eofDrain = 2 * time.Second
 )
 
+// Listeners that serve no one site: the SNI picks it.
+const (
+	// siteByIPv6SNI is the middlebox on ::1, shared by the IPv6 sites.
+	siteByIPv6SNI = -1
+	// siteOutside6 is the outside view of ::1 ([Lab.OutsideDialer]): it
+	// splices every IPv6 site's SNI to that site's origin, whatever the
+	// site's behaviour.
+	siteOutside6 = -2
+)
+
 // serveMiddlebox accepts connections on one public address: site's, or
-// with site -1 the IPv6 address every IPv6 site shares.
+// with siteByIPv6SNI or siteOutside6 a listener shared by the IPv6 sites.
 func (l *Lab) serveMiddlebox(ln net.Listener, site int) {
 	defer l.wg.Done()
 	for {
@@ -54,8 +64,8 @@ func (l *Lab) serveMiddlebox(ln net.Listener, site int) {
 	}
 }
 
-// handleMiddlebox runs one client connection through the middlebox; site
-// is -1 on the IPv6 address, where the SNI picks the site.
+// handleMiddlebox runs one client connection through the middlebox; on
+// the listeners the IPv6 sites share (site < 0) the SNI picks the site.
 func (l *Lab) handleMiddlebox(c net.Conn, site int) {
 	c.SetReadDeadline(time.Now().Add(helloTimeout))
 	raw, hello, err := ReadClientHello(c)
@@ -66,12 +76,15 @@ func (l *Lab) handleMiddlebox(c net.Conn, site int) {
 	}
 	behaviour, name := l.behaviourFor(hello)
 	if site < 0 {
-		// The IPv6 listener: the SNI names the site, which must be one of
-		// the IPv6 sites.
+		// A listener of the IPv6 sites: the SNI names the site, which must
+		// be one of them.
 		i, ok := l.siteIndex(name)
 		if !ok || !l.sites[i].Addr6.IsValid() {
 			c.Close()
 			return
+		}
+		if site == siteOutside6 {
+			behaviour = Pass
 		}
 		site = i
 	}

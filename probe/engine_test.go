@@ -192,6 +192,12 @@ func measureLabSite(t *testing.T, l *lab.Lab, p *probe.Prober, site lab.Site, is
 		case on6.Failure != nil || len(on6.PeerCertificates) != len(tk.TLSHandshakes[0].PeerCertificates):
 			t.Errorf("handshake on ::1: failure %v, %d certificates; want the %d of the IPv4 one", on6.Failure, len(on6.PeerCertificates), len(tk.TLSHandshakes[0].PeerCertificates))
 		}
+		// From outside, ::1 shows the origin's chain too.
+		if tk.Control != nil {
+			if e := tk.Control.Endpoint(netip.IPv6Loopback()); !e.Trusted() {
+				t.Errorf("control endpoint at ::1: %+v; want the origin's trusted chain", e)
+			}
+		}
 	}
 	if site.DNS == lab.DNSBogon && (tk.DNSConsistency == nil || tk.DNSConsistency.Reason != probe.ReasonBogon) {
 		t.Errorf("dns_consistency = %+v; want reason bogon", tk.DNSConsistency)
