@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Render a timeline SVG (kzprobe timeline -o timeline.svg) to PNG with
 # headless Chromium (Debian package "chromium"), offline: a local file,
-# a fresh profile, and every background fetch switched off.
+# a fresh profile, and every background fetch switched off. kzprobe
+# writes a PNG itself (kzprobe timeline -o timeline.png); this script shows
+# how a browser draws the SVG, to compare the two.
 #
 #   scripts/render-timeline.sh [IN.svg] [OUT.png]
 #

@@ -298,18 +298,26 @@ type timelineArgs struct {
 func newTimelineCmd() *cobra.Command {
 	var a timelineArgs
 	cmd := &cobra.Command{
-		Use:   "timeline FILE|DIR... -o timeline.svg",
-		Short: "Draw the intermediates' validity windows against the dates they were seen (SVG)",
+		Use:   "timeline FILE|DIR... -o timeline.svg|timeline.png",
+		Short: "Draw the intermediates' validity windows against the dates they were seen (SVG or PNG)",
 		Long: `Read measurements as analyze does and draw one row per intermediate: its
 validity window as a bar, each day it was seen as a mark (red diamonds when
 outside the window), and the periods when no intermediate was valid shaded
-and numbered as in analyze's gaps table. The SVG is self-contained; open it
-in a browser, or render it to PNG with scripts/render-timeline.sh.`,
-		Example: `  kzprobe timeline measurements/ -o timeline.svg`,
-		Args:    cobra.MinimumNArgs(1),
+and numbered as in analyze's gaps table. The file's extension picks the
+format: .svg, self-contained, to open in a browser; or .png, the same picture
+rasterized by kzprobe itself with the Go fonts (no browser needed). "-o -"
+writes SVG to stdout.`,
+		Example: `  kzprobe timeline measurements/ -o timeline.svg
+  kzprobe timeline measurements/ -o timeline.png --width 1600`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if ext := strings.ToLower(filepath.Ext(a.output)); ext != ".svg" && a.output != "-" {
-				return usageError("-o %s: the timeline is written as SVG (name it .svg); render a PNG with scripts/render-timeline.sh", a.output)
+			draw := render.Timeline
+			switch ext := strings.ToLower(filepath.Ext(a.output)); {
+			case a.output == "-", ext == ".svg":
+			case ext == ".png":
+				draw = render.TimelinePNG
+			default:
+				return usageError("-o %s: the timeline is written as SVG or PNG; name the file .svg or .png", a.output)
 			}
 			cfg, out, closeOut, err := a.open(args, a.output, cmd.OutOrStdout())
 			if err != nil {
@@ -321,7 +329,7 @@ in a browser, or render it to PNG with scripts/render-timeline.sh.`,
 				return err
 			}
 			res := an.Result()
-			if err := render.Timeline(out, res, render.TimelineOptions{Width: a.width, Title: a.title}); err != nil {
+			if err := draw(out, res, render.TimelineOptions{Width: a.width, Title: a.title}); err != nil {
 				return err
 			}
 			if err := closeOut(); err != nil {
@@ -335,7 +343,7 @@ in a browser, or render it to PNG with scripts/render-timeline.sh.`,
 	}
 	f := cmd.Flags()
 	a.addFlags(f)
-	f.StringVarP(&a.output, "output", "o", "timeline.svg", "SVG `file` to write (- for stdout)")
+	f.StringVarP(&a.output, "output", "o", "timeline.svg", "`file` to write, .svg or .png (- for SVG on stdout)")
 	f.IntVar(&a.width, "width", 1200, "picture width in `pixels`")
 	f.StringVar(&a.title, "title", "", "title drawn at the top")
 	return cmd

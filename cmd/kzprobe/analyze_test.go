@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
+	"image/png"
 	"io"
 	"os"
 	"path/filepath"
@@ -107,7 +108,7 @@ func TestAnalyzeCommandErrors(t *testing.T) {
 		{"until_before_since", []string{"compare", good, "--since", "2024-02-01", "--until", "2024-01-01"}, "is not after"},
 		{"roots", []string{"analyze", good, "--interception-roots", good}, "no PEM certificate"},
 		{"out_dir", []string{"report", good, "-o", filepath.Join(dir, "no", "r.html")}, "does not exist"},
-		{"timeline_png", []string{"timeline", good, "-o", filepath.Join(dir, "t.png")}, "SVG"},
+		{"timeline_gif", []string{"timeline", good, "-o", filepath.Join(dir, "t.gif")}, ".svg or .png"},
 		{"no_args", []string{"compare"}, "requires at least 1 arg"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -307,6 +308,21 @@ func TestTimelineAndReportCommands(t *testing.T) {
 	}
 	if rows != 7 {
 		t.Errorf("%d rows; want 7", rows)
+	}
+
+	// .png: the same picture, rasterized.
+	pngPath := filepath.Join(t.TempDir(), "timeline.png")
+	if _, stderr, code := kzprobe(t, "timeline", fx.Dir, "--interception-roots", fx.RootsPEM, "-o", pngPath, "--width", "900"); code != exitOK {
+		t.Fatalf("timeline -o .png: exit %d: %s", code, stderr)
+	}
+	pf, err := os.Open(pngPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := png.DecodeConfig(pf)
+	pf.Close()
+	if err != nil || cfg.Width != 900 {
+		t.Errorf("timeline.png: %+v, %v; want a PNG 900 pixels wide", cfg, err)
 	}
 
 	page := filepath.Join(t.TempDir(), "report.html")
