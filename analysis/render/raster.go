@@ -340,14 +340,12 @@ func fillPath(img *image.RGBA, c color.RGBA, pts [][2]float64) {
 	if len(pts) < 3 || c.A == 0 {
 		return
 	}
-	b := img.Bounds()
-	z := vector.NewRasterizer(b.Dx(), b.Dy())
-	z.MoveTo(float32(pts[0][0]), float32(pts[0][1]))
-	for _, p := range pts[1:] {
-		z.LineTo(float32(p[0]), float32(p[1]))
-	}
-	z.ClosePath()
-	z.Draw(img, b, image.NewUniform(c), image.Point{})
+	fillShape(img, c, pts, func(z *vector.Rasterizer, dx, dy float64) {
+		z.MoveTo(float32(pts[0][0]-dx), float32(pts[0][1]-dy))
+		for _, p := range pts[1:] {
+			z.LineTo(float32(p[0]-dx), float32(p[1]-dy))
+		}
+	})
 }
 
 // fillCircle fills a circle, as four cubic Béziers.
@@ -356,16 +354,35 @@ func fillCircle(img *image.RGBA, c color.RGBA, cx, cy, r float64) {
 		return
 	}
 	const k = 0.5522847498
-	b := img.Bounds()
-	z := vector.NewRasterizer(b.Dx(), b.Dy())
-	f := func(v float64) float32 { return float32(v) }
-	z.MoveTo(f(cx+r), f(cy))
-	z.CubeTo(f(cx+r), f(cy+k*r), f(cx+k*r), f(cy+r), f(cx), f(cy+r))
-	z.CubeTo(f(cx-k*r), f(cy+r), f(cx-r), f(cy+k*r), f(cx-r), f(cy))
-	z.CubeTo(f(cx-r), f(cy-k*r), f(cx-k*r), f(cy-r), f(cx), f(cy-r))
-	z.CubeTo(f(cx+k*r), f(cy-r), f(cx+r), f(cy-k*r), f(cx+r), f(cy))
+	box := [][2]float64{{cx - r, cy - r}, {cx + r, cy + r}}
+	fillShape(img, c, box, func(z *vector.Rasterizer, dx, dy float64) {
+		f := func(v, d float64) float32 { return float32(v - d) }
+		x, y := func(v float64) float32 { return f(v, dx) }, func(v float64) float32 { return f(v, dy) }
+		z.MoveTo(x(cx+r), y(cy))
+		z.CubeTo(x(cx+r), y(cy+k*r), x(cx+k*r), y(cy+r), x(cx), y(cy+r))
+		z.CubeTo(x(cx-k*r), y(cy+r), x(cx-r), y(cy+k*r), x(cx-r), y(cy))
+		z.CubeTo(x(cx-r), y(cy-k*r), x(cx-k*r), y(cy-r), x(cx), y(cy-r))
+		z.CubeTo(x(cx+k*r), y(cy-r), x(cx+r), y(cy-k*r), x(cx+r), y(cy))
+	})
+}
+
+// fillShape rasterizes a shape within the bounding box of pts (clipped
+// to img): path draws it, offset by (dx, dy), the box's corner. A shape
+// costs its box's area, not the picture's.
+func fillShape(img *image.RGBA, c color.RGBA, pts [][2]float64, path func(z *vector.Rasterizer, dx, dy float64)) {
+	x0, y0, x1, y1 := math.Inf(1), math.Inf(1), math.Inf(-1), math.Inf(-1)
+	for _, p := range pts {
+		x0, y0 = math.Min(x0, p[0]), math.Min(y0, p[1])
+		x1, y1 = math.Max(x1, p[0]), math.Max(y1, p[1])
+	}
+	box := image.Rect(int(math.Floor(x0)), int(math.Floor(y0)), int(math.Ceil(x1)), int(math.Ceil(y1))).Intersect(img.Bounds())
+	if box.Empty() {
+		return
+	}
+	z := vector.NewRasterizer(box.Dx(), box.Dy())
+	path(z, float64(box.Min.X), float64(box.Min.Y))
 	z.ClosePath()
-	z.Draw(img, b, image.NewUniform(c), image.Point{})
+	z.Draw(img, box, image.NewUniform(c), image.Point{})
 }
 
 // textBox is a text element: its runs (the text's own characters and its

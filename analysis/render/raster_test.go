@@ -5,6 +5,7 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"io"
 	"strconv"
 	"strings"
 	"testing"
@@ -149,5 +150,17 @@ func TestTimelinePNGTooLarge(t *testing.T) {
 	err := render.TimelinePNG(&bytes.Buffer{}, res, render.TimelineOptions{Width: 200000})
 	if err == nil || !strings.Contains(err.Error(), "pixels") {
 		t.Errorf("err %v; want the picture refused for its size", err)
+	}
+}
+
+// BenchmarkTimelinePNG: the report fixture's timeline (7 rows, 5 gaps) as
+// a 1200-pixel-wide PNG.
+func BenchmarkTimelinePNG(b *testing.B) {
+	res, _, _ := reportResult(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := render.TimelinePNG(io.Discard, res, render.TimelineOptions{}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -24,7 +24,7 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 // reportResult analyses the report fixture, with paths relative to it.
-func reportResult(t *testing.T) (*analysis.Result, *analysis.Matrix, *analysistest.Fixture) {
+func reportResult(t testing.TB) (*analysis.Result, *analysis.Matrix, *analysistest.Fixture) {
 	t.Helper()
 	fx, err := analysistest.WriteReportFixture(t.TempDir())
 	if err != nil {
