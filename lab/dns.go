@@ -80,17 +80,6 @@ func (l *Lab) lookup(name string, view resolverView) (int, netip.Addr) {
 	return dns.RcodeSuccess, s.Addr
 }
 
-// ipv6For returns the IPv6 address to answer for name when the resolver
-// answers addr for its A record: the site's Addr6 when addr is the site's
-// own address, else none.
-func (l *Lab) ipv6For(name string, addr netip.Addr) netip.Addr {
-	i, ok := l.siteIndex(strings.ToLower(strings.TrimSuffix(name, ".")))
-	if !ok || l.sites[i].Addr != addr {
-		return netip.Addr{}
-	}
-	return l.sites[i].Addr6
-}
-
 // respond builds the answer to a query.
 func (l *Lab) respond(req *dns.Msg, view resolverView) *dns.Msg {
 	m := new(dns.Msg)
@@ -113,8 +102,10 @@ func (l *Lab) respond(req *dns.Msg, view resolverView) *dns.Msg {
 		case dns.TypeA:
 			m.Answer = []dns.RR{&dns.A{Hdr: hdr, A: net.IP(addr.AsSlice())}}
 		case dns.TypeAAAA:
-			if a6 := l.ipv6For(q.Name, addr); a6.IsValid() {
-				m.Answer = []dns.RR{&dns.AAAA{Hdr: hdr, AAAA: net.IP(a6.AsSlice())}}
+			// Only a site's own address (lookup gives no other site's)
+			// has an IPv6 twin, and only for an IPv6 site.
+			if i, ok := l.byPublic[addr]; ok && l.sites[i].Addr6.IsValid() {
+				m.Answer = []dns.RR{&dns.AAAA{Hdr: hdr, AAAA: net.IP(l.sites[i].Addr6.AsSlice())}}
 			}
 		}
 	}
