@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"kzprobe/probe/chain"
 	"kzprobe/probe/failure"
 )
 
@@ -151,8 +152,7 @@ func Classify(m *Measurement) (Verdict, string) {
 			// A chain taken from a handshake that then failed (recovered
 			// from the wire, or the retry's): the evidence is recorded, but
 			// no connection was intercepted end to end.
-			r += fmt.Sprintf("; the chain presented before the failure leads to %s (evidence: %s)",
-				rootLabel(in.RootName, in.RootSHA1), in.Evidence)
+			r += "; the chain presented before the failure " + leadsTo(in)
 		}
 		if down, cf := controlFailsToo(tk.Control, confirmed); down {
 			return VerdictDown, r + "; the control server fails too (" + orNone(cf) + ")"
@@ -173,7 +173,7 @@ func Classify(m *Measurement) (Verdict, string) {
 	}
 
 	if in := tk.Interception; in != nil {
-		r := fmt.Sprintf("chain leads to %s (evidence: %s)", rootLabel(in.RootName, in.RootSHA1), in.Evidence)
+		r := "chain " + leadsTo(in)
 		if in.BrowserErrorEvenWithRootInstalled {
 			r += "; error even with the root installed: " + strings.Join(in.BrowserErrorReasons, ",")
 		}
@@ -311,6 +311,12 @@ func derefOr(p *string, def string) string {
 		return def
 	}
 	return *p
+}
+
+// leadsTo says where an interception chain leads and on what evidence:
+// "leads to NAME [sha1] (evidence: signature)".
+func leadsTo(in *chain.Interception) string {
+	return fmt.Sprintf("leads to %s (evidence: %s)", rootLabel(in.RootName, in.RootSHA1), in.Evidence)
 }
 
 func rootLabel(name, sha1 string) string {
