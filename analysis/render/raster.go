@@ -122,7 +122,7 @@ func rasterSVG(data []byte, maxPixels int) (*image.RGBA, error) {
 
 // style is what an element inherits and sets.
 type style struct {
-	fill    color.RGBA // with fill-opacity applied to A
+	fill    color.RGBA // opacity is applied by paint
 	noFill  bool
 	size    float64
 	bold    bool
