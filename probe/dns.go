@@ -83,6 +83,10 @@ const MaxDNSMessageSize = 65535
 // is the zero value of [DNSResolver.Timeout].
 const DefaultDNSTimeout = 5 * time.Second
 
+// DefaultDNSRetries is the zero value of [DNSResolver.Retries]: a query
+// that timed out is sent twice more.
+const DefaultDNSRetries = 2
+
 // EDNS0BufferSize is the UDP payload size advertised in queries: the DNS
 // Flag Day 2020 value, small enough to avoid IP fragmentation.
 const EDNS0BufferSize = 1232
@@ -337,7 +341,7 @@ type DNSResolver struct {
 	Timeout time.Duration
 	// Retries is how many times a query that timed out is sent again,
 	// each attempt getting an equal share of what is left of Timeout.
-	// Zero means 2; negative means none. Only timeouts are retried: an
+	// Zero means DefaultDNSRetries (2); negative means none. Only timeouts are retried: an
 	// answer, a refused port or a malformed response is final.
 	Retries int
 }
@@ -354,7 +358,7 @@ func (r *DNSResolver) attempts() int {
 	case r.Retries < 0:
 		return 1
 	case r.Retries == 0:
-		return 3
+		return DefaultDNSRetries + 1
 	}
 	return r.Retries + 1
 }

@@ -40,6 +40,19 @@ type Envelope struct {
 	TestStartTime time.Time
 }
 
+// The Prober's and the Runner's defaults, used for their zero fields;
+// kzprobe run's built-in configuration refers to them.
+const (
+	// DefaultMaxAddresses is the zero value of [Prober.MaxAddresses].
+	DefaultMaxAddresses = 4
+	// DefaultPort is the zero value of [Prober.Port]: HTTPS.
+	DefaultPort = 443
+	// DefaultTargetTimeout is the zero value of [Prober.Timeout].
+	DefaultTargetTimeout = 60 * time.Second
+	// DefaultParallel is the zero value of [Runner.Parallel].
+	DefaultParallel = 8
+)
+
 // Prober measures one target: local and control DNS, consistency, TCP and
 // TLS to each local address with each fingerprint, chain analysis and the
 // verdict. Its fields are the dependencies; nil and zero fields mean the
@@ -57,11 +70,13 @@ type Prober struct {
 	// Analyzer judges chains. Required.
 	Analyzer *chain.Analyzer
 	// Fingerprints are the ClientHello fingerprints, one handshake each.
-	// Empty means {"chrome"}.
+	// Empty means {DefaultFingerprint}.
 	Fingerprints []string
-	// MaxAddresses bounds the local addresses dialled. Zero means 4.
+	// MaxAddresses bounds the local addresses dialled. Zero means
+	// DefaultMaxAddresses (4).
 	MaxAddresses int
-	// Port is the TLS port for targets that name none. Zero means 443.
+	// Port is the TLS port for targets that name none. Zero means
+	// DefaultPort (443).
 	Port int
 	// ControlServer, when set, is asked about every target: the local
 	// addresses dialled (bogons left out) are sent to it, concurrently with
@@ -82,7 +97,7 @@ type Prober struct {
 	// hello. The retry is recorded with SmallHelloRetry set; see Classify
 	// for what it changes in the verdict.
 	SmallHelloRetry bool
-	// Timeout bounds one target. Zero means 60s.
+	// Timeout bounds one target. Zero means DefaultTargetTimeout (60s).
 	Timeout time.Duration
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
@@ -99,14 +114,14 @@ func (p *Prober) now() time.Time {
 
 func (p *Prober) fingerprints() []string {
 	if len(p.Fingerprints) == 0 {
-		return []string{"chrome"}
+		return []string{DefaultFingerprint}
 	}
 	return p.Fingerprints
 }
 
 func (p *Prober) maxAddresses() int {
 	if p.MaxAddresses <= 0 {
-		return 4
+		return DefaultMaxAddresses
 	}
 	return p.MaxAddresses
 }
@@ -118,12 +133,12 @@ func (p *Prober) port(port int) int {
 	case p.Port > 0:
 		return p.Port
 	}
-	return 443
+	return DefaultPort
 }
 
 func (p *Prober) timeout() time.Duration {
 	if p.Timeout <= 0 {
-		return 60 * time.Second
+		return DefaultTargetTimeout
 	}
 	return p.Timeout
 }
@@ -403,7 +418,8 @@ type Input struct {
 type Runner struct {
 	// Prober measures one target. Required.
 	Prober *Prober
-	// Parallel is how many targets are measured at once. Zero means 8.
+	// Parallel is how many targets are measured at once. Zero means
+	// DefaultParallel (8).
 	Parallel int
 	// Writer receives each completed measurement. Required.
 	Writer *Writer
@@ -429,7 +445,7 @@ type Stats struct {
 func (r *Runner) Run(ctx context.Context, inputs <-chan Input) (Stats, error) {
 	par := r.Parallel
 	if par <= 0 {
-		par = 8
+		par = DefaultParallel
 	}
 	parent := ctx
 	ctx, cancel := context.WithCancel(parent)

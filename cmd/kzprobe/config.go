@@ -162,47 +162,6 @@ type VantageConfig struct {
 	NoCC  bool `mapstructure:"no_cc"`
 }
 
-// defaults are the built-in values, the lowest precedence. probe.yaml at
-// the repository root documents the same values; a test keeps them equal.
-var defaults = map[string]any{
-	"targets.files":            []string{},
-	"targets.domains":          []string{},
-	"targets.port":             443,
-	"dns.resolver":             "",
-	"dns.resolv_conf":          "/etc/resolv.conf",
-	"dns.timeout":              "5s",
-	"dns.retries":              2,
-	"control.url":              "https://1.1.1.1/dns-query",
-	"control.name":             "",
-	"control.ca":               "",
-	"control.fallbacks":        []string{"https://8.8.8.8/dns-query#dns.google", "https://9.9.9.9/dns-query#dns.quad9.net"},
-	"control.server":           "",
-	"control.token":            "",
-	"tls.fingerprints":         []string{"chrome"},
-	"tls.max_addresses":        4,
-	"tls.small_hello_retry":    true,
-	"tls.timeout":              "10s",
-	"tls.trust_roots":          "",
-	"interception.extra_roots": []string{},
-	"run.parallel":             8,
-	"run.target_timeout":       "60s",
-	"run.output":               "",
-	"run.sync_interval":        "1s",
-	"run.quiet":                false,
-	"network.allow":            []string{},
-	"network.bind":             "",
-	"vantage.asn_db":           "",
-	"vantage.country_db":       "",
-	"vantage.whoami":           "",
-	"vantage.whoami_name":      "",
-	"vantage.include_ip":       false,
-	"vantage.no_asn":           false,
-	"vantage.no_cc":            false,
-	"vantage.asn":              "",
-	"vantage.cc":               "",
-	"vantage.network":          "",
-}
-
 // ErrConfig is wrapped by every configuration error.
 var ErrConfig = errors.New("config")
 

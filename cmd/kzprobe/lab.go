@@ -65,7 +65,7 @@ use against it from another terminal.`,
 	f.StringVarP(&a.output, "output", "o", "", "JSONL output `file` (default: lab-measurements.jsonl in --dir)")
 	f.BoolVar(&a.serve, "serve", false, "keep the lab up for manual use instead of running the probe")
 	f.IntVar(&a.port, "port", 0, "TLS port of the lab's servers (default 443 when it can be bound, else a free port)")
-	f.IntVar(&a.parallel, "parallel", 8, "targets measured at once")
+	f.IntVar(&a.parallel, "parallel", probe.DefaultParallel, "targets measured at once")
 	f.BoolVarP(&a.quiet, "quiet", "q", false, "no progress display")
 	f.DurationVar(&a.latency, "latency", 0, "added latency per round trip in the lab's servers")
 	f.BoolVar(&a.hostile, "hostile", false, "run the hostile scenario instead: garbage, drip, 200-certificate and 2 MB chains, malformed certificates, alerts, hostile DNS")
@@ -146,13 +146,13 @@ func labConfig(l *lab.Lab, files lab.Files, dir string) *Config {
 	cfg.Control.Name = l.ControlServerName
 	cfg.Control.CA = files.PublicRoot
 	cfg.Control.Server = l.ControlServerURL
-	cfg.TLS.Fingerprints = []string{"chrome"}
-	cfg.TLS.MaxAddresses = 4
+	cfg.TLS.Fingerprints = []string{probe.DefaultFingerprint}
+	cfg.TLS.MaxAddresses = probe.DefaultMaxAddresses
 	cfg.TLS.SmallHelloRetry = true
 	cfg.TLS.Timeout = 5 * time.Second
 	cfg.TLS.TrustRoots = files.PublicRoot
 	cfg.Interception.ExtraRoots = []string{files.ISCARoot}
-	cfg.Run.Parallel = 8
+	cfg.Run.Parallel = probe.DefaultParallel
 	cfg.Run.TargetTimeout = 20 * time.Second
 	cfg.Run.Output = filepath.Join(dir, "lab-measurements.jsonl")
 	cfg.Run.SyncInterval = time.Second

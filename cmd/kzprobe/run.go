@@ -17,87 +17,12 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"kzprobe/control"
 	"kzprobe/probe"
 	"kzprobe/probe/chain"
 	"kzprobe/probe/guard"
 )
-
-// runFlags maps each flag of `kzprobe run` to its configuration key.
-var runFlags = map[string]string{
-	"input":              "targets.files",
-	"domain":             "targets.domains",
-	"port":               "targets.port",
-	"resolver":           "dns.resolver",
-	"resolv-conf":        "dns.resolv_conf",
-	"dns-timeout":        "dns.timeout",
-	"control":            "control.url",
-	"control-name":       "control.name",
-	"control-ca":         "control.ca",
-	"control-server":     "control.server",
-	"control-token":      "control.token",
-	"fingerprint":        "tls.fingerprints",
-	"max-addresses":      "tls.max_addresses",
-	"small-hello-retry":  "tls.small_hello_retry",
-	"timeout":            "tls.timeout",
-	"trust-roots":        "tls.trust_roots",
-	"interception-roots": "interception.extra_roots",
-	"parallel":           "run.parallel",
-	"target-timeout":     "run.target_timeout",
-	"output":             "run.output",
-	"quiet":              "run.quiet",
-	"allow-net":          "network.allow",
-	"asn":                "vantage.asn",
-	"cc":                 "vantage.cc",
-	"network-name":       "vantage.network",
-	"asn-db":             "vantage.asn_db",
-	"country-db":         "vantage.country_db",
-	"whoami":             "vantage.whoami",
-	"include-ip":         "vantage.include_ip",
-	"no-asn":             "vantage.no_asn",
-	"no-cc":              "vantage.no_cc",
-	"bind":               "network.bind",
-}
-
-// addRunFlags declares the flags of runFlags on fs. Defaults shown in
-// --help are the built-in ones; the config file and environment may
-// change them.
-func addRunFlags(fs *pflag.FlagSet) {
-	fs.StringSliceP("input", "i", nil, "target list `FILE` (one domain or URL a line, or a Citizen Lab CSV; - for stdin); repeatable")
-	fs.StringSliceP("domain", "d", nil, "measure this domain (repeatable); without -i or -d the embedded list of the 14 report domains is used")
-	fs.Int("port", 443, "TLS `port` for targets that name none")
-	fs.String("resolver", "", "local resolver `ip:port` (default: first nameserver in --resolv-conf)")
-	fs.String("resolv-conf", "/etc/resolv.conf", "resolv.conf `file` naming the local resolver")
-	fs.Duration("dns-timeout", 5*time.Second, "timeout of one DNS query")
-	fs.String("control", "https://1.1.1.1/dns-query", "control resolver `URL`: https://IP/dns-query (DoH), tls://IP:853 (DoT) or udp://IP:53")
-	fs.String("control-name", "", "TLS server `name` of the control resolver (default: the known name of a public resolver's IP, else the IP)")
-	fs.String("control-ca", "", "PEM `file` of extra roots for the control's certificate")
-	fs.String("control-server", "", "control server `URL` (kzprobe control serve)")
-	fs.String("control-token", "", "bearer `token` for the control server")
-	fs.StringSlice("fingerprint", []string{"chrome"}, "ClientHello fingerprints, one handshake each: "+strings.Join(probe.Fingerprints, ","))
-	fs.Int("max-addresses", 4, "at most this many resolved addresses are dialled per target")
-	fs.Bool("small-hello-retry", true, "where every fingerprint is refused (reset, EOF, alert), hand-shake once more with a small ClientHello: middleboxes that read the name from the first KiB of a hello only intercept then")
-	fs.Duration("timeout", 10*time.Second, "timeout of one TCP connect and of one TLS handshake")
-	fs.String("trust-roots", "", "PEM `file` replacing the embedded Mozilla root bundle")
-	fs.StringSlice("interception-roots", nil, "PEM `file` of further interception roots (repeatable)")
-	fs.Int("parallel", 8, "targets measured at once")
-	fs.Duration("target-timeout", 60*time.Second, "bound on one whole target")
-	fs.StringP("output", "o", "", "JSONL output `file` (default measurements-<UTC time>.jsonl; - for stdout)")
-	fs.BoolP("quiet", "q", false, "no progress display")
-	fs.StringSlice("allow-net", nil, "only contact these `CIDRs` (e.g. 127.0.0.0/8); anything else fails as blocked_by_allow_net")
-	fs.String("asn", "", "vantage network's ASN, e.g. AS9198")
-	fs.String("cc", "", "vantage country code, e.g. KZ")
-	fs.String("network-name", "", "vantage network's name")
-	fs.String("asn-db", "", "MMDB `file` to look up the ASN of your public address and of the resolver, locally")
-	fs.String("country-db", "", "MMDB `file` to look up the country of your public address, locally")
-	fs.String("whoami", "", "`ip:port` of a whoami DNS server, to learn your public address for --asn-db/--country-db")
-	fs.Bool("include-ip", false, "write your public IP address into the measurements (off: it is scrubbed everywhere)")
-	fs.Bool("no-asn", false, "leave the network (ASN and name) out of the measurements")
-	fs.Bool("no-cc", false, "leave the country out of the measurements")
-	fs.String("bind", "", "local source `IP` of every connection and query")
-}
 
 func newRunCmd() *cobra.Command {
 	var configFile string
