@@ -14,7 +14,7 @@ import (
 	"sort"
 	"strings"
 
-	"kzprobe/probe"
+	"kzprobe/measurement"
 )
 
 // Input formats, as FileStats.Format reports them. A ".gz" suffix in the
@@ -65,7 +65,7 @@ func (w Warning) String() string { return w.Source + ": " + w.Message }
 // memory at a time, so it reads any amount of data in bounded memory.
 type Reader struct {
 	// MaxLineBytes bounds one line or one JSON document; longer ones are
-	// skipped and counted as bad. Zero means probe.MaxLineBytes (64 MiB).
+	// skipped and counted as bad. Zero means measurement.MaxLineBytes (64 MiB).
 	MaxLineBytes int
 	// Warn is called for each skipped line and unreadable file. Nil
 	// discards the warnings (FileStats still counts them).
@@ -76,7 +76,7 @@ func (rd *Reader) maxLine() int {
 	if rd.MaxLineBytes > 0 {
 		return rd.MaxLineBytes
 	}
-	return probe.MaxLineBytes
+	return measurement.MaxLineBytes
 }
 
 func (rd *Reader) warn(src, format string, a ...any) {
@@ -239,7 +239,7 @@ func sniff(br *bufio.Reader, maxLine int) (format string, array bool, first []by
 		}
 		br.Discard(1)
 	}
-	line, tooLong, err := probe.ReadLine(br, maxLine)
+	line, tooLong, err := measurement.ReadLine(br, maxLine)
 	if tooLong {
 		// A first line too long to hold is read (and counted) as JSONL.
 		return FormatJSONL, false, nil, nil
@@ -302,7 +302,7 @@ func (rd *Reader) readLines(name string, br *bufio.Reader, first []byte, st *Fil
 		}
 	}
 	for {
-		line, tooLong, err := probe.ReadLine(br, maxLine)
+		line, tooLong, err := measurement.ReadLine(br, maxLine)
 		if len(line) > 0 || tooLong {
 			if ferr := handle(line, tooLong, err == nil); ferr != nil {
 				return ferr

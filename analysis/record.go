@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"kzprobe/probe"
+	"kzprobe/measurement"
 	"kzprobe/probe/chain"
 )
 
@@ -21,7 +21,7 @@ type Record struct {
 	// Input is the target: a URL for OONI's web_connectivity, a domain
 	// for kzprobe.
 	Input string `json:"input"`
-	// MeasurementStartTime is "2006-01-02 15:04:05", UTC.
+	// MeasurementStartTime is in measurement.TimeLayout, UTC.
 	MeasurementStartTime string `json:"measurement_start_time"`
 	// TestStartTime is used when MeasurementStartTime is missing (some
 	// older OONI tests).
@@ -69,7 +69,7 @@ type Handshake struct {
 	// PeerCertificates is the presented chain, leaf first. Each entry is
 	// OONI's BinaryData, {"data": base64, "format": "base64"}, or a plain
 	// base64 string in older files.
-	PeerCertificates []probe.BinaryData `json:"peer_certificates"`
+	PeerCertificates []measurement.BinaryData `json:"peer_certificates"`
 }
 
 // Ping is one tlsping ping. Its tls_handshake was a list before 2022-06-22
@@ -114,7 +114,7 @@ func (r *Record) Handshakes() []Handshake {
 // IsKzprobe reports whether r was written by kzprobe (it then carries a
 // verdict).
 func (r *Record) IsKzprobe() bool {
-	return r.TestName == probe.TestName || r.SoftwareName == probe.SoftwareName
+	return r.TestName == measurement.TestName || r.SoftwareName == measurement.SoftwareName
 }
 
 // Errors from Normalize.
@@ -155,7 +155,7 @@ func (r *Record) Normalize() error {
 	return nil
 }
 
-// parseTime parses probe.TimeLayout ("2006-01-02 15:04:05", UTC) with a
+// parseTime parses measurement.TimeLayout (UTC) with a
 // fixed-position fast path, falling back to time.Parse for RFC 3339.
 func parseTime(s string) (time.Time, error) {
 	if len(s) == 19 && s[4] == '-' && s[7] == '-' && (s[10] == ' ' || s[10] == 'T') && s[13] == ':' && s[16] == ':' {
@@ -181,7 +181,7 @@ func parseTime(s string) (time.Time, error) {
 	}
 	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
-		return time.Time{}, errors.New("want \"2006-01-02 15:04:05\"")
+		return time.Time{}, errors.New("want \"" + measurement.TimeLayout + "\"")
 	}
 	return t.UTC(), nil
 }

@@ -14,13 +14,14 @@ import (
 	"slices"
 	"strings"
 
+	"kzprobe/measurement"
 	"kzprobe/probe"
 	"kzprobe/targets"
 )
 
 // APIVersion is the version of the JSON API: requests carry it (or omit
 // it), every answer carries it.
-const APIVersion = probe.ControlAPIVersion
+const APIVersion = measurement.ControlAPIVersion
 
 // Paths served.
 const (
@@ -65,9 +66,9 @@ type CheckRequest struct {
 
 // CheckResponse is the answer to a valid request, HTTP 200. It is the
 // same type the probe records as test_keys.control.response, so the
-// record keeps exactly what the server said (the type lives in probe,
-// which control imports).
-type CheckResponse = probe.ControlResponse
+// record keeps exactly what the server said; the type lives with the
+// record format, in package measurement.
+type CheckResponse = measurement.ControlResponse
 
 // ErrorResponse is the body of every answer other than 200.
 type ErrorResponse struct {

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"kzprobe/measurement"
 	"kzprobe/probe"
 	"kzprobe/probe/chain"
 	"kzprobe/probe/failure"
@@ -209,8 +210,8 @@ func (c *Client) dial(ctx context.Context, network, addr string) (net.Conn, erro
 // Check asks the server about one target and returns the report: the
 // server's answer, or the failure. It retries a 429 or 503 whose
 // Retry-After fits the context's deadline, at most maxAttempts times.
-func (c *Client) Check(ctx context.Context, req probe.ControlRequest, t0 time.Time) *probe.ControlReport {
-	rep := &probe.ControlReport{Server: c.server, Addresses: []string{}, T0: since(t0)}
+func (c *Client) Check(ctx context.Context, req measurement.ControlRequest, t0 time.Time) *measurement.ControlReport {
+	rep := &measurement.ControlReport{Server: c.server, Addresses: []string{}, T0: since(t0)}
 	defer func() { rep.T = since(t0) }()
 	addrs := req.Addresses
 	if len(addrs) > c.maxAddresses() {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"kzprobe/measurement"
 	"kzprobe/probe"
 	"kzprobe/probe/failure"
 	"kzprobe/probe/guard"
@@ -144,7 +145,7 @@ func start(t testing.TB, srv *dns.Server) {
 	t.Cleanup(func() { srv.Shutdown() })
 }
 
-func lookup(t testing.TB, ex probe.Exchanger, host string, qtype uint16) probe.DNSQuery {
+func lookup(t testing.TB, ex probe.Exchanger, host string, qtype uint16) measurement.DNSQuery {
 	t.Helper()
 	// Generous: the machine may be loaded and the race detector is slow;
 	// tests of timeouts set a short Options.Timeout instead.
@@ -159,7 +160,7 @@ func str(p *string) string {
 	return *p
 }
 
-func expectAnswer(t testing.TB, q probe.DNSQuery, ip string) {
+func expectAnswer(t testing.TB, q measurement.DNSQuery, ip string) {
 	t.Helper()
 	if q.Failure != nil {
 		t.Fatalf("failure %s; want success", *q.Failure)

@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"kzprobe/measurement"
 	"kzprobe/probe"
 	"kzprobe/probe/chain"
 	"kzprobe/probe/guard"
@@ -354,19 +355,19 @@ func (s *Server) check(ctx context.Context, q checkQuery, client netip.Addr) *Ch
 	}
 	var (
 		wg      sync.WaitGroup
-		eps     []*probe.ControlEndpoint
+		eps     []*measurement.ControlEndpoint
 		addrs   []netip.Addr
 		sources [][]string
 	)
 	try := func(a netip.Addr, source string) {
-		e := &probe.ControlEndpoint{Address: a.String()}
+		e := &measurement.ControlEndpoint{Address: a.String()}
 		eps, addrs, sources = append(eps, e), append(addrs, a), append(sources, []string{source})
 		wg.Go(func() { s.tryEndpoint(ctx, e, a, q, t0) })
 	}
 	// The submitted addresses go at once; the server's own answers follow
 	// its DNS.
 	for _, a := range q.addresses {
-		try(a, probe.ControlSourceClient)
+		try(a, measurement.ControlSourceClient)
 	}
 	dctx, cancel := context.WithTimeout(ctx, s.cfg.Deadline/4)
 	resp.Queries = probe.LookupAll(dctx, s.cfg.Resolver, q.domain, t0)
@@ -375,17 +376,17 @@ func (s *Server) check(ctx context.Context, q checkQuery, client netip.Addr) *Ch
 	for _, a := range probe.Addrs(resp.Queries) {
 		a = a.Unmap()
 		if i := slices.Index(addrs, a); i >= 0 {
-			sources[i] = append(sources[i], probe.ControlSourceDNS)
+			sources[i] = append(sources[i], measurement.ControlSourceDNS)
 			continue
 		}
 		if own == s.cfg.MaxAddresses {
 			break
 		}
 		own++
-		try(a, probe.ControlSourceDNS)
+		try(a, measurement.ControlSourceDNS)
 	}
 	wg.Wait()
-	resp.Endpoints = make([]probe.ControlEndpoint, len(eps))
+	resp.Endpoints = make([]measurement.ControlEndpoint, len(eps))
 	for i, e := range eps {
 		e.Sources = sources[i]
 		resp.Endpoints[i] = *e
@@ -396,7 +397,7 @@ func (s *Server) check(ctx context.Context, q checkQuery, client netip.Addr) *Ch
 
 // tryEndpoint connects to a, hand-shakes with SNI = the domain and judges
 // the chain presented.
-func (s *Server) tryEndpoint(ctx context.Context, e *probe.ControlEndpoint, a netip.Addr, q checkQuery, t0 time.Time) {
+func (s *Server) tryEndpoint(ctx context.Context, e *measurement.ControlEndpoint, a netip.Addr, q checkQuery, t0 time.Time) {
 	conn, tc := s.connector.Connect(ctx, a, q.port, t0)
 	e.TCPConnect = tc
 	if conn == nil {

@@ -20,6 +20,7 @@ import (
 
 	"kzprobe/control"
 	"kzprobe/lab"
+	"kzprobe/measurement"
 	"kzprobe/probe"
 	"kzprobe/probe/chain"
 	"kzprobe/probe/failure"
@@ -161,7 +162,7 @@ func checkBody(domain string, port int, addrs ...netip.Addr) string {
 	return string(b)
 }
 
-func endpoint(t testing.TB, r *control.CheckResponse, a netip.Addr) *probe.ControlEndpoint {
+func endpoint(t testing.TB, r *control.CheckResponse, a netip.Addr) *measurement.ControlEndpoint {
 	t.Helper()
 	for i := range r.Endpoints {
 		if r.Endpoints[i].Address == a.String() {
@@ -591,7 +592,7 @@ func TestClient(t *testing.T) {
 	l := startLab(t)
 	site, _ := l.Site("rutracker.org")
 	dial := guard.New(l.Net).Dialer(nil)
-	req := probe.ControlRequest{Domain: site.Domain, Port: l.Port, Addresses: []netip.Addr{site.Addr}}
+	req := measurement.ControlRequest{Domain: site.Domain, Port: l.Port, Addresses: []netip.Addr{site.Addr}}
 	t0 := time.Now()
 
 	t.Run("answer", func(t *testing.T) {

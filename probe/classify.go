@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"kzprobe/measurement"
 	"kzprobe/probe/chain"
 	"kzprobe/probe/failure"
 )
@@ -64,10 +65,10 @@ import (
 //     reason ip_valid_from_control ([IPValidFromControl]).
 //
 // Without a control server the rules are exactly the above.
-func Classify(m *Measurement) (Verdict, string) {
+func Classify(m *measurement.Measurement) (measurement.Verdict, string) {
 	tk := &m.TestKeys
 	cons := tk.DNSConsistency
-	status, reason := Unknown, ReasonBothFailed
+	status, reason := measurement.Unknown, measurement.ReasonBothFailed
 	if cons != nil {
 		status, reason = cons.Status, cons.Reason
 	}
@@ -77,15 +78,15 @@ func Classify(m *Measurement) (Verdict, string) {
 	if !localAddrs {
 		lf := firstFailure(queryFailures(tk.Queries))
 		switch {
-		case status == Consistent || (!controlAddrs && lf != "" && lf == firstFailure(queryFailures(tk.ControlQueries))):
-			return VerdictDown, "the name fails from the control resolver too (" + orNone(lf) + ")"
+		case status == measurement.Consistent || (!controlAddrs && lf != "" && lf == firstFailure(queryFailures(tk.ControlQueries))):
+			return measurement.VerdictDown, "the name fails from the control resolver too (" + orNone(lf) + ")"
 		case controlAddrs:
-			return VerdictDNSTampering, "local resolver gave no address (" + orNone(lf) + ") while the control answered"
+			return measurement.VerdictDNSTampering, "local resolver gave no address (" + orNone(lf) + ") while the control answered"
 		default:
-			return VerdictError, "both resolvers failed: local " + orNone(lf) + ", control " + orNone(firstFailure(queryFailures(tk.ControlQueries)))
+			return measurement.VerdictError, "both resolvers failed: local " + orNone(lf) + ", control " + orNone(firstFailure(queryFailures(tk.ControlQueries)))
 		}
 	}
-	if status == Inconsistent {
+	if status == measurement.Inconsistent {
 		r := "local answers inconsistent with the control (" + reason + ")"
 		if in := tk.Interception; in != nil {
 			r += "; chain leads to " + rootLabel(in.RootName, in.RootSHA1)
@@ -95,9 +96,9 @@ func Classify(m *Measurement) (Verdict, string) {
 		} else if tk.Control != nil && tk.Control.Response == nil {
 			r += "; " + controlView(tk.Control, netip.Addr{}, "")
 		}
-		return VerdictDNSTampering, r
+		return measurement.VerdictDNSTampering, r
 	}
-	confirmed := status == Consistent
+	confirmed := status == measurement.Consistent
 
 	connected := false
 	for _, c := range tk.TCPConnect {
@@ -109,16 +110,16 @@ func Classify(m *Measurement) (Verdict, string) {
 		f := firstFailure(connectFailures(tk.TCPConnect))
 		if f == failure.BlockedByAllowNet {
 			// Our own guard, not the network, refused: nothing was measured.
-			return VerdictError, "every address is outside --allow-net (" + f + "); nothing was sent"
+			return measurement.VerdictError, "every address is outside --allow-net (" + f + "); nothing was sent"
 		}
 		r := "no TCP connect succeeded (" + orNone(f) + ")"
 		if down, cf := controlFailsToo(tk.Control, confirmed); down {
-			return VerdictDown, r + "; the control server fails too (" + orNone(cf) + ")"
+			return measurement.VerdictDown, r + "; the control server fails too (" + orNone(cf) + ")"
 		}
 		if !confirmed {
-			return VerdictError, r + unconfirmed(tk, " and", firstConnectIP(tk))
+			return measurement.VerdictError, r + unconfirmed(tk, " and", firstConnectIP(tk))
 		}
-		return VerdictTCPBlocking, r + controlSuffix(tk, firstConnectIP(tk))
+		return measurement.VerdictTCPBlocking, r + controlSuffix(tk, firstConnectIP(tk))
 	}
 
 	// The handshakes with the configured fingerprints decide, except that
@@ -155,16 +156,16 @@ func Classify(m *Measurement) (Verdict, string) {
 			r += "; the chain presented before the failure " + leadsTo(in)
 		}
 		if down, cf := controlFailsToo(tk.Control, confirmed); down {
-			return VerdictDown, r + "; the control server fails too (" + orNone(cf) + ")"
+			return measurement.VerdictDown, r + "; the control server fails too (" + orNone(cf) + ")"
 		}
 		ip := firstConnectIP(tk)
 		if len(tk.TLSHandshakes) > 0 {
 			ip = handshakeIP(tk.TLSHandshakes[0], ip)
 		}
 		if !confirmed {
-			return VerdictError, r + unconfirmed(tk, " and", ip)
+			return measurement.VerdictError, r + unconfirmed(tk, " and", ip)
 		}
-		return VerdictTLSBlocking, r + controlSuffix(tk, ip)
+		return measurement.VerdictTLSBlocking, r + controlSuffix(tk, ip)
 	}
 	note := retryNote
 	if len(failed) > 0 {
@@ -185,9 +186,9 @@ func Classify(m *Measurement) (Verdict, string) {
 			}
 		}
 		if !confirmed {
-			return VerdictError, r + unconfirmed(tk, ", but", ip)
+			return measurement.VerdictError, r + unconfirmed(tk, ", but", ip)
 		}
-		return VerdictMITMISCA, r + controlSuffix(tk, ip) + trustedElsewhere(tk, done) + note
+		return measurement.VerdictMITMISCA, r + controlSuffix(tk, ip) + trustedElsewhere(tk, done) + note
 	}
 
 	untrusted, at := "", -1
@@ -204,21 +205,21 @@ func Classify(m *Measurement) (Verdict, string) {
 	if untrusted != "" {
 		r := "untrusted chain that is not the ISCA PKI (" + untrusted + ")"
 		if !confirmed {
-			return VerdictError, r + unconfirmed(tk, ", and", handshakeIP(tk.TLSHandshakes[at], firstConnectIP(tk)))
+			return measurement.VerdictError, r + unconfirmed(tk, ", and", handshakeIP(tk.TLSHandshakes[at], firstConnectIP(tk)))
 		}
 		if tk.Control != nil {
 			same, view := compareWithControl(tk.Control, tk.TLSHandshakes[at], firstConnectIP(tk))
 			if same {
-				return VerdictDown, r + ", but " + view + ": the site's own certificate, not interception" + note
+				return measurement.VerdictDown, r + ", but " + view + ": the site's own certificate, not interception" + note
 			}
-			return VerdictMITMOther, r + "; " + view + note
+			return measurement.VerdictMITMOther, r + "; " + view + note
 		}
-		return VerdictMITMOther, r + note
+		return measurement.VerdictMITMOther, r + note
 	}
 	if !confirmed {
-		return VerdictOK, "chain trusted for the domain (control DNS failed: " + reason + ")" + note
+		return measurement.VerdictOK, "chain trusted for the domain (control DNS failed: " + reason + ")" + note
 	}
-	return VerdictOK, "consistent DNS (" + reason + ") and a trusted chain" + note
+	return measurement.VerdictOK, "consistent DNS (" + reason + ") and a trusted chain" + note
 }
 
 // trustedElsewhere names the addresses where a completed handshake (of
@@ -226,7 +227,7 @@ func Classify(m *Measurement) (Verdict, string) {
 // "; trusted chain at 2001:db8::1": a middlebox that intercepts one
 // address family, or one path, and lets another through. Empty when none
 // did.
-func trustedElsewhere(tk *TestKeys, done []int) string {
+func trustedElsewhere(tk *measurement.TestKeys, done []int) string {
 	var addrs []string
 	for _, i := range done {
 		if i >= len(tk.Chains) || tk.Chains[i] == nil || !tk.Chains[i].Trusted {
@@ -243,7 +244,7 @@ func trustedElsewhere(tk *TestKeys, done []int) string {
 	return "; trusted chain at " + strings.Join(addrs, ", ")
 }
 
-func queryFailures(qs []DNSQuery) []*string {
+func queryFailures(qs []measurement.DNSQuery) []*string {
 	out := make([]*string, len(qs))
 	for i := range qs {
 		out[i] = qs[i].Failure
@@ -251,7 +252,7 @@ func queryFailures(qs []DNSQuery) []*string {
 	return out
 }
 
-func connectFailures(cs []TCPConnect) []*string {
+func connectFailures(cs []measurement.TCPConnect) []*string {
 	out := make([]*string, len(cs))
 	for i := range cs {
 		out[i] = cs[i].Status.Failure
@@ -259,7 +260,7 @@ func connectFailures(cs []TCPConnect) []*string {
 	return out
 }
 
-func handshakeFailures(hs []TLSHandshake) []*string {
+func handshakeFailures(hs []measurement.TLSHandshake) []*string {
 	out := make([]*string, len(hs))
 	for i := range hs {
 		out[i] = hs[i].Failure
@@ -344,7 +345,7 @@ func short(hex string) string {
 // what the control server saw there. A control server's view alone does
 // not confirm an address the control resolver could not (see
 // [ConsistencyOptions.Check]: the checks run only on two address sets).
-func unconfirmed(tk *TestKeys, sep string, ip netip.Addr) string {
+func unconfirmed(tk *measurement.TestKeys, sep string, ip netip.Addr) string {
 	if tk.Control == nil {
 		return sep + " the control could not confirm the address"
 	}
@@ -353,7 +354,7 @@ func unconfirmed(tk *TestKeys, sep string, ip netip.Addr) string {
 
 // controlSuffix is "; " and what the control server saw at ip, or ""
 // without a control server.
-func controlSuffix(tk *TestKeys, ip netip.Addr) string {
+func controlSuffix(tk *measurement.TestKeys, ip netip.Addr) string {
 	if tk.Control == nil {
 		return ""
 	}
@@ -362,7 +363,7 @@ func controlSuffix(tk *TestKeys, ip netip.Addr) string {
 
 // controlView says in a few words what the control server r saw at ip
 // ("where" names the place in the sentence).
-func controlView(r *ControlReport, ip netip.Addr, where string) string {
+func controlView(r *measurement.ControlReport, ip netip.Addr, where string) string {
 	if r.Response == nil {
 		return "control server failed (" + derefOr(r.Failure, "no response") + ")"
 	}
@@ -371,7 +372,7 @@ func controlView(r *ControlReport, ip netip.Addr, where string) string {
 	case e == nil:
 		return "control server did not try " + strings.TrimPrefix(where, "at ")
 	case !e.Attempted():
-		return "control server refused to connect " + where + " (" + e.failure() + ")"
+		return "control server refused to connect " + where + " (" + e.Failure() + ")"
 	case e.Trusted():
 		return "control saw a trusted chain " + where
 	case e.Chain != nil && e.Chain.Interception != nil:
@@ -379,12 +380,12 @@ func controlView(r *ControlReport, ip netip.Addr, where string) string {
 	case e.Chain != nil:
 		return "control saw an untrusted chain " + where + " (" + derefOr(e.Chain.TrustFailure, "untrusted") + ")"
 	}
-	return "control could not hand-shake " + where + " (" + orNone(e.failure()) + ")"
+	return "control could not hand-shake " + where + " (" + orNone(e.Failure()) + ")"
 }
 
 // firstEndpoint returns the first of addrs that the control server
 // reported on.
-func firstEndpoint(r *ControlReport, addrs []netip.Addr) (netip.Addr, bool) {
+func firstEndpoint(r *measurement.ControlReport, addrs []netip.Addr) (netip.Addr, bool) {
 	for _, a := range addrs {
 		if r.Endpoint(a) != nil {
 			return a, true
@@ -395,7 +396,7 @@ func firstEndpoint(r *ControlReport, addrs []netip.Addr) (netip.Addr, bool) {
 
 // controlFailsToo reports whether the control server tried the target and
 // failed everywhere (see Classify), with its most frequent failure.
-func controlFailsToo(r *ControlReport, confirmed bool) (bool, string) {
+func controlFailsToo(r *measurement.ControlReport, confirmed bool) (bool, string) {
 	if r == nil || r.Response == nil {
 		return false, ""
 	}
@@ -406,13 +407,13 @@ func controlFailsToo(r *ControlReport, confirmed bool) (bool, string) {
 		if !e.Attempted() {
 			continue
 		}
-		f := e.failure()
+		f := e.Failure()
 		if e.Completed() || f == failure.GenericTimeout || f == failure.Interrupted {
 			return false, ""
 		}
 		fs = append(fs, &f)
 		for _, s := range e.Sources {
-			ownAnswer = ownAnswer || s == ControlSourceDNS
+			ownAnswer = ownAnswer || s == measurement.ControlSourceDNS
 		}
 	}
 	if len(fs) == 0 || !(confirmed || ownAnswer) {
@@ -425,14 +426,14 @@ func controlFailsToo(r *ControlReport, confirmed bool) (bool, string) {
 // handshake h with what the control server was served: at the same
 // address first, else at any address. It reports whether they are the
 // same certificate, and says what the control saw.
-func compareWithControl(r *ControlReport, h TLSHandshake, fallback netip.Addr) (same bool, view string) {
+func compareWithControl(r *measurement.ControlReport, h measurement.TLSHandshake, fallback netip.Addr) (same bool, view string) {
 	ip := handshakeIP(h, fallback)
 	var leaf []byte
 	if len(h.PeerCertificates) > 0 {
 		leaf = h.PeerCertificates[0]
 	}
-	if e := r.Endpoint(ip); e.leaf() != nil {
-		if bytes.Equal(e.leaf(), leaf) {
+	if e := r.Endpoint(ip); e.Leaf() != nil {
+		if bytes.Equal(e.Leaf(), leaf) {
 			return true, "the control server was served the same certificate at the same address"
 		}
 		return false, "control saw a different chain at the same address (" + chainWords(e) + ")"
@@ -440,7 +441,7 @@ func compareWithControl(r *ControlReport, h TLSHandshake, fallback netip.Addr) (
 	if r.Response != nil {
 		other := false
 		for i := range r.Response.Endpoints {
-			if l := r.Response.Endpoints[i].leaf(); l != nil {
+			if l := r.Response.Endpoints[i].Leaf(); l != nil {
 				if bytes.Equal(l, leaf) {
 					return true, "the control server was served the same certificate at " + r.Response.Endpoints[i].Address
 				}
@@ -456,7 +457,7 @@ func compareWithControl(r *ControlReport, h TLSHandshake, fallback netip.Addr) (
 
 // handshakeIP is the address h was made to, or fallback when it does not
 // say.
-func handshakeIP(h TLSHandshake, fallback netip.Addr) netip.Addr {
+func handshakeIP(h measurement.TLSHandshake, fallback netip.Addr) netip.Addr {
 	if ap, err := netip.ParseAddrPort(h.Address); err == nil {
 		return ap.Addr().Unmap()
 	}
@@ -465,7 +466,7 @@ func handshakeIP(h TLSHandshake, fallback netip.Addr) netip.Addr {
 
 // firstConnectIP is the address of the first TCP connect, preferring one
 // that succeeded.
-func firstConnectIP(tk *TestKeys) netip.Addr {
+func firstConnectIP(tk *measurement.TestKeys) netip.Addr {
 	var first netip.Addr
 	for _, c := range tk.TCPConnect {
 		a, err := netip.ParseAddr(c.IP)
@@ -483,7 +484,7 @@ func firstConnectIP(tk *TestKeys) netip.Addr {
 }
 
 // chainWords says how the server judged e's chain.
-func chainWords(e *ControlEndpoint) string {
+func chainWords(e *measurement.ControlEndpoint) string {
 	switch {
 	case e.Chain == nil:
 		return "not analysed"

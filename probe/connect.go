@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"time"
 
+	"kzprobe/measurement"
 	"kzprobe/probe/failure"
 	"kzprobe/probe/guard"
 )
@@ -16,7 +17,7 @@ import (
 const DefaultConnectTimeout = 10 * time.Second
 
 // Connector opens the TCP connections that the TLS handshakes run over
-// (DESIGN step 4) and records each attempt as a [TCPConnect].
+// (DESIGN step 4) and records each attempt as a [measurement.TCPConnect].
 type Connector struct {
 	// Dial opens the connection. Production wiring passes the network
 	// guard's dialer (guard.Guard.Dialer) so that a destination outside
@@ -49,12 +50,12 @@ func (c *Connector) timeout() time.Duration {
 // The failure is classified here, where the context is known: the
 // connect's own timeout is generic_timeout_error, a cancelled parent ctx
 // (Ctrl-C) is interrupted, and a guard refusal is blocked_by_allow_net.
-func (c *Connector) Connect(ctx context.Context, ip netip.Addr, port int, t0 time.Time) (net.Conn, TCPConnect) {
+func (c *Connector) Connect(ctx context.Context, ip netip.Addr, port int, t0 time.Time) (net.Conn, measurement.TCPConnect) {
 	ip = ip.Unmap()
-	rec := TCPConnect{IP: ip.String(), Port: port, T0: secondsSince(t0)}
-	finish := func(err error) TCPConnect {
+	rec := measurement.TCPConnect{IP: ip.String(), Port: port, T0: secondsSince(t0)}
+	finish := func(err error) measurement.TCPConnect {
 		rec.T = secondsSince(t0)
-		rec.Status = TCPConnectStatus{Failure: failure.Of(err), Success: err == nil}
+		rec.Status = measurement.TCPConnectStatus{Failure: failure.Of(err), Success: err == nil}
 		return rec
 	}
 	if !ip.IsValid() || port <= 0 || port > 65535 {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"kzprobe/measurement"
 	"kzprobe/probe/failure"
 	"kzprobe/probe/guard"
 )
@@ -21,7 +22,7 @@ func TestConnectSuccess(t *testing.T) {
 		t.Fatalf("conn = nil; want a connection (record %+v)", rec)
 	}
 	conn.Close()
-	want := TCPConnect{IP: "127.0.0.1", Port: int(ap.Port()), Status: TCPConnectStatus{Success: true}}
+	want := measurement.TCPConnect{IP: "127.0.0.1", Port: int(ap.Port()), Status: measurement.TCPConnectStatus{Success: true}}
 	if rec.IP != want.IP || rec.Port != want.Port || rec.Status.Success != true || rec.Status.Failure != nil {
 		t.Errorf("record = %+v; want %+v", rec, want)
 	}

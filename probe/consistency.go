@@ -1,28 +1,16 @@
 package probe
 
-// DNS consistency: step 3 of DESIGN.md. A pure function of the recorded
-// local and control queries; the later checks that need the network (the
-// control server) or a database (ASN) plug in as ConsistencyCheck hooks
-// whose inputs the caller has already collected.
+// DNS consistency: a pure function of the recorded local and control
+// queries; the later checks that need the network (the control server) or a
+// database (ASN) plug in as ConsistencyCheck hooks whose inputs the caller
+// has already collected. The statuses and reasons it records are defined
+// with the record, in package measurement.
 
 import (
 	"net/netip"
 
+	"kzprobe/measurement"
 	"kzprobe/probe/failure"
-)
-
-// Consistency reasons added to those in measurement.go.
-const (
-	// ReasonLocalNXDOMAIN: the local resolver says the name does not
-	// exist while the control resolves it (Inconsistent).
-	ReasonLocalNXDOMAIN = "local_nxdomain"
-	// ReasonLocalNoAnswer: the local resolver answers NOERROR without any
-	// address while the control resolves the name (Inconsistent).
-	ReasonLocalNoAnswer = "local_no_answer"
-	// ReasonFamiliesDiffer: both sides resolved, but only in different
-	// address families (e.g. local IPv4 only, control IPv6 only), so the
-	// sets cannot be compared (Unknown).
-	ReasonFamiliesDiffer = "address_families_differ"
 )
 
 // ConsistencyCheck is a later check that may find disjoint address sets
@@ -32,7 +20,7 @@ const (
 // gathered before.
 type ConsistencyCheck struct {
 	// Reason is recorded when Match returns true, e.g.
-	// ReasonIPValidFromControl or ReasonASNMatch.
+	// measurement.ReasonIPValidFromControl or measurement.ReasonASNMatch.
 	Reason string
 	// Match decides.
 	Match func(local, control []netip.Addr) bool
@@ -55,7 +43,7 @@ type ConsistencyOptions struct {
 
 // CheckConsistency compares local and control queries with the default
 // options. See [ConsistencyOptions.Check].
-func CheckConsistency(local, control []DNSQuery) *DNSConsistency {
+func CheckConsistency(local, control []measurement.DNSQuery) *measurement.DNSConsistency {
 	return ConsistencyOptions{}.Check(local, control)
 }
 
@@ -75,13 +63,13 @@ func CheckConsistency(local, control []DNSQuery) *DNSConsistency {
 //  6. a ConsistencyCheck matches: Consistent with its reason;
 //  7. the sets share no address family: Unknown, address_families_differ;
 //  8. else Inconsistent, no_intersection.
-func (o ConsistencyOptions) Check(local, control []DNSQuery) *DNSConsistency {
+func (o ConsistencyOptions) Check(local, control []measurement.DNSQuery) *measurement.DNSConsistency {
 	bogons := o.Bogons
 	if bogons == nil {
 		bogons = DefaultBogons()
 	}
 	la, ca := Addrs(local), Addrs(control)
-	c := &DNSConsistency{LocalAddrs: addrStrings(la), ControlAddrs: addrStrings(ca), Bogons: []string{}}
+	c := &measurement.DNSConsistency{LocalAddrs: addrStrings(la), ControlAddrs: addrStrings(ca), Bogons: []string{}}
 	for _, a := range la {
 		if IsBogon(a, bogons) && !IsBogon(a, o.Exempt) {
 			c.Bogons = append(c.Bogons, a.String())
@@ -90,22 +78,22 @@ func (o ConsistencyOptions) Check(local, control []DNSQuery) *DNSConsistency {
 	lf, cf := sideFailure(local), sideFailure(control)
 	switch {
 	case len(c.Bogons) > 0:
-		return c.set(Inconsistent, ReasonBogon)
+		return decide(c, measurement.Inconsistent, measurement.ReasonBogon)
 	case len(la) == 0 && len(ca) == 0:
 		if lf != "" && lf == cf {
-			return c.set(Consistent, ReasonSameFailure)
+			return decide(c, measurement.Consistent, measurement.ReasonSameFailure)
 		}
-		return c.set(Unknown, ReasonBothFailed)
+		return decide(c, measurement.Unknown, measurement.ReasonBothFailed)
 	case len(la) == 0:
 		switch lf {
 		case failure.DNSNXDOMAIN:
-			return c.set(Inconsistent, ReasonLocalNXDOMAIN)
+			return decide(c, measurement.Inconsistent, measurement.ReasonLocalNXDOMAIN)
 		case failure.DNSNoAnswer:
-			return c.set(Inconsistent, ReasonLocalNoAnswer)
+			return decide(c, measurement.Inconsistent, measurement.ReasonLocalNoAnswer)
 		}
-		return c.set(Unknown, ReasonLocalFailed)
+		return decide(c, measurement.Unknown, measurement.ReasonLocalFailed)
 	case len(ca) == 0:
-		return c.set(Unknown, ReasonControlFailed)
+		return decide(c, measurement.Unknown, measurement.ReasonControlFailed)
 	}
 	cset := make(map[netip.Addr]bool, len(ca))
 	for _, a := range ca {
@@ -113,21 +101,22 @@ func (o ConsistencyOptions) Check(local, control []DNSQuery) *DNSConsistency {
 	}
 	for _, a := range la {
 		if cset[a] {
-			return c.set(Consistent, ReasonIntersection)
+			return decide(c, measurement.Consistent, measurement.ReasonIntersection)
 		}
 	}
 	for _, chk := range o.Checks {
 		if chk.Match != nil && chk.Match(la, ca) {
-			return c.set(Consistent, chk.Reason)
+			return decide(c, measurement.Consistent, chk.Reason)
 		}
 	}
 	if !sharesFamily(la, ca) {
-		return c.set(Unknown, ReasonFamiliesDiffer)
+		return decide(c, measurement.Unknown, measurement.ReasonFamiliesDiffer)
 	}
-	return c.set(Inconsistent, ReasonNoIntersection)
+	return decide(c, measurement.Inconsistent, measurement.ReasonNoIntersection)
 }
 
-func (c *DNSConsistency) set(status, reason string) *DNSConsistency {
+// decide records the status and reason in c and returns c.
+func decide(c *measurement.DNSConsistency, status measurement.ConsistencyStatus, reason string) *measurement.DNSConsistency {
 	c.Status, c.Reason = status, reason
 	return c
 }
@@ -136,7 +125,7 @@ func (c *DNSConsistency) set(status, reason string) *DNSConsistency {
 // address: NXDOMAIN when any query says so (a statement about the name,
 // stronger than a lost packet), else the first failure, else
 // dns_no_answer. It returns "" when no queries were made.
-func sideFailure(queries []DNSQuery) string {
+func sideFailure(queries []measurement.DNSQuery) string {
 	first := ""
 	for _, q := range queries {
 		if q.Failure == nil {

@@ -29,6 +29,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"kzprobe/measurement"
 	"kzprobe/probe/failure"
 	"kzprobe/probe/guard"
 )
@@ -389,8 +390,8 @@ func since(t0 time.Time) float64 { return time.Since(t0).Seconds() }
 // every outcome, including bad input, is in the returned record, with times
 // in seconds since t0. The whole lookup takes at most r.Timeout (or less,
 // when ctx ends earlier).
-func (r *DNSResolver) Lookup(ctx context.Context, host string, qtype uint16, t0 time.Time) (rec DNSQuery) {
-	rec = DNSQuery{Hostname: host, QueryType: typeName(qtype), T0: since(t0)}
+func (r *DNSResolver) Lookup(ctx context.Context, host string, qtype uint16, t0 time.Time) (rec measurement.DNSQuery) {
+	rec = measurement.DNSQuery{Hostname: host, QueryType: typeName(qtype), T0: since(t0)}
 	defer func() { rec.T = since(t0) }()
 	ex := r.Exchanger
 	if ex == nil {
@@ -465,7 +466,7 @@ const maxCNAMEHops = 16
 // recorded (as a stub resolver would use them): an answer section padded
 // with records for other names says nothing about this one, and the raw
 // response keeps it anyway.
-func recordResponse(rec *DNSQuery, q dns.Question, resp *dns.Msg) {
+func recordResponse(rec *measurement.DNSQuery, q dns.Question, resp *dns.Msg) {
 	rcode := resp.Rcode
 	rec.Rcode = &rcode
 	rec.Answers, rec.CNAMEs, rec.AnswersTruncated = nil, nil, false
@@ -493,22 +494,22 @@ func recordResponse(rec *DNSQuery, q dns.Question, resp *dns.Msg) {
 		if !ownedBy(owners, rr.Header().Name) {
 			continue
 		}
-		var a DNSAnswer
+		var a measurement.DNSAnswer
 		switch v := rr.(type) {
 		case *dns.A:
 			ip, ok := netip.AddrFromSlice(v.A.To4())
 			if !ok {
 				continue
 			}
-			a = DNSAnswer{AnswerType: "A", IPv4: ip.String()}
+			a = measurement.DNSAnswer{AnswerType: "A", IPv4: ip.String()}
 		case *dns.AAAA:
 			ip, ok := netip.AddrFromSlice(v.AAAA.To16())
 			if !ok {
 				continue
 			}
-			a = DNSAnswer{AnswerType: "AAAA", IPv6: ip.String()}
+			a = measurement.DNSAnswer{AnswerType: "AAAA", IPv6: ip.String()}
 		case *dns.CNAME:
-			a = DNSAnswer{AnswerType: "CNAME", Hostname: strings.TrimSuffix(v.Target, ".")}
+			a = measurement.DNSAnswer{AnswerType: "CNAME", Hostname: strings.TrimSuffix(v.Target, ".")}
 		default:
 			continue
 		}
@@ -554,8 +555,8 @@ func ownedBy(owners []string, name string) bool {
 
 // LookupAll resolves host for A and AAAA concurrently and returns the two
 // records, A first.
-func LookupAll(ctx context.Context, r *DNSResolver, host string, t0 time.Time) []DNSQuery {
-	out := make([]DNSQuery, 2)
+func LookupAll(ctx context.Context, r *DNSResolver, host string, t0 time.Time) []measurement.DNSQuery {
+	out := make([]measurement.DNSQuery, 2)
 	// AAAA in a new goroutine, A in this one: its stack, grown by earlier
 	// work, need not grow again.
 	var wg sync.WaitGroup
@@ -567,7 +568,7 @@ func LookupAll(ctx context.Context, r *DNSResolver, host string, t0 time.Time) [
 
 // Addrs returns the unique addresses in the A and AAAA answers of queries,
 // in first-seen order.
-func Addrs(queries []DNSQuery) []netip.Addr {
+func Addrs(queries []measurement.DNSQuery) []netip.Addr {
 	var out []netip.Addr
 	seen := map[netip.Addr]bool{}
 	for _, q := range queries {

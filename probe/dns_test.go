@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/miekg/dns"
 
+	"kzprobe/measurement"
 	"kzprobe/probe/failure"
 	"kzprobe/probe/guard"
 )
@@ -167,7 +168,7 @@ func pack(t testing.TB, m *dns.Msg) []byte {
 	return b
 }
 
-func lookup(t testing.TB, ex Exchanger, host string, qtype uint16, timeout time.Duration) DNSQuery {
+func lookup(t testing.TB, ex Exchanger, host string, qtype uint16, timeout time.Duration) measurement.DNSQuery {
 	t.Helper()
 	r := &DNSResolver{Exchanger: ex, Timeout: timeout}
 	return r.Lookup(context.Background(), host, qtype, time.Now())
@@ -180,14 +181,14 @@ func str(p *string) string {
 	return *p
 }
 
-func expectFailure(t testing.TB, q DNSQuery, want string) {
+func expectFailure(t testing.TB, q measurement.DNSQuery, want string) {
 	t.Helper()
 	if got := str(q.Failure); got != want {
 		t.Errorf("failure = %s; want %s", got, want)
 	}
 }
 
-func expectRcode(t testing.TB, q DNSQuery, want int) {
+func expectRcode(t testing.TB, q measurement.DNSQuery, want int) {
 	t.Helper()
 	if q.Rcode == nil {
 		t.Errorf("rcode = null; want %d", want)
@@ -209,9 +210,9 @@ func TestDNSLookupRecordsAnswers(t *testing.T) {
 	t0 := time.Now()
 	q := (&DNSResolver{Exchanger: ex}).Lookup(context.Background(), "www.example.test", dns.TypeA, t0)
 
-	want := DNSQuery{
+	want := measurement.DNSQuery{
 		Engine: "udp", ResolverAddress: addr, Hostname: "www.example.test", QueryType: "A",
-		Answers: []DNSAnswer{
+		Answers: []measurement.DNSAnswer{
 			{AnswerType: "CNAME", Hostname: "edge.cdn.example.test", TTL: 300},
 			{AnswerType: "A", IPv4: "192.0.2.10", TTL: 60},
 		},
@@ -239,7 +240,7 @@ func TestDNSLookupRecordsAnswers(t *testing.T) {
 	}
 
 	q6 := lookup(t, ex, "www.example.test", dns.TypeAAAA, 5*time.Second)
-	if want := []DNSAnswer{
+	if want := []measurement.DNSAnswer{
 		{AnswerType: "CNAME", Hostname: "edge.cdn.example.test", TTL: 300},
 		{AnswerType: "AAAA", IPv6: "2001:db8::10", TTL: 60},
 	}; !cmp.Equal(q6.Answers, want) {
@@ -784,7 +785,7 @@ func FuzzDNSResponse(f *testing.F) {
 			}
 			return
 		}
-		var rec DNSQuery
+		var rec measurement.DNSQuery
 		recordResponse(&rec, q.Question[0], resp)
 		if len(rec.Answers) > MaxRecordedAnswers || len(rec.CNAMEs) > maxCNAMEHops {
 			t.Fatalf("unbounded record: %d answers, %d cnames", len(rec.Answers), len(rec.CNAMEs))
@@ -841,7 +842,7 @@ func BenchmarkRecordResponse(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		var rec DNSQuery
+		var rec measurement.DNSQuery
 		recordResponse(&rec, q.Question[0], resp)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"kzprobe/measurement"
 	"kzprobe/probe/chain"
 	"kzprobe/probe/failure"
 )
@@ -147,7 +148,7 @@ func (p *Prober) timeout() time.Duration {
 // complete record. It never fails: network errors are recorded in the
 // measurement. When ctx is cancelled the record is incomplete, and the
 // caller should not keep it (see Runner).
-func (p *Prober) Measure(ctx context.Context, domain string, port int) *Measurement {
+func (p *Prober) Measure(ctx context.Context, domain string, port int) *measurement.Measurement {
 	port = p.port(port)
 	start := p.now()
 	ctx, cancel := context.WithTimeout(ctx, p.timeout())
@@ -176,7 +177,7 @@ func (p *Prober) Measure(ctx context.Context, domain string, port int) *Measurem
 		addrs = addrs[:p.maxAddresses()]
 	}
 	if p.ControlServer != nil {
-		req := ControlRequest{Domain: domain, Port: port, Addresses: p.submittable(addrs), Fingerprint: p.fingerprints()[0]}
+		req := measurement.ControlRequest{Domain: domain, Port: port, Addresses: p.submittable(addrs), Fingerprint: p.fingerprints()[0]}
 		wg.Go(func() { tk.Control = p.ControlServer.Check(ctx, req, start) })
 	}
 	p.handshakeAll(ctx, tk, domain, addrs, port, start)
@@ -226,7 +227,7 @@ func (p *Prober) Measure(ctx context.Context, domain string, port int) *Measurem
 // an EOF or an alert, the answers of a middlebox that could not read the
 // hello. A timeout is not retried: it would cost a second timeout, and a
 // blackhole ignores any hello.
-func refusedEveryHello(conns []TCPConnect, hs []*TLSHandshake) bool {
+func refusedEveryHello(conns []measurement.TCPConnect, hs []*measurement.TLSHandshake) bool {
 	for k, h := range hs {
 		if !conns[k].Status.Success || h == nil || h.Failure == nil || len(h.PeerCertificates) > 0 {
 			return false
@@ -243,9 +244,9 @@ func refusedEveryHello(conns []TCPConnect, hs []*TLSHandshake) bool {
 
 // sameChain returns the index of the first handshake in hs that presented
 // exactly certs, or -1.
-func sameChain(hs []TLSHandshake, certs []BinaryData) int {
+func sameChain(hs []measurement.TLSHandshake, certs []measurement.BinaryData) int {
 	for k, h := range hs {
-		if slices.EqualFunc(h.PeerCertificates, certs, func(a, b BinaryData) bool { return bytes.Equal(a, b) }) {
+		if slices.EqualFunc(h.PeerCertificates, certs, func(a, b measurement.BinaryData) bool { return bytes.Equal(a, b) }) {
 			return k
 		}
 	}
@@ -271,11 +272,11 @@ func (p *Prober) submittable(addrs []netip.Addr) []netip.Addr {
 
 // handshakeAll runs every (address, fingerprint) pair concurrently and
 // records the results in a fixed order: by address, then fingerprint.
-func (p *Prober) handshakeAll(ctx context.Context, tk *TestKeys, domain string, addrs []netip.Addr, port int, t0 time.Time) {
+func (p *Prober) handshakeAll(ctx context.Context, tk *measurement.TestKeys, domain string, addrs []netip.Addr, port int, t0 time.Time) {
 	fps := p.fingerprints()
 	n := len(addrs) * len(fps)
-	conns := make([]TCPConnect, n)
-	hs := make([]*TLSHandshake, n)
+	conns := make([]measurement.TCPConnect, n)
+	hs := make([]*measurement.TLSHandshake, n)
 	connector, handshaker := p.Connector, p.Handshaker
 	if connector == nil {
 		connector = &Connector{}
@@ -311,8 +312,8 @@ func (p *Prober) handshakeAll(ctx context.Context, tk *TestKeys, domain string, 
 			}
 		}
 		// The records grow once, before any retry writes into them.
-		conns = append(conns, make([]TCPConnect, len(retry))...)
-		hs = append(hs, make([]*TLSHandshake, len(retry))...)
+		conns = append(conns, make([]measurement.TCPConnect, len(retry))...)
+		hs = append(hs, make([]*measurement.TLSHandshake, len(retry))...)
 		for j, a := range retry {
 			k := n + j
 			wg.Go(func() {
@@ -332,7 +333,7 @@ func (p *Prober) handshakeAll(ctx context.Context, tk *TestKeys, domain string, 
 	}
 }
 
-func (p *Prober) newMeasurement(domain string, port int, start time.Time) *Measurement {
+func (p *Prober) newMeasurement(domain string, port int, start time.Time) *measurement.Measurement {
 	e := p.Envelope
 	input := domain
 	if port != 443 {
@@ -353,15 +354,15 @@ func (p *Prober) newMeasurement(domain string, port int, start time.Time) *Measu
 	if ts.IsZero() {
 		ts = start
 	}
-	m := &Measurement{
+	m := &measurement.Measurement{
 		Input:                input,
 		ReportID:             e.ReportID,
 		MeasurementUID:       newID(start),
-		MeasurementStartTime: FormatTime(start),
-		TestStartTime:        FormatTime(ts),
-		TestName:             TestName,
-		TestVersion:          TestVersion,
-		SoftwareName:         SoftwareName,
+		MeasurementStartTime: measurement.FormatTime(start),
+		TestStartTime:        measurement.FormatTime(ts),
+		TestName:             measurement.TestName,
+		TestVersion:          measurement.TestVersion,
+		SoftwareName:         measurement.SoftwareName,
 		SoftwareVersion:      e.SoftwareVersion,
 		ProbeASN:             asn,
 		ProbeCC:              cc,
@@ -380,19 +381,13 @@ func (p *Prober) newMeasurement(domain string, port int, start time.Time) *Measu
 	return m
 }
 
-// FormatTime formats t as OONI does: UTC, "2006-01-02 15:04:05".
-func FormatTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05") }
-
-// TimeLayout is the layout of FormatTime.
-const TimeLayout = "2006-01-02 15:04:05"
-
 // NewReportID returns a fresh report ID: the start time, the test name,
 // the country and a random part, as OONI's report IDs read.
 func NewReportID(start time.Time, cc string) string {
 	if cc == "" {
 		cc = "ZZ"
 	}
-	return fmt.Sprintf("%s_%s_%s_%s", start.UTC().Format("20060102T150405Z"), TestName, cc, randomHex(8))
+	return fmt.Sprintf("%s_%s_%s_%s", start.UTC().Format("20060102T150405Z"), measurement.TestName, cc, randomHex(8))
 }
 
 func newID(t time.Time) string {
@@ -422,10 +417,10 @@ type Runner struct {
 	// DefaultParallel (8).
 	Parallel int
 	// Writer receives each completed measurement. Required.
-	Writer *Writer
+	Writer *measurement.Writer
 	// OnResult, when set, is called once per written measurement, from one
 	// goroutine at a time (for progress and the summary).
-	OnResult func(*Measurement)
+	OnResult func(*measurement.Measurement)
 }
 
 // Stats counts what a run did.

@@ -21,6 +21,7 @@ import (
 
 	"kzprobe/control"
 	"kzprobe/lab"
+	"kzprobe/measurement"
 	"kzprobe/probe"
 	"kzprobe/probe/chain"
 	"kzprobe/probe/failure"
@@ -180,7 +181,7 @@ func measureLabSite(t *testing.T, l *lab.Lab, p *probe.Prober, site lab.Site, is
 	}
 	if site.IPv6 && site.DNS == lab.DNSTruthful {
 		// Dual-stack: both addresses dialled, the same behaviour at each.
-		var on6 *probe.TLSHandshake
+		var on6 *measurement.TLSHandshake
 		for i, h := range tk.TLSHandshakes {
 			if strings.HasPrefix(h.Address, "[::1]:") {
 				on6 = &tk.TLSHandshakes[i]
@@ -199,7 +200,7 @@ func measureLabSite(t *testing.T, l *lab.Lab, p *probe.Prober, site lab.Site, is
 			}
 		}
 	}
-	if site.DNS == lab.DNSBogon && (tk.DNSConsistency == nil || tk.DNSConsistency.Reason != probe.ReasonBogon) {
+	if site.DNS == lab.DNSBogon && (tk.DNSConsistency == nil || tk.DNSConsistency.Reason != measurement.ReasonBogon) {
 		t.Errorf("dns_consistency = %+v; want reason bogon", tk.DNSConsistency)
 	}
 }
@@ -226,7 +227,7 @@ func TestRunnerWritesEveryTarget(t *testing.T) {
 	t.Parallel()
 	l, p := startLab(t, lab.DefaultScenario())
 	var buf safeBuffer
-	w := probe.NewWriter(&buf, -1)
+	w := measurement.NewWriter(&buf, -1)
 	in := make(chan probe.Input)
 	go func() {
 		defer close(in)
@@ -243,9 +244,9 @@ func TestRunnerWritesEveryTarget(t *testing.T) {
 		t.Errorf("written %d; want %d", st.Written, len(l.Scenario.Sites))
 	}
 	got := map[string]string{}
-	if _, err := probe.ReadJSONL(&buf, func(m *probe.Measurement) error {
+	if _, err := measurement.ReadJSONL(&buf, func(m *measurement.Measurement) error {
 		got[m.Input] = string(m.TestKeys.Verdict)
-		if m.TestName != probe.TestName || m.ProbeASN != "AS0" || m.ProbeCC != "ZZ" {
+		if m.TestName != measurement.TestName || m.ProbeASN != "AS0" || m.ProbeCC != "ZZ" {
 			t.Errorf("%s: envelope %s %s %s", m.Input, m.TestName, m.ProbeASN, m.ProbeCC)
 		}
 		return nil
@@ -285,7 +286,7 @@ func TestRunnerStopsOnCancel(t *testing.T) {
 	var st probe.Stats
 	var err error
 	go func() {
-		st, err = (&probe.Runner{Prober: p, Parallel: 4, Writer: probe.NewWriter(&buf, -1)}).Run(ctx, in)
+		st, err = (&probe.Runner{Prober: p, Parallel: 4, Writer: measurement.NewWriter(&buf, -1)}).Run(ctx, in)
 		close(done)
 	}()
 	select {
@@ -312,8 +313,8 @@ func TestControlServerConfirmsInterception(t *testing.T) {
 	site, _ := l.Site("rutracker.org")
 	m := p.Measure(context.Background(), site.Domain, 0)
 	tk := m.TestKeys
-	if tk.Verdict != probe.VerdictMITMISCA {
-		t.Fatalf("verdict %s (%s); want %s", tk.Verdict, tk.VerdictReason, probe.VerdictMITMISCA)
+	if tk.Verdict != measurement.VerdictMITMISCA {
+		t.Fatalf("verdict %s (%s); want %s", tk.Verdict, tk.VerdictReason, measurement.VerdictMITMISCA)
 	}
 	for _, want := range []string{"chain leads to " + lab.ISCACommonName, "control saw a trusted chain at the same address"} {
 		if !strings.Contains(tk.VerdictReason, want) {
@@ -343,7 +344,7 @@ func TestControlServerConfirmsInterception(t *testing.T) {
 	if bytes.Equal(got[0], tk.TLSHandshakes[0].PeerCertificates[0]) {
 		t.Error("the control was served the probe's (forged) leaf")
 	}
-	if !slices.Contains(e.Sources, probe.ControlSourceClient) || !slices.Contains(e.Sources, probe.ControlSourceDNS) {
+	if !slices.Contains(e.Sources, measurement.ControlSourceClient) || !slices.Contains(e.Sources, measurement.ControlSourceDNS) {
 		t.Errorf("sources %v; want client and dns", e.Sources)
 	}
 	// The address the server saw is the probe's: not written unless the
@@ -358,16 +359,16 @@ func TestControlServerConfirmsInterception(t *testing.T) {
 	}
 	// test_keys.control survives the JSONL round trip.
 	var buf safeBuffer
-	w := probe.NewWriter(&buf, -1)
+	w := measurement.NewWriter(&buf, -1)
 	if err := w.Write(m); err != nil {
 		t.Fatal(err)
 	}
 	w.Close()
-	st, err := probe.ReadJSONL(&buf, func(back *probe.Measurement) error {
+	st, err := measurement.ReadJSONL(&buf, func(back *measurement.Measurement) error {
 		if back.TestKeys.Control == nil || !back.TestKeys.Control.Endpoint(site.Addr).Trusted() {
 			t.Errorf("read back test_keys.control = %+v", back.TestKeys.Control)
 		}
-		if v, _ := probe.Classify(back); v != probe.VerdictMITMISCA {
+		if v, _ := probe.Classify(back); v != measurement.VerdictMITMISCA {
 			t.Errorf("reclassified %s", v)
 		}
 		return nil
@@ -386,11 +387,11 @@ func TestControlServerShowsBlockpage(t *testing.T) {
 	p = withControlServer(t, l, p)
 	m := p.Measure(context.Background(), "dns-blockpage.example", 0)
 	tk := m.TestKeys
-	if tk.Verdict != probe.VerdictDNSTampering {
-		t.Fatalf("verdict %s (%s); want %s", tk.Verdict, tk.VerdictReason, probe.VerdictDNSTampering)
+	if tk.Verdict != measurement.VerdictDNSTampering {
+		t.Fatalf("verdict %s (%s); want %s", tk.Verdict, tk.VerdictReason, measurement.VerdictDNSTampering)
 	}
-	if c := tk.DNSConsistency; c.Status != probe.Inconsistent || c.Reason != probe.ReasonNoIntersection {
-		t.Errorf("dns_consistency %s %s; want inconsistent, no_intersection (not %s)", c.Status, c.Reason, probe.ReasonIPValidFromControl)
+	if c := tk.DNSConsistency; c.Status != measurement.Inconsistent || c.Reason != measurement.ReasonNoIntersection {
+		t.Errorf("dns_consistency %s %s; want inconsistent, no_intersection (not %s)", c.Status, c.Reason, measurement.ReasonIPValidFromControl)
 	}
 	e := tk.Control.Endpoint(l.BlockpageAddr)
 	if e == nil || e.Chain == nil || e.Chain.Trusted || e.Chain.TrustFailure == nil || *e.Chain.TrustFailure != failure.SSLInvalidHostname {
@@ -456,7 +457,7 @@ func TestRunnerLeavesNoGoroutines(t *testing.T) {
 				}
 			}
 		}()
-		r := &probe.Runner{Prober: p, Parallel: 8, Writer: probe.NewWriter(io.Discard, -1)}
+		r := &probe.Runner{Prober: p, Parallel: 8, Writer: measurement.NewWriter(io.Discard, -1)}
 		st, err := r.Run(context.Background(), in)
 		if err != nil || st.Written != rounds*len(l.Scenario.Sites) {
 			t.Fatalf("run: %d written, %v", st.Written, err)
@@ -507,15 +508,15 @@ func TestSmallHelloRetry(t *testing.T) {
 	for _, tc := range []struct {
 		name, domain string
 		p            *probe.Prober
-		want         probe.Verdict
+		want         measurement.Verdict
 		fps          []string // fingerprints of the handshakes, in order
 		retried      bool     // the last handshake is the retry
 	}{
-		{"peek", "peek.example", p, probe.VerdictMITMISCA, []string{"chrome", "small"}, true},
-		{"peek, retry off", "peek.example", &off, probe.VerdictTLSBlocking, []string{"chrome"}, false},
-		{"peek, small configured", "peek.example", &both, probe.VerdictMITMISCA, []string{"chrome", "small"}, false},
-		{"reset", "reset.example", p, probe.VerdictTLSBlocking, []string{"chrome", "small"}, true},
-		{"blackhole", "blackhole.example", p, probe.VerdictTLSBlocking, []string{"chrome"}, false},
+		{"peek", "peek.example", p, measurement.VerdictMITMISCA, []string{"chrome", "small"}, true},
+		{"peek, retry off", "peek.example", &off, measurement.VerdictTLSBlocking, []string{"chrome"}, false},
+		{"peek, small configured", "peek.example", &both, measurement.VerdictMITMISCA, []string{"chrome", "small"}, false},
+		{"reset", "reset.example", p, measurement.VerdictTLSBlocking, []string{"chrome", "small"}, true},
+		{"blackhole", "blackhole.example", p, measurement.VerdictTLSBlocking, []string{"chrome"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -534,7 +535,7 @@ func TestSmallHelloRetry(t *testing.T) {
 			if !slices.Equal(fps, tc.fps) || len(tk.TCPConnect) != len(tc.fps) || len(tk.Chains) != len(tc.fps) {
 				t.Fatalf("handshakes %v, %d connects, %d chains; want %v", fps, len(tk.TCPConnect), len(tk.Chains), tc.fps)
 			}
-			if tc.want == probe.VerdictMITMISCA {
+			if tc.want == measurement.VerdictMITMISCA {
 				if tk.Interception == nil || tk.Interception.RootSHA1 != iscaRoot {
 					t.Errorf("interception %+v; want the lab ISCA root %s", tk.Interception, iscaRoot)
 				}
@@ -543,7 +544,7 @@ func TestSmallHelloRetry(t *testing.T) {
 					t.Errorf("small hello: failure %v, %d certificates; want the forged chain", failureOf(last.Failure), len(last.PeerCertificates))
 				}
 			}
-			if tc.retried && tc.want == probe.VerdictMITMISCA && !strings.Contains(tk.VerdictReason, "small ClientHello") {
+			if tc.retried && tc.want == measurement.VerdictMITMISCA && !strings.Contains(tk.VerdictReason, "small ClientHello") {
 				t.Errorf("reason %q does not say the small hello found it", tk.VerdictReason)
 			}
 		})
@@ -557,7 +558,7 @@ func TestSmallHelloRetry(t *testing.T) {
 func BenchmarkMeasure(b *testing.B) {
 	sc := lab.Scenario{Sites: []lab.Site{{Domain: "isca.example", TLS: lab.InterceptISCA}}}
 	_, p := startLab(b, sc)
-	if m := p.Measure(context.Background(), "isca.example", 0); m.TestKeys.Verdict != probe.VerdictMITMISCA {
+	if m := p.Measure(context.Background(), "isca.example", 0); m.TestKeys.Verdict != measurement.VerdictMITMISCA {
 		b.Fatalf("verdict %s (%s)", m.TestKeys.Verdict, m.TestKeys.VerdictReason)
 	}
 	b.ReportAllocs()

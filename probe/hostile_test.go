@@ -20,6 +20,7 @@ import (
 	"github.com/miekg/dns"
 
 	"kzprobe/lab"
+	"kzprobe/measurement"
 	"kzprobe/probe"
 	"kzprobe/probe/failure"
 )
@@ -45,7 +46,7 @@ var hostileFingerprints = []string{"chrome", "golang"}
 // hostileWant is what a hostile behaviour must lead to. Failure strings are
 // spelled out; "" means null (success).
 type hostileWant struct {
-	verdict probe.Verdict
+	verdict measurement.Verdict
 
 	// The local A query.
 	aFailure   string
@@ -72,17 +73,17 @@ type hostileWant struct {
 var hostileTable = map[string]hostileWant{
 	// TLS: the resolver is truthful, so DNS is one UDP answer.
 	lab.Drip: {
-		verdict: probe.VerdictTLSBlocking, aEngine: "udp", aAttempts: 1, aAnswers: 1,
+		verdict: measurement.VerdictTLSBlocking, aEngine: "udp", aAttempts: 1, aAnswers: 1,
 		tlsFailure: failure.GenericTimeout,
 	},
 	lab.Garbage: {
-		verdict: probe.VerdictTLSBlocking, aEngine: "udp", aAttempts: 1, aAnswers: 1,
+		verdict: measurement.VerdictTLSBlocking, aEngine: "udp", aAttempts: 1, aAnswers: 1,
 		tlsFailure: failure.SSLFailedHandshake,
 	},
 	lab.ChainLong: {
 		// About 80 KB fits the TLS libraries' 256 KiB cap: the handshake
 		// completes, the record keeps DefaultMaxCerts.
-		verdict: probe.VerdictMITMISCA, aEngine: "udp", aAttempts: 1, aAnswers: 1,
+		verdict: measurement.VerdictMITMISCA, aEngine: "udp", aAttempts: 1, aAnswers: 1,
 		tlsVersion: "TLSv1.3", certs: probe.DefaultMaxCerts, certsTrunc: true,
 		leaf: "forged", inter: "isca", interception: true,
 	},
@@ -90,28 +91,28 @@ var hostileTable = map[string]hostileWant{
 		// 2 MB exceeds the libraries' cap: the handshake fails, and the
 		// certificates that fit DefaultMaxChainBytes (leaf, intermediate
 		// and two of the 100 KiB ones) are recovered from the wire.
-		verdict: probe.VerdictTLSBlocking, aEngine: "udp", aAttempts: 1, aAnswers: 1,
+		verdict: measurement.VerdictTLSBlocking, aEngine: "udp", aAttempts: 1, aAnswers: 1,
 		tlsFailure: failure.SSLFailedHandshake, tlsVersion: "TLSv1.3", certs: 4, certsTrunc: true,
 		leaf: "forged", inter: "isca", interception: true,
 	},
 	lab.ChainMalformed: {
-		verdict: probe.VerdictTLSBlocking, aEngine: "udp", aAttempts: 1, aAnswers: 1,
+		verdict: measurement.VerdictTLSBlocking, aEngine: "udp", aAttempts: 1, aAnswers: 1,
 		tlsFailure: failure.SSLInvalidCert, tlsVersion: "TLSv1.3", certs: 2,
 		leaf: "forged", inter: "malformed", interception: true,
 	},
 	lab.CertAbsurd: {
-		verdict: probe.VerdictMITMISCA, aEngine: "udp", aAttempts: 1, aAnswers: 1,
+		verdict: measurement.VerdictMITMISCA, aEngine: "udp", aAttempts: 1, aAnswers: 1,
 		tlsVersion: "TLSv1.3", certs: 2, leaf: "other", inter: "isca", interception: true,
 	},
 	lab.CertInvalidFields: {
-		verdict: probe.VerdictTLSBlocking, aEngine: "udp", aAttempts: 1, aAnswers: 1,
+		verdict: measurement.VerdictTLSBlocking, aEngine: "udp", aAttempts: 1, aAnswers: 1,
 		tlsFailure: failure.SSLInvalidCert, tlsVersion: "TLSv1.3", certs: 2,
 		leaf: "other", inter: "isca", interception: true,
 	},
 	lab.AlertMidHandshake: {
 		// The chain came before the alert: it is evidence, though no
 		// handshake completed.
-		verdict: probe.VerdictTLSBlocking, aEngine: "udp", aAttempts: 1, aAnswers: 1,
+		verdict: measurement.VerdictTLSBlocking, aEngine: "udp", aAttempts: 1, aAnswers: 1,
 		tlsFailure: "ssl_alert_handshake_failure", tlsVersion: "TLSv1.2", certs: 2,
 		leaf: "forged", inter: "isca", interception: true,
 	},
@@ -119,32 +120,32 @@ var hostileTable = map[string]hostileWant{
 	// DNS: the site intercepts with the ISCA PKI, which the probe must
 	// still find when the genuine answer gets through.
 	lab.DNSTruncated: {
-		verdict: probe.VerdictMITMISCA, aEngine: "tcp", aAttempts: 2, aAnswers: 1,
+		verdict: measurement.VerdictMITMISCA, aEngine: "tcp", aAttempts: 2, aAnswers: 1,
 		tlsVersion: "TLSv1.3", certs: 2, leaf: "forged", inter: "isca", interception: true,
 	},
 	lab.DNSWrongID: {
-		verdict: probe.VerdictMITMISCA, aEngine: "udp", aAttempts: 1, aAnswers: 1,
+		verdict: measurement.VerdictMITMISCA, aEngine: "udp", aAttempts: 1, aAnswers: 1,
 		tlsVersion: "TLSv1.3", certs: 2, leaf: "forged", inter: "isca", interception: true,
 	},
 	lab.DNSWrongQuestion: {
-		verdict: probe.VerdictMITMISCA, aEngine: "udp", aAttempts: 1, aAnswers: 1,
+		verdict: measurement.VerdictMITMISCA, aEngine: "udp", aAttempts: 1, aAnswers: 1,
 		tlsVersion: "TLSv1.3", certs: 2, leaf: "forged", inter: "isca", interception: true,
 	},
 	lab.DNSCompressionLoop: {
-		verdict: probe.VerdictDNSTampering, aFailure: failure.DNSServerMisbehaving, aEngine: "udp", aAttempts: 1,
+		verdict: measurement.VerdictDNSTampering, aFailure: failure.DNSServerMisbehaving, aEngine: "udp", aAttempts: 1,
 		rawKept: true, noHandshake: true,
 	},
 	lab.DNSManyAnswers: {
-		verdict: probe.VerdictMITMISCA, aEngine: "tcp", aAttempts: 2, aAnswers: probe.MaxRecordedAnswers, aTruncated: true,
+		verdict: measurement.VerdictMITMISCA, aEngine: "tcp", aAttempts: 2, aAnswers: probe.MaxRecordedAnswers, aTruncated: true,
 		tlsVersion: "TLSv1.3", certs: 2, leaf: "forged", inter: "isca", interception: true,
 	},
 	lab.DNSDuplicate: {
-		verdict: probe.VerdictMITMISCA, aEngine: "udp", aAttempts: 1, aAnswers: 1,
+		verdict: measurement.VerdictMITMISCA, aEngine: "udp", aAttempts: 1, aAnswers: 1,
 		tlsVersion: "TLSv1.3", certs: 2, leaf: "forged", inter: "isca", interception: true,
 	},
 	lab.DNSSilent: {
 		// startLab's resolver: 2s, one retry.
-		verdict: probe.VerdictDNSTampering, aFailure: failure.GenericTimeout, aEngine: "udp", aAttempts: 2,
+		verdict: measurement.VerdictDNSTampering, aFailure: failure.GenericTimeout, aEngine: "udp", aAttempts: 2,
 		noHandshake: true,
 	},
 }
@@ -320,7 +321,7 @@ func TestHostileLab(t *testing.T) {
 
 // checkHostileLeaf checks the leaves of the two certificate behaviours:
 // what the probe recorded is what the lab built.
-func checkHostileLeaf(t *testing.T, behaviour string, hs []probe.TLSHandshake, domain string) {
+func checkHostileLeaf(t *testing.T, behaviour string, hs []measurement.TLSHandshake, domain string) {
 	t.Helper()
 	for _, h := range hs {
 		if len(h.PeerCertificates) == 0 {
@@ -357,32 +358,32 @@ func TestHostileTargetDeadline(t *testing.T) {
 		name      string
 		behaviour string
 		tweak     func(p *probe.Prober)
-		check     func(t *testing.T, tk probe.TestKeys)
-		verdict   probe.Verdict
+		check     func(t *testing.T, tk measurement.TestKeys)
+		verdict   measurement.Verdict
 	}{
 		{
 			name: "drip outlasting a one-minute handshake timeout", behaviour: lab.Drip,
 			tweak: func(p *probe.Prober) { p.Handshaker = &probe.Handshaker{Timeout: time.Minute} },
-			check: func(t *testing.T, tk probe.TestKeys) {
+			check: func(t *testing.T, tk measurement.TestKeys) {
 				if len(tk.TLSHandshakes) != 1 || failureOf(tk.TLSHandshakes[0].Failure) != failure.GenericTimeout {
 					t.Errorf("handshakes %+v; want one, %s", tk.TLSHandshakes, failure.GenericTimeout)
 				}
 			},
-			verdict: probe.VerdictTLSBlocking,
+			verdict: measurement.VerdictTLSBlocking,
 		},
 		{
 			name: "silent resolver outlasting a one-minute DNS timeout", behaviour: lab.DNSSilent,
 			tweak: func(p *probe.Prober) {
 				p.Local = &probe.DNSResolver{Exchanger: base.Local.Exchanger, Timeout: time.Minute, Retries: -1}
 			},
-			check: func(t *testing.T, tk probe.TestKeys) {
+			check: func(t *testing.T, tk measurement.TestKeys) {
 				for _, q := range tk.Queries {
 					if failureOf(q.Failure) != failure.GenericTimeout {
 						t.Errorf("%s failure = %q; want %s", q.QueryType, failureOf(q.Failure), failure.GenericTimeout)
 					}
 				}
 			},
-			verdict: probe.VerdictDNSTampering,
+			verdict: measurement.VerdictDNSTampering,
 		},
 	}
 	for _, tc := range tests {
@@ -446,7 +447,7 @@ func TestHostileHeavyChainMemory(t *testing.T) {
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	peak.Store(before.HeapAlloc)
-	kept := make([]*probe.Measurement, 0, n)
+	kept := make([]*measurement.Measurement, 0, n)
 	for range n {
 		kept = append(kept, p.Measure(ctx, "chain-heavy.example", 0))
 	}
@@ -457,8 +458,8 @@ func TestHostileHeavyChainMemory(t *testing.T) {
 
 	stored := 0
 	for _, m := range kept {
-		if m.TestKeys.Verdict != probe.VerdictTLSBlocking {
-			t.Errorf("verdict = %s; want %s", m.TestKeys.Verdict, probe.VerdictTLSBlocking)
+		if m.TestKeys.Verdict != measurement.VerdictTLSBlocking {
+			t.Errorf("verdict = %s; want %s", m.TestKeys.Verdict, measurement.VerdictTLSBlocking)
 		}
 		for _, h := range m.TestKeys.TLSHandshakes {
 			if got := failureOf(h.Failure); got != failure.SSLFailedHandshake {

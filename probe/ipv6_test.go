@@ -14,6 +14,7 @@ import (
 	"github.com/miekg/dns"
 
 	"kzprobe/lab"
+	"kzprobe/measurement"
 	"kzprobe/probe"
 	"kzprobe/probe/guard"
 )
@@ -142,17 +143,17 @@ func TestMeasureIPv6(t *testing.T) {
 
 	for _, tc := range []struct {
 		domain string
-		want   probe.Verdict
+		want   measurement.Verdict
 	}{
-		{v6ISCA, probe.VerdictMITMISCA},
-		{v6Clean, probe.VerdictOK},
+		{v6ISCA, measurement.VerdictMITMISCA},
+		{v6Clean, measurement.VerdictOK},
 	} {
 		m := p.Measure(context.Background(), tc.domain, 0)
 		tk := m.TestKeys
 		if tk.Verdict != tc.want {
 			t.Errorf("%s: verdict %s (%s); want %s", tc.domain, tk.Verdict, tk.VerdictReason, tc.want)
 		}
-		if c := tk.DNSConsistency; c == nil || c.Status != probe.Consistent || len(c.LocalAddrs) != 1 || c.LocalAddrs[0] != "::1" {
+		if c := tk.DNSConsistency; c == nil || c.Status != measurement.Consistent || len(c.LocalAddrs) != 1 || c.LocalAddrs[0] != "::1" {
 			t.Errorf("%s: dns_consistency %+v; want consistent on [::1]", tc.domain, c)
 		}
 		aaaa := false
@@ -177,7 +178,7 @@ func TestMeasureIPv6(t *testing.T) {
 
 	t.Run("dual stack, intercepted on IPv4 only", func(t *testing.T) {
 		tk := p.Measure(context.Background(), v6Dual, 0).TestKeys
-		if tk.Verdict != probe.VerdictMITMISCA || !strings.Contains(tk.VerdictReason, "; trusted chain at ::1") {
+		if tk.Verdict != measurement.VerdictMITMISCA || !strings.Contains(tk.VerdictReason, "; trusted chain at ::1") {
 			t.Errorf("verdict %s (%s); want mitm_isca, trusted chain at ::1", tk.Verdict, tk.VerdictReason)
 		}
 		got := map[string]bool{}
@@ -204,7 +205,7 @@ func TestMeasureIPv6(t *testing.T) {
 		q := v6Prober(t, l, n, loopback4, netip.MustParsePrefix("::1/128"))
 		q.Consistency.Exempt = nil
 		tk := q.Measure(context.Background(), v6ISCA, 0).TestKeys
-		if c := tk.DNSConsistency; tk.Verdict != probe.VerdictDNSTampering || c == nil || len(c.Bogons) != 1 || c.Bogons[0] != "::1" {
+		if c := tk.DNSConsistency; tk.Verdict != measurement.VerdictDNSTampering || c == nil || len(c.Bogons) != 1 || c.Bogons[0] != "::1" {
 			t.Errorf("verdict %s (%s), consistency %+v; want dns_tampering with bogon ::1", tk.Verdict, tk.VerdictReason, tk.DNSConsistency)
 		}
 		if !strings.Contains(tk.VerdictReason, "chain leads to") {
@@ -218,7 +219,7 @@ func TestMeasureIPv6(t *testing.T) {
 		// stands between the probe and the server.
 		q.Consistency.Exempt = append(q.Consistency.Exempt, netip.MustParsePrefix("::1/128"))
 		tk := q.Measure(context.Background(), v6ISCA, 0).TestKeys
-		if tk.Verdict != probe.VerdictError || !strings.Contains(tk.VerdictReason, "outside --allow-net") {
+		if tk.Verdict != measurement.VerdictError || !strings.Contains(tk.VerdictReason, "outside --allow-net") {
 			t.Errorf("verdict %s (%s); want error, outside --allow-net", tk.Verdict, tk.VerdictReason)
 		}
 		if got := n.accepted.Load() - before; got != 0 {

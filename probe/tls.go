@@ -13,6 +13,7 @@ import (
 
 	utls "github.com/refraction-networking/utls"
 
+	"kzprobe/measurement"
 	"kzprobe/probe/failure"
 )
 
@@ -126,15 +127,15 @@ func (h *Handshaker) nextProtos() []string {
 // interrupted (conn is closed at once), a panic inside utls is
 // "unknown_failure: utls panic: ...", and everything else goes through
 // failure.Classify.
-func (h *Handshaker) Handshake(ctx context.Context, conn net.Conn, serverName, fingerprint string, t0 time.Time) TLSHandshake {
-	rec := TLSHandshake{
+func (h *Handshaker) Handshake(ctx context.Context, conn net.Conn, serverName, fingerprint string, t0 time.Time) measurement.TLSHandshake {
+	rec := measurement.TLSHandshake{
 		Network:     "tcp",
 		ServerName:  serverName,
 		Fingerprint: fingerprint,
 		NoTLSVerify: true,
 		T0:          secondsSince(t0),
 	}
-	finish := func(err error) TLSHandshake {
+	finish := func(err error) measurement.TLSHandshake {
 		rec.Failure = failure.Of(err)
 		rec.T = secondsSince(t0)
 		return rec
@@ -403,14 +404,14 @@ func (c *chainCapture) verify(rawCerts [][]byte, _ [][]*x509.Certificate) error 
 
 // limitChain copies certs into the record's form, keeping whole
 // certificates in order while both bounds hold.
-func limitChain(certs [][]byte, maxCerts, maxBytes int) (out []BinaryData, truncated bool) {
+func limitChain(certs [][]byte, maxCerts, maxBytes int) (out []measurement.BinaryData, truncated bool) {
 	total := 0
 	for i, c := range certs {
 		if i >= maxCerts || total+len(c) > maxBytes {
 			return out, true
 		}
 		total += len(c)
-		out = append(out, BinaryData(slices.Clone(c)))
+		out = append(out, measurement.BinaryData(slices.Clone(c)))
 	}
 	return out, false
 }

@@ -24,6 +24,7 @@ import (
 
 	utls "github.com/refraction-networking/utls"
 
+	"kzprobe/measurement"
 	"kzprobe/probe/failure"
 )
 
@@ -215,7 +216,7 @@ func readTLSRecord(c net.Conn) ([]byte, error) {
 }
 
 // tlsTestHandshake connects to ap and hand-shakes with fp, as the probe does.
-func tlsTestHandshake(t testing.TB, ctx context.Context, ap netip.AddrPort, fp string, h *Handshaker) TLSHandshake {
+func tlsTestHandshake(t testing.TB, ctx context.Context, ap netip.AddrPort, fp string, h *Handshaker) measurement.TLSHandshake {
 	t.Helper()
 	t0 := time.Now()
 	conn, tc := (&Connector{Timeout: 5 * time.Second}).Connect(ctx, ap.Addr(), int(ap.Port()), t0)

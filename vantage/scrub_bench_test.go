@@ -11,7 +11,7 @@ import (
 // with its certificates and raw DNS answers in base64) that holds none of
 // the hidden addresses, which is what nearly every line of a run is.
 func BenchmarkScrubRecord(b *testing.B) {
-	line, err := os.ReadFile("../probe/testdata/measurement-mitm-isca.jsonl")
+	line, err := os.ReadFile("../measurement/testdata/measurement-mitm-isca.jsonl")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"kzprobe/probe"
+	"kzprobe/measurement"
 	"kzprobe/probe/chain"
 )
 
@@ -18,7 +18,7 @@ import (
 type Sighting struct {
 	// Inter indexes ReportIntermediates; -1 is a clean (public) chain.
 	Inter int
-	// Time is the measurement time, "2006-01-02 15:04:05" UTC.
+	// Time is the measurement time, in measurement.TimeLayout, UTC.
 	Time   string
 	ASN    string
 	Domain string
@@ -301,7 +301,7 @@ func blocking(failure string) any {
 // KzprobeMeasurement returns s as kzprobe's own record, judged as the
 // probe judges: the chain analysed at the measurement time with the test
 // roots as interception roots.
-func (p *PKI) KzprobeMeasurement(s Sighting) (*probe.Measurement, error) {
+func (p *PKI) KzprobeMeasurement(s Sighting) (*measurement.Measurement, error) {
 	der, err := p.Chain(s.Inter, s.Domain)
 	if err != nil {
 		return nil, err
@@ -316,26 +316,26 @@ func (p *PKI) KzprobeMeasurement(s Sighting) (*probe.Measurement, error) {
 	trust := newPool(p.PublicRoot)
 	a := chain.NewAnalyzer(trust, kb)
 	t := utc(s.Time)
-	m := &probe.Measurement{
+	m := &measurement.Measurement{
 		Input:                s.Domain,
 		ReportID:             "analysistest-" + s.ASN,
 		MeasurementUID:       fmt.Sprintf("%s_%s_%s", t.Format("20060102T150405Z"), s.ASN, s.Domain),
-		MeasurementStartTime: t.Format(probe.TimeLayout),
-		TestStartTime:        t.Format(probe.TimeLayout),
-		TestName:             probe.TestName,
-		TestVersion:          probe.TestVersion,
-		SoftwareName:         probe.SoftwareName,
+		MeasurementStartTime: t.Format(measurement.TimeLayout),
+		TestStartTime:        t.Format(measurement.TimeLayout),
+		TestName:             measurement.TestName,
+		TestVersion:          measurement.TestVersion,
+		SoftwareName:         measurement.SoftwareName,
 		SoftwareVersion:      "0.1.0-analysistest",
 		ProbeASN:             s.ASN,
 		ProbeCC:              "KZ",
 		ProbeNetworkName:     NetworkName(s.ASN),
 		ProbeIP:              "127.0.0.1",
 		Annotations:          map[string]string{},
-		TestKeys:             probe.TestKeys{Domain: s.Domain, Port: 443},
+		TestKeys:             measurement.TestKeys{Domain: s.Domain, Port: 443},
 	}
 	n := max(s.Handshakes, 1)
 	for i := range n {
-		h := probe.TLSHandshake{
+		h := measurement.TLSHandshake{
 			Network:     "tcp",
 			Address:     fmt.Sprintf("192.0.2.%d:443", 10+i),
 			ServerName:  s.Domain,
@@ -345,17 +345,17 @@ func (p *PKI) KzprobeMeasurement(s Sighting) (*probe.Measurement, error) {
 			NoTLSVerify: true,
 		}
 		for _, d := range der {
-			h.PeerCertificates = append(h.PeerCertificates, probe.BinaryData(d))
+			h.PeerCertificates = append(h.PeerCertificates, measurement.BinaryData(d))
 		}
 		m.TestKeys.TLSHandshakes = append(m.TestKeys.TLSHandshakes, h)
 		m.TestKeys.Chains = append(m.TestKeys.Chains, a.Judge(der, s.Domain, t))
 	}
 	m.TestKeys.Interception = chain.Strongest(m.TestKeys.Chains)
 	if m.TestKeys.Interception != nil {
-		m.TestKeys.Verdict = probe.VerdictMITMISCA
+		m.TestKeys.Verdict = measurement.VerdictMITMISCA
 		m.TestKeys.VerdictReason = "chain leads to an ISCA root"
 	} else {
-		m.TestKeys.Verdict = probe.VerdictOK
+		m.TestKeys.Verdict = measurement.VerdictOK
 		m.TestKeys.VerdictReason = "trusted chain"
 	}
 	return m, nil

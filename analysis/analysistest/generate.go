@@ -9,6 +9,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"time"
+
+	"kzprobe/measurement"
 )
 
 // Generator writes OONI-style JSONL in bulk for benchmarks: real OONI
@@ -147,7 +149,7 @@ func (g *Generator) Write(w io.Writer, size int64) (int, error) {
 			vals["asn"], vals["name"] = fmt.Sprintf("AS%d", 64512+net), fmt.Sprintf("Example Network %d", net)
 		}
 		ts := time.Unix(start+rng.Int64N(span), 0).UTC()
-		vals["time"] = ts.Format("2006-01-02 15:04:05")
+		vals["time"] = ts.Format(measurement.TimeLayout)
 		vals["input"] = t.input
 		if t.input == "" {
 			vals["input"] = fmt.Sprintf("https://site%d.example/", rng.IntN(nDoms))

@@ -27,6 +27,8 @@ import (
 	"math/big"
 	"sync"
 	"time"
+
+	"kzprobe/measurement"
 )
 
 // ISCASubject is the subject of the real ISCA roots and of every
@@ -60,7 +62,7 @@ type ReportIntermediate struct {
 }
 
 func utc(s string) time.Time {
-	t, err := time.Parse("2006-01-02 15:04:05", s)
+	t, err := time.Parse(measurement.TimeLayout, s)
 	if err != nil {
 		panic(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"kzprobe/analysis"
+	"kzprobe/measurement"
 )
 
 // Table is one table of the output.
@@ -51,15 +52,13 @@ const (
 // AnalysisTables are the table names of `kzprobe analyze`, in print order.
 var AnalysisTables = []string{TableSummary, TableIntermediates, TableNetworks, TableDomains, TableGaps, TableGapSightings, TableFiles, TableWarnings}
 
-// TimeLayout is how tables print times: the report's "2021-06-18 12:54:34", UTC.
-const TimeLayout = "2006-01-02 15:04:05"
-
-// FormatTime prints t in TimeLayout, "" for the zero time.
+// FormatTime prints t as the records write times (measurement.TimeLayout,
+// UTC, e.g. "2021-06-18 12:54:34"), "" for the zero time.
 func FormatTime(t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}
-	return t.UTC().Format(TimeLayout)
+	return measurement.FormatTime(t)
 }
 
 // Short returns the first 8 hex digits of a fingerprint, as the terminal

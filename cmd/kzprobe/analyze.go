@@ -14,6 +14,7 @@ import (
 
 	"kzprobe/analysis"
 	"kzprobe/analysis/render"
+	"kzprobe/measurement"
 	"kzprobe/probe/chain"
 )
 
@@ -86,12 +87,12 @@ func parseFlagTime(name, s string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
-	for _, layout := range []string{"2006-01-02", "2006-01-02 15:04:05", "2006-01-02T15:04:05", time.RFC3339} {
+	for _, layout := range []string{"2006-01-02", measurement.TimeLayout, "2006-01-02T15:04:05", time.RFC3339} {
 		if t, err := time.Parse(layout, s); err == nil {
 			return t.UTC(), nil
 		}
 	}
-	return time.Time{}, usageError("--%s %q: want 2006-01-02, \"2006-01-02 15:04:05\" or RFC 3339", name, s)
+	return time.Time{}, usageError("--%s %q: want 2006-01-02, %q or RFC 3339", name, s, measurement.TimeLayout)
 }
 
 func checkFormat(format string, valid []string) error {

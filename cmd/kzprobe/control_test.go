@@ -20,7 +20,7 @@ import (
 
 	"kzprobe/control"
 	"kzprobe/lab"
-	"kzprobe/probe"
+	"kzprobe/measurement"
 )
 
 // lockedBuffer is a bytes.Buffer safe for a writer and a reader at once.
@@ -217,7 +217,7 @@ func TestRunWithLabControlServer(t *testing.T) {
 	}
 	defer f.Close()
 	seen := 0
-	if _, err := probe.ReadJSONL(f, func(m *probe.Measurement) error {
+	if _, err := measurement.ReadJSONL(f, func(m *measurement.Measurement) error {
 		seen++
 		tk := m.TestKeys
 		if tk.Control == nil || tk.Control.Failure != nil || tk.Control.Response == nil {

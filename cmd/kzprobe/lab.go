@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"kzprobe/lab"
+	"kzprobe/measurement"
 	"kzprobe/probe"
 )
 
@@ -221,7 +222,7 @@ func readVerdicts(path string) (map[string]string, error) {
 	}
 	defer f.Close()
 	out := map[string]string{}
-	_, err = probe.ReadJSONL(f, func(m *probe.Measurement) error {
+	_, err = measurement.ReadJSONL(f, func(m *measurement.Measurement) error {
 		out[m.TestKeys.Domain] = string(m.TestKeys.Verdict)
 		return nil
 	})

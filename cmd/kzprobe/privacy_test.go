@@ -15,7 +15,7 @@ import (
 	"github.com/miekg/dns"
 
 	"kzprobe/lab"
-	"kzprobe/probe"
+	"kzprobe/measurement"
 )
 
 // writeMMDB builds an MMDB file holding recs (address -> record, each a /32).
@@ -137,7 +137,7 @@ func TestVantageAndPrivacy(t *testing.T) {
 				t.Fatal(err)
 			}
 			n := 0
-			if _, err := probe.ReadJSONL(bytes.NewReader(data), func(m *probe.Measurement) error {
+			if _, err := measurement.ReadJSONL(bytes.NewReader(data), func(m *measurement.Measurement) error {
 				n++
 				if m.ProbeASN != "AS9198" || m.ProbeCC != "KZ" || m.ProbeNetworkName != "JSC Kazakhtelecom" {
 					t.Errorf("%s: probe %s %s %q; want AS9198 KZ JSC Kazakhtelecom", m.Input, m.ProbeASN, m.ProbeCC, m.ProbeNetworkName)

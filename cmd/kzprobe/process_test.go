@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"kzprobe/lab"
-	"kzprobe/probe"
+	"kzprobe/measurement"
 )
 
 var (
@@ -126,7 +126,7 @@ func TestKillAndResume(t *testing.T) {
 	}
 	defer f.Close()
 	var ids []string
-	st, err := probe.ReadJSONL(f, func(m *probe.Measurement) error {
+	st, err := measurement.ReadJSONL(f, func(m *measurement.Measurement) error {
 		if m.TestKeys.Verdict == "" {
 			return errors.New("record without a verdict")
 		}
@@ -184,7 +184,7 @@ func TestInterruptWritesWhatCompleted(t *testing.T) {
 	}
 	f, _ := os.Open(out)
 	defer f.Close()
-	st, _ := probe.ReadJSONL(f, func(*probe.Measurement) error { return nil })
+	st, _ := measurement.ReadJSONL(f, func(*measurement.Measurement) error { return nil })
 	if st.Bad != 0 {
 		t.Errorf("%d unreadable lines after a clean interrupt; want 0", st.Bad)
 	}

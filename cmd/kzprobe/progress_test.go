@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"kzprobe/probe"
+	"kzprobe/measurement"
 )
 
 // TestProgressLine draws the progress line of a run 4 s old that has
@@ -18,8 +18,8 @@ func TestProgressLine(t *testing.T) {
 	p.addTotal(10)
 	s := newSummary()
 	for range 8 {
-		m := &probe.Measurement{Input: "x.kz"}
-		m.TestKeys.Verdict = probe.VerdictMITMISCA
+		m := &measurement.Measurement{Input: "x.kz"}
+		m.TestKeys.Verdict = measurement.VerdictMITMISCA
 		s.add(m)
 	}
 	p.update(s)

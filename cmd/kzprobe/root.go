@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"kzprobe/probe"
+	"kzprobe/measurement"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3";
@@ -71,7 +71,7 @@ func newVersionCmd() *cobra.Command {
 		Short: "Print the version of kzprobe and of its measurement format",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintf(cmd.OutOrStdout(), "kzprobe %s (test %s %s)\n", softwareVersion(), probe.TestName, probe.TestVersion)
+			fmt.Fprintf(cmd.OutOrStdout(), "kzprobe %s (test %s %s)\n", softwareVersion(), measurement.TestName, measurement.TestVersion)
 			return nil
 		},
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"kzprobe/control"
+	"kzprobe/measurement"
 	"kzprobe/probe"
 	"kzprobe/probe/chain"
 	"kzprobe/probe/guard"
@@ -345,7 +346,7 @@ func runProbe(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr 
 		return err
 	}
 	defer closeOut()
-	writer := probe.NewWriter(out, cfg.Run.SyncInterval)
+	writer := measurement.NewWriter(out, cfg.Run.SyncInterval)
 	if err := applyVantage(ctx, cfg, w.prober, w.dial, writer, stderr); err != nil {
 		return err
 	}
@@ -360,7 +361,7 @@ func runProbe(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr 
 		Prober:   w.prober,
 		Parallel: cfg.Run.Parallel,
 		Writer:   writer,
-		OnResult: func(m *probe.Measurement) {
+		OnResult: func(m *measurement.Measurement) {
 			summary.add(m)
 			prog.update(summary)
 		},

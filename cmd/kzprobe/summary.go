@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/term"
 
-	"kzprobe/probe"
+	"kzprobe/measurement"
 )
 
 // summary collects the rows of the terminal table and the verdict counts.
@@ -23,17 +23,17 @@ type summary struct {
 	total  int
 	ok     []summaryRow
 	other  []summaryRow
-	counts map[probe.Verdict]int
+	counts map[measurement.Verdict]int
 }
 
 type summaryRow struct {
 	input, verdict, root, intermediate, expired, reason string
 }
 
-func newSummary() *summary { return &summary{counts: map[probe.Verdict]int{}} }
+func newSummary() *summary { return &summary{counts: map[measurement.Verdict]int{}} }
 
 // add records m; called from one goroutine at a time.
-func (s *summary) add(m *probe.Measurement) {
+func (s *summary) add(m *measurement.Measurement) {
 	tk := &m.TestKeys
 	s.counts[tk.Verdict]++
 	r := summaryRow{input: m.Input, verdict: string(tk.Verdict), reason: tk.VerdictReason}
@@ -53,9 +53,9 @@ func (s *summary) add(m *probe.Measurement) {
 	}
 	s.total++
 	switch {
-	case tk.Verdict == probe.VerdictOK && len(s.ok) < maxTableRows:
+	case tk.Verdict == measurement.VerdictOK && len(s.ok) < maxTableRows:
 		s.ok = append(s.ok, r)
-	case tk.Verdict != probe.VerdictOK && len(s.other) < maxTableRows:
+	case tk.Verdict != measurement.VerdictOK && len(s.other) < maxTableRows:
 		s.other = append(s.other, r)
 	}
 }
@@ -111,10 +111,10 @@ func (s *summary) countLine() string {
 	return strings.Join(parts, ", ")
 }
 
-var verdictOrder = []probe.Verdict{
-	probe.VerdictMITMISCA, probe.VerdictMITMOther, probe.VerdictDNSTampering,
-	probe.VerdictTLSBlocking, probe.VerdictTCPBlocking, probe.VerdictDown,
-	probe.VerdictError, probe.VerdictOK,
+var verdictOrder = []measurement.Verdict{
+	measurement.VerdictMITMISCA, measurement.VerdictMITMOther, measurement.VerdictDNSTampering,
+	measurement.VerdictTLSBlocking, measurement.VerdictTCPBlocking, measurement.VerdictDown,
+	measurement.VerdictError, measurement.VerdictOK,
 }
 
 func dash(s string) string {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync/atomic"
 
+	"kzprobe/measurement"
 	"kzprobe/probe"
 	"kzprobe/targets"
 )
@@ -124,7 +125,7 @@ func (s *targetSource) skipAlreadyMeasured(path string) (reportID string, bad in
 		return "", 0, fmt.Errorf("--resume: %w", err)
 	}
 	defer f.Close()
-	st, err := probe.ReadJSONL(f, func(m *probe.Measurement) error {
+	st, err := measurement.ReadJSONL(f, func(m *measurement.Measurement) error {
 		if m.TestKeys.Domain == "" || m.TestKeys.Verdict == "" {
 			return nil // not a complete kzprobe record: measure again
 		}

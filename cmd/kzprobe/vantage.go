@@ -11,6 +11,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"kzprobe/measurement"
 	"kzprobe/probe"
 	"kzprobe/probe/guard"
 	"kzprobe/vantage"
@@ -39,7 +40,7 @@ func bindDialer(bind string) guard.DialFunc {
 // learned from the whoami DNS server or else from the control server, is
 // looked up in the local MMDB files. The
 // public address itself is never written unless include_ip is set.
-func applyVantage(ctx context.Context, cfg *Config, p *probe.Prober, dial guard.DialFunc, w *probe.Writer, log io.Writer) error {
+func applyVantage(ctx context.Context, cfg *Config, p *probe.Prober, dial guard.DialFunc, w *measurement.Writer, log io.Writer) error {
 	v := cfg.Vantage
 	db, err := vantage.Open(v.ASNDB, v.CountryDB)
 	if err != nil {

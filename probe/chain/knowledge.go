@@ -240,7 +240,9 @@ type factsFile struct {
 	} `json:"intermediates"`
 }
 
-// factTime is how the report prints times (UTC).
+// factTime is how the report's facts file writes times (UTC). It is the
+// records' measurement.TimeLayout, which chain cannot name: measurement
+// imports chain.
 const factTime = "2006-01-02 15:04:05"
 
 func (kb *KnowledgeBase) addIntermediatesJSON(data []byte) error {

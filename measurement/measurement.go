@@ -1,9 +1,10 @@
-package probe
+package measurement
 
 import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"time"
 
 	"kzprobe/probe/chain"
 )
@@ -18,6 +19,13 @@ const TestVersion = "0.1.0"
 // SoftwareName is the software_name of every kzprobe measurement.
 const SoftwareName = "kzprobe"
 
+// TimeLayout is the layout of the record's times (measurement_start_time,
+// test_start_time), always UTC, as OONI writes them.
+const TimeLayout = "2006-01-02 15:04:05"
+
+// FormatTime formats t as the record does: UTC, in TimeLayout.
+func FormatTime(t time.Time) string { return t.UTC().Format(TimeLayout) }
+
 // Measurement is one target's record: one JSON object, one line of the
 // output. Its envelope follows OONI's base data format (df-000-base) so OONI
 // tooling reads it; TestKeys holds kzprobe's observations.
@@ -28,8 +36,7 @@ type Measurement struct {
 	ReportID string `json:"report_id"`
 	// MeasurementUID identifies this record, for deduplication on merge.
 	MeasurementUID string `json:"measurement_uid"`
-	// MeasurementStartTime is when this target started, UTC,
-	// "2006-01-02 15:04:05" as in OONI.
+	// MeasurementStartTime is when this target started, in TimeLayout.
 	MeasurementStartTime string `json:"measurement_start_time"`
 	// TestStartTime is when the run started, same format.
 	TestStartTime   string `json:"test_start_time"`
@@ -132,30 +139,71 @@ type DNSAnswer struct {
 	TTL uint32 `json:"ttl"`
 }
 
-// Consistency values.
+// ConsistencyStatus is the outcome of comparing the local and control DNS
+// answers of one target (DNSConsistency.Status).
+type ConsistencyStatus string
+
+// The consistency statuses.
 const (
-	Consistent   = "consistent"
-	Inconsistent = "inconsistent"
-	Unknown      = "unknown"
+	// Consistent: the local answers agree with the control (or failed the
+	// same way).
+	Consistent ConsistencyStatus = "consistent"
+	// Inconsistent: the local answers are evidence of a lie (a bogon, a
+	// denied name the control resolves, disjoint address sets).
+	Inconsistent ConsistencyStatus = "inconsistent"
+	// Unknown: the comparison cannot decide (a side failed, the address
+	// families differ).
+	Unknown ConsistencyStatus = "unknown"
 )
 
-// Consistency reasons.
+// Consistency reasons (DNSConsistency.Reason), each recorded with one
+// status. probe.ConsistencyOptions.Check documents the order in which they
+// are decided.
 const (
-	ReasonIntersection       = "intersection"
-	ReasonNoIntersection     = "no_intersection"
-	ReasonBogon              = "bogon"
-	ReasonLocalFailed        = "local_failed"
-	ReasonControlFailed      = "control_failed"
-	ReasonBothFailed         = "both_failed"
-	ReasonSameFailure        = "same_failure"
+	// ReasonBogon: a local answer is in a bogon or private range
+	// (Inconsistent).
+	ReasonBogon = "bogon"
+	// ReasonSameFailure: neither side has an address and both failed the
+	// same way, e.g. both NXDOMAIN (Consistent).
+	ReasonSameFailure = "same_failure"
+	// ReasonBothFailed: neither side has an address and they failed
+	// differently (Unknown).
+	ReasonBothFailed = "both_failed"
+	// ReasonLocalNXDOMAIN: the local resolver says the name does not
+	// exist while the control resolves it (Inconsistent).
+	ReasonLocalNXDOMAIN = "local_nxdomain"
+	// ReasonLocalNoAnswer: the local resolver answers NOERROR without any
+	// address while the control resolves the name (Inconsistent).
+	ReasonLocalNoAnswer = "local_no_answer"
+	// ReasonLocalFailed: only the control has addresses and the local
+	// resolver failed in a way that is no evidence of a lie, e.g. a
+	// timeout or SERVFAIL (Unknown).
+	ReasonLocalFailed = "local_failed"
+	// ReasonControlFailed: only the local side has addresses (Unknown).
+	ReasonControlFailed = "control_failed"
+	// ReasonIntersection: the local and control address sets share an
+	// address (Consistent).
+	ReasonIntersection = "intersection"
+	// ReasonIPValidFromControl: the sets are disjoint, but the control
+	// server was served a chain valid for the domain at a locally resolved
+	// address (Consistent).
 	ReasonIPValidFromControl = "ip_valid_from_control"
-	ReasonASNMatch           = "asn_match"
+	// ReasonASNMatch: the sets are disjoint, but the addresses are in the
+	// same autonomous system (Consistent).
+	ReasonASNMatch = "asn_match"
+	// ReasonFamiliesDiffer: both sides resolved, but only in different
+	// address families (e.g. local IPv4 only, control IPv6 only), so the
+	// sets cannot be compared (Unknown).
+	ReasonFamiliesDiffer = "address_families_differ"
+	// ReasonNoIntersection: the sets share no address and no later check
+	// vouched for the local ones (Inconsistent).
+	ReasonNoIntersection = "no_intersection"
 )
 
-// DNSConsistency is the comparison of local and control DNS (DESIGN step 3).
+// DNSConsistency is the comparison of local and control DNS.
 type DNSConsistency struct {
 	// Status is Consistent, Inconsistent or Unknown.
-	Status string `json:"status"`
+	Status ConsistencyStatus `json:"status"`
 	// Reason is one of the Reason constants.
 	Reason string `json:"reason"`
 	// LocalAddrs and ControlAddrs are the address sets compared.
@@ -243,7 +291,7 @@ func (b *BinaryData) UnmarshalJSON(p []byte) error {
 			return err
 		}
 		if v.Format != "" && v.Format != "base64" {
-			return errors.New("probe: binary data format is not base64")
+			return errors.New("measurement: binary data format is not base64")
 		}
 		s = v.Data
 	}
@@ -258,7 +306,7 @@ func (b *BinaryData) UnmarshalJSON(p []byte) error {
 // Verdict is the one-word conclusion for a target.
 type Verdict string
 
-// The verdict vocabulary (DESIGN step 6).
+// The verdict vocabulary; probe.Classify decides which one applies.
 const (
 	// VerdictOK: consistent DNS and a chain trusted for the domain.
 	VerdictOK Verdict = "ok"

@@ -1,4 +1,4 @@
-package probe
+package measurement
 
 import (
 	"bytes"
@@ -53,7 +53,7 @@ func (w *Writer) Write(m *Measurement) error {
 	enc := json.NewEncoder(buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(m); err != nil {
-		return fmt.Errorf("probe: encoding measurement of %s: %w", m.Input, err)
+		return fmt.Errorf("measurement: encoding measurement of %s: %w", m.Input, err)
 	}
 	line := buf.Bytes()
 	if w.Filter != nil {
@@ -85,7 +85,7 @@ func (w *Writer) WriteLine(line []byte) error {
 		return w.err
 	}
 	if _, err := w.w.Write(line); err != nil {
-		w.err = fmt.Errorf("probe: writing measurement: %w", err)
+		w.err = fmt.Errorf("measurement: writing measurement: %w", err)
 		return w.err
 	}
 	w.n++
@@ -93,7 +93,7 @@ func (w *Writer) WriteLine(line []byte) error {
 		if now := w.now(); now.Sub(w.lastSync) >= w.syncInterval {
 			w.lastSync = now
 			if err := s.Sync(); err != nil && !isUnsyncable(err) {
-				w.err = fmt.Errorf("probe: syncing output: %w", err)
+				w.err = fmt.Errorf("measurement: syncing output: %w", err)
 				return w.err
 			}
 		}
@@ -114,7 +114,7 @@ func (w *Writer) Close() error {
 	defer w.mu.Unlock()
 	if s, ok := w.w.(Syncer); ok {
 		if err := s.Sync(); err != nil && !isUnsyncable(err) && w.err == nil {
-			w.err = fmt.Errorf("probe: syncing output: %w", err)
+			w.err = fmt.Errorf("measurement: syncing output: %w", err)
 		}
 	}
 	return w.err

@@ -1,0 +1,37 @@
+// Package measurement is kzprobe's record format: the types of one
+// measurement as it is written, one JSON object a line, and the writer and
+// reader of those lines.
+//
+// It holds no measuring and no judging. The engine (package probe) fills a
+// [Measurement] and decides its [Verdict]; the control server (package
+// control) answers with a [ControlResponse]; the offline analysis (package
+// analysis), and whatever else stores or collects records, reads them back
+// with [ReadJSONL]. Each of them imports this package, none needs the
+// engine to read the format.
+//
+// # Design
+//
+// A measurement is data: plain structs with explicit snake_case JSON tags,
+// serialized as they are. The envelope follows OONI's base data format
+// (df-000-base) and the observations follow OONI's archival shapes
+// ([DNSQuery] is ArchivalDNSLookupResult, [TLSHandshake] is
+// ArchivalTLSOrQUICHandshakeResult), so OONI tooling reads kzprobe's
+// records and kzprobe's analysis reads OONI's. A failure is a *string with
+// no omitempty: null means success. Raw evidence is kept so that the
+// records can be judged again offline: the DNS response as received, every
+// certificate of the presented chain as DER ([BinaryData], base64 in
+// JSON). Times inside a record (t0, t) are seconds since the measurement
+// started; the envelope's times are UTC in [TimeLayout].
+//
+// The Go structs are the schema. A change to a field's name, type or
+// meaning is a format change: bump [TestVersion].
+//
+// [Writer] writes each record with one Write call, so lines from
+// concurrent workers never interleave and a crash can cut only the last
+// line; [ReadJSONL] skips such a line, and any line that does not parse,
+// and counts it, and bounds each line at [MaxLineBytes].
+//
+// The chain judgement embedded in a record ([TestKeys].Chains,
+// Interception) is package chain's type: the record format depends on
+// chain's types, never the other way round.
+package measurement
