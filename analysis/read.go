@@ -70,6 +70,9 @@ type Reader struct {
 	// Warn is called for each skipped line and unreadable file. Nil
 	// discards the warnings (FileStats still counts them).
 	Warn func(Warning)
+	// Stdin is what ReadPaths reads for the path Stdin ("-"). Nil means
+	// os.Stdin.
+	Stdin io.Reader
 }
 
 func (rd *Reader) maxLine() int {
@@ -89,19 +92,39 @@ func (rd *Reader) warn(src, format string, a ...any) {
 // without an error.
 var ErrStop = errors.New("analysis: stop")
 
+// Stdin is the path that names standard input in ReadPaths and Files.
+const Stdin = "-"
+
 // Files expands paths into the files to read: a file is taken as named,
 // whatever its extension; a folder is walked, in lexical order, for files
 // named *.json, *.jsonl, *.jsonl.gz or *.json.gz (hidden files and folders
-// are skipped). A path that does not exist is an error.
+// are skipped); Stdin ("-") is kept as it is. Only regular files (or links
+// to them) are read: a device, a named pipe, a socket or a link to a folder
+// is left out (Reader.ReadPaths names each and says why), since reading
+// /dev/zero or a pipe nobody writes to would never end. A path that does
+// not exist is an error.
 func Files(paths []string) ([]string, error) {
-	var out []string
+	files, _, err := expand(paths)
+	return files, err
+}
+
+// expand is Files, also returning what was left out: each path with why.
+func expand(paths []string) (files []string, skipped [][2]string, err error) {
 	for _, p := range paths {
+		if p == Stdin {
+			files = append(files, p)
+			continue
+		}
 		fi, err := os.Stat(p)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if !fi.IsDir() {
-			out = append(out, p)
+			if why := notRegular(fi.Mode()); why != "" {
+				skipped = append(skipped, [2]string{p, why})
+			} else {
+				files = append(files, p)
+			}
 			continue
 		}
 		var found []string
@@ -116,18 +139,58 @@ func Files(paths []string) ([]string, error) {
 				}
 				return nil
 			}
-			if !d.IsDir() && isMeasurementName(name) {
+			if d.IsDir() || !isMeasurementName(name) {
+				return nil
+			}
+			if d.Type().IsRegular() {
+				found = append(found, path)
+				return nil
+			}
+			// A link, a device, a pipe or a socket: what it is (a link
+			// is followed once, to a file it names).
+			fi, err := os.Stat(path)
+			switch {
+			case err != nil:
+				skipped = append(skipped, [2]string{path, fmt.Sprintf("skipped: %v", err)})
+			case fi.IsDir():
+				skipped = append(skipped, [2]string{path, "skipped: a link to a folder (links inside a folder are not followed into folders)"})
+			case notRegular(fi.Mode()) != "":
+				skipped = append(skipped, [2]string{path, notRegular(fi.Mode())})
+			default:
 				found = append(found, path)
 			}
 			return nil
 		})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		sort.Strings(found)
-		out = append(out, found...)
+		files = append(files, found...)
 	}
-	return out, nil
+	return files, skipped, nil
+}
+
+// notRegular says why a file of mode m is not read, "" for a regular file.
+func notRegular(m fs.FileMode) string {
+	var what string
+	switch {
+	case m.IsRegular():
+		return ""
+	case m&fs.ModeNamedPipe != 0:
+		return "skipped: a named pipe, not a regular file (to read a stream, pipe it to standard input and name it -)"
+	case m&fs.ModeCharDevice != 0:
+		what = "a character device"
+	case m&fs.ModeDevice != 0:
+		what = "a block device"
+	case m&fs.ModeSocket != 0:
+		what = "a socket"
+	case m.IsDir():
+		what = "a folder"
+	default:
+		what = "not a regular file (" + m.Type().String() + ")"
+		return "skipped: " + what
+	}
+	return "skipped: " + what + ", not a regular file"
 }
 
 func isMeasurementName(name string) bool {
@@ -136,17 +199,27 @@ func isMeasurementName(name string) bool {
 }
 
 // ReadPaths reads every file of Files(paths), calling fn for each record in
-// order. A file that cannot be opened or read is reported (FileStats.Error
-// and a warning) and the others are still read; an error from fn stops
+// order; Stdin ("-") reads Reader.Stdin. A file that cannot be opened or
+// read, or is not a regular file, is reported (FileStats.Error and a
+// warning) and the others are still read; an error from fn stops
 // everything and is returned.
 func (rd *Reader) ReadPaths(paths []string, fn func(*Record) error) ([]FileStats, error) {
-	files, err := Files(paths)
+	files, skipped, err := expand(paths)
 	if err != nil {
 		return nil, err
 	}
-	stats := make([]FileStats, 0, len(files))
+	stats := make([]FileStats, 0, len(files)+len(skipped))
+	for _, s := range skipped {
+		rd.warn(s[0], "%s", s[1])
+		stats = append(stats, FileStats{Path: s[0], Error: s[1]})
+	}
 	for _, f := range files {
-		st, err := rd.ReadFile(f, fn)
+		var st FileStats
+		if f == Stdin {
+			st, err = rd.Read(f, rd.stdin(), fn)
+		} else {
+			st, err = rd.ReadFile(f, fn)
+		}
 		stats = append(stats, st)
 		if err != nil {
 			if errors.Is(err, ErrStop) {
@@ -158,8 +231,16 @@ func (rd *Reader) ReadPaths(paths []string, fn func(*Record) error) ([]FileStats
 	return stats, nil
 }
 
-// ReadFile reads one file. Errors opening or reading it are recorded in the
-// returned FileStats (and warned), not returned; only fn's errors are.
+func (rd *Reader) stdin() io.Reader {
+	if rd.Stdin != nil {
+		return rd.Stdin
+	}
+	return os.Stdin
+}
+
+// ReadFile reads one regular file. Errors opening or reading it, or its
+// not being a regular file, are recorded in the returned FileStats (and
+// warned), not returned; only fn's errors are.
 func (rd *Reader) ReadFile(path string, fn func(*Record) error) (FileStats, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -167,6 +248,11 @@ func (rd *Reader) ReadFile(path string, fn func(*Record) error) (FileStats, erro
 		return FileStats{Path: path, Error: err.Error()}, nil
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err == nil && notRegular(fi.Mode()) != "" {
+		why := notRegular(fi.Mode())
+		rd.warn(path, "%s", why)
+		return FileStats{Path: path, Error: why}, nil
+	}
 	return rd.Read(path, f, fn)
 }
 
@@ -191,6 +277,10 @@ func (rd *Reader) Read(name string, r io.Reader, fn func(*Record) error) (FileSt
 		gz = true
 	}
 	format, array, first, err := sniff(br, rd.maxLine())
+	firstTooLong := errors.Is(err, errFirstTooLong)
+	if firstTooLong {
+		err = nil
+	}
 	if gz {
 		st.Format = format + "+gzip"
 	} else {
@@ -204,7 +294,7 @@ func (rd *Reader) Read(name string, r io.Reader, fn func(*Record) error) (FileSt
 	if format == FormatJSON {
 		err = rd.readDocuments(name, io.MultiReader(bytes.NewReader(first), br), array, &st, fn)
 	} else {
-		err = rd.readLines(name, br, first, &st, fn)
+		err = rd.readLines(name, br, first, firstTooLong, &st, fn)
 	}
 	return st, err
 }
@@ -241,8 +331,9 @@ func sniff(br *bufio.Reader, maxLine int) (format string, array bool, first []by
 	}
 	line, tooLong, err := measurement.ReadLine(br, maxLine)
 	if tooLong {
-		// A first line too long to hold is read (and counted) as JSONL.
-		return FormatJSONL, false, nil, nil
+		// A first line too long to hold is read (and counted) as JSONL:
+		// it is gone from br, so say so, for readLines to count it.
+		return FormatJSONL, false, nil, errFirstTooLong
 	}
 	line = append([]byte(nil), line...) // ReadLine's slice is br's buffer
 	complete := err == nil
@@ -259,13 +350,18 @@ func sniff(br *bufio.Reader, maxLine int) (format string, array bool, first []by
 	return FormatJSON, false, line, nil
 }
 
+// errFirstTooLong is sniff's report that the first line was longer than
+// the bound, and consumed.
+var errFirstTooLong = errors.New("analysis: first line too long")
+
 // shortLine is the longest first line taken for the start of a
 // pretty-printed JSON document rather than a corrupt JSONL line.
 const shortLine = 256
 
 // readLines reads one record per line. first is a line already consumed
-// (with its newline, if it had one).
-func (rd *Reader) readLines(name string, br *bufio.Reader, first []byte, st *FileStats, fn func(*Record) error) error {
+// (with its newline, if it had one); firstTooLong says the first line was
+// consumed and was over the bound.
+func (rd *Reader) readLines(name string, br *bufio.Reader, first []byte, firstTooLong bool, st *FileStats, fn func(*Record) error) error {
 	lineNo := 0
 	maxLine := rd.maxLine()
 	handle := func(line []byte, tooLong, complete bool) error {
@@ -295,7 +391,12 @@ func (rd *Reader) readLines(name string, br *bufio.Reader, first []byte, st *Fil
 		st.Records++
 		return fn(rec)
 	}
-	if first != nil {
+	switch {
+	case firstTooLong:
+		if err := handle(nil, true, true); err != nil {
+			return err
+		}
+	case first != nil:
 		complete := len(first) > 0 && first[len(first)-1] == '\n'
 		if err := handle(first, false, complete); err != nil {
 			return err

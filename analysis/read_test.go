@@ -121,6 +121,18 @@ func TestAnalysisReadFormats(t *testing.T) {
 			},
 		},
 		{
+			// The first line is over the bound and starts with "{": it is
+			// counted, and the next lines keep their numbers.
+			name:    "jsonl_first_line_too_long",
+			data:    []byte(line1 + strings.Repeat(" ", 400) + "\n" + `{"input": garbage` + "\n" + line2 + "\n"),
+			maxLine: 300,
+			want: readResult{
+				Stats:    analysis.FileStats{Path: "f", Format: "jsonl", Records: 1, Bad: 2},
+				Domains:  []string{"b.example@f:3"},
+				Warnings: []string{"f:1: line longer than 300 bytes, skipped", "f:2: invalid JSON at byte 10: invalid literal"},
+			},
+		},
+		{
 			name: "jsonl_wrong_type",
 			data: []byte(`{"measurement_start_time":"2024-01-02 03:04:05","probe_asn":9198}` + "\n" + line2 + "\n"),
 			want: readResult{
