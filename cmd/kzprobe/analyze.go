@@ -36,17 +36,18 @@ func (a *readArgs) addFlags(f *pflag.FlagSet) {
 }
 
 // open checks the shared flags and the input paths, then opens the
-// output: the common start of every reading-side command.
-func (a *readArgs) open(paths []string, output string, stdout io.Writer) (analysis.Config, io.Writer, func() error, error) {
+// output: the common start of every reading-side command. The caller
+// Commits the output once written, and Aborts it (deferred) otherwise.
+func (a *readArgs) open(paths []string, output string, stdout io.Writer) (analysis.Config, *readOutput, error) {
 	cfg, err := a.config()
 	if err != nil {
-		return cfg, nil, nil, err
+		return cfg, nil, err
 	}
 	if err := checkInputs(paths); err != nil {
-		return cfg, nil, nil, err
+		return cfg, nil, err
 	}
-	out, closeOut, err := openOut(output, stdout)
-	return cfg, out, closeOut, err
+	out, err := openReadOutput(output, paths, stdout)
+	return cfg, out, err
 }
 
 // config turns the flags into an analysis configuration.
@@ -103,8 +104,12 @@ func checkFormat(format string, valid []string) error {
 }
 
 // checkInputs fails early, naming the path, when an input does not exist.
+// "-" is standard input.
 func checkInputs(paths []string) error {
 	for _, p := range paths {
+		if p == analysis.Stdin {
+			continue
+		}
 		if _, err := os.Stat(p); err != nil {
 			return usageError("input %v", err)
 		}
@@ -112,40 +117,20 @@ func checkInputs(paths []string) error {
 	return nil
 }
 
-// openOut opens the output: stdout for "" or "-", else the file, created
-// before any reading so that an unwritable path fails at once.
-func openOut(path string, stdout io.Writer) (io.Writer, func() error, error) {
-	if path == "" || path == "-" {
-		return stdout, func() error { return nil }, nil
-	}
-	if dir := filepath.Dir(path); dir != "" {
-		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-			return nil, nil, usageError("cannot write %s: folder %s does not exist", path, dir)
-		}
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("cannot write the output: %w (choose another path with -o)", err)
-	}
-	return f, f.Close, nil
-}
-
 // readAll reads paths once into an analysis and, when cmp is not nil, a
-// comparison, and reports bad lines on stderr.
-func readAll(paths []string, cfg analysis.Config, cmp *analysis.Comparison, stderr io.Writer) (*analysis.Analysis, error) {
+// comparison (see readInputs).
+func readAll(cmd *cobra.Command, paths []string, cfg analysis.Config, cmp *analysis.Comparison) (*analysis.Analysis, error) {
 	a := analysis.New(cfg)
-	rd := &analysis.Reader{Warn: func(w analysis.Warning) {
+	stats, err := readInputs(cmd, paths, func(w analysis.Warning) {
 		a.Warn(w)
 		if cmp != nil {
 			cmp.Warn(w)
 		}
-	}}
-	stats, err := rd.ReadPaths(paths, func(r *analysis.Record) error {
+	}, func(r *analysis.Record) {
 		a.Add(r)
 		if cmp != nil {
 			cmp.Add(r)
 		}
-		return nil
 	})
 	a.AddFileStats(stats...)
 	if cmp != nil {
@@ -154,14 +139,64 @@ func readAll(paths []string, cfg analysis.Config, cmp *analysis.Comparison, stde
 	if err != nil {
 		return nil, err
 	}
-	bad := 0
+	return a, nil
+}
+
+// readInputs reads every measurement of paths ("-" is cmd's standard
+// input), passing each record to add and each warning to warn, and
+// reports skipped lines and files on cmd's standard error. Reading no measurement at all (an empty folder, a file that
+// holds none) is an error naming what was found instead.
+func readInputs(cmd *cobra.Command, paths []string, warn func(analysis.Warning), add func(*analysis.Record)) ([]analysis.FileStats, error) {
+	stderr := cmd.ErrOrStderr()
+	var first *analysis.Warning
+	rd := &analysis.Reader{Stdin: cmd.InOrStdin(), Warn: func(w analysis.Warning) {
+		if first == nil {
+			first = &w
+		}
+		warn(w)
+	}}
+	stats, err := rd.ReadPaths(paths, func(r *analysis.Record) error {
+		add(r)
+		return nil
+	})
+	if err != nil {
+		return stats, err
+	}
+	records, bad, unread := 0, 0, 0
 	for _, st := range stats {
+		records += st.Records
 		bad += st.Bad
+		if st.Error != "" {
+			unread++
+		}
+	}
+	if records == 0 {
+		return stats, noMeasurement(paths, stats, bad, unread, first)
 	}
 	if bad > 0 {
 		fmt.Fprintf(stderr, "kzprobe: %d bad line(s) skipped; see the warnings in the output\n", bad)
 	}
-	return a, nil
+	if unread > 0 {
+		fmt.Fprintf(stderr, "kzprobe: %d file(s) skipped or unreadable; see the warnings in the output\n", unread)
+	}
+	return stats, nil
+}
+
+// noMeasurement is the one-line error of a read that found no
+// measurement: what was found instead, and the first warning.
+func noMeasurement(paths []string, stats []analysis.FileStats, bad, unread int, first *analysis.Warning) error {
+	if len(stats) == 0 {
+		return fmt.Errorf("%w: no measurement file in %s (folders are walked for *.json, *.jsonl and their .gz)", errNoMeasurement, strings.Join(paths, " "))
+	}
+	msg := fmt.Sprintf("%d file(s)", len(stats))
+	if unread > 0 {
+		msg += fmt.Sprintf(", %d skipped or unreadable", unread)
+	}
+	msg += fmt.Sprintf(", %d bad line(s)", bad)
+	if first != nil {
+		msg += "; first: " + first.String()
+	}
+	return fmt.Errorf("%w: %s", errNoMeasurement, msg)
 }
 
 // analyzeArgs are the flags of `kzprobe analyze`.
@@ -191,9 +226,16 @@ chain again, and print the tables of the published report:
   gaps           periods when no intermediate seen was valid, and the
                  sightings inside them
 
-Folders are walked for *.json, *.jsonl and their .gz. Files are streamed: any
-amount of data is read in bounded memory. A line that is not a measurement is
-skipped, counted and listed as file:line in the warnings.
+Folders are walked for *.json, *.jsonl and their .gz; "-" reads standard
+input. Only regular files are read: a device, a named pipe or a socket is
+skipped and named in the warnings. Files are streamed: any amount of data is
+read in bounded memory. A line that is not a measurement is skipped, counted
+and listed as file:line in the warnings; reading no measurement at all is an
+error (exit 1).
+
+-o writes through a temporary file in the same folder, renamed at the end:
+a run that fails leaves no half file. An output that is one of the inputs
+is refused.
 
 A file's own verdicts are never trusted: the chains are judged with the
 embedded knowledge base (add the lab's root with --interception-roots).`,
@@ -211,19 +253,19 @@ embedded knowledge base (add the lab's root with --interception-roots).`,
 					return usageError("--table %q: one of %s", t, strings.Join(render.AnalysisTables, ", "))
 				}
 			}
-			cfg, out, closeOut, err := a.open(args, a.output, cmd.OutOrStdout())
+			cfg, out, err := a.open(args, a.output, cmd.OutOrStdout())
 			if err != nil {
 				return err
 			}
-			defer closeOut()
-			an, err := readAll(args, cfg, nil, cmd.ErrOrStderr())
+			defer out.Abort()
+			an, err := readAll(cmd, args, cfg, nil)
 			if err != nil {
 				return err
 			}
 			if err := render.Analysis(out, an.Result(), a.format, a.tables); err != nil {
 				return err
 			}
-			return closeOut()
+			return out.Commit()
 		},
 	}
 	f := cmd.Flags()
@@ -264,20 +306,26 @@ no kzprobe verdict and are skipped unless --ooni, which gives them
 			if err := checkFormat(a.format, render.CompareFormats); err != nil {
 				return err
 			}
-			cfg, out, closeOut, err := a.open(args, a.output, cmd.OutOrStdout())
+			cfg, out, err := a.open(args, a.output, cmd.OutOrStdout())
 			if err != nil {
 				return err
 			}
 			cfg.DeriveVerdicts = a.ooni
-			defer closeOut()
+			defer out.Abort()
 			c := analysis.NewComparison(cfg)
-			if err := c.ReadPaths(args); err != nil {
+			stats, err := readInputs(cmd, args, c.Warn, c.Add)
+			c.AddFileStats(stats...)
+			if err != nil {
 				return err
 			}
-			if err := render.Compare(out, c.Matrix(), a.format); err != nil {
+			m := c.Matrix()
+			if len(m.Cells) == 0 && m.SkippedNotKzprobe > 0 {
+				return fmt.Errorf("%w: no kzprobe measurement to compare (%d without a kzprobe verdict, OONI's?; --ooni includes them)", errNoMeasurement, m.SkippedNotKzprobe)
+			}
+			if err := render.Compare(out, m, a.format); err != nil {
 				return err
 			}
-			return closeOut()
+			return out.Commit()
 		},
 	}
 	f := cmd.Flags()
@@ -320,12 +368,12 @@ writes SVG to stdout.`,
 			default:
 				return usageError("-o %s: the timeline is written as SVG or PNG; name the file .svg or .png", a.output)
 			}
-			cfg, out, closeOut, err := a.open(args, a.output, cmd.OutOrStdout())
+			cfg, out, err := a.open(args, a.output, cmd.OutOrStdout())
 			if err != nil {
 				return err
 			}
-			defer closeOut()
-			an, err := readAll(args, cfg, nil, cmd.ErrOrStderr())
+			defer out.Abort()
+			an, err := readAll(cmd, args, cfg, nil)
 			if err != nil {
 				return err
 			}
@@ -333,7 +381,7 @@ writes SVG to stdout.`,
 			if err := draw(out, res, render.TimelineOptions{Width: a.width, Title: a.title}); err != nil {
 				return err
 			}
-			if err := closeOut(); err != nil {
+			if err := out.Commit(); err != nil {
 				return err
 			}
 			if a.output != "-" {
@@ -370,15 +418,15 @@ The page has inline CSS and no script; it fetches nothing.`,
 		Example: `  kzprobe report measurements/ -o report.html`,
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, out, closeOut, err := a.open(args, a.output, cmd.OutOrStdout())
+			cfg, out, err := a.open(args, a.output, cmd.OutOrStdout())
 			if err != nil {
 				return err
 			}
-			defer closeOut()
+			defer out.Abort()
 			ccfg := cfg
 			ccfg.DeriveVerdicts = true
 			c := analysis.NewComparison(ccfg)
-			an, err := readAll(args, cfg, c, cmd.ErrOrStderr())
+			an, err := readAll(cmd, args, cfg, c)
 			if err != nil {
 				return err
 			}
@@ -392,7 +440,7 @@ The page has inline CSS and no script; it fetches nothing.`,
 			if err != nil {
 				return err
 			}
-			if err := closeOut(); err != nil {
+			if err := out.Commit(); err != nil {
 				return err
 			}
 			if a.output != "-" {

@@ -1,0 +1,195 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// measurementLine is one kzprobe record, enough for every reading command.
+const measurementLine = `{"input":"b.example","measurement_start_time":"2024-01-03 00:00:00","probe_asn":"AS9198","probe_network_name":"Net","test_name":"kzprobe_tls_mitm","test_keys":{"domain":"b.example","verdict":"ok","tls_handshakes":[]}}` + "\n"
+
+// ooniLine is one OONI record: no kzprobe verdict.
+const ooniLine = `{"input":"https://a.example/","measurement_start_time":"2024-01-02 03:04:05","probe_asn":"AS9198","test_name":"web_connectivity","test_keys":{"tls_handshakes":[]}}` + "\n"
+
+// TestReadCommandsRefuseOutputThatIsAnInput: -o naming one of the inputs,
+// as named, through a link, or found in a walked folder, is refused with
+// the usage exit code, and the input is left whole (issue 16: analyze
+// x.jsonl -o x.jsonl truncated it before reading).
+func TestReadCommandsRefuseOutputThatIsAnInput(t *testing.T) {
+	clearEnv(t)
+	dir := t.TempDir()
+	in := filepath.Join(dir, "m.jsonl")
+	body := strings.Repeat(measurementLine, 3)
+	if err := os.WriteFile(in, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "link.svg")
+	if err := os.Symlink(in, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"analyze", []string{"analyze", in, "-o", in}},
+		{"analyze_folder", []string{"analyze", dir, "-o", in}},
+		{"analyze_link", []string{"analyze", in, "--format", "csv", "-o", link}},
+		{"compare", []string{"compare", in, "-o", in}},
+		{"report", []string{"report", dir, "-o", in}},
+		{"timeline_link", []string{"timeline", in, "-o", link}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, stderr, code := kzprobe(t, tc.args...)
+			if code != exitUsage || !strings.Contains(stderr, "would destroy its measurements") {
+				t.Errorf("exit %d, stderr %q; want exit %d refusing the output", code, stderr, exitUsage)
+			}
+			if got, _ := os.ReadFile(in); string(got) != body {
+				t.Fatalf("the input now holds %d bytes; want its %d", len(got), len(body))
+			}
+		})
+	}
+}
+
+// TestReadCommandsOutputReplacedWhole: the output is written through a
+// temporary file renamed at the end. A run that fails leaves the previous
+// output as it was and no temporary file; one that succeeds replaces it,
+// keeping its mode, and writes through a link to the file it names.
+func TestReadCommandsOutputReplacedWhole(t *testing.T) {
+	clearEnv(t)
+	dir := t.TempDir()
+	in := filepath.Join(t.TempDir(), "m.jsonl")
+	if err := os.WriteFile(in, []byte(measurementLine), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	notMeasurements := filepath.Join(t.TempDir(), "notes.txt")
+	os.WriteFile(notMeasurements, []byte("# not measurements\n"), 0o644)
+	out := filepath.Join(dir, "tables.txt")
+	old := "the previous tables\n"
+	if err := os.WriteFile(out, []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	listing := func() []string {
+		es, _ := os.ReadDir(dir)
+		var names []string
+		for _, e := range es {
+			names = append(names, e.Name())
+		}
+		return names
+	}
+
+	// A failed run: the old file is left whole, no temporary file stays.
+	if _, stderr, code := kzprobe(t, "analyze", notMeasurements, "-o", out); code == exitOK {
+		t.Fatalf("analyze of no measurement: exit 0; want a failure\n%s", stderr)
+	}
+	if got, _ := os.ReadFile(out); string(got) != old {
+		t.Errorf("after a failed run the output holds %q; want the previous %q", got, old)
+	}
+	if names := listing(); len(names) != 1 {
+		t.Errorf("folder holds %v; want only tables.txt", names)
+	}
+
+	// A run that succeeds replaces it, with its mode.
+	if _, stderr, code := kzprobe(t, "analyze", in, "-o", out); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	got, _ := os.ReadFile(out)
+	if !bytes.Contains(got, []byte("Summary")) {
+		t.Errorf("output %q; want the tables", got)
+	}
+	if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("output mode %v, %v; want 0600 kept", fi.Mode(), err)
+	}
+	if names := listing(); len(names) != 1 {
+		t.Errorf("folder holds %v; want only tables.txt", names)
+	}
+
+	// Through a link: the file it names is replaced, the link stays.
+	link := filepath.Join(t.TempDir(), "link.txt")
+	os.Symlink(out, link)
+	os.WriteFile(out, []byte(old), 0o600)
+	if _, stderr, code := kzprobe(t, "analyze", in, "--format", "csv", "-o", link); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the link was replaced: %v, %v", fi.Mode(), err)
+	}
+	if got, _ := os.ReadFile(out); !bytes.HasPrefix(got, []byte("summary\n")) {
+		t.Errorf("the linked file holds %q; want the CSV", got)
+	}
+
+	// A device is written directly, not replaced.
+	if _, err := os.Stat(os.DevNull); err == nil {
+		if _, stderr, code := kzprobe(t, "analyze", in, "-o", os.DevNull); code != exitOK {
+			t.Errorf("-o %s: exit %d: %s", os.DevNull, code, stderr)
+		}
+		if fi, err := os.Stat(os.DevNull); err != nil || fi.Mode().IsRegular() {
+			t.Fatalf("%s is now a regular file", os.DevNull)
+		}
+	}
+}
+
+// TestReadCommandsNoMeasurementIsAnError: reading commands on an empty
+// folder, on a file that holds no measurement, or (compare) on only OONI
+// records exit 1 with one line saying so, and write no output (issue 16:
+// they succeeded with empty tables, or 199 warnings and exit 0).
+func TestReadCommandsNoMeasurementIsAnError(t *testing.T) {
+	clearEnv(t)
+	empty := t.TempDir()
+	readme := filepath.Join(t.TempDir(), "README.md")
+	os.WriteFile(readme, []byte("# kzprobe\n\nkzprobe finds TLS interception.\n"), 0o644)
+	ooni := filepath.Join(t.TempDir(), "ooni.jsonl")
+	os.WriteFile(ooni, []byte(ooniLine), 0o644)
+	outDir := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"analyze_empty_folder", []string{"analyze", empty}, "no measurement read: no measurement file in " + empty},
+		{"timeline_empty_folder", []string{"timeline", empty, "-o", filepath.Join(outDir, "x.png")}, "no measurement read: no measurement file"},
+		{"report_empty_folder", []string{"report", empty, "-o", filepath.Join(outDir, "r.html")}, "no measurement read"},
+		{"analyze_readme", []string{"analyze", readme}, "no measurement read: 1 file(s), 2 bad line(s); first: " + readme + `:1: analysis: not a measurement object (starts with "# kzprobe")`},
+		{"compare_readme", []string{"compare", readme}, "no measurement read: 1 file(s), 2 bad line(s)"},
+		{"compare_only_ooni", []string{"compare", ooni}, "no kzprobe measurement to compare (1 without a kzprobe verdict"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stdout, stderr, code := kzprobe(t, tc.args...)
+			if code != exitFailure {
+				t.Errorf("exit %d; want %d", code, exitFailure)
+			}
+			if !strings.Contains(stderr, tc.want) || strings.Count(stderr, "\n") != 1 {
+				t.Errorf("stderr %q; want one line containing %q", stderr, tc.want)
+			}
+			if stdout != "" {
+				t.Errorf("stdout %q; want nothing", stdout)
+			}
+		})
+	}
+	if es, _ := os.ReadDir(outDir); len(es) != 0 {
+		t.Errorf("output folder holds %d files; want none", len(es))
+	}
+	// --ooni makes the OONI record a measurement to compare.
+	if _, stderr, code := kzprobe(t, "compare", "--ooni", ooni); code != exitOK {
+		t.Errorf("compare --ooni: exit %d: %s", code, stderr)
+	}
+}
+
+// TestAnalyzeReadsStdin: "-" reads standard input.
+func TestAnalyzeReadsStdin(t *testing.T) {
+	clearEnv(t)
+	root := newRootCmd()
+	var out, errb bytes.Buffer
+	root.SetArgs([]string{"analyze", "-", "--format", "csv", "--table", "summary"})
+	root.SetIn(strings.NewReader(measurementLine + measurementLine))
+	root.SetOut(&out)
+	root.SetErr(&errb)
+	if err := root.Execute(); err != nil {
+		t.Fatalf("%v\n%s", err, errb.String())
+	}
+	if !strings.Contains(out.String(), "measurements,2\n") {
+		t.Errorf("summary %q; want 2 measurements read from stdin", out.String())
+	}
+}
