@@ -20,7 +20,11 @@
 //     control server is the control package's job.
 //   - [Scrubber] replaces the volunteer's addresses, in any spelling it can
 //     recognise, by "[scrubbed]" in failure strings, logs and output, as
-//     OONI does.
+//     OONI does; with an IPv6 address go the other addresses of its /64,
+//     and with an IPv4 address the IPv6 addresses that embed it (NAT64,
+//     6to4, Teredo). [Scrubber.Contains] says whether raw bytes (a
+//     certificate's DER, a DNS message) hold one of them, in binary, hex,
+//     DNS wire or text form, so that such a field can be withheld.
 //
 // # What is recorded and what is not
 //
@@ -47,8 +51,9 @@
 // maxminddb's quote the address.
 //
 // The [Scrubber] matches by meaning (every substring that parses as a
-// hidden address) and by text (every case-insensitive occurrence of the
-// canonical spellings), and replaces the union. It errs towards scrubbing
+// hidden address, also with '-' read as '.' or ':', as host names spell
+// addresses) and by text (every case-insensitive occurrence of the
+// reverse-DNS names), and replaces the union. It errs towards scrubbing
 // too much: a string that merely contains a hidden address's text, such as
 // a neighbouring address with one more digit, loses that part too. Its
 // fuzz test checks that no spelling it was given survives.
