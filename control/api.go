@@ -59,7 +59,7 @@ type CheckRequest struct {
 	// most the server's limit (8 by default). Empty means: only the
 	// server's own DNS answers are tried.
 	Addresses []string `json:"addresses"`
-	// Fingerprint is the ClientHello fingerprint (probe.Fingerprints);
+	// Fingerprint is the ClientHello fingerprint (probe.Fingerprints());
 	// empty means "chrome".
 	Fingerprint string `json:"fingerprint,omitempty"`
 }
@@ -187,12 +187,12 @@ func validateCheckRequest(req CheckRequest, lim checkLimits) (checkQuery, *apiEr
 			q.addresses = append(q.addresses, a)
 		}
 	}
-	fp := strings.ToLower(req.Fingerprint)
+	fp := req.Fingerprint
 	if fp == "" {
 		fp = probe.DefaultFingerprint
 	}
-	if fps, err := probe.ParseFingerprints([]string{fp}); err != nil || len(fps) != 1 || fps[0] != fp {
-		return checkQuery{}, badRequest(ErrBadRequest, "fingerprint %q: want one of %s", truncate(req.Fingerprint, 32), strings.Join(probe.Fingerprints, ", "))
+	if fp, err = probe.ParseFingerprint(fp); err != nil {
+		return checkQuery{}, badRequest(ErrBadRequest, "fingerprint %q: want one of %s", truncate(req.Fingerprint, 32), strings.Join(probe.Fingerprints(), ", "))
 	}
 	q.fingerprint = fp
 	return q, nil

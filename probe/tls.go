@@ -30,6 +30,115 @@ const (
 	DefaultMaxChainBytes = 256 << 10
 )
 
+// DefaultFingerprint is the ClientHello fingerprint used when none is
+// configured: the one most users' browsers send.
+const DefaultFingerprint = "chrome"
+
+// FingerprintGolang is the fingerprint of Go's own crypto/tls. It is the
+// only one not produced by utls, which makes it the reference: a network
+// that treats it differently from the browser fingerprints is looking at
+// the ClientHello.
+const FingerprintGolang = "golang"
+
+// FingerprintSmall is Go's crypto/tls offering only classic key exchanges
+// (X25519, P-256): a ClientHello of about 250 bytes, in one segment, as
+// clients sent before post-quantum key shares. Middleboxes that read the
+// name from the first KiB or the first segment of a hello (sslsplit 0.5.5)
+// see it only in a hello this small; see [Prober.SmallHelloRetry].
+const FingerprintSmall = "small"
+
+// fingerprint is a ClientHello fingerprint: its name, and the utls
+// ClientHelloID of its hello, zero for Go's crypto/tls.
+type fingerprint struct {
+	name  string
+	hello utls.ClientHelloID
+}
+
+// fingerprints is the one table of the ClientHello fingerprints, in the
+// order the documentation gives them: it names them ([Fingerprints]),
+// validates them ([ParseFingerprint]) and says which hello each sends
+// ([Handshaker.Handshake]). hello is the utls ClientHelloID; the *_Auto IDs
+// follow whatever utls v1.8.2 considers current (Chrome 133, Firefox 120,
+// Safari 16.0, Edge 85, iOS 14). "golang" and "small" have none: they do
+// not go through utls at all.
+var fingerprints = []fingerprint{
+	{"chrome", utls.HelloChrome_Auto},
+	{"firefox", utls.HelloFirefox_Auto},
+	{"safari", utls.HelloSafari_Auto},
+	{"edge", utls.HelloEdge_Auto},
+	{"ios", utls.HelloIOS_Auto},
+	{"randomized", utls.HelloRandomized},
+	{FingerprintGolang, utls.ClientHelloID{}},
+	{FingerprintSmall, utls.ClientHelloID{}},
+}
+
+// Fingerprints returns the valid fingerprint names, in the order the
+// documentation gives them, for help texts and error messages. The slice
+// is new at each call: the caller may change it.
+func Fingerprints() []string {
+	names := make([]string, len(fingerprints))
+	for i, f := range fingerprints {
+		names[i] = f.name
+	}
+	return names
+}
+
+// clientHelloID returns the utls ClientHelloID of a fingerprint name; ok
+// is false for a name that is not a fingerprint and for the two that do
+// not go through utls, "golang" and "small".
+func clientHelloID(name string) (id utls.ClientHelloID, ok bool) {
+	for _, f := range fingerprints {
+		if f.name == name {
+			return f.hello, f.hello != utls.ClientHelloID{}
+		}
+	}
+	return utls.ClientHelloID{}, false
+}
+
+// validFingerprint reports whether name is one of [Fingerprints], exactly.
+func validFingerprint(name string) bool {
+	return slices.ContainsFunc(fingerprints, func(f fingerprint) bool { return f.name == name })
+}
+
+// ParseFingerprint validates one fingerprint name, as a request names it:
+// case-insensitive, nothing else around it. It returns the name in its
+// canonical form, or an error that names it and lists the valid ones.
+func ParseFingerprint(name string) (string, error) {
+	n := strings.ToLower(name)
+	if validFingerprint(n) {
+		return n, nil
+	}
+	return "", fmt.Errorf("probe: unknown fingerprint %q (valid: %s)", n, strings.Join(Fingerprints(), ", "))
+}
+
+// ParseFingerprints validates and normalises a list of fingerprint names as
+// given on the command line or in the config: each element may itself be a
+// comma-separated list, names are case-insensitive, blanks are ignored and
+// duplicates are dropped (first occurrence wins, so the order given is the
+// order of the handshakes). An empty list means [DefaultFingerprint]. An
+// unknown name is an error that names it and lists the valid ones.
+func ParseFingerprints(list []string) ([]string, error) {
+	var out []string
+	for _, item := range list {
+		for _, name := range strings.Split(item, ",") {
+			if name = strings.TrimSpace(name); name == "" {
+				continue
+			}
+			name, err := ParseFingerprint(name)
+			if err != nil {
+				return nil, err
+			}
+			if !slices.Contains(out, name) {
+				out = append(out, name)
+			}
+		}
+	}
+	if len(out) == 0 {
+		out = []string{DefaultFingerprint}
+	}
+	return out, nil
+}
+
 // defaultNextProtos is the ALPN list every browser fingerprint in utls
 // v1.8.2 sends.
 var defaultNextProtos = []string{"h2", "http/1.1"}
@@ -151,7 +260,7 @@ func (h *Handshaker) Handshake(ctx context.Context, conn net.Conn, serverName, f
 		conn.Close()
 		return finish(&failure.Error{Failure: failure.UnknownPrefix + "unknown fingerprint " + fingerprint,
 			Operation: "tls_handshake", Err: fmt.Errorf("probe: unknown fingerprint %q (valid: %s)",
-				fingerprint, strings.Join(Fingerprints, ", "))})
+				fingerprint, strings.Join(Fingerprints(), ", "))})
 	}
 
 	hctx, cancel := context.WithTimeout(ctx, h.timeout())

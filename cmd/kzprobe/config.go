@@ -88,7 +88,7 @@ type ControlConfig struct {
 type TLSConfig struct {
 	// Fingerprints are the browser fingerprints to hand-shake with, each a
 	// separate handshake: chrome, firefox, safari, edge, ios, randomized,
-	// golang, small.
+	// golang, small. loadConfig leaves them parsed (Config.validate).
 	Fingerprints []string `mapstructure:"fingerprints"`
 	// SmallHelloRetry hand-shakes once more with the "small" fingerprint
 	// where every configured one was refused (probe.Prober.SmallHelloRetry).
@@ -304,7 +304,9 @@ type keyError struct {
 func (e *keyError) Error() string { return fmt.Sprintf("'%s' %s", e.key, e.msg) }
 
 // validate checks values that decode but make no sense, before any
-// network activity.
+// network activity. It also leaves tls.fingerprints parsed
+// (probe.ParseFingerprints: a comma list split, lower case, no duplicates,
+// the default for none), the one place they are parsed.
 func (c *Config) validate() error {
 	var errs []error
 	bad := func(key, format string, a ...any) {
@@ -340,8 +342,10 @@ func (c *Config) validate() error {
 			bad("control.server", "must be an http(s) URL such as https://203.0.113.5:8443, got %q", c.Control.Server)
 		}
 	}
-	if _, err := probe.ParseFingerprints(c.TLS.Fingerprints); err != nil {
+	if fps, err := probe.ParseFingerprints(c.TLS.Fingerprints); err != nil {
 		bad("tls.fingerprints", "%v", err)
+	} else {
+		c.TLS.Fingerprints = fps // parsed here once: what the Prober is given
 	}
 	if c.TLS.MaxAddresses < 1 || c.TLS.MaxAddresses > 64 {
 		bad("tls.max_addresses", "must be 1-64, got %d", c.TLS.MaxAddresses)

@@ -154,3 +154,50 @@ func TestRunBadConfigExitCode(t *testing.T) {
 		t.Errorf("exit code = %d; want %d", got, exitUsage)
 	}
 }
+
+// TestFingerprintsParsedAtLoad checks that loadConfig leaves
+// tls.fingerprints parsed whichever source sets them, so that what the
+// Prober is given and what socketsPerTarget counts are the handshakes made.
+func TestFingerprintsParsedAtLoad(t *testing.T) {
+	want := []string{"chrome", "firefox"}
+	tests := []struct {
+		name        string
+		flags, file string
+		env         string
+	}{
+		{name: "flag", flags: "Chrome, firefox,chrome"},
+		{name: "environment", env: "Chrome, firefox,chrome"},
+		{name: "file", file: "tls:\n  fingerprints: [\"Chrome, firefox\", chrome]\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clearEnv(t)
+			if tc.env != "" {
+				t.Setenv("KZPROBE_TLS_FINGERPRINTS", tc.env)
+			}
+			file := ""
+			if tc.file != "" {
+				file = writeFile(t, "c.yaml", tc.file)
+			}
+			fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
+			addRunFlags(fs)
+			var args []string
+			if tc.flags != "" {
+				args = []string{"--fingerprint", tc.flags}
+			}
+			if err := fs.Parse(args); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := loadConfig(file, fs, runFlags)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(cfg.TLS.Fingerprints, want) {
+				t.Errorf("tls.fingerprints = %q; want %q", cfg.TLS.Fingerprints, want)
+			}
+			if got := socketsPerTarget(cfg); got != 4+4*len(want) {
+				t.Errorf("sockets per target = %d; want %d", got, 4+4*len(want))
+			}
+		})
+	}
+}

@@ -165,10 +165,6 @@ func buildProber(cfg *Config, start time.Time, version string) (*wiring, error) 
 		controlServer = c
 	}
 
-	fps, err := probe.ParseFingerprints(cfg.TLS.Fingerprints)
-	if err != nil {
-		return nil, fmt.Errorf("%w: tls.fingerprints: %v", ErrConfig, err)
-	}
 	// A run confined to some ranges (the lab: loopback) treats answers in
 	// them as ordinary addresses, not bogons.
 	cons := probe.ConsistencyOptions{Exempt: g.Prefixes()}
@@ -179,7 +175,7 @@ func buildProber(cfg *Config, start time.Time, version string) (*wiring, error) 
 		Connector:       &probe.Connector{Dial: dial, Timeout: cfg.TLS.Timeout},
 		Handshaker:      &probe.Handshaker{Timeout: cfg.TLS.Timeout},
 		Analyzer:        chain.NewAnalyzer(trust, kb),
-		Fingerprints:    fps,
+		Fingerprints:    cfg.TLS.Fingerprints,
 		SmallHelloRetry: cfg.TLS.SmallHelloRetry,
 		MaxAddresses:    cfg.TLS.MaxAddresses,
 		Port:            cfg.Targets.Port,
