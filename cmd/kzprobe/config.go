@@ -57,7 +57,8 @@ type DNSConfig struct {
 	Resolver string `mapstructure:"resolver"`
 	// ResolvConf is the resolv.conf to read. Empty means /etc/resolv.conf.
 	ResolvConf string `mapstructure:"resolv_conf"`
-	// Timeout bounds one query. Zero means 5s.
+	// Timeout bounds one query. Zero means 5s. When no source sets it,
+	// it is TLS.Timeout if a source sets that (loadConfig).
 	Timeout time.Duration `mapstructure:"timeout"`
 	// Retries is how many times a timed-out query is sent again.
 	Retries int `mapstructure:"retries"`
@@ -192,7 +193,7 @@ var settings = []setting{
 
 	{"dns.resolver", "", "resolver", "", "local resolver `ip:port` (default: first nameserver in --resolv-conf)"},
 	{"dns.resolv_conf", "/etc/resolv.conf", "resolv-conf", "", "resolv.conf `file` naming the local resolver"},
-	{"dns.timeout", probe.DefaultDNSTimeout, "dns-timeout", "", "timeout of one DNS query"},
+	{"dns.timeout", probe.DefaultDNSTimeout, "dns-timeout", "", "timeout of one DNS query; when neither this flag, KZPROBE_DNS_TIMEOUT nor the file sets it, it follows --timeout (tls.timeout) if that is set"},
 	{"dns.retries", probe.DefaultDNSRetries, "", "", ""},
 
 	{"control.url", "https://1.1.1.1/dns-query", "control", "", "control resolver `URL`: https://IP/dns-query (DoH), tls://IP:853 (DoT) or udp://IP:53"},
@@ -205,7 +206,7 @@ var settings = []setting{
 	{"tls.fingerprints", []string{probe.DefaultFingerprint}, "fingerprint", "", "ClientHello fingerprints, one handshake each: " + strings.Join(probe.Fingerprints(), ",")},
 	{"tls.small_hello_retry", true, "small-hello-retry", "", "where every fingerprint is refused (reset, EOF, alert), hand-shake once more with a small ClientHello: middleboxes that read the name from the first KiB of a hello only intercept then"},
 	{"tls.max_addresses", probe.DefaultMaxAddresses, "max-addresses", "", "at most this many resolved addresses are dialled per target"},
-	{"tls.timeout", probe.DefaultHandshakeTimeout, "timeout", "", "timeout of one TCP connect and of one TLS handshake"},
+	{"tls.timeout", probe.DefaultHandshakeTimeout, "timeout", "", "timeout of one TCP connect and of one TLS handshake, and of one DNS query unless --dns-timeout (dns.timeout) is set"},
 	{"tls.trust_roots", "", "trust-roots", "", "PEM `file` replacing the embedded Mozilla root bundle"},
 
 	{"interception.extra_roots", []string{}, "interception-roots", "", "PEM `file` of further interception roots (repeatable)"},
@@ -325,6 +326,12 @@ func loadConfig(file string, flags *pflag.FlagSet, flagKeys map[string]string) (
 	src := sourceNamer{file: file, lines: lines, flags: flags, flagKeys: flagKeys}
 	if err := v.UnmarshalExact(&cfg, viper.DecodeHook(hook)); err != nil {
 		return nil, src.explain(err)
+	}
+	if !src.isSet("dns.timeout") && src.isSet("tls.timeout") {
+		// One rule whichever source sets tls.timeout (flag --timeout,
+		// KZPROBE_TLS_TIMEOUT or the file): a DNS timeout nobody set
+		// follows it, so that "--timeout 2s" alone bounds every wait.
+		cfg.DNS.Timeout = cfg.TLS.Timeout
 	}
 	if err := cfg.validate(); err != nil {
 		return nil, src.explain(err)
@@ -555,6 +562,29 @@ func (s sourceNamer) explain(err error) error {
 	return fmt.Errorf("%w: %s", ErrConfig, strings.Join(out, "\n  "))
 }
 
+// isSet reports whether a flag, the environment or the config file sets
+// key, as viper reads them (an empty environment variable sets nothing).
+func (s sourceNamer) isSet(key string) bool {
+	for name, k := range s.flagKeys {
+		if k == key && s.flags != nil {
+			if f := s.flags.Lookup(name); f != nil && f.Changed {
+				return true
+			}
+		}
+	}
+	if os.Getenv(envName(key)) != "" {
+		return true
+	}
+	_, inFile := s.lines[key]
+	return inFile
+}
+
+// envName is the environment variable of key: KZPROBE_TLS_TIMEOUT for
+// tls.timeout.
+func envName(key string) string {
+	return envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
 func (s sourceNamer) where(key string) string {
 	for name, k := range s.flagKeys {
 		if k == key && s.flags != nil {
@@ -563,7 +593,7 @@ func (s sourceNamer) where(key string) string {
 			}
 		}
 	}
-	env := envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+	env := envName(key)
 	if _, ok := os.LookupEnv(env); ok {
 		return "environment " + env
 	}

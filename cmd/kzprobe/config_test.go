@@ -371,3 +371,77 @@ func TestSettingsTableIsComplete(t *testing.T) {
 		t.Errorf("%d settings for %d Config keys", len(settings), len(want))
 	}
 }
+
+// TestDNSTimeoutFollowsTLSTimeout checks the one rule between two keys:
+// a dns.timeout that no source sets follows tls.timeout when any source
+// sets that, the same for a flag, the environment and the file, and a
+// dns.timeout set anywhere stays. --help documents it.
+func TestDNSTimeoutFollowsTLSTimeout(t *testing.T) {
+	type src struct{ flag, env, file string } // tls.timeout or dns.timeout from each source
+	tests := []struct {
+		name     string
+		tls, dns src
+		wantTLS  time.Duration
+		wantDNS  time.Duration
+	}{
+		{name: "none set", wantTLS: 10 * time.Second, wantDNS: 5 * time.Second},
+		{name: "tls by flag", tls: src{flag: "2s"}, wantTLS: 2 * time.Second, wantDNS: 2 * time.Second},
+		{name: "tls by environment", tls: src{env: "2s"}, wantTLS: 2 * time.Second, wantDNS: 2 * time.Second},
+		{name: "tls by file", tls: src{file: "2s"}, wantTLS: 2 * time.Second, wantDNS: 2 * time.Second},
+		{name: "tls by empty environment", wantTLS: 10 * time.Second, wantDNS: 5 * time.Second},
+		{name: "tls and dns by flag", tls: src{flag: "2s"}, dns: src{flag: "3s"}, wantTLS: 2 * time.Second, wantDNS: 3 * time.Second},
+		{name: "tls by flag, dns by environment", tls: src{flag: "2s"}, dns: src{env: "3s"}, wantTLS: 2 * time.Second, wantDNS: 3 * time.Second},
+		{name: "tls by flag, dns by file", tls: src{flag: "2s"}, dns: src{file: "3s"}, wantTLS: 2 * time.Second, wantDNS: 3 * time.Second},
+		{name: "tls by environment, dns by file", tls: src{env: "2s"}, dns: src{file: "3s"}, wantTLS: 2 * time.Second, wantDNS: 3 * time.Second},
+		{name: "tls by file, dns by environment", tls: src{file: "2s"}, dns: src{env: "3s"}, wantTLS: 2 * time.Second, wantDNS: 3 * time.Second},
+		{name: "dns by file only", dns: src{file: "3s"}, wantTLS: 10 * time.Second, wantDNS: 3 * time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clearEnv(t)
+			var args []string
+			yaml := ""
+			if tc.tls.flag != "" {
+				args = append(args, "--timeout", tc.tls.flag)
+			}
+			if tc.dns.flag != "" {
+				args = append(args, "--dns-timeout", tc.dns.flag)
+			}
+			if tc.name == "tls by empty environment" {
+				t.Setenv("KZPROBE_TLS_TIMEOUT", "")
+			}
+			if tc.tls.env != "" {
+				t.Setenv("KZPROBE_TLS_TIMEOUT", tc.tls.env)
+			}
+			if tc.dns.env != "" {
+				t.Setenv("KZPROBE_DNS_TIMEOUT", tc.dns.env)
+			}
+			if tc.tls.file != "" {
+				yaml += "tls:\n  timeout: " + tc.tls.file + "\n"
+			}
+			if tc.dns.file != "" {
+				yaml += "dns:\n  timeout: " + tc.dns.file + "\n"
+			}
+			file := ""
+			if yaml != "" {
+				file = writeFile(t, "c.yaml", yaml)
+			}
+			fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
+			addRunFlags(fs)
+			if err := fs.Parse(args); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := loadConfig(file, fs, runFlags)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.TLS.Timeout != tc.wantTLS || cfg.DNS.Timeout != tc.wantDNS {
+				t.Errorf("tls.timeout, dns.timeout = %v, %v; want %v, %v", cfg.TLS.Timeout, cfg.DNS.Timeout, tc.wantTLS, tc.wantDNS)
+			}
+		})
+	}
+	help := runHelp(t)
+	if !strings.Contains(help["timeout"], "--dns-timeout") || !strings.Contains(help["dns-timeout"], "--timeout") {
+		t.Errorf("--help does not say how --timeout and --dns-timeout relate:\n--timeout: %s\n--dns-timeout: %s", help["timeout"], help["dns-timeout"])
+	}
+}

@@ -49,9 +49,6 @@ tcp_blocking, down (fails from the control too), error (could not decide).`,
 			if err != nil {
 				return err
 			}
-			if cmd.Flags().Changed("timeout") && !cmd.Flags().Changed("dns-timeout") {
-				cfg.DNS.Timeout = cfg.TLS.Timeout
-			}
 			resume, _ := cmd.Flags().GetString("resume")
 			if resume != "" {
 				if cmd.Flags().Changed("output") && cfg.Run.Output != resume {
