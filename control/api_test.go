@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"kzprobe/dnsx"
 	"kzprobe/probe"
 	"kzprobe/probe/chain"
 	"kzprobe/probe/guard"
@@ -30,7 +31,7 @@ func offlineServer(t testing.TB) *Server {
 	t.Helper()
 	dial := guard.New(netip.MustParsePrefix("127.0.0.1/32")).Dialer(nil)
 	s, err := NewServer(ServerConfig{
-		Resolver: &probe.DNSResolver{Exchanger: probe.NewDNSExchanger("192.0.2.1:53", dial), Retries: -1},
+		Resolver: &probe.DNSResolver{Exchanger: dnsx.NewDNSExchanger("192.0.2.1:53", dial), Retries: -1},
 		Dial:     dial,
 		Analyzer: chain.NewAnalyzer(nil, nil),
 		Admit:    fuzzLimits().policy.admit,

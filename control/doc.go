@@ -1,36 +1,19 @@
-// Package control is the control side of a measurement: what the probe
-// compares the local network's view with (DESIGN.md step 2).
+// Package control is the control server of a measurement (DESIGN.md step
+// 3): a vantage outside the local network whose view of a site the probe
+// compares with its own.
 //
-// That is the control resolver: a DNS resolver outside the local network's
-// reach, queried over DNS-over-HTTPS (RFC 8484) or DNS-over-TLS (RFC 7858)
-// so the local network cannot read or rewrite the answers, or over plain
-// UDP (the lab); and the control server ("test helper", [Server], with its
-// probe-side [Client]), which connects from outside to the locally resolved
-// addresses with the same SNI and reports the chain it is served. Its JSON
-// API is documented in API.md beside this file.
+// The control server ("test helper", [Server]) resolves a domain with its
+// own resolver, connects from outside to the addresses the probe resolved
+// locally with the same SNI, and reports the chain it is served. [Client]
+// is its probe side. Its JSON API is documented in API.md beside this
+// file; api.go is the schema.
 //
 // # Design
 //
-// A control resolver is named by a spec, an URL whose host is an IP literal:
-//
-//	https://1.1.1.1/dns-query   DoH, HTTP/2, POST (GET with Options.Method)
-//	tls://9.9.9.9:853           DoT
-//	udp://127.0.0.1:5353        plain DNS (TCP on truncation)
-//	tcp://127.0.0.1:5353        plain DNS over TCP
-//
-// The address is pinned: reaching the control never needs the local
-// resolver, which is the thing under test. The TLS name to verify comes
-// from [Options.ServerName], and the roots from [Options.RootCAs] (the
-// Mozilla bundle compiled into the binary by default, so results do not
-// depend on the machine's trust store). Every connection is dialled through
-// [Options.Dial], so the network guard applies.
-//
-// [New] returns an [Exchanger], a [probe.Exchanger] with Close, that a
-// [probe.DNSResolver] drives; the records are the same DNSQuery entries as
-// the local ones. DoH keeps one HTTP/2 connection and multiplexes queries on
-// it; DoT keeps a small pool of connections, one query in flight on each.
-// [NewWithFallbacks] chains several resolvers and moves on when one fails at
-// the transport level. [DefaultControl] and [DefaultFallbacks] are public
-// resolvers a volunteer can use with nothing configured; tests never
-// contact them.
+// The server's resolver is a probe.DNSResolver over any dnsx exchanger
+// (the control resolvers, DoH and DoT, are in package dnsx), and every
+// connection it makes goes through [ServerConfig.Dial], so the network
+// guard applies. It serves strangers: every limit (addresses, ports,
+// special-purpose ranges, body size, rate, concurrency, deadline) is a
+// field of [ServerConfig] with a safe default.
 package control

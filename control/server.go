@@ -59,7 +59,7 @@ const (
 // documented defaults; Resolver and Analyzer are required.
 type ServerConfig struct {
 	// Resolver is the server's own DNS, the control view of the name
-	// (typically a control resolver from New, over DoH). Required.
+	// (typically a control resolver from dnsx.New, over DoH). Required.
 	Resolver *probe.DNSResolver
 	// Dial makes every TCP connection to a site. Pass the network guard's
 	// dialer (guard.Guard.Dialer); the server wraps it with its own

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"kzprobe/control"
+	"kzprobe/dnsx"
 	"kzprobe/lab"
 	"kzprobe/measurement"
 	"kzprobe/probe"
@@ -51,7 +52,7 @@ func labRoots(l *lab.Lab) *x509.CertPool {
 func labServerConfig(t testing.TB, l *lab.Lab) control.ServerConfig {
 	t.Helper()
 	outside := guard.New(l.Net).Dialer(guard.DialFunc(l.OutsideDialer()))
-	ex, err := control.New(l.DoHURL, control.Options{ServerName: l.ControlServerName, RootCAs: labRoots(l), Dial: outside, Timeout: 10 * time.Second})
+	ex, err := dnsx.New(l.DoHURL, dnsx.Options{ServerName: l.ControlServerName, RootCAs: labRoots(l), Dial: outside, Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"kzprobe/control"
+	"kzprobe/dnsx"
 	"kzprobe/probe"
 	"kzprobe/probe/chain"
 	"kzprobe/probe/guard"
@@ -31,7 +32,7 @@ const ControlServerDNSName = "control." + labZone
 
 // controlServer is what the lab holds of its control server.
 type controlServer struct {
-	resolver control.Exchanger
+	resolver dnsx.InfoExchanger
 }
 
 // startControlServer binds the control server on ControlAddr:Port and
@@ -48,7 +49,7 @@ func (l *Lab) startControlServer() error {
 		return err
 	}
 	outside := guard.New(l.Nets()...).Dialer(guard.DialFunc(l.OutsideDialer()))
-	ex, err := control.New(l.DoHURL, control.Options{ServerName: l.ControlServerName, RootCAs: l.PKI.PublicRoots(), Dial: outside, Timeout: 5 * time.Second})
+	ex, err := dnsx.New(l.DoHURL, dnsx.Options{ServerName: l.ControlServerName, RootCAs: l.PKI.PublicRoots(), Dial: outside, Timeout: 5 * time.Second})
 	if err != nil {
 		return err
 	}

@@ -4,12 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -19,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/miekg/dns"
 
+	"kzprobe/dnsx"
 	"kzprobe/measurement"
 	"kzprobe/probe/failure"
 	"kzprobe/probe/guard"
@@ -168,7 +166,7 @@ func pack(t testing.TB, m *dns.Msg) []byte {
 	return b
 }
 
-func lookup(t testing.TB, ex Exchanger, host string, qtype uint16, timeout time.Duration) measurement.DNSQuery {
+func lookup(t testing.TB, ex dnsx.Exchanger, host string, qtype uint16, timeout time.Duration) measurement.DNSQuery {
 	t.Helper()
 	r := &DNSResolver{Exchanger: ex, Timeout: timeout}
 	return r.Lookup(context.Background(), host, qtype, time.Now())
@@ -206,7 +204,7 @@ func TestDNSLookupRecordsAnswers(t *testing.T) {
 		// Not on the chain: in the raw response only.
 		"other.example.test. 300 IN A 192.0.2.99",
 	))
-	ex := NewDNSExchanger(addr, loopbackOnly)
+	ex := dnsx.NewDNSExchanger(addr, loopbackOnly)
 	t0 := time.Now()
 	q := (&DNSResolver{Exchanger: ex}).Lookup(context.Background(), "www.example.test", dns.TypeA, t0)
 
@@ -273,7 +271,7 @@ func TestDNSRcodeMapping(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			addr := startDNS(t, tc.handler)
-			q := lookup(t, NewDNSExchanger(addr, loopbackOnly), "a.example.test", dns.TypeA, 5*time.Second)
+			q := lookup(t, dnsx.NewDNSExchanger(addr, loopbackOnly), "a.example.test", dns.TypeA, 5*time.Second)
 			expectFailure(t, q, tc.want)
 			expectRcode(t, q, tc.rcode)
 			if q.RawResponse == nil {
@@ -301,7 +299,7 @@ func TestDNSTruncationFallsBackToTCP(t *testing.T) {
 		tcpSeen.Add(1)
 		full(w, r)
 	})
-	q := lookup(t, NewDNSExchanger(addr, loopbackOnly), "big.example.test", dns.TypeA, 5*time.Second)
+	q := lookup(t, dnsx.NewDNSExchanger(addr, loopbackOnly), "big.example.test", dns.TypeA, 5*time.Second)
 	expectFailure(t, q, "<nil>")
 	if q.Engine != "tcp" || q.Attempts != 2 {
 		t.Errorf("engine %q attempts %d; want tcp, 2", q.Engine, q.Attempts)
@@ -317,7 +315,7 @@ func TestDNSTruncationFallsBackToTCP(t *testing.T) {
 func TestDNSTCPExchanger(t *testing.T) {
 	t.Parallel()
 	addr := startDNS(t, zone("t.example.test. 60 IN A 192.0.2.7"))
-	q := lookup(t, NewTCPDNSExchanger(addr, loopbackOnly), "t.example.test", dns.TypeA, 5*time.Second)
+	q := lookup(t, dnsx.NewTCPDNSExchanger(addr, loopbackOnly), "t.example.test", dns.TypeA, 5*time.Second)
 	expectFailure(t, q, "<nil>")
 	if q.Engine != "tcp" || q.Attempts != 1 || len(q.Answers) != 1 {
 		t.Errorf("engine %q attempts %d answers %v; want tcp, 1, one A", q.Engine, q.Attempts, q.Answers)
@@ -452,7 +450,7 @@ func TestDNSHostileResponses(t *testing.T) {
 			if tc.answered {
 				timeout = 5 * time.Second
 			}
-			r := &DNSResolver{Exchanger: NewDNSExchanger(srv.addr, loopbackOnly), Timeout: timeout, Retries: -1}
+			r := &DNSResolver{Exchanger: dnsx.NewDNSExchanger(srv.addr, loopbackOnly), Timeout: timeout, Retries: -1}
 			start := time.Now()
 			q := r.Lookup(context.Background(), "h.example.test", dns.TypeA, start)
 			elapsed := time.Since(start)
@@ -500,7 +498,7 @@ func compressionLoop(req []byte, inAnswer bool) []byte {
 }
 
 // TestDNSCompressionLoopUnpack shows that miekg/dns's Unpack itself
-// rejects the hand-built loop, which is what CheckResponse relies on.
+// rejects the hand-built loop, which is what dnsx.CheckResponse relies on.
 func TestDNSCompressionLoopUnpack(t *testing.T) {
 	t.Parallel()
 	q := NewQuery("loop.example.test", dns.TypeA)
@@ -511,50 +509,10 @@ func TestDNSCompressionLoopUnpack(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "compression pointer") {
 			t.Errorf("Unpack(loop, inAnswer=%v) = %v; want a compression pointer error", inAnswer, err)
 		}
-		_, err = CheckResponse(q, q.Id, raw)
+		_, err = dnsx.CheckResponse(q, q.Id, raw)
 		if got := failure.Classify(err); got != failure.DNSServerMisbehaving {
 			t.Errorf("CheckResponse(loop, inAnswer=%v) = %s; want %s", inAnswer, got, failure.DNSServerMisbehaving)
 		}
-	}
-}
-
-func TestDNSCheckResponse(t *testing.T) {
-	t.Parallel()
-	q := NewQuery("c.example.test", dns.TypeA)
-	reply := func(f func(m *dns.Msg)) []byte {
-		m := new(dns.Msg).SetReply(q)
-		f(m)
-		return pack(t, m)
-	}
-	tests := []struct {
-		name string
-		raw  []byte
-		want string // "ok", "mismatch", or a failure string
-	}{
-		{"ok", reply(func(*dns.Msg) {}), "ok"},
-		{"other id", reply(func(m *dns.Msg) { m.Id++ }), "mismatch"},
-		{"not a response", reply(func(m *dns.Msg) { m.Response = false }), "mismatch"},
-		{"other class", reply(func(m *dns.Msg) { m.Question[0].Qclass = dns.ClassCHAOS }), "mismatch"},
-		{"two questions", reply(func(m *dns.Msg) { m.Question = append(m.Question, m.Question[0]) }), "mismatch"},
-		{"refused without question", reply(func(m *dns.Msg) { m.Rcode = dns.RcodeRefused; m.Question = nil }), "ok"},
-		{"truncated without question", reply(func(m *dns.Msg) { m.Truncated = true; m.Question = nil }), "ok"},
-		{"noerror without question", reply(func(m *dns.Msg) { m.Question = nil }), "mismatch"},
-		{"short", []byte{1, 2, 3}, "mismatch"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := CheckResponse(q, q.Id, tc.raw)
-			got := "ok"
-			switch {
-			case errors.Is(err, ErrDNSMismatch):
-				got = "mismatch"
-			case err != nil:
-				got = failure.Classify(err)
-			}
-			if got != tc.want {
-				t.Errorf("CheckResponse = %s (%v); want %s", got, err, tc.want)
-			}
-		})
 	}
 }
 
@@ -569,7 +527,7 @@ func TestDNSFiveHundredAnswers(t *testing.T) {
 		m.Compress = true
 		return [][]byte{pack(t, m)}
 	})
-	q := lookup(t, NewDNSExchanger(srv.addr, loopbackOnly), "many.example.test", dns.TypeA, 5*time.Second)
+	q := lookup(t, dnsx.NewDNSExchanger(srv.addr, loopbackOnly), "many.example.test", dns.TypeA, 5*time.Second)
 	expectFailure(t, q, "<nil>")
 	if len(q.Answers) != MaxRecordedAnswers || !q.AnswersTruncated {
 		t.Errorf("recorded %d answers, truncated %v; want %d, true", len(q.Answers), q.AnswersTruncated, MaxRecordedAnswers)
@@ -585,7 +543,7 @@ func TestDNSResolverNeverAnswers(t *testing.T) {
 	srv := startRawUDP(t, func([]byte) [][]byte { return nil })
 	const timeout = 300 * time.Millisecond
 	start := time.Now()
-	q := lookup(t, NewDNSExchanger(srv.addr, loopbackOnly), "silent.example.test", dns.TypeA, timeout)
+	q := lookup(t, dnsx.NewDNSExchanger(srv.addr, loopbackOnly), "silent.example.test", dns.TypeA, timeout)
 	elapsed := time.Since(start)
 	expectFailure(t, q, failure.GenericTimeout)
 	if q.Rcode != nil || q.RawResponse != nil {
@@ -611,7 +569,7 @@ func TestDNSGuardRefusalSendsNothing(t *testing.T) {
 	}
 	defer pc.Close()
 	only1 := guard.New(netip.MustParsePrefix("127.0.0.1/32")).Dialer(nil)
-	for _, ex := range []Exchanger{NewDNSExchanger(pc.LocalAddr().String(), only1), NewTCPDNSExchanger(pc.LocalAddr().String(), only1)} {
+	for _, ex := range []dnsx.Exchanger{dnsx.NewDNSExchanger(pc.LocalAddr().String(), only1), dnsx.NewTCPDNSExchanger(pc.LocalAddr().String(), only1)} {
 		q := lookup(t, ex, "blocked.example.test", dns.TypeA, 5*time.Second)
 		expectFailure(t, q, failure.BlockedByAllowNet)
 		if q.Attempts != 1 || q.Rcode != nil {
@@ -634,7 +592,7 @@ func TestDNSConnectionRefused(t *testing.T) {
 	}
 	addr := pc.LocalAddr().String()
 	pc.Close()
-	q := lookup(t, NewDNSExchanger(addr, loopbackOnly), "closed.example.test", dns.TypeA, 5*time.Second)
+	q := lookup(t, dnsx.NewDNSExchanger(addr, loopbackOnly), "closed.example.test", dns.TypeA, 5*time.Second)
 	expectFailure(t, q, failure.ConnectionRefused)
 	if q.Attempts != 1 {
 		t.Errorf("attempts = %d; want 1 (refused is not retried)", q.Attempts)
@@ -647,7 +605,7 @@ func TestDNSLookupCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel)
 	start := time.Now()
-	q := (&DNSResolver{Exchanger: NewDNSExchanger(srv.addr, loopbackOnly)}).Lookup(ctx, "c.example.test", dns.TypeA, start)
+	q := (&DNSResolver{Exchanger: dnsx.NewDNSExchanger(srv.addr, loopbackOnly)}).Lookup(ctx, "c.example.test", dns.TypeA, start)
 	expectFailure(t, q, failure.Interrupted)
 	if time.Since(start) > time.Second {
 		t.Errorf("took %v after cancellation; want prompt", time.Since(start))
@@ -662,8 +620,8 @@ func TestDNSLookupBadInput(t *testing.T) {
 		host string
 	}{
 		{"no exchanger", &DNSResolver{}, "a.example.test"},
-		{"label too long", &DNSResolver{Exchanger: NewDNSExchanger("127.0.0.1:1", loopbackOnly)}, strings.Repeat("a", 64) + ".test"},
-		{"empty label", &DNSResolver{Exchanger: NewDNSExchanger("127.0.0.1:1", loopbackOnly)}, "a..test"},
+		{"label too long", &DNSResolver{Exchanger: dnsx.NewDNSExchanger("127.0.0.1:1", loopbackOnly)}, strings.Repeat("a", 64) + ".test"},
+		{"empty label", &DNSResolver{Exchanger: dnsx.NewDNSExchanger("127.0.0.1:1", loopbackOnly)}, "a..test"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			q := tc.r.Lookup(context.Background(), tc.host, dns.TypeA, time.Now())
@@ -692,7 +650,7 @@ func TestDNSLookupAllAndAddrs(t *testing.T) {
 		}
 		z(w, r)
 	})
-	r := &DNSResolver{Exchanger: NewDNSExchanger(addr, loopbackOnly), Timeout: 5 * time.Second, Retries: -1}
+	r := &DNSResolver{Exchanger: dnsx.NewDNSExchanger(addr, loopbackOnly), Timeout: 5 * time.Second, Retries: -1}
 	qs := LookupAll(context.Background(), r, "both.example.test", time.Now())
 	if len(qs) != 2 || qs[0].QueryType != "A" || qs[1].QueryType != "AAAA" {
 		t.Fatalf("queries %+v; want A then AAAA", qs)
@@ -704,52 +662,6 @@ func TestDNSLookupAllAndAddrs(t *testing.T) {
 	if got := Addrs(qs); !slices.Equal(got, want) {
 		t.Errorf("Addrs = %v; want %v", got, want)
 	}
-}
-
-func TestDNSReadResolvConf(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	write := func(name, content string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	tests := []struct {
-		name    string
-		content string
-		want    []string
-		wantErr string
-	}{
-		{"typical", "# generated\nsearch lan\nnameserver 127.0.0.53\noptions edns0 trust-ad\n", []string{"127.0.0.53:53"}, ""},
-		{"several and IPv6", "nameserver 10.0.0.1\nnameserver ::1\nnameserver fe80::1%eth0\n", []string{"10.0.0.1:53", "[::1]:53", "[fe80::1%eth0]:53"}, ""},
-		{"comments and junk", "; old\n#nameserver 1.1.1.1\nnameserver   192.0.2.1   # lab\nnameserver bogus\nnameserver\n nameserver\t192.0.2.2\nnameserver 192.0.2.1\n", []string{"192.0.2.1:53", "192.0.2.2:53"}, ""},
-		{"CRLF", "nameserver 192.0.2.3\r\n", []string{"192.0.2.3:53"}, ""},
-		{"empty", "", nil, "no nameserver"},
-		{"only options", "options ndots:5\n", nil, "no nameserver"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			p := write(strings.ReplaceAll(tc.name, " ", "_"), tc.content)
-			got, err := ReadResolvConf(p)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), p) || !errors.Is(err, ErrNoNameservers) {
-					t.Errorf("err = %v; want %q naming %s", err, tc.wantErr, p)
-				}
-				return
-			}
-			if err != nil || !slices.Equal(got, tc.want) {
-				t.Errorf("ReadResolvConf = %v, %v; want %v", got, err, tc.want)
-			}
-		})
-	}
-	t.Run("missing file", func(t *testing.T) {
-		p := filepath.Join(dir, "absent.conf")
-		if _, err := ReadResolvConf(p); err == nil || !strings.Contains(err.Error(), p) {
-			t.Errorf("err = %v; want one naming %s", err, p)
-		}
-	})
 }
 
 // FuzzDNSResponse feeds arbitrary bytes as the response to a query, with
@@ -778,7 +690,7 @@ func FuzzDNSResponse(f *testing.F) {
 		if patchID && len(raw) >= 2 {
 			binary.BigEndian.PutUint16(raw, q.Id)
 		}
-		resp, err := CheckResponse(q, q.Id, raw)
+		resp, err := dnsx.CheckResponse(q, q.Id, raw)
 		if err != nil {
 			if resp != nil {
 				t.Fatal("error with a response")
@@ -796,23 +708,9 @@ func FuzzDNSResponse(f *testing.F) {
 	})
 }
 
-func FuzzResolvConf(f *testing.F) {
-	f.Add([]byte("nameserver 127.0.0.53\noptions edns0\n"))
-	f.Add([]byte("nameserver fe80::1%eth0\nnameserver ::ffff:1.2.3.4\n"))
-	f.Add([]byte("#x\n;y\nnameserver\t10.0.0.1 # c\r\n"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		for _, s := range parseResolvConf(data) {
-			ap, err := netip.ParseAddrPort(s)
-			if err != nil || ap.Port() != 53 {
-				t.Fatalf("server %q is not ip:53", s)
-			}
-		}
-	})
-}
-
 func BenchmarkUDPLookup(b *testing.B) {
 	addr := startDNS(b, zone("bench.example.test. 60 IN A 192.0.2.1"))
-	r := &DNSResolver{Exchanger: NewDNSExchanger(addr, loopbackOnly), Timeout: time.Second}
+	r := &DNSResolver{Exchanger: dnsx.NewDNSExchanger(addr, loopbackOnly), Timeout: time.Second}
 	ctx, t0 := context.Background(), time.Now()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -834,11 +732,11 @@ func BenchmarkRecordResponse(b *testing.B) {
 		rr, _ := dns.NewRR(s)
 		m.Answer = append(m.Answer, rr)
 	}
-	m.SetEdns0(EDNS0BufferSize, false)
+	m.SetEdns0(dnsx.EDNS0BufferSize, false)
 	raw := pack(b, m)
 	b.ReportAllocs()
 	for b.Loop() {
-		resp, err := CheckResponse(q, q.Id, raw)
+		resp, err := dnsx.CheckResponse(q, q.Id, raw)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"kzprobe/control"
+	"kzprobe/dnsx"
 	"kzprobe/lab"
 	"kzprobe/measurement"
 	"kzprobe/probe"
@@ -57,13 +58,13 @@ func labProber(t testing.TB, l *lab.Lab) *probe.Prober {
 	if _, err := kb.AddRootsPEM(l.PKI.ISCARootPEM(), "lab"); err != nil {
 		t.Fatal(err)
 	}
-	ctl, err := control.New(l.DoHURL, control.Options{ServerName: l.ControlServerName, RootCAs: trust, Dial: dial})
+	ctl, err := dnsx.New(l.DoHURL, dnsx.Options{ServerName: l.ControlServerName, RootCAs: trust, Dial: dial})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ctl.Close() })
 	p := &probe.Prober{
-		Local:      &probe.DNSResolver{Exchanger: probe.NewDNSExchanger(l.LocalDNS, dial), Timeout: 2 * time.Second, Retries: 1},
+		Local:      &probe.DNSResolver{Exchanger: dnsx.NewDNSExchanger(l.LocalDNS, dial), Timeout: 2 * time.Second, Retries: 1},
 		Control:    &probe.DNSResolver{Exchanger: ctl, Timeout: 2 * time.Second, Retries: 1},
 		Connector:  &probe.Connector{Dial: dial, Timeout: 2 * time.Second},
 		Handshaker: &probe.Handshaker{Timeout: 2 * time.Second},

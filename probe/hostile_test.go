@@ -19,6 +19,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"kzprobe/dnsx"
 	"kzprobe/lab"
 	"kzprobe/measurement"
 	"kzprobe/probe"
@@ -241,9 +242,9 @@ func TestHostileLab(t *testing.T) {
 				}
 			}
 			for _, q := range append(slices.Clone(tk.Queries), tk.ControlQueries...) {
-				if len(q.Answers) > probe.MaxRecordedAnswers || len(q.RawResponse) > probe.MaxDNSMessageSize {
+				if len(q.Answers) > probe.MaxRecordedAnswers || len(q.RawResponse) > dnsx.MaxDNSMessageSize {
 					t.Errorf("%s %s: %d answers, %d raw bytes; want at most %d and %d", q.Engine, q.QueryType,
-						len(q.Answers), len(q.RawResponse), probe.MaxRecordedAnswers, probe.MaxDNSMessageSize)
+						len(q.Answers), len(q.RawResponse), probe.MaxRecordedAnswers, dnsx.MaxDNSMessageSize)
 				}
 			}
 
@@ -311,7 +312,7 @@ func TestHostileLab(t *testing.T) {
 				t.Fatal(err)
 			}
 			limit := len(tk.TLSHandshakes)*(probe.DefaultMaxChainBytes*4/3+64<<10) +
-				(len(tk.Queries)+len(tk.ControlQueries))*(probe.MaxDNSMessageSize*4/3+16<<10) + 64<<10
+				(len(tk.Queries)+len(tk.ControlQueries))*(dnsx.MaxDNSMessageSize*4/3+16<<10) + 64<<10
 			if len(js) > limit {
 				t.Errorf("measurement is %d bytes of JSON; want at most %d", len(js), limit)
 			}

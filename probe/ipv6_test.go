@@ -13,6 +13,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"kzprobe/dnsx"
 	"kzprobe/lab"
 	"kzprobe/measurement"
 	"kzprobe/probe"
@@ -121,8 +122,8 @@ func v6Prober(t *testing.T, l *lab.Lab, n *v6Net, allow ...netip.Prefix) *probe.
 	p := labProber(t, l)
 	g := guard.New(allow...)
 	dial := g.Dialer(nil)
-	p.Local = &probe.DNSResolver{Exchanger: probe.NewDNSExchanger(n.dns, dial), Timeout: 2 * time.Second, Retries: 1}
-	p.Control = &probe.DNSResolver{Exchanger: probe.NewDNSExchanger(n.dns, dial), Timeout: 2 * time.Second, Retries: 1}
+	p.Local = &probe.DNSResolver{Exchanger: dnsx.NewDNSExchanger(n.dns, dial), Timeout: 2 * time.Second, Retries: 1}
+	p.Control = &probe.DNSResolver{Exchanger: dnsx.NewDNSExchanger(n.dns, dial), Timeout: 2 * time.Second, Retries: 1}
 	p.Connector = &probe.Connector{Dial: dial, Timeout: 2 * time.Second}
 	p.Port = n.port
 	p.Consistency = probe.ConsistencyOptions{Exempt: g.Prefixes()}

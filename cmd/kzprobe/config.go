@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/viper"
 	"go.yaml.in/yaml/v3"
 
+	"kzprobe/dnsx"
 	"kzprobe/probe"
 	"kzprobe/probe/guard"
 )
@@ -196,10 +197,10 @@ var settings = []setting{
 	{"dns.timeout", probe.DefaultDNSTimeout, "dns-timeout", "", "timeout of one DNS query; when neither this flag, KZPROBE_DNS_TIMEOUT nor the file sets it, it follows --timeout (tls.timeout) if that is set"},
 	{"dns.retries", probe.DefaultDNSRetries, "", "", ""},
 
-	{"control.url", "https://1.1.1.1/dns-query", "control", "", "control resolver `URL`: https://IP/dns-query (DoH), tls://IP:853 (DoT) or udp://IP:53"},
+	{"control.url", dnsx.DefaultControl().URL, "control", "", "control resolver `URL`: https://IP/dns-query (DoH), tls://IP:853 (DoT) or udp://IP:53"},
 	{"control.name", "", "control-name", "", "TLS server `name` of the control resolver (default: the known name of a public resolver's IP, else the IP)"},
 	{"control.ca", "", "control-ca", "", "PEM `file` of extra roots for the control's certificate"},
-	{"control.fallbacks", []string{"https://8.8.8.8/dns-query#dns.google", "https://9.9.9.9/dns-query#dns.quad9.net"}, "", "", ""},
+	{"control.fallbacks", defaultFallbacks(), "", "", ""},
 	{"control.server", "", "control-server", "", "control server `URL` (kzprobe control serve)"},
 	{"control.token", "", "control-token", "", "bearer `token` for the control server"},
 
@@ -230,6 +231,16 @@ var settings = []setting{
 	{"vantage.include_ip", false, "include-ip", "", "write your public IP address into the measurements (off: it is scrubbed everywhere)"},
 	{"vantage.no_asn", false, "no-asn", "", "leave the network (ASN and name) out of the measurements"},
 	{"vantage.no_cc", false, "no-cc", "", "leave the country out of the measurements"},
+}
+
+// defaultFallbacks is control.fallbacks' default: dnsx.DefaultFallbacks,
+// each as "URL#name".
+func defaultFallbacks() []string {
+	var out []string
+	for _, s := range dnsx.DefaultFallbacks() {
+		out = append(out, s.URL+"#"+s.ServerName)
+	}
+	return out
 }
 
 // defaults are the built-in values by key, the lowest precedence.

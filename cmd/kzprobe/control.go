@@ -21,6 +21,7 @@ import (
 	"golang.org/x/net/netutil"
 
 	"kzprobe/control"
+	"kzprobe/dnsx"
 	"kzprobe/probe"
 	"kzprobe/probe/chain"
 	"kzprobe/probe/guard"
@@ -99,7 +100,7 @@ Logs go to stderr, one structured record per request, never the request body.`,
 		},
 	}
 	f := cmd.Flags()
-	def := control.DefaultControl()
+	def := dnsx.DefaultControl()
 	f.StringVarP(&a.config, "config", "c", "", "configuration `file` (YAML; only network.allow is used here)")
 	f.StringVar(&a.listen, "listen", ":8443", "listen `address`, ip:port or :port (an IP literal: nothing is resolved)")
 	f.StringVar(&a.tlsCert, "tls-cert", "", "PEM `file` of the server's certificate chain")
@@ -196,11 +197,11 @@ func runControlServe(ctx context.Context, a controlServeArgs, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	specs := []control.Spec{{URL: a.resolver, ServerName: controlName(a.resolver, a.resolverName)}}
-	if a.resolver == control.DefaultControl().URL && a.resolverName == "" {
-		specs = append(specs, control.DefaultFallbacks()...)
+	specs := []dnsx.Spec{{URL: a.resolver, ServerName: controlName(a.resolver, a.resolverName)}}
+	if a.resolver == dnsx.DefaultControl().URL && a.resolverName == "" {
+		specs = append(specs, dnsx.DefaultFallbacks()...)
 	}
-	ex, err := control.NewWithFallbacks(specs, control.Options{RootCAs: resolverRoots, Dial: dial})
+	ex, err := dnsx.NewWithFallbacks(specs, dnsx.Options{RootCAs: resolverRoots, Dial: dial})
 	if err != nil {
 		return usageError("--resolver: %v", err)
 	}

@@ -3,7 +3,7 @@
 //
 // This package only parses flags and configuration, wires the probe's
 // parts together and prints; the measurement logic lives in probe/,
-// control/, targets/ and lab/.
+// dnsx/ (DNS transports), control/, targets/ and lab/.
 package main
 
 import (

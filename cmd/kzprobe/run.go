@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -19,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"kzprobe/control"
+	"kzprobe/dnsx"
 	"kzprobe/measurement"
 	"kzprobe/probe"
 	"kzprobe/probe/chain"
@@ -112,7 +112,7 @@ func buildProber(cfg *Config, start time.Time, version string) (*wiring, error) 
 
 	resolver := cfg.DNS.Resolver
 	if resolver == "" {
-		servers, err := probe.ReadResolvConf(cfg.DNS.ResolvConf)
+		servers, err := dnsx.ReadResolvConf(cfg.DNS.ResolvConf)
 		if err != nil {
 			return nil, fmt.Errorf("%w: dns.resolv_conf: %v (or set --resolver ip:port)", ErrConfig, err)
 		}
@@ -121,7 +121,7 @@ func buildProber(cfg *Config, start time.Time, version string) (*wiring, error) 
 		resolver = netip.AddrPortFrom(a, 53).String()
 	}
 	local := &probe.DNSResolver{
-		Exchanger: probe.NewDNSExchanger(resolver, dial),
+		Exchanger: dnsx.NewDNSExchanger(resolver, dial),
 		Timeout:   cfg.DNS.Timeout,
 		Retries:   cfg.DNS.Retries,
 	}
@@ -133,18 +133,16 @@ func buildProber(cfg *Config, start time.Time, version string) (*wiring, error) 
 			return nil, err
 		}
 	}
-	specs := []control.Spec{{URL: cfg.Control.URL, ServerName: controlName(cfg.Control.URL, cfg.Control.Name)}}
+	specs := []dnsx.Spec{{URL: cfg.Control.URL, ServerName: controlName(cfg.Control.URL, cfg.Control.Name)}}
 	for _, f := range cfg.Control.Fallbacks {
 		u, name, _ := strings.Cut(f, "#")
-		specs = append(specs, control.Spec{URL: u, ServerName: name})
+		specs = append(specs, dnsx.Spec{URL: u, ServerName: name})
 	}
-	ex, err := control.NewWithFallbacks(specs, control.Options{RootCAs: controlRoots, Dial: dial, Timeout: cfg.DNS.Timeout})
+	ex, err := dnsx.NewWithFallbacks(specs, dnsx.Options{RootCAs: controlRoots, Dial: dial, Timeout: cfg.DNS.Timeout})
 	if err != nil {
 		return nil, fmt.Errorf("%w: control.url: %v", ErrConfig, err)
 	}
-	if c, ok := ex.(io.Closer); ok {
-		w.closers = append(w.closers, c)
-	}
+	w.closers = append(w.closers, ex)
 
 	controlResolver := &probe.DNSResolver{Exchanger: ex, Timeout: cfg.DNS.Timeout, Retries: cfg.DNS.Retries}
 	var controlServer probe.ControlServer
@@ -190,25 +188,14 @@ func buildProber(cfg *Config, start time.Time, version string) (*wiring, error) 
 	return w, nil
 }
 
-// wellKnownControlNames are the TLS names of public DoH/DoT resolvers by
-// their pinned IP, so that --control https://8.8.8.8/dns-query needs no
-// --control-name.
-var wellKnownControlNames = map[string]string{
-	"1.1.1.1": "cloudflare-dns.com", "1.0.0.1": "cloudflare-dns.com",
-	"8.8.8.8": "dns.google", "8.8.4.4": "dns.google",
-	"9.9.9.9": "dns.quad9.net", "149.112.112.112": "dns.quad9.net",
-}
-
 // controlName is the TLS name to verify for the control at rawURL: name
-// when given, else the well-known name of its IP, else "" (the IP).
+// when given, else the well-known name of a public resolver's IP
+// (dnsx.KnownServerName), else "" (the IP).
 func controlName(rawURL, name string) string {
 	if name != "" {
 		return name
 	}
-	if u, err := url.Parse(rawURL); err == nil {
-		return wellKnownControlNames[u.Hostname()]
-	}
-	return ""
+	return dnsx.KnownServerName(rawURL)
 }
 
 // loadTrust returns the trust store: nil (the embedded Mozilla bundle) or

@@ -7,9 +7,10 @@
 // recognise becomes "unknown_failure: <text>", never a guess such as
 // "timeout" (compare zgrab2's status.go, which maps most errors to timeout).
 //
-// It is a subpackage of probe, not a file in it, because the chain analysis
-// (probe/chain) and the control side (control/) use the same vocabulary and
-// probe imports both.
+// It is a subpackage of probe, not a file in it, because packages that
+// probe imports use the same vocabulary: the chain analysis (probe/chain)
+// and the DNS transports (dnsx). The control server (control/), which
+// imports probe, uses it too.
 package failure
 
 import (

@@ -1,4 +1,4 @@
-package control
+package dnsx_test
 
 import (
 	"context"
@@ -20,6 +20,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"kzprobe/dnsx"
 	"kzprobe/measurement"
 	"kzprobe/probe"
 	"kzprobe/probe/failure"
@@ -145,7 +146,7 @@ func start(t testing.TB, srv *dns.Server) {
 	t.Cleanup(func() { srv.Shutdown() })
 }
 
-func lookup(t testing.TB, ex probe.Exchanger, host string, qtype uint16) measurement.DNSQuery {
+func lookup(t testing.TB, ex dnsx.Exchanger, host string, qtype uint16) measurement.DNSQuery {
 	t.Helper()
 	// Generous: the machine may be loaded and the race detector is slow;
 	// tests of timeouts set a short Options.Timeout instead.
@@ -170,7 +171,7 @@ func expectAnswer(t testing.TB, q measurement.DNSQuery, ip string) {
 	}
 }
 
-func newExchanger(t testing.TB, spec string, opts Options) Exchanger {
+func newExchanger(t testing.TB, spec string, opts dnsx.Options) dnsx.Exchanger {
 	t.Helper()
 	if opts.Dial == nil {
 		opts.Dial = loopbackOnly
@@ -178,7 +179,7 @@ func newExchanger(t testing.TB, spec string, opts Options) Exchanger {
 	if opts.Timeout == 0 {
 		opts.Timeout = 10 * time.Second
 	}
-	ex, err := New(spec, opts)
+	ex, err := dnsx.New(spec, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,9 +215,9 @@ func TestResolverSpec(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.spec, func(t *testing.T) {
-			ex, err := New(tc.spec, Options{Dial: loopbackOnly})
+			ex, err := dnsx.New(tc.spec, dnsx.Options{Dial: loopbackOnly})
 			if tc.err != "" {
-				if err == nil || !errors.Is(err, ErrInvalidSpec) || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), tc.spec) {
+				if err == nil || !errors.Is(err, dnsx.ErrInvalidSpec) || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), tc.spec) {
 					t.Errorf("New(%q) error = %v; want %q naming the spec", tc.spec, err, tc.err)
 				}
 				return
@@ -230,31 +231,15 @@ func TestResolverSpec(t *testing.T) {
 			}
 		})
 	}
-	if _, err := New("https://127.0.0.1/dns-query", Options{Method: "PUT"}); err == nil {
+	if _, err := dnsx.New("https://127.0.0.1/dns-query", dnsx.Options{Method: "PUT"}); err == nil {
 		t.Error("method PUT accepted; want an error")
 	}
-}
-
-func TestResolverDefaultsArePinned(t *testing.T) {
-	t.Parallel()
-	for _, s := range append([]Spec{DefaultControl()}, DefaultFallbacks()...) {
-		sp, err := parseSpec(s.URL)
-		if err != nil || sp.scheme != "https" || s.ServerName == "" {
-			t.Errorf("%+v: scheme %q, err %v; want pinned DoH with a server name", s, sp.scheme, err)
-		}
-	}
-	// Building them contacts nothing.
-	ex, err := NewWithFallbacks(append([]Spec{DefaultControl()}, DefaultFallbacks()...), Options{Dial: loopbackOnly})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ex.Close()
 }
 
 func TestResolverUDP(t *testing.T) {
 	t.Parallel()
 	addr, _ := startUDP(t, fixedA("192.0.2.53"))
-	ex := newExchanger(t, "udp://"+addr, Options{})
+	ex := newExchanger(t, "udp://"+addr, dnsx.Options{})
 	q := lookup(t, ex, "plain.example.test", dns.TypeA)
 	expectAnswer(t, q, "192.0.2.53")
 	if q.Engine != "udp" || q.ResolverAddress != addr {
@@ -274,8 +259,8 @@ func TestResolverFallbacks(t *testing.T) {
 	closed := pc.LocalAddr().String()
 	pc.Close()
 
-	ex, err := NewWithFallbacks([]Spec{{URL: "udp://" + closed}, {URL: doh.url, ServerName: "resolver.example.test"}},
-		Options{RootCAs: pki.pool, Dial: loopbackOnly})
+	ex, err := dnsx.NewWithFallbacks([]dnsx.Spec{{URL: "udp://" + closed}, {URL: doh.url, ServerName: "resolver.example.test"}},
+		dnsx.Options{RootCAs: pki.pool, Dial: loopbackOnly})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,8 +280,8 @@ func TestResolverFallbacks(t *testing.T) {
 	t.Run("nxdomain does not fall back", func(t *testing.T) {
 		nx, _ := startUDP(t, rcode(dns.RcodeNameError))
 		before := dohQueries.Load()
-		ex, err := NewWithFallbacks([]Spec{{URL: "udp://" + nx}, {URL: doh.url, ServerName: "resolver.example.test"}},
-			Options{RootCAs: pki.pool, Dial: loopbackOnly})
+		ex, err := dnsx.NewWithFallbacks([]dnsx.Spec{{URL: "udp://" + nx}, {URL: doh.url, ServerName: "resolver.example.test"}},
+			dnsx.Options{RootCAs: pki.pool, Dial: loopbackOnly})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -311,7 +296,7 @@ func TestResolverFallbacks(t *testing.T) {
 	})
 
 	t.Run("all fail", func(t *testing.T) {
-		ex, err := NewWithFallbacks([]Spec{{URL: "udp://" + closed}, {URL: "tcp://" + closed}}, Options{Dial: loopbackOnly})
+		ex, err := dnsx.NewWithFallbacks([]dnsx.Spec{{URL: "udp://" + closed}, {URL: "tcp://" + closed}}, dnsx.Options{Dial: loopbackOnly})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -322,10 +307,10 @@ func TestResolverFallbacks(t *testing.T) {
 		}
 	})
 
-	if _, err := NewWithFallbacks([]Spec{{URL: doh.url}, {URL: "https://dns.google/dns-query"}}, Options{}); err == nil || !strings.Contains(err.Error(), "dns.google") {
+	if _, err := dnsx.NewWithFallbacks([]dnsx.Spec{{URL: doh.url}, {URL: "https://dns.google/dns-query"}}, dnsx.Options{}); err == nil || !strings.Contains(err.Error(), "dns.google") {
 		t.Errorf("a hostname among the fallbacks: err %v; want one naming it", err)
 	}
-	if _, err := NewWithFallbacks(nil, Options{}); !errors.Is(err, ErrInvalidSpec) {
+	if _, err := dnsx.NewWithFallbacks(nil, dnsx.Options{}); !errors.Is(err, dnsx.ErrInvalidSpec) {
 		t.Errorf("no specs: err %v; want ErrInvalidSpec", err)
 	}
 }
@@ -338,7 +323,7 @@ func TestResolverGuard(t *testing.T) {
 	doh := startDoH(t, pki, fixedA("192.0.2.1"))
 	only2 := guard.New(netip.MustParsePrefix("127.0.0.2/32")).Dialer(nil)
 	for _, spec := range []string{doh.url, "tls://" + doh.addr, "udp://" + doh.addr} {
-		ex := newExchanger(t, spec, Options{RootCAs: pki.pool, Dial: only2})
+		ex := newExchanger(t, spec, dnsx.Options{RootCAs: pki.pool, Dial: only2})
 		q := lookup(t, ex, "g.example.test", dns.TypeA)
 		if str(q.Failure) != failure.BlockedByAllowNet {
 			t.Errorf("%s: failure %s; want %s", spec, str(q.Failure), failure.BlockedByAllowNet)
@@ -350,7 +335,7 @@ func TestResolverGuard(t *testing.T) {
 }
 
 // concurrently runs n lookups at once and fails on any failure.
-func concurrently(t testing.TB, n int, ex probe.Exchanger, ip string) {
+func concurrently(t testing.TB, n int, ex dnsx.Exchanger, ip string) {
 	t.Helper()
 	var wg sync.WaitGroup
 	errs := make(chan string, n)

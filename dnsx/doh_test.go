@@ -1,4 +1,4 @@
-package control
+package dnsx_test
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"kzprobe/dnsx"
 	"kzprobe/probe/failure"
 )
 
@@ -94,7 +95,7 @@ func TestDoHPostHTTP2Reuse(t *testing.T) {
 	t.Parallel()
 	pki := newTestPKI(t)
 	doh := startDoH(t, pki, fixedA("192.0.2.80"))
-	ex := newExchanger(t, doh.url, Options{RootCAs: pki.pool, ServerName: "resolver.example.test"})
+	ex := newExchanger(t, doh.url, dnsx.Options{RootCAs: pki.pool, ServerName: "resolver.example.test"})
 	const n = 10
 	for range n {
 		q := lookup(t, ex, "reuse.example.test", dns.TypeA)
@@ -120,7 +121,7 @@ func TestDoHColdConcurrent(t *testing.T) {
 	t.Parallel()
 	pki := newTestPKI(t)
 	doh := startDoH(t, pki, fixedA("192.0.2.81"))
-	ex := newExchanger(t, doh.url, Options{RootCAs: pki.pool})
+	ex := newExchanger(t, doh.url, dnsx.Options{RootCAs: pki.pool})
 	concurrently(t, 16, ex, "192.0.2.81")
 	if h := doh.handshakes.Load(); h != 1 {
 		t.Errorf("16 concurrent cold queries took %d TLS handshakes; want 1", h)
@@ -131,7 +132,7 @@ func TestDoHGet(t *testing.T) {
 	t.Parallel()
 	pki := newTestPKI(t)
 	doh := startDoH(t, pki, fixedA("192.0.2.82"))
-	ex := newExchanger(t, doh.url, Options{RootCAs: pki.pool, Method: http.MethodGet})
+	ex := newExchanger(t, doh.url, dnsx.Options{RootCAs: pki.pool, Method: http.MethodGet})
 	for range 3 {
 		expectAnswer(t, lookup(t, ex, "get.example.test", dns.TypeA), "192.0.2.82")
 	}
@@ -148,7 +149,7 @@ func TestDoHReconnectAfterServerClose(t *testing.T) {
 	t.Parallel()
 	pki := newTestPKI(t)
 	doh := startDoH(t, pki, fixedA("192.0.2.83"))
-	ex := newExchanger(t, doh.url, Options{RootCAs: pki.pool})
+	ex := newExchanger(t, doh.url, dnsx.Options{RootCAs: pki.pool})
 	expectAnswer(t, lookup(t, ex, "a.example.test", dns.TypeA), "192.0.2.83")
 	// No pause: the next query may race with the close and is then sent
 	// again on a new connection.
@@ -165,15 +166,15 @@ func TestDoHTLSVerification(t *testing.T) {
 	doh := startDoH(t, pki, fixedA("192.0.2.84"))
 	tests := []struct {
 		name string
-		opts Options
+		opts dnsx.Options
 		want string
 	}{
-		{"IP SAN", Options{RootCAs: pki.pool}, "<nil>"},
-		{"server name", Options{RootCAs: pki.pool, ServerName: "resolver.example.test"}, "<nil>"},
-		{"wrong server name", Options{RootCAs: pki.pool, ServerName: "cloudflare-dns.com"}, failure.SSLInvalidHostname},
+		{"IP SAN", dnsx.Options{RootCAs: pki.pool}, "<nil>"},
+		{"server name", dnsx.Options{RootCAs: pki.pool, ServerName: "resolver.example.test"}, "<nil>"},
+		{"wrong server name", dnsx.Options{RootCAs: pki.pool, ServerName: "cloudflare-dns.com"}, failure.SSLInvalidHostname},
 		// The default roots are the Mozilla bundle: the test CA (like an
 		// interception CA) is unknown there.
-		{"default roots", Options{}, failure.SSLUnknownAuthority},
+		{"default roots", dnsx.Options{}, failure.SSLUnknownAuthority},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -231,7 +232,7 @@ func TestDoHHostileServer(t *testing.T) {
 			} else {
 				doh = startDoH(t, pki, tc.a)
 			}
-			q := lookup(t, newExchanger(t, doh.url, Options{RootCAs: pki.pool}), "h.example.test", dns.TypeA)
+			q := lookup(t, newExchanger(t, doh.url, dnsx.Options{RootCAs: pki.pool}), "h.example.test", dns.TypeA)
 			if got := str(q.Failure); got != tc.want {
 				t.Errorf("failure %s; want %s", got, tc.want)
 			}
@@ -249,7 +250,7 @@ func TestDoHHostileServer(t *testing.T) {
 func TestDoHBlackhole(t *testing.T) {
 	t.Parallel()
 	addr := startSilentTCP(t)
-	ex := newExchanger(t, "https://"+addr+"/dns-query", Options{Timeout: 300 * time.Millisecond})
+	ex := newExchanger(t, "https://"+addr+"/dns-query", dnsx.Options{Timeout: 300 * time.Millisecond})
 	start := time.Now()
 	q := lookup(t, ex, "bh.example.test", dns.TypeA)
 	if str(q.Failure) != failure.GenericTimeout {

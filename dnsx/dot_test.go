@@ -1,4 +1,4 @@
-package control
+package dnsx_test
 
 import (
 	"crypto/tls"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"kzprobe/dnsx"
 	"kzprobe/probe/failure"
 )
 
@@ -77,7 +78,7 @@ func TestDoTReuse(t *testing.T) {
 	t.Parallel()
 	pki := newTestPKI(t)
 	dot := startDoT(t, pki, fixedA("192.0.2.85"), 0)
-	ex := newExchanger(t, "tls://"+dot.addr, Options{RootCAs: pki.pool, ServerName: "resolver.example.test"})
+	ex := newExchanger(t, "tls://"+dot.addr, dnsx.Options{RootCAs: pki.pool, ServerName: "resolver.example.test"})
 	const n = 10
 	for range n {
 		q := lookup(t, ex, "dot.example.test", dns.TypeA)
@@ -108,7 +109,7 @@ func TestDoTReconnectAfterIdleClose(t *testing.T) {
 	t.Parallel()
 	pki := newTestPKI(t)
 	dot := startDoT(t, pki, fixedA("192.0.2.86"), 100*time.Millisecond)
-	ex := newExchanger(t, "tls://"+dot.addr, Options{RootCAs: pki.pool})
+	ex := newExchanger(t, "tls://"+dot.addr, dnsx.Options{RootCAs: pki.pool})
 	expectAnswer(t, lookup(t, ex, "a.example.test", dns.TypeA), "192.0.2.86")
 	time.Sleep(300 * time.Millisecond)
 	q := lookup(t, ex, "b.example.test", dns.TypeA)
@@ -126,14 +127,14 @@ func TestDoTFailures(t *testing.T) {
 	pki := newTestPKI(t)
 	t.Run("nxdomain", func(t *testing.T) {
 		dot := startDoT(t, pki, rcode(dns.RcodeNameError), 0)
-		q := lookup(t, newExchanger(t, "tls://"+dot.addr, Options{RootCAs: pki.pool}), "nx.example.test", dns.TypeA)
+		q := lookup(t, newExchanger(t, "tls://"+dot.addr, dnsx.Options{RootCAs: pki.pool}), "nx.example.test", dns.TypeA)
 		if str(q.Failure) != failure.DNSNXDOMAIN || q.Rcode == nil || *q.Rcode != 3 {
 			t.Errorf("failure %s rcode %v; want %s, 3", str(q.Failure), q.Rcode, failure.DNSNXDOMAIN)
 		}
 	})
 	t.Run("wrong id ignored until timeout", func(t *testing.T) {
 		dot := startDoT(t, pki, func(q *dns.Msg) *dns.Msg { m := fixedA("192.0.2.1")(q); m.Id++; return m }, 0)
-		ex := newExchanger(t, "tls://"+dot.addr, Options{RootCAs: pki.pool, Timeout: 300 * time.Millisecond})
+		ex := newExchanger(t, "tls://"+dot.addr, dnsx.Options{RootCAs: pki.pool, Timeout: 300 * time.Millisecond})
 		q := lookup(t, ex, "id.example.test", dns.TypeA)
 		if str(q.Failure) != failure.GenericTimeout {
 			t.Errorf("failure %s; want %s", str(q.Failure), failure.GenericTimeout)
@@ -141,7 +142,7 @@ func TestDoTFailures(t *testing.T) {
 	})
 	t.Run("unknown authority", func(t *testing.T) {
 		dot := startDoT(t, pki, fixedA("192.0.2.1"), 0)
-		q := lookup(t, newExchanger(t, "tls://"+dot.addr, Options{}), "ua.example.test", dns.TypeA)
+		q := lookup(t, newExchanger(t, "tls://"+dot.addr, dnsx.Options{}), "ua.example.test", dns.TypeA)
 		if str(q.Failure) != failure.SSLUnknownAuthority {
 			t.Errorf("failure %s; want %s", str(q.Failure), failure.SSLUnknownAuthority)
 		}
@@ -151,7 +152,7 @@ func TestDoTFailures(t *testing.T) {
 	})
 	t.Run("blackhole", func(t *testing.T) {
 		addr := startSilentTCP(t)
-		ex := newExchanger(t, "tls://"+addr, Options{RootCAs: pki.pool, Timeout: 300 * time.Millisecond})
+		ex := newExchanger(t, "tls://"+addr, dnsx.Options{RootCAs: pki.pool, Timeout: 300 * time.Millisecond})
 		start := time.Now()
 		q := lookup(t, ex, "bh.example.test", dns.TypeA)
 		if str(q.Failure) != failure.GenericTimeout || time.Since(start) > 2*time.Second {
@@ -160,7 +161,7 @@ func TestDoTFailures(t *testing.T) {
 	})
 	t.Run("closed", func(t *testing.T) {
 		dot := startDoT(t, pki, fixedA("192.0.2.1"), 0)
-		ex := newExchanger(t, "tls://"+dot.addr, Options{RootCAs: pki.pool})
+		ex := newExchanger(t, "tls://"+dot.addr, dnsx.Options{RootCAs: pki.pool})
 		ex.Close()
 		if q := lookup(t, ex, "c.example.test", dns.TypeA); q.Failure == nil {
 			t.Error("query on a closed exchanger succeeded")

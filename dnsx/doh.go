@@ -1,4 +1,4 @@
-package control
+package dnsx
 
 import (
 	"bytes"
@@ -16,7 +16,6 @@ import (
 
 	"github.com/miekg/dns"
 
-	"kzprobe/probe"
 	"kzprobe/probe/failure"
 )
 
@@ -42,7 +41,7 @@ type dohExchanger struct {
 	up      atomic.Bool
 }
 
-var _ Exchanger = (*dohExchanger)(nil)
+var _ InfoExchanger = (*dohExchanger)(nil)
 
 func newDoH(sp spec, opts Options) *dohExchanger {
 	d := &dohExchanger{
@@ -115,15 +114,15 @@ func (d *dohExchanger) Exchange(ctx context.Context, q *dns.Msg) (*dns.Msg, []by
 	return resp, raw, err
 }
 
-func (d *dohExchanger) ExchangeWithInfo(ctx context.Context, q *dns.Msg) (*dns.Msg, []byte, probe.ExchangeInfo, error) {
+func (d *dohExchanger) ExchangeWithInfo(ctx context.Context, q *dns.Msg) (*dns.Msg, []byte, ExchangeInfo, error) {
 	// RFC 8484 section 4.1: the ID should be 0 for HTTP caching; the
 	// question is still checked on the response.
-	info := probe.ExchangeInfo{Engine: "doh", Address: d.url, ID: 0, Attempts: 1}
+	info := ExchangeInfo{Engine: "doh", Address: d.url, ID: 0, Attempts: 1}
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
 	packed, err := q.Pack()
 	if err != nil {
-		return nil, nil, info, fmt.Errorf("control: packing DNS query: %w", err)
+		return nil, nil, info, fmt.Errorf("dnsx: packing DNS query: %w", err)
 	}
 	packed[0], packed[1] = 0, 0
 	var body []byte
@@ -146,11 +145,11 @@ func (d *dohExchanger) ExchangeWithInfo(ctx context.Context, q *dns.Msg) (*dns.M
 		}
 		return nil, body, info, err
 	}
-	resp, err := probe.CheckResponse(q, 0, body)
+	resp, err := CheckResponse(q, 0, body)
 	if err != nil {
 		// Over HTTP there is no next message to wait for: a response that
 		// does not answer the query is the server misbehaving.
-		return nil, body, info, misbehaving(fmt.Errorf("control: DoH %s: %w", d.url, err))
+		return nil, body, info, misbehaving(fmt.Errorf("dnsx: DoH %s: %w", d.url, err))
 	}
 	return resp, body, info, nil
 }
@@ -171,7 +170,7 @@ func (d *dohExchanger) request(ctx context.Context, packed []byte) (*http.Reques
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("control: DoH request to %s: %w", d.url, err)
+		return nil, fmt.Errorf("dnsx: DoH request to %s: %w", d.url, err)
 	}
 	req.Header.Set("Accept", "application/dns-message")
 	req.Header.Set("User-Agent", "") // say nothing about the probe
@@ -192,7 +191,7 @@ func (d *dohExchanger) down(ctx context.Context) {
 }
 
 // roundTrip sends req and returns the body of a 200 application/dns-message
-// response, at most probe.MaxDNSMessageSize bytes.
+// response, at most MaxDNSMessageSize bytes.
 func (d *dohExchanger) roundTrip(ctx context.Context, req *http.Request) ([]byte, error) {
 	if !d.up.Load() {
 		select {
@@ -211,23 +210,23 @@ func (d *dohExchanger) roundTrip(ctx context.Context, req *http.Request) ([]byte
 	res, err := d.client.Do(req)
 	if err != nil {
 		d.down(ctx)
-		return nil, probe.ContextError(ctx, err)
+		return nil, ContextError(ctx, err)
 	}
 	defer res.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(res.Body, probe.MaxDNSMessageSize+1))
+	body, err := io.ReadAll(io.LimitReader(res.Body, MaxDNSMessageSize+1))
 	if err != nil {
 		d.down(ctx)
-		return nil, probe.ContextError(ctx, err)
+		return nil, ContextError(ctx, err)
 	}
 	d.up.Store(true)
-	if len(body) > probe.MaxDNSMessageSize {
-		return nil, misbehaving(fmt.Errorf("control: DoH %s: response larger than %d bytes", d.url, probe.MaxDNSMessageSize))
+	if len(body) > MaxDNSMessageSize {
+		return nil, misbehaving(fmt.Errorf("dnsx: DoH %s: response larger than %d bytes", d.url, MaxDNSMessageSize))
 	}
 	if res.StatusCode != http.StatusOK {
-		return body, misbehaving(fmt.Errorf("control: DoH %s: HTTP status %s", d.url, res.Status))
+		return body, misbehaving(fmt.Errorf("dnsx: DoH %s: HTTP status %s", d.url, res.Status))
 	}
 	if mt, _, _ := mime.ParseMediaType(res.Header.Get("Content-Type")); mt != "application/dns-message" {
-		return body, misbehaving(fmt.Errorf("control: DoH %s: content type %q, want application/dns-message", d.url, res.Header.Get("Content-Type")))
+		return body, misbehaving(fmt.Errorf("dnsx: DoH %s: content type %q, want application/dns-message", d.url, res.Header.Get("Content-Type")))
 	}
 	return body, nil
 }

@@ -1,4 +1,4 @@
-package control
+package dnsx
 
 import (
 	"context"
@@ -11,7 +11,6 @@ import (
 
 	"github.com/miekg/dns"
 
-	"kzprobe/probe"
 	"kzprobe/probe/failure"
 	"kzprobe/probe/guard"
 )
@@ -48,7 +47,7 @@ type idleConn struct {
 	since time.Time
 }
 
-var _ Exchanger = (*dotExchanger)(nil)
+var _ InfoExchanger = (*dotExchanger)(nil)
 
 func newDoT(sp spec, opts Options) *dotExchanger {
 	return &dotExchanger{
@@ -91,7 +90,7 @@ func (d *dotExchanger) get(ctx context.Context) (conn *tls.Conn, reused bool, er
 	closed := d.closed
 	d.mu.Unlock()
 	if closed {
-		return nil, false, errors.New("control: DoT exchanger is closed")
+		return nil, false, errors.New("dnsx: DoT exchanger is closed")
 	}
 	raw, err := d.dial(ctx, "tcp", d.addr)
 	if err != nil {
@@ -100,7 +99,7 @@ func (d *dotExchanger) get(ctx context.Context) (conn *tls.Conn, reused bool, er
 	tc := tls.Client(raw, d.cfg.Clone())
 	if err := tc.HandshakeContext(ctx); err != nil {
 		raw.Close()
-		return nil, false, probe.ContextError(ctx, err)
+		return nil, false, ContextError(ctx, err)
 	}
 	return tc, false, nil
 }
@@ -123,13 +122,13 @@ func (d *dotExchanger) Exchange(ctx context.Context, q *dns.Msg) (*dns.Msg, []by
 	return resp, raw, err
 }
 
-func (d *dotExchanger) ExchangeWithInfo(ctx context.Context, q *dns.Msg) (*dns.Msg, []byte, probe.ExchangeInfo, error) {
-	info := probe.ExchangeInfo{Engine: "dot", Address: d.addr, ID: q.Id}
+func (d *dotExchanger) ExchangeWithInfo(ctx context.Context, q *dns.Msg) (*dns.Msg, []byte, ExchangeInfo, error) {
+	info := ExchangeInfo{Engine: "dot", Address: d.addr, ID: q.Id}
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
 	packed, err := q.Pack()
 	if err != nil {
-		return nil, nil, info, fmt.Errorf("control: packing DNS query: %w", err)
+		return nil, nil, info, fmt.Errorf("dnsx: packing DNS query: %w", err)
 	}
 	for {
 		info.Attempts++
@@ -137,8 +136,8 @@ func (d *dotExchanger) ExchangeWithInfo(ctx context.Context, q *dns.Msg) (*dns.M
 		if err != nil {
 			return nil, nil, info, err
 		}
-		stop := probe.WatchConn(ctx, conn)
-		resp, raw, err := probe.StreamExchange(ctx, conn, q, q.Id, packed)
+		stop := WatchConn(ctx, conn)
+		resp, raw, err := StreamExchange(ctx, conn, q, q.Id, packed)
 		// stop is false when the context ended meanwhile and its
 		// callback may yet move the deadline: such a connection is not
 		// pooled.

@@ -1,4 +1,4 @@
-package control
+package dnsx
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"net/url"
@@ -17,26 +16,14 @@ import (
 
 	"github.com/miekg/dns"
 
-	"kzprobe/probe"
 	"kzprobe/probe/chain"
 	"kzprobe/probe/guard"
 )
 
-// Exchanger is a control resolver: a probe.Exchanger that holds
-// connections, released by Close. Exchangers are safe for concurrent use
-// and implement probe.InfoExchanger.
-type Exchanger interface {
-	probe.InfoExchanger
-	io.Closer
-}
-
 // ErrInvalidSpec is wrapped by New for a spec it cannot use.
-var ErrInvalidSpec = errors.New("control: invalid resolver spec")
+var ErrInvalidSpec = errors.New("dnsx: invalid resolver spec")
 
-// DefaultTimeout is the zero value of Options.Timeout.
-const DefaultTimeout = 5 * time.Second
-
-// Options configures a control resolver. The zero value is usable: the
+// Options configures a resolver made by [New]. The zero value is usable: the
 // TLS name is the IP, the roots are the Mozilla bundle, the dialer is a
 // plain net.Dialer and each exchange takes at most DefaultTimeout.
 type Options struct {
@@ -102,19 +89,74 @@ type Spec struct {
 	ServerName string
 }
 
+// PublicResolver is a public DNS-over-HTTPS service that a volunteer can
+// use as the control with nothing configured.
+type PublicResolver struct {
+	// ServerName is the TLS name its certificate is verified for.
+	ServerName string
+	// IPs are its addresses; its Spec is pinned to the first.
+	IPs []netip.Addr
+}
+
+// Spec is the resolver's DoH spec, pinned to its first IP.
+func (p PublicResolver) Spec() Spec {
+	host := p.IPs[0].String()
+	if p.IPs[0].Is6() {
+		host = "[" + host + "]"
+	}
+	return Spec{URL: "https://" + host + "/dns-query", ServerName: p.ServerName}
+}
+
+// PublicResolvers returns the public resolvers kzprobe knows, in order of
+// preference: the first is [DefaultControl], the others
+// [DefaultFallbacks]. It is the one list of them: the command line's
+// defaults and [KnownServerName] come from it. Tests never contact them.
+func PublicResolvers() []PublicResolver {
+	ips := func(s ...string) []netip.Addr {
+		out := make([]netip.Addr, len(s))
+		for i, a := range s {
+			out[i] = netip.MustParseAddr(a)
+		}
+		return out
+	}
+	return []PublicResolver{
+		{ServerName: "cloudflare-dns.com", IPs: ips("1.1.1.1", "1.0.0.1")},
+		{ServerName: "dns.google", IPs: ips("8.8.8.8", "8.8.4.4")},
+		{ServerName: "dns.quad9.net", IPs: ips("9.9.9.9", "149.112.112.112")},
+	}
+}
+
 // DefaultControl is the control resolver used when none is configured:
 // Cloudflare's DoH service, pinned to its IP so no local DNS is needed.
-func DefaultControl() Spec {
-	return Spec{URL: "https://1.1.1.1/dns-query", ServerName: "cloudflare-dns.com"}
-}
+func DefaultControl() Spec { return PublicResolvers()[0].Spec() }
 
 // DefaultFallbacks are tried in order after DefaultControl fails at the
 // transport level (it may be blocked): Google's and Quad9's DoH services.
 func DefaultFallbacks() []Spec {
-	return []Spec{
-		{URL: "https://8.8.8.8/dns-query", ServerName: "dns.google"},
-		{URL: "https://9.9.9.9/dns-query", ServerName: "dns.quad9.net"},
+	var out []Spec
+	for _, p := range PublicResolvers()[1:] {
+		out = append(out, p.Spec())
 	}
+	return out
+}
+
+// KnownServerName returns the TLS name of the public resolver whose IP is
+// the host of rawURL (a spec for [New]), so that
+// https://8.8.8.8/dns-query needs no server name; "" when the host is no
+// known resolver's IP.
+func KnownServerName(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return ""
+	}
+	for _, p := range PublicResolvers() {
+		for _, ip := range p.IPs {
+			if ip.String() == u.Hostname() {
+				return p.ServerName
+			}
+		}
+	}
+	return ""
 }
 
 // spec is a parsed resolver spec.
@@ -175,13 +217,13 @@ func parseSpec(s string) (spec, error) {
 //
 //	https://IP[:port][/path]  DoH (RFC 8484) over HTTP/2, path /dns-query by default
 //	tls://IP[:port]           DoT (RFC 7858), port 853 by default
-//	udp://IP[:port]           plain DNS, TCP on truncation (probe.NewDNSExchanger)
+//	udp://IP[:port]           plain DNS, TCP on truncation ([NewDNSExchanger])
 //	tcp://IP[:port]           plain DNS over TCP
 //
 // The host must be an IP literal; an error wrapping ErrInvalidSpec and
 // naming s says so otherwise. No connection is made before the first
 // exchange.
-func New(s string, opts Options) (Exchanger, error) {
+func New(s string, opts Options) (InfoExchanger, error) {
 	sp, err := parseSpec(s)
 	if err != nil {
 		return nil, err
@@ -189,7 +231,7 @@ func New(s string, opts Options) (Exchanger, error) {
 	switch opts.Method {
 	case "", "POST", "GET":
 	default:
-		return nil, fmt.Errorf("control: DoH method %q: want POST or GET", opts.Method)
+		return nil, fmt.Errorf("dnsx: DoH method %q: want POST or GET", opts.Method)
 	}
 	switch sp.scheme {
 	case "https":
@@ -197,16 +239,10 @@ func New(s string, opts Options) (Exchanger, error) {
 	case "tls":
 		return newDoT(sp, opts), nil
 	}
-	var ex probe.Exchanger
 	if sp.scheme == "tcp" {
-		ex = probe.NewTCPDNSExchanger(sp.addr.String(), opts.Dial)
-	} else {
-		ex = probe.NewDNSExchanger(sp.addr.String(), opts.Dial)
+		return NewTCPDNSExchanger(sp.addr.String(), opts.Dial), nil
 	}
-	if e, ok := ex.(Exchanger); ok {
-		return e, nil
-	}
-	return nil, fmt.Errorf("control: %s: plain exchanger lacks ExchangeWithInfo or Close", s)
+	return NewDNSExchanger(sp.addr.String(), opts.Dial), nil
 }
 
 // NewWithFallbacks returns a control resolver that asks specs[0] and moves
@@ -216,7 +252,7 @@ func New(s string, opts Options) (Exchanger, error) {
 // resolver that last answered is tried first next time, so a blocked
 // default costs one timeout, not one per query; a timeout moves the
 // preference on, so the caller's retry goes to the next resolver.
-func NewWithFallbacks(specs []Spec, opts Options) (Exchanger, error) {
+func NewWithFallbacks(specs []Spec, opts Options) (InfoExchanger, error) {
 	if len(specs) == 0 {
 		return nil, fmt.Errorf("%w: no control resolver given", ErrInvalidSpec)
 	}
@@ -241,13 +277,13 @@ func NewWithFallbacks(specs []Spec, opts Options) (Exchanger, error) {
 
 // fallbackExchanger tries its exchangers in turn.
 type fallbackExchanger struct {
-	ex   []Exchanger
+	ex   []InfoExchanger
 	pref atomic.Int32 // index of the exchanger tried first
 }
 
-var _ Exchanger = (*fallbackExchanger)(nil)
+var _ InfoExchanger = (*fallbackExchanger)(nil)
 
-func (f *fallbackExchanger) current() Exchanger { return f.ex[int(f.pref.Load())%len(f.ex)] }
+func (f *fallbackExchanger) current() InfoExchanger { return f.ex[int(f.pref.Load())%len(f.ex)] }
 
 // Engine is the preferred resolver's engine.
 func (f *fallbackExchanger) Engine() string { return f.current().Engine() }
@@ -260,13 +296,13 @@ func (f *fallbackExchanger) Exchange(ctx context.Context, q *dns.Msg) (*dns.Msg,
 	return resp, raw, err
 }
 
-func (f *fallbackExchanger) ExchangeWithInfo(ctx context.Context, q *dns.Msg) (*dns.Msg, []byte, probe.ExchangeInfo, error) {
+func (f *fallbackExchanger) ExchangeWithInfo(ctx context.Context, q *dns.Msg) (*dns.Msg, []byte, ExchangeInfo, error) {
 	n := len(f.ex)
 	start := int(f.pref.Load()) % n
 	var (
 		resp     *dns.Msg
 		raw      []byte
-		info     probe.ExchangeInfo
+		info     ExchangeInfo
 		err      error
 		attempts int
 	)
