@@ -3,6 +3,7 @@ package dnsx_test
 import (
 	"crypto/tls"
 	"net"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,11 +19,45 @@ type dotServer struct {
 	addr       string
 	handshakes atomic.Int32
 	queries    atomic.Int32
+
+	mu    sync.Mutex
+	conns []net.Conn // accepted, TLS
 }
 
-// startDoT serves a over TLS. idle, when non-zero, is how long the server
-// keeps an idle connection.
-func startDoT(t testing.TB, pki *testPKI, a answerer, idle time.Duration) *dotServer {
+// accept wraps the server's TLS listener so that each connection it
+// accepts is kept for closeConns.
+func (s *dotServer) accept(ln net.Listener) net.Listener { return &trackingListener{ln, s} }
+
+type trackingListener struct {
+	net.Listener
+	s *dotServer
+}
+
+func (l *trackingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.s.mu.Lock()
+		l.s.conns = append(l.s.conns, c)
+		l.s.mu.Unlock()
+	}
+	return c, err
+}
+
+// closeConns closes every connection the server accepted, as a server
+// that drops idle connections does (close_notify, then FIN), and returns
+// once they are closed.
+func (s *dotServer) closeConns() {
+	s.mu.Lock()
+	conns := s.conns
+	s.conns = nil
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+// startDoT serves a over TLS.
+func startDoT(t testing.TB, pki *testPKI, a answerer) *dotServer {
 	t.Helper()
 	s := &dotServer{}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -31,15 +66,12 @@ func startDoT(t testing.TB, pki *testPKI, a answerer, idle time.Duration) *dotSe
 	}
 	s.addr = ln.Addr().String()
 	srv := &dns.Server{
-		Listener: tls.NewListener(ln, pki.serverTLS(&s.handshakes)),
+		Listener: s.accept(tls.NewListener(ln, pki.serverTLS(&s.handshakes))),
 		Net:      "tcp-tls",
 		Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
 			s.queries.Add(1)
 			handler(a)(w, r)
 		}),
-	}
-	if idle > 0 {
-		srv.IdleTimeout = func() time.Duration { return idle }
 	}
 	start(t, srv)
 	return s
@@ -77,7 +109,7 @@ func startSilentTCP(t testing.TB) string {
 func TestDoTReuse(t *testing.T) {
 	t.Parallel()
 	pki := newTestPKI(t)
-	dot := startDoT(t, pki, fixedA("192.0.2.85"), 0)
+	dot := startDoT(t, pki, fixedA("192.0.2.85"))
 	ex := newExchanger(t, "tls://"+dot.addr, dnsx.Options{RootCAs: pki.pool, ServerName: "resolver.example.test"})
 	const n = 10
 	for range n {
@@ -103,15 +135,17 @@ func TestDoTReuse(t *testing.T) {
 	}
 }
 
-// TestDoTReconnectAfterIdleClose: the server drops idle connections; the
-// next query notices the dead pooled connection and dials again.
+// TestDoTReconnectAfterIdleClose: the server drops the idle connection;
+// the next query notices the dead pooled connection and dials again. The
+// server closes it explicitly, so that no clock decides whether the
+// connection is already gone.
 func TestDoTReconnectAfterIdleClose(t *testing.T) {
 	t.Parallel()
 	pki := newTestPKI(t)
-	dot := startDoT(t, pki, fixedA("192.0.2.86"), 100*time.Millisecond)
+	dot := startDoT(t, pki, fixedA("192.0.2.86"))
 	ex := newExchanger(t, "tls://"+dot.addr, dnsx.Options{RootCAs: pki.pool})
 	expectAnswer(t, lookup(t, ex, "a.example.test", dns.TypeA), "192.0.2.86")
-	time.Sleep(300 * time.Millisecond)
+	dot.closeConns()
 	q := lookup(t, ex, "b.example.test", dns.TypeA)
 	expectAnswer(t, q, "192.0.2.86")
 	if q.Attempts != 2 {
@@ -126,14 +160,14 @@ func TestDoTFailures(t *testing.T) {
 	t.Parallel()
 	pki := newTestPKI(t)
 	t.Run("nxdomain", func(t *testing.T) {
-		dot := startDoT(t, pki, rcode(dns.RcodeNameError), 0)
+		dot := startDoT(t, pki, rcode(dns.RcodeNameError))
 		q := lookup(t, newExchanger(t, "tls://"+dot.addr, dnsx.Options{RootCAs: pki.pool}), "nx.example.test", dns.TypeA)
 		if str(q.Failure) != failure.DNSNXDOMAIN || q.Rcode == nil || *q.Rcode != 3 {
 			t.Errorf("failure %s rcode %v; want %s, 3", str(q.Failure), q.Rcode, failure.DNSNXDOMAIN)
 		}
 	})
 	t.Run("wrong id ignored until timeout", func(t *testing.T) {
-		dot := startDoT(t, pki, func(q *dns.Msg) *dns.Msg { m := fixedA("192.0.2.1")(q); m.Id++; return m }, 0)
+		dot := startDoT(t, pki, func(q *dns.Msg) *dns.Msg { m := fixedA("192.0.2.1")(q); m.Id++; return m })
 		ex := newExchanger(t, "tls://"+dot.addr, dnsx.Options{RootCAs: pki.pool, Timeout: 300 * time.Millisecond})
 		q := lookup(t, ex, "id.example.test", dns.TypeA)
 		if str(q.Failure) != failure.GenericTimeout {
@@ -141,7 +175,7 @@ func TestDoTFailures(t *testing.T) {
 		}
 	})
 	t.Run("unknown authority", func(t *testing.T) {
-		dot := startDoT(t, pki, fixedA("192.0.2.1"), 0)
+		dot := startDoT(t, pki, fixedA("192.0.2.1"))
 		q := lookup(t, newExchanger(t, "tls://"+dot.addr, dnsx.Options{}), "ua.example.test", dns.TypeA)
 		if str(q.Failure) != failure.SSLUnknownAuthority {
 			t.Errorf("failure %s; want %s", str(q.Failure), failure.SSLUnknownAuthority)
@@ -160,7 +194,7 @@ func TestDoTFailures(t *testing.T) {
 		}
 	})
 	t.Run("closed", func(t *testing.T) {
-		dot := startDoT(t, pki, fixedA("192.0.2.1"), 0)
+		dot := startDoT(t, pki, fixedA("192.0.2.1"))
 		ex := newExchanger(t, "tls://"+dot.addr, dnsx.Options{RootCAs: pki.pool})
 		ex.Close()
 		if q := lookup(t, ex, "c.example.test", dns.TypeA); q.Failure == nil {
