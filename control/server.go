@@ -46,6 +46,18 @@ const (
 	DefaultMaxConcurrent = 64
 	// DefaultDeadline bounds one check, from the request to the answer.
 	DefaultDeadline = 20 * time.Second
+	// DefaultMaxConns bounds the open connections, over all clients (the
+	// default of kzprobe control serve --max-conns).
+	DefaultMaxConns = 1024
+	// DefaultMaxConnsPerClient bounds the open connections of one client.
+	// A probe needs one (HTTP/2) or a few (HTTP/1.1, one per check in
+	// flight).
+	DefaultMaxConnsPerClient = 32
+	// DefaultIdleTimeout is how long an idle connection is kept.
+	DefaultIdleTimeout = 60 * time.Second
+	// DefaultBusyIdleTimeout is how long an idle connection is kept under
+	// load (from half of MaxConns open).
+	DefaultBusyIdleTimeout = 5 * time.Second
 )
 
 // Bounds of what one handshake may put in an answer: real chains have 2
@@ -93,6 +105,26 @@ type ServerConfig struct {
 	// MaxConcurrent bounds the checks in progress; a request beyond it is
 	// refused (503). Zero means DefaultMaxConcurrent.
 	MaxConcurrent int
+	// MaxConns bounds the open client connections, over all clients: one
+	// beyond it is closed as soon as it is accepted. From half of it on,
+	// the server is under load, and a connection idle for BusyIdleTimeout
+	// is closed. Give the listener's own bound here (--max-conns,
+	// netutil.LimitListener). Zero means DefaultMaxConns.
+	MaxConns int
+	// MaxConnsPerClient bounds the open connections of one client (an
+	// IPv4 address or an IPv6 /64): one beyond it is closed as soon as it
+	// is accepted, before its TLS handshake. A trusted proxy's connections
+	// are not bounded per client. Zero means DefaultMaxConnsPerClient.
+	MaxConnsPerClient int
+	// IdleTimeout is how long an idle keep-alive connection is kept, and
+	// BusyIdleTimeout how long under load. Zero means DefaultIdleTimeout
+	// and DefaultBusyIdleTimeout.
+	//
+	// The connection bounds and idle times are kept by the http.Server
+	// that HTTPServer returns (its ConnState hook); a Server used as a
+	// bare http.Handler has none of them.
+	IdleTimeout     time.Duration
+	BusyIdleTimeout time.Duration
 	// Deadline bounds one check: its DNS, connects and handshakes are cut
 	// so that the answer leaves within it. Zero means DefaultDeadline.
 	Deadline time.Duration
@@ -134,6 +166,7 @@ type Server struct {
 	handshaker *probe.Handshaker
 	limiter    *clientLimiter
 	slots      chan struct{}
+	conns      *connTracker
 	tokenHash  [32]byte
 	log        *slog.Logger
 }
@@ -175,6 +208,18 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.Deadline <= 0 {
 		cfg.Deadline = DefaultDeadline
 	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.MaxConnsPerClient <= 0 {
+		cfg.MaxConnsPerClient = DefaultMaxConnsPerClient
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.BusyIdleTimeout <= 0 {
+		cfg.BusyIdleTimeout = DefaultBusyIdleTimeout
+	}
 	if cfg.Dial == nil {
 		cfg.Dial = guard.New().Dialer(nil)
 	}
@@ -193,6 +238,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		s.limiter = &clientLimiter{limit: rate.Limit(cfg.Rate), burst: cfg.Burst, max: cfg.MaxClients, clients: map[netip.Addr]*rate.Limiter{}}
 	}
 	s.slots = make(chan struct{}, cfg.MaxConcurrent)
+	s.conns = newConnTracker(cfg.MaxConns, cfg.MaxConnsPerClient, cfg.BusyIdleTimeout, cfg.TrustedProxies)
 	if cfg.Token != "" {
 		s.tokenHash = sha256.Sum256([]byte(cfg.Token))
 	}
@@ -206,8 +252,9 @@ func (s *Server) now() time.Time {
 	return time.Now()
 }
 
-// HTTPServer returns an http.Server for s with bounded header, read and
-// write times. With tlsConfig it speaks HTTP/2 and HTTP/1.1 over TLS (run
+// HTTPServer returns an http.Server for s with bounded header, read, write
+// and idle times, and with the connection bounds of ServerConfig (MaxConns,
+// MaxConnsPerClient) kept by its ConnState hook. With tlsConfig it speaks HTTP/2 and HTTP/1.1 over TLS (run
 // it with ServeTLS); with nil, plain HTTP/1.1 and HTTP/2 with prior
 // knowledge, for a deployment behind a TLS-terminating proxy.
 func (s *Server) HTTPServer(tlsConfig *tls.Config) *http.Server {
@@ -226,8 +273,9 @@ func (s *Server) HTTPServer(tlsConfig *tls.Config) *http.Server {
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      s.cfg.Deadline + 10*time.Second,
-		IdleTimeout:       60 * time.Second,
+		IdleTimeout:       s.cfg.IdleTimeout,
 		MaxHeaderBytes:    16 << 10,
+		ConnState:         s.conns.connState,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 }
@@ -269,6 +317,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		)
 	}()
 
+	// Rate first, for every request: neither bad tokens nor bad bodies nor
+	// a health check nor a wrong path come for free.
+	if ok, retry, full := s.limiter.allow(rateKey(client), start); !ok {
+		w.Header().Set("Retry-After", retryAfter(retry))
+		if full {
+			s.writeError(w, rl, &apiError{http.StatusServiceUnavailable, ErrOverloaded, "too many clients at once; retry later"})
+			return
+		}
+		s.writeError(w, rl, &apiError{http.StatusTooManyRequests, ErrRateLimited,
+			fmt.Sprintf("more than %g requests per second (burst %d) from %s", s.cfg.Rate, s.cfg.Burst, client)})
+		return
+	}
 	switch r.URL.Path {
 	case HealthPath:
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -290,17 +350,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != method {
 		w.Header().Set("Allow", method)
 		s.writeError(w, rl, &apiError{http.StatusMethodNotAllowed, ErrMethodNotAllowed, "use " + method})
-		return
-	}
-	// Rate first, so that neither bad tokens nor bad bodies come for free.
-	if ok, retry, full := s.limiter.allow(rateKey(client), start); !ok {
-		w.Header().Set("Retry-After", retryAfter(retry))
-		if full {
-			s.writeError(w, rl, &apiError{http.StatusServiceUnavailable, ErrOverloaded, "too many clients at once; retry later"})
-			return
-		}
-		s.writeError(w, rl, &apiError{http.StatusTooManyRequests, ErrRateLimited,
-			fmt.Sprintf("more than %g requests per second (burst %d) from %s", s.cfg.Rate, s.cfg.Burst, client)})
 		return
 	}
 	if !s.authorized(r) {

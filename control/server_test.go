@@ -1,11 +1,13 @@
 package control_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,10 +15,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/net/netutil"
 
 	"kzprobe/control"
 	"kzprobe/dnsx"
@@ -417,6 +422,63 @@ func TestServerRateLimit(t *testing.T) {
 	}
 }
 
+// TestServerRateLimitEveryRequest checks that health checks, unknown paths
+// and wrong methods spend the client's tokens like checks do: a client
+// cannot send them for free (they kept 1 024 connections of one address
+// busy at no cost).
+func TestServerRateLimitEveryRequest(t *testing.T) {
+	t.Parallel()
+	l := startLab(t)
+	cfg := labServerConfig(t, l)
+	cfg.Rate, cfg.Burst = 0.001, 3 // no token comes back during the test
+	s := serve(t, cfg)
+	tests := []struct {
+		name       string
+		method     string
+		path       string
+		wantStatus int
+	}{
+		{"health", http.MethodGet, control.HealthPath, http.StatusOK},
+		{"health HEAD", http.MethodHead, control.HealthPath, http.StatusOK},
+		{"unknown path", http.MethodGet, "/v1/nothing", http.StatusNotFound},
+		{"wrong method", http.MethodGet, control.CheckPath, http.StatusMethodNotAllowed},
+		{"wrong method on health", http.MethodPost, control.HealthPath, http.StatusMethodNotAllowed},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := s.client(hostIn(l, byte(160+i))) // a client of its own
+			for n := range 3 {
+				if got := sendStatus(t, c, tc.method, s.url+tc.path); got.status != tc.wantStatus {
+					t.Fatalf("request %d: %d; want %d", n+1, got.status, tc.wantStatus)
+				}
+			}
+			got := sendStatus(t, c, tc.method, s.url+tc.path)
+			if got.status != http.StatusTooManyRequests || got.header.Get("Retry-After") == "" {
+				t.Fatalf("4th request: %d (Retry-After %q); want 429 with Retry-After", got.status, got.header.Get("Retry-After"))
+			}
+			// The same bucket: a check is refused too.
+			if got := post(t, c, s.url, `{"domain":"clean-1.example"}`); got.status != http.StatusTooManyRequests || got.err.Error != control.ErrRateLimited {
+				t.Errorf("a check after them: %d %q; want 429 %s", got.status, got.err.Error, control.ErrRateLimited)
+			}
+		})
+	}
+}
+
+// sendStatus sends a bodiless request and returns its status and header
+// (HEAD answers have no body to decode).
+func sendStatus(t testing.TB, c *http.Client, method, url string) answer {
+	t.Helper()
+	if method != http.MethodHead {
+		return send(t, c, method, url, nil)
+	}
+	resp, err := c.Head(url)
+	if err != nil {
+		t.Fatalf("HEAD %s: %v", url, err)
+	}
+	resp.Body.Close()
+	return answer{status: resp.StatusCode, header: resp.Header, proto: resp.Proto}
+}
+
 // TestServerConcurrencyLimit holds the only slot with a check of a silent
 // address and checks that a second check gets 503 meanwhile, that the
 // first ends within the deadline, and that a third is served after it.
@@ -677,4 +739,209 @@ func TestNewClientRejects(t *testing.T) {
 	if _, err := control.NewClient("http://127.0.0.1:8080", control.ClientOptions{Token: "t"}); err != nil {
 		t.Errorf("token over http to loopback: %v", err)
 	}
+}
+
+// serveDeployed runs s as `kzprobe control serve` does: its own
+// http.Server (HTTPServer, with the connection bounds), over TLS, behind a
+// listener that accepts at most maxConns connections at once
+// (netutil.LimitListener, --max-conns). It returns the server's address
+// and the roots that verify it.
+func serveDeployed(t testing.TB, cfg control.ServerConfig, maxConns int) (netip.AddrPort, *x509.CertPool) {
+	t.Helper()
+	s, err := control.NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewUnstartedServer(s)
+	ts.Listener = netutil.LimitListener(ts.Listener, maxConns)
+	ts.Config = s.HTTPServer(nil) // TLS comes from the test server's listener
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	pool := x509.NewCertPool()
+	pool.AddCert(ts.Certificate())
+	return netip.MustParseAddrPort(ts.Listener.Addr().String()), pool
+}
+
+// rawConn is one HTTP/1.1 keep-alive connection over TLS, driven by hand
+// so that the test decides when it is opened, used and left idle.
+type rawConn struct {
+	conn *tls.Conn
+	br   *bufio.Reader
+}
+
+// dialRaw opens a TLS connection to server from source; the error is the
+// connect's or the handshake's (a connection the server closed at once
+// fails its handshake).
+func dialRaw(server netip.AddrPort, source netip.Addr, roots *x509.CertPool) (*rawConn, error) {
+	d := &net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: source.AsSlice()}}
+	c, err := tls.DialWithDialer(d, "tcp", server.String(), &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		return nil, err
+	}
+	return &rawConn{conn: c, br: bufio.NewReader(c)}, nil
+}
+
+// get sends GET path on the connection and returns the answer's status.
+func (c *rawConn) get(path string) (int, error) {
+	c.conn.SetDeadline(time.Now().Add(20 * time.Second))
+	defer c.conn.SetDeadline(time.Time{})
+	if _, err := fmt.Fprintf(c.conn, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", path); err != nil {
+		return 0, err
+	}
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// closedByServer waits, up to within, for the server to close the idle
+// connection, and reports whether it did (EOF rather than a timeout).
+func (c *rawConn) closedByServer(within time.Duration) bool {
+	c.conn.SetReadDeadline(time.Now().Add(within))
+	defer c.conn.SetReadDeadline(time.Time{})
+	_, err := c.br.ReadByte()
+	var ne net.Error
+	return err != nil && !(errors.As(err, &ne) && ne.Timeout())
+}
+
+// TestServerConnectionsPerClient is the lock-out of issue 16: one address
+// opens as many TLS connections as the listener accepts, each after one
+// health check, and leaves them idle. The server keeps MaxConnsPerClient
+// of them and closes the rest at once, so another client still gets in and
+// is answered; the abuser's kept connections are still served.
+func TestServerConnectionsPerClient(t *testing.T) {
+	t.Parallel()
+	l := startLab(t)
+	const maxConns, perClient = 48, 8
+	cfg := labServerConfig(t, l)
+	cfg.MaxConns, cfg.MaxConnsPerClient = maxConns, perClient
+	server, roots := serveDeployed(t, cfg, maxConns)
+
+	abuser := hostIn(l, 230)
+	var kept []*rawConn
+	refused := 0
+	for i := range maxConns {
+		c, err := dialRaw(server, abuser, roots)
+		if err != nil {
+			refused++ // closed before the handshake
+			continue
+		}
+		defer c.conn.Close()
+		// Answered, 200 or 429 (health counts against the rate), the
+		// connection is kept; else it was closed.
+		if status, err := c.get(control.HealthPath); err != nil {
+			refused++
+		} else if status != http.StatusOK && status != http.StatusTooManyRequests {
+			t.Fatalf("connection %d: health %d; want 200 or 429", i+1, status)
+		} else {
+			kept = append(kept, c)
+		}
+	}
+	if len(kept) != perClient || refused != maxConns-perClient {
+		t.Errorf("the abuser kept %d connections and had %d closed; want %d kept, %d closed", len(kept), refused, perClient, maxConns-perClient)
+	}
+
+	// Another client, while the abuser holds its connections.
+	other := hostIn(l, 231)
+	c, err := dialRaw(server, other, roots)
+	if err != nil {
+		t.Fatalf("another client could not connect while one address held its connections: %v", err)
+	}
+	defer c.conn.Close()
+	for _, path := range []string{control.HealthPath, control.WhoAmIPath} {
+		if status, err := c.get(path); err != nil || status != http.StatusOK {
+			t.Errorf("another client: GET %s: %d, %v; want 200", path, status, err)
+		}
+	}
+	if len(kept) > 0 {
+		if status, err := kept[0].get(control.HealthPath); err != nil || status != http.StatusOK {
+			t.Errorf("the abuser's kept connection: %d, %v; want 200", status, err)
+		}
+	}
+}
+
+// TestServerConnectionsFromTrustedProxy checks that a trusted reverse
+// proxy, whose connections carry many clients, is not held to
+// MaxConnsPerClient.
+func TestServerConnectionsFromTrustedProxy(t *testing.T) {
+	t.Parallel()
+	l := startLab(t)
+	const perClient = 2
+	proxy := hostIn(l, 232)
+	cfg := labServerConfig(t, l)
+	cfg.MaxConnsPerClient = perClient
+	cfg.TrustedProxies = []netip.Prefix{netip.PrefixFrom(proxy, 32)}
+	server, roots := serveDeployed(t, cfg, control.DefaultMaxConns)
+	for i := range 3 * perClient {
+		c, err := dialRaw(server, proxy, roots)
+		if err != nil {
+			t.Fatalf("proxy connection %d: %v", i+1, err)
+		}
+		defer c.conn.Close()
+		if status, err := c.get(control.HealthPath); err != nil || status != http.StatusOK {
+			t.Fatalf("proxy connection %d: health %d, %v; want 200", i+1, status, err)
+		}
+	}
+}
+
+// TestServerIdleUnderLoad checks that idle connections live their idle
+// timeout while fewer than half of MaxConns are open, and that from half
+// on the longest idle is closed once idle for BusyIdleTimeout, as many as
+// bring the count below half again.
+func TestServerIdleUnderLoad(t *testing.T) {
+	t.Parallel()
+	l := startLab(t)
+	const maxConns = 8
+	cfg := labServerConfig(t, l)
+	cfg.MaxConns = maxConns
+	cfg.BusyIdleTimeout = 100 * time.Millisecond // IdleTimeout stays 60 s
+	server, roots := serveDeployed(t, cfg, maxConns)
+
+	var conns []*rawConn
+	open := func() {
+		t.Helper()
+		source := hostIn(l, byte(240+len(conns)))
+		c, err := dialRaw(server, source, roots)
+		if err != nil {
+			t.Fatalf("connecting from %v: %v", source, err)
+		}
+		t.Cleanup(func() { c.conn.Close() })
+		if status, err := c.get(control.HealthPath); err != nil || status != http.StatusOK {
+			t.Fatalf("health: %d, %v", status, err)
+		}
+		conns = append(conns, c)
+	}
+	// want says which connections the server closed: the closed ones
+	// within a generous wait, the others still open well past
+	// BusyIdleTimeout.
+	want := func(closed ...int) {
+		t.Helper()
+		for i, c := range conns {
+			if c == nil {
+				continue
+			}
+			if slices.Contains(closed, i) {
+				if !c.closedByServer(20 * time.Second) {
+					t.Errorf("with %d open, idle connection %d was not closed", len(conns), i)
+				}
+				conns[i] = nil
+				continue
+			}
+			if c.closedByServer(5 * cfg.BusyIdleTimeout) {
+				t.Errorf("with %d open, idle connection %d was closed", len(conns), i)
+				conns[i] = nil
+			}
+		}
+	}
+	for range 3 {
+		open()
+	}
+	want() // below half: kept
+	open() // half of MaxConns: the longest idle goes
+	want(0)
+	open() // half again: the longest idle of those left goes
+	want(1)
 }

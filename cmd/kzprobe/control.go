@@ -221,6 +221,7 @@ func runControlServe(ctx context.Context, a controlServeArgs, stderr io.Writer) 
 		Rate:           a.rate,
 		Burst:          a.burst,
 		MaxConcurrent:  a.maxConcurrent,
+		MaxConns:       a.maxConns,
 		Deadline:       a.deadline,
 		Token:          token,
 		TrustedProxies: proxies,
