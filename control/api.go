@@ -93,6 +93,7 @@ const (
 	ErrBodyTooLarge       = "body_too_large"         // 413
 	ErrUnsupportedMedia   = "unsupported_media_type" // 415: Content-Type is not application/json
 	ErrRateLimited        = "rate_limited"           // 429, with Retry-After
+	ErrTooManyChecks      = "too_many_checks"        // 429, with Retry-After: the client's share of the checks in progress is taken
 	ErrInternal           = "internal_error"         // 500
 	ErrOverloaded         = "overloaded"             // 503, with Retry-After
 )

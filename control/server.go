@@ -103,7 +103,10 @@ type ServerConfig struct {
 	// means DefaultMaxClients.
 	MaxClients int
 	// MaxConcurrent bounds the checks in progress; a request beyond it is
-	// refused (503). Zero means DefaultMaxConcurrent.
+	// refused (503). One client may hold a fair share of them: half when
+	// it is alone, MaxConcurrent/(n+1) among n clients with checks in
+	// progress; a request beyond its share is refused (429,
+	// too_many_checks). Zero means DefaultMaxConcurrent.
 	MaxConcurrent int
 	// MaxConns bounds the open client connections, over all clients: one
 	// beyond it is closed as soon as it is accepted. From half of it on,
@@ -155,8 +158,10 @@ var ErrServerConfig = errors.New("control: invalid server configuration")
 // It connects where strangers ask, so it refuses what could turn it into
 // a weapon: ports other than the configured ones, special-purpose
 // addresses (unless admitted), more than MaxAddresses addresses, large
-// bodies, more than Rate requests per second per client, more than
-// MaxConcurrent checks at once, and, with a Token, anyone without it.
+// bodies, more than Rate requests per second per client (every request
+// counts), more than MaxConcurrent checks at once or more than a client's
+// fair share of them, more than MaxConnsPerClient connections of one
+// client, and, with a Token, anyone without it.
 // Every refusal is a JSON [ErrorResponse] with a documented status.
 type Server struct {
 	cfg        ServerConfig
@@ -165,7 +170,7 @@ type Server struct {
 	connector  *probe.Connector
 	handshaker *probe.Handshaker
 	limiter    *clientLimiter
-	slots      chan struct{}
+	pool       *checkPool
 	conns      *connTracker
 	tokenHash  [32]byte
 	log        *slog.Logger
@@ -237,7 +242,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.Rate > 0 {
 		s.limiter = &clientLimiter{limit: rate.Limit(cfg.Rate), burst: cfg.Burst, max: cfg.MaxClients, clients: map[netip.Addr]*rate.Limiter{}}
 	}
-	s.slots = make(chan struct{}, cfg.MaxConcurrent)
+	s.pool = newCheckPool(cfg.MaxConcurrent)
 	s.conns = newConnTracker(cfg.MaxConns, cfg.MaxConnsPerClient, cfg.BusyIdleTimeout, cfg.TrustedProxies)
 	if cfg.Token != "" {
 		s.tokenHash = sha256.Sum256([]byte(cfg.Token))
@@ -376,14 +381,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rl.addresses = len(q.addresses)
-	select {
-	case s.slots <- struct{}{}:
-		defer func() { <-s.slots }()
-	default:
+	key := rateKey(client)
+	if ok, full := s.pool.acquire(key); !ok {
 		w.Header().Set("Retry-After", "1")
-		s.writeError(w, rl, &apiError{http.StatusServiceUnavailable, ErrOverloaded, "too many checks in progress; retry later"})
+		if full {
+			s.writeError(w, rl, &apiError{http.StatusServiceUnavailable, ErrOverloaded, "too many checks in progress; retry later"})
+			return
+		}
+		s.writeError(w, rl, &apiError{http.StatusTooManyRequests, ErrTooManyChecks,
+			fmt.Sprintf("%s has its share of the %d checks this server runs at once in progress; retry when one is done", client, s.cfg.MaxConcurrent)})
 		return
 	}
+	defer s.pool.release(key)
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Deadline)
 	defer cancel()
 	resp := s.check(ctx, q, client)

@@ -521,6 +521,75 @@ func TestServerConcurrencyLimit(t *testing.T) {
 	}
 }
 
+// TestServerFairShare is the starvation of issue 16: one client fills the
+// check pool with targets that never answer TLS, and another client's
+// check is refused. With fair shares the first is refused (429) once it
+// holds its share, and the second is served while the first's checks hang.
+func TestServerFairShare(t *testing.T) {
+	t.Parallel()
+	l := startLab(t)
+	cfg := labServerConfig(t, l)
+	cfg.Admit = []netip.Prefix{l.Net}
+	cfg.MaxConcurrent = 4
+	cfg.Rate = -1
+	s := serve(t, cfg)
+	site, _ := l.Site("clean-1.example")
+	silent, accepted := silentListener(t, netip.AddrPortFrom(hostIn(l, 251), uint16(l.Port)))
+
+	// The heavy client asks about the silent address, one check after
+	// another, each hanging until the test ends, until one is refused.
+	ctx, cancel := context.WithCancel(context.Background())
+	var hanging sync.WaitGroup
+	t.Cleanup(func() { cancel(); hanging.Wait() })
+	heavy := s.client(hostIn(l, 222))
+	held := 0
+	var refused *http.Response
+	for refused == nil && held < cfg.MaxConcurrent {
+		done := make(chan *http.Response, 1)
+		hanging.Go(func() {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.url+control.CheckPath, strings.NewReader(checkBody(site.Domain, l.Port, silent)))
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := heavy.Do(req)
+			if err != nil {
+				resp = nil // cancelled at the end of the test
+			} else {
+				resp.Body.Close()
+			}
+			done <- resp
+		})
+		select {
+		case <-accepted:
+			held++ // the check reached the silent address and hangs there
+		case resp := <-done:
+			if resp == nil {
+				t.Fatal("a heavy check failed without an answer")
+			}
+			refused = resp
+		case <-time.After(30 * time.Second):
+			t.Fatalf("check %d neither reached the silent address nor was refused", held+1)
+		}
+	}
+	if refused == nil || held >= cfg.MaxConcurrent {
+		t.Errorf("the heavy client holds %d of %d slots; want fewer, then a refusal", held, cfg.MaxConcurrent)
+	} else if refused.StatusCode != http.StatusTooManyRequests || refused.Header.Get("Retry-After") == "" {
+		t.Errorf("the heavy client's check %d: %d (Retry-After %q); want 429 with Retry-After", held+1, refused.StatusCode, refused.Header.Get("Retry-After"))
+	}
+
+	// Another client, while the heavy client's checks hang.
+	got := post(t, s.client(hostIn(l, 223)), s.url, checkBody(site.Domain, l.Port, site.Addr))
+	if got.status != http.StatusOK {
+		t.Fatalf("another client: %d %q (%s); want 200", got.status, got.err.Error, got.err.Message)
+	}
+	if !endpoint(t, got.check, site.Addr).Trusted() {
+		t.Errorf("another client: endpoint %+v; want a trusted chain", endpoint(t, got.check, site.Addr))
+	}
+	// The refusal carries its own code.
+	again := post(t, heavy, s.url, checkBody(site.Domain, l.Port, site.Addr))
+	if again.status != http.StatusTooManyRequests || again.err.Error != control.ErrTooManyChecks {
+		t.Errorf("the heavy client again: %d %q; want 429 %s", again.status, again.err.Error, control.ErrTooManyChecks)
+	}
+}
+
 // silentListener accepts TCP connections at ap and never answers; the
 // channel receives a value for each connection accepted.
 func silentListener(t testing.TB, ap netip.AddrPort) (netip.Addr, <-chan struct{}) {
