@@ -3,6 +3,7 @@ package control
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -97,20 +98,69 @@ func TestParseCheckRequest(t *testing.T) {
 	}
 }
 
-// TestAddressPolicy checks the special-range refusal and the IPv4 inside
-// IPv6 transition addresses.
+// TestAddressPolicy checks the special-range refusal, --allow-net's
+// admission, and the IPv6 forms that embed an IPv4 address: NAT64, 6to4
+// and Teredo lead to it, IPv4-compatible (::a.b.c.d) and IPv4-translated
+// (::ffff:0:a.b.c.d) addresses are never a site's and are refused
+// outright, as the IPv4-mapped form of a refused address is.
 func TestAddressPolicy(t *testing.T) {
-	p := newAddressPolicy(nil, []int{443})
-	for _, s := range []string{"93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c", "64:ff9b::5db8:d70e", "2002:5db8:d70e::1"} {
-		if !p.allowed(netip.MustParseAddr(s)) {
-			t.Errorf("%s refused; want allowed", s)
-		}
+	lab := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	compat := []netip.Prefix{netip.MustParsePrefix("::/96"), netip.MustParsePrefix("::ffff:0:0:0/96")}
+	tests := []struct {
+		addr  string
+		admit []netip.Prefix
+		want  bool
+	}{
+		{"93.184.215.14", nil, true},
+		{"2606:2800:21f:cb07:6820:80da:af6b:8b2c", nil, true},
+		{"64:ff9b::5db8:d70e", nil, true},
+		{"2002:5db8:d70e::1", nil, true},
+		{"::ffff:93.184.215.14", nil, true},
+		{"127.0.0.1", nil, false},
+		{"10.0.0.1", nil, false},
+		{"100.64.1.1", nil, false},
+		{"169.254.169.254", nil, false},
+		{"::1", nil, false},
+		{"::", nil, false},
+		{"fd00::1", nil, false},
+		{"ff02::1", nil, false},
+		{"64:ff9b::a00:1", nil, false},
+		{"64:ff9b:1::5db8:d70e", nil, false},
+		{"2002:a00:1::1", nil, false},
+		{"::ffff:10.0.0.1", nil, false},
+		{"::ffff:127.0.0.1", nil, false},
+		{"2001:0:4136:e378:8000:63bf:80ff:fffe", nil, false},
+		// IPv4-compatible and IPv4-translated: refused whatever they embed.
+		{"::127.0.0.1", nil, false},
+		{"::10.0.0.1", nil, false},
+		{"::93.184.215.14", nil, false},
+		{"::ffff:0:10.0.0.1", nil, false},
+		{"::ffff:0:127.0.0.1", nil, false},
+		{"::ffff:0:93.184.215.14", nil, false},
+		// The lab admits its loopback ranges: the mapped form follows,
+		// the compatible and translated forms do not.
+		{"127.0.0.1", lab, true},
+		{"::ffff:127.0.0.1", lab, true},
+		{"::1", lab, true},
+		{"::127.0.0.1", lab, false},
+		{"::ffff:0:127.0.0.1", lab, false},
+		// Admitted by name, they still lead to what they embed.
+		{"::93.184.215.14", compat, true},
+		{"::ffff:0:93.184.215.14", compat, true},
+		{"::127.0.0.1", compat, false},
+		{"::ffff:0:10.0.0.1", compat, false},
 	}
-	for _, s := range []string{"127.0.0.1", "10.0.0.1", "100.64.1.1", "169.254.169.254", "::1", "fd00::1", "ff02::1",
-		"64:ff9b::a00:1", "2002:a00:1::1", "::ffff:10.0.0.1", "2001:0:4136:e378:8000:63bf:80ff:fffe"} {
-		if p.allowed(netip.MustParseAddr(s)) {
-			t.Errorf("%s allowed; want refused", s)
+	for _, tc := range tests {
+		name := tc.addr
+		if tc.admit != nil {
+			name += " admitting " + fmt.Sprint(tc.admit)
 		}
+		t.Run(name, func(t *testing.T) {
+			p := newAddressPolicy(tc.admit, []int{443})
+			if got := p.allowed(netip.MustParseAddr(tc.addr)); got != tc.want {
+				t.Errorf("allowed = %v; want %v", got, tc.want)
+			}
+		})
 	}
 }
 
@@ -128,6 +178,7 @@ func FuzzCheckRequest(f *testing.F) {
 		`{"domain":"example.org","addresses":["198.51.100.1","198.51.100.1","::ffff:198.51.100.2"]}`,
 		`{"domain":"xn--e1afmkfd.xn--p1ai","port":8443,"fingerprint":"GOLANG"}`,
 		`{"domain":"a.b","addresses":["64:ff9b::7f00:1"]}`,
+		`{"domain":"a.b","addresses":["::127.0.0.1","::ffff:0:198.51.100.3","::198.51.100.4"]}`,
 		`{"domain":"example.org."}{}`,
 		`{"domain":"` + strings.Repeat("a.", 130) + `org"}`,
 		`[1,2,3]`, `"x"`, `{"port":1e400}`, ``, `{"domain":"\u0000.org"}`,

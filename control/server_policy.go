@@ -26,7 +26,8 @@ type addressPolicy struct {
 }
 
 func newAddressPolicy(admit []netip.Prefix, ports []int) *addressPolicy {
-	return &addressPolicy{special: probe.DefaultBogons(), admit: slices.Clone(admit), ports: slices.Clone(ports)}
+	special := append(probe.DefaultBogons(), ipv4Compatible, ipv4Translated)
+	return &addressPolicy{special: special, admit: slices.Clone(admit), ports: slices.Clone(ports)}
 }
 
 // Well-known IPv6 ranges that embed an IPv4 address a gateway or relay
@@ -37,6 +38,18 @@ var (
 	nat64Prefix  = netip.MustParsePrefix("64:ff9b::/96")
 	sixToFour    = netip.MustParsePrefix("2002::/16")
 	teredoPrefix = netip.MustParsePrefix("2001::/32")
+)
+
+// IPv6 forms of an IPv4 address that no site has: IPv4-compatible
+// (::a.b.c.d, RFC 4291, deprecated; :: and ::1 are not of them) and
+// IPv4-translated (::ffff:0:a.b.c.d, RFC 2765 SIIT). A host with an
+// automatic tunnel or a translator may send them to the embedded IPv4
+// address; others send them anywhere the IPv6 route goes. The policy
+// refuses them outright (they are special ranges) unless --allow-net names
+// them, and then the embedded address must pass too.
+var (
+	ipv4Compatible = netip.MustParsePrefix("::/96")
+	ipv4Translated = netip.MustParsePrefix("::ffff:0:0:0/96")
 )
 
 // allowed reports whether the server may connect to a.
@@ -54,15 +67,20 @@ func (p *addressPolicy) allowed(a netip.Addr) bool {
 	return true
 }
 
-// embeddedIPv4 returns the IPv4 address that a NAT64, 6to4 or Teredo
-// address leads to.
+// embeddedIPv4 returns the IPv4 address that a NAT64, 6to4, Teredo,
+// IPv4-compatible or IPv4-translated address leads to.
 func embeddedIPv4(a netip.Addr) (netip.Addr, bool) {
-	if !a.Is6() {
+	if !a.Is6() || a.Is4In6() {
 		return netip.Addr{}, false
 	}
 	b := a.As16()
 	switch {
-	case nat64Prefix.Contains(a):
+	case ipv4Compatible.Contains(a):
+		if a == netip.IPv6Unspecified() || a == netip.IPv6Loopback() {
+			return netip.Addr{}, false
+		}
+		return netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]}), true
+	case ipv4Translated.Contains(a), nat64Prefix.Contains(a):
 		return netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]}), true
 	case sixToFour.Contains(a):
 		return netip.AddrFrom4([4]byte{b[2], b[3], b[4], b[5]}), true

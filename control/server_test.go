@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
 	"golang.org/x/net/netutil"
 
 	"kzprobe/control"
@@ -258,11 +259,15 @@ func TestServerRefusesSpecialRanges(t *testing.T) {
 	def := serve(t, labServerConfig(t, l))
 	cfg := labServerConfig(t, l)
 	cfg.Admit = []netip.Prefix{l.Net}
+	cfg.Rate = -1 // more requests than a burst; the rate limit has its own tests
 	admitted := serve(t, cfg)
 
 	refused := []string{"127.0.0.1", "::1", "10.10.34.34", "192.168.1.1", "172.16.0.1", "169.254.169.254",
 		"100.64.0.1", "224.0.0.1", "0.0.0.0", "255.255.255.255", "fe80::1", "fc00::1", "::ffff:127.0.0.1",
-		"64:ff9b::7f00:1", "2002:7f00:1::1", "192.0.2.1", "::"}
+		"64:ff9b::7f00:1", "2002:7f00:1::1", "192.0.2.1", "::",
+		// IPv4-compatible and IPv4-translated forms, even of an admitted
+		// address (the IPv4-mapped form is that address).
+		"::127.0.0.1", "::10.0.0.1", "::ffff:0:10.0.0.1", "::" + site.Addr.String(), "::ffff:0:" + site.Addr.String()}
 	for _, s := range refused {
 		t.Run(s, func(t *testing.T) {
 			a := post(t, admitted.client(netip.Addr{}), admitted.url, checkBody(site.Domain, l.Port, netip.MustParseAddr(s)))
@@ -296,6 +301,94 @@ func TestServerRefusesSpecialRanges(t *testing.T) {
 			t.Errorf("got %d %+v; want 200 with a trusted chain", a.status, a.check)
 		}
 	})
+}
+
+// TestServerOwnAnswersEmbeddingIPv4 gives the server a resolver whose AAAA
+// answers are IPv4-compatible and IPv4-translated forms of loopback, a
+// private and an admitted address: the server records each and dials none
+// (the dialer under its policy, which records and sends nothing, is never
+// asked).
+func TestServerOwnAnswersEmbeddingIPv4(t *testing.T) {
+	t.Parallel()
+	l := startLab(t)
+	site, _ := l.Site("clean-1.example")
+	hostile := []netip.Addr{
+		netip.MustParseAddr("::127.0.0.1"),
+		netip.MustParseAddr("::10.0.0.1"),
+		netip.MustParseAddr("::ffff:0:10.0.0.1"),
+		netip.MustParseAddr("::ffff:0:127.0.0.1"),
+		netip.MustParseAddr("::" + site.Addr.String()),
+		netip.MustParseAddr("::ffff:0:" + site.Addr.String()),
+	}
+	resolver := startDNS(t, func(q dns.Question) []dns.RR {
+		if q.Qtype != dns.TypeAAAA {
+			return nil
+		}
+		var rrs []dns.RR
+		for _, a := range hostile {
+			rrs = append(rrs, &dns.AAAA{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: 60}, AAAA: a.AsSlice()})
+		}
+		return rrs
+	})
+	var (
+		mu     sync.Mutex
+		dialed []string
+	)
+	cfg := labServerConfig(t, l)
+	cfg.Admit = []netip.Prefix{l.Net}
+	cfg.MaxAddresses = len(hostile)
+	cfg.Resolver = &probe.DNSResolver{Exchanger: dnsx.NewDNSExchanger(resolver, loopback), Timeout: 10 * time.Second, Retries: 1}
+	cfg.Dial = func(ctx context.Context, network, address string) (net.Conn, error) {
+		// What the policy lets through is recorded, never sent: these
+		// addresses are not the test's to reach.
+		mu.Lock()
+		dialed = append(dialed, address)
+		mu.Unlock()
+		return nil, fmt.Errorf("test: not dialling %s", address)
+	}
+	s := serve(t, cfg)
+	a := post(t, s.client(netip.Addr{}), s.url, checkBody("embedded.example", l.Port))
+	if a.status != http.StatusOK {
+		t.Fatalf("status %d (%+v)", a.status, a.err)
+	}
+	if got := probe.Addrs(a.check.Queries); len(got) != len(hostile) {
+		t.Fatalf("own answers %v; want the %d hostile ones", got, len(hostile))
+	}
+	for _, h := range hostile {
+		e := endpoint(t, a.check, h)
+		if f := e.TCPConnect.Status.Failure; f == nil || *f != failure.BlockedByAllowNet || e.TLSHandshake != nil {
+			t.Errorf("endpoint %s: %+v; want the connect refused as %s", h, e.TCPConnect, failure.BlockedByAllowNet)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(dialed) != 0 {
+		t.Errorf("the server dialled %v", dialed)
+	}
+}
+
+// startDNS runs a UDP DNS server on loopback that answers each question
+// with answer's records (none: an empty answer) and returns its address.
+func startDNS(t testing.TB, answer func(dns.Question) []dns.RR) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan struct{})
+	srv := &dns.Server{PacketConn: pc, NotifyStartedFunc: func() { close(started) },
+		Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+			m := new(dns.Msg)
+			m.SetReply(r)
+			for _, q := range r.Question {
+				m.Answer = append(m.Answer, answer(q)...)
+			}
+			w.WriteMsg(m)
+		})}
+	go srv.ActivateAndServe()
+	<-started
+	t.Cleanup(func() { srv.Shutdown() })
+	return pc.LocalAddr().String()
 }
 
 // TestServerAbuse sends each kind of bad request and checks the
