@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -210,20 +211,40 @@ func (c *Client) dial(ctx context.Context, network, addr string) (net.Conn, erro
 // Check asks the server about one target and returns the report: the
 // server's answer, or the failure. It retries a 429 or 503 whose
 // Retry-After fits the context's deadline, at most maxAttempts times.
+//
+// It submits only addresses the server can use: an IPv6 address that
+// embeds an IPv4 one (NAT64, 6to4, Teredo, IPv4-compatible or -translated)
+// names a gateway or relay of the probe's network, and the server refuses
+// the whole request when what it embeds is special. Those, and the
+// addresses beyond MaxAddresses, are recorded in the report's NotChecked
+// with req.NotChecked, and the server still answers about the rest and
+// its own answers. Special-purpose addresses are the caller's to leave out
+// (the engine does, knowing which the user admitted).
 func (c *Client) Check(ctx context.Context, req measurement.ControlRequest, t0 time.Time) *measurement.ControlReport {
 	rep := &measurement.ControlReport{Server: c.server, Addresses: []string{}, T0: since(t0)}
 	defer func() { rep.T = since(t0) }()
-	addrs := req.Addresses
-	if len(addrs) > c.maxAddresses() {
-		addrs = addrs[:c.maxAddresses()]
-	}
+	rep.NotChecked = append([]measurement.ControlNotChecked{}, req.NotChecked...)
 	port := req.Port
 	if port == 0 {
 		port = 443
 	}
 	body := CheckRequest{Version: APIVersion, Domain: req.Domain, Port: port, Addresses: []string{}, Fingerprint: req.Fingerprint}
-	for _, a := range addrs {
-		body.Addresses = append(body.Addresses, a.Unmap().String())
+	for _, a := range req.Addresses {
+		a = a.Unmap()
+		reason := ""
+		switch _, embeds := embeddedIPv4(a); {
+		case embeds:
+			reason = measurement.NotCheckedIPv6Transition
+		case len(body.Addresses) == c.maxAddresses():
+			reason = measurement.NotCheckedOverLimit
+		}
+		if reason != "" {
+			rep.NotChecked = append(rep.NotChecked, measurement.ControlNotChecked{Address: a.String(), Reason: reason})
+			continue
+		}
+		if s := a.String(); !slices.Contains(body.Addresses, s) {
+			body.Addresses = append(body.Addresses, s)
+		}
 	}
 	rep.Addresses = body.Addresses
 	raw := encodeCheckRequest(body)

@@ -882,6 +882,74 @@ func TestClient(t *testing.T) {
 	})
 }
 
+// TestClientSubmitsGlobalUnicastOnly gives the real client the answers of a
+// DNS64 network in front of a block page (NAT64, and 6to4, Teredo,
+// IPv4-compatible and -translated forms of private and loopback addresses)
+// beside the site's own: the server refused the whole request for them
+// (403) and the outside view was lost. The client submits the site's
+// address only, the server answers, and the report names every address
+// left out with its reason.
+func TestClientSubmitsGlobalUnicastOnly(t *testing.T) {
+	t.Parallel()
+	l := startLab(t)
+	site, _ := l.Site("clean-1.example")
+	other, _ := l.Site("wikipedia.org")
+	cfg := labServerConfig(t, l)
+	cfg.Admit = []netip.Prefix{l.Net}
+	s := serve(t, cfg)
+	pool := x509.NewCertPool()
+	pool.AddCert(s.ts.Certificate())
+	transition := []string{
+		"64:ff9b::a0a:2222",                    // NAT64 of the block page 10.10.34.34
+		"64:ff9b::5db8:d70e",                   // NAT64 of a public address: a gateway of the probe's network
+		"2002:a0a:2222::1",                     // 6to4
+		"2001:0:4136:e378:8000:63bf:80ff:fffe", // Teredo of 127.0.0.1
+		"::127.0.0.1",                          // IPv4-compatible
+		"::ffff:0:10.0.0.1",                    // IPv4-translated
+	}
+	req := measurement.ControlRequest{Domain: site.Domain, Port: l.Port, Addresses: []netip.Addr{site.Addr},
+		// The engine leaves out special-purpose addresses itself.
+		NotChecked: []measurement.ControlNotChecked{{Address: "10.10.34.34", Reason: measurement.NotCheckedSpecialPurpose}}}
+	want := slices.Clone(req.NotChecked)
+	for _, a := range transition {
+		req.Addresses = append(req.Addresses, netip.MustParseAddr(a))
+		want = append(want, measurement.ControlNotChecked{Address: netip.MustParseAddr(a).String(), Reason: measurement.NotCheckedIPv6Transition})
+	}
+	req.Addresses = append(req.Addresses, other.Addr)
+	want = append(want, measurement.ControlNotChecked{Address: other.Addr.String(), Reason: measurement.NotCheckedOverLimit})
+
+	c, err := control.NewClient(s.url, control.ClientOptions{RootCAs: pool, Dial: loopback, MaxAddresses: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := c.Check(context.Background(), req, time.Now())
+	if r.Failure != nil || r.StatusCode != http.StatusOK || r.Response == nil {
+		t.Fatalf("report: failure %v, HTTP %d %s; want an answer", str(r.Failure), r.StatusCode, r.ErrorCode)
+	}
+	if fmt.Sprint(r.Addresses) != "["+site.Addr.String()+"]" {
+		t.Errorf("submitted %v; want [%s]", r.Addresses, site.Addr)
+	}
+	if !slices.Equal(r.NotChecked, want) {
+		t.Errorf("not checked:\n got %v\nwant %v", r.NotChecked, want)
+	}
+	if !r.Endpoint(site.Addr).Trusted() {
+		t.Errorf("endpoint %+v; want a trusted chain", r.Endpoint(site.Addr))
+	}
+	// The record says it in JSON.
+	data, err := json.Marshal(r)
+	if err != nil || !strings.Contains(string(data), `"not_checked":[{"address":"10.10.34.34","reason":"special_purpose"},{"address":"64:ff9b::a0a:2222","reason":"ipv6_transition"}`) {
+		t.Errorf("JSON %s, %v; want not_checked with addresses and reasons", data, err)
+	}
+}
+
+func str(p *string) string {
+	if p == nil {
+		return "<nil>"
+	}
+	return *p
+}
+
 var loopback = guard.New(netip.MustParsePrefix("127.0.0.0/8")).Dialer(nil)
 
 func TestNewClientRejects(t *testing.T) {

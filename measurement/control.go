@@ -38,7 +38,37 @@ type ControlRequest struct {
 	// Fingerprint is the ClientHello fingerprint the server uses; empty
 	// means the server's default ("chrome").
 	Fingerprint string
+	// NotChecked are the locally resolved addresses the caller left out
+	// (special-purpose ones), for the report to record.
+	NotChecked []ControlNotChecked
 }
+
+// ControlNotChecked is a locally resolved address that the probe did not
+// submit to the control server, and why: the server would refuse the
+// whole request for it (403), or could only reach something else there.
+type ControlNotChecked struct {
+	// Address is the IP address.
+	Address string `json:"address"`
+	// Reason is one of the NotChecked* reasons.
+	Reason string `json:"reason"`
+}
+
+// Reasons a locally resolved address is not submitted to a control server.
+const (
+	// NotCheckedSpecialPurpose: a special-purpose address (a bogon:
+	// loopback, private, link-local, documentation, ...), which a control
+	// server does not connect to.
+	NotCheckedSpecialPurpose = "special_purpose"
+	// NotCheckedIPv6Transition: an IPv6 address that embeds an IPv4 one
+	// (NAT64, 6to4, Teredo, IPv4-compatible, IPv4-translated). It names
+	// a gateway or relay of the probe's network rather than the site, so
+	// the outside view of it says nothing of the site; the server's own
+	// answers give the site's addresses instead.
+	NotCheckedIPv6Transition = "ipv6_transition"
+	// NotCheckedOverLimit: beyond the most addresses one request may
+	// submit.
+	NotCheckedOverLimit = "over_limit"
+)
 
 // ControlReport is test_keys.control: what one control server said about
 // the target, or why it said nothing.
@@ -47,6 +77,9 @@ type ControlReport struct {
 	Server string `json:"server"`
 	// Addresses are the addresses submitted, in order.
 	Addresses []string `json:"addresses"`
+	// NotChecked are the locally resolved addresses not submitted, each
+	// with its reason; the server's own answers may still include them.
+	NotChecked []ControlNotChecked `json:"not_checked"`
 	// Failure is null when the server answered with a response for this
 	// target. Otherwise it is the transport failure (e.g.
 	// generic_timeout_error, ssl_unknown_authority) or "unknown_failure:

@@ -177,7 +177,8 @@ func (p *Prober) Measure(ctx context.Context, domain string, port int) *measurem
 		addrs = addrs[:p.maxAddresses()]
 	}
 	if p.ControlServer != nil {
-		req := measurement.ControlRequest{Domain: domain, Port: port, Addresses: p.submittable(addrs), Fingerprint: p.fingerprints()[0]}
+		submit, notChecked := p.submittable(addrs)
+		req := measurement.ControlRequest{Domain: domain, Port: port, Addresses: submit, NotChecked: notChecked, Fingerprint: p.fingerprints()[0]}
 		wg.Go(func() { tk.Control = p.ControlServer.Check(ctx, req, start) })
 	}
 	p.handshakeAll(ctx, tk, domain, addrs, port, start)
@@ -253,21 +254,24 @@ func sameChain(hs []measurement.TLSHandshake, certs []measurement.BinaryData) in
 	return -1
 }
 
-// submittable returns the addresses worth sending to the control server:
+// submittable returns the addresses worth sending to the control server,
 // those that are not bogons (a bogon is never consistent, and a control
-// server refuses it anyway).
-func (p *Prober) submittable(addrs []netip.Addr) []netip.Addr {
+// server refuses the whole request for it), and the others as not
+// checked. The control client leaves out more (measurement.ControlNotChecked).
+func (p *Prober) submittable(addrs []netip.Addr) (submit []netip.Addr, notChecked []measurement.ControlNotChecked) {
 	bogons := p.Consistency.Bogons
 	if bogons == nil {
 		bogons = DefaultBogons()
 	}
-	out := []netip.Addr{}
+	submit = []netip.Addr{}
 	for _, a := range addrs {
 		if !IsBogon(a, bogons) || IsBogon(a, p.Consistency.Exempt) {
-			out = append(out, a)
+			submit = append(submit, a)
+		} else {
+			notChecked = append(notChecked, measurement.ControlNotChecked{Address: a.String(), Reason: measurement.NotCheckedSpecialPurpose})
 		}
 	}
-	return out
+	return submit, notChecked
 }
 
 // handshakeAll runs every (address, fingerprint) pair concurrently and

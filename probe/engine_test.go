@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"kzprobe/control"
 	"kzprobe/dnsx"
 	"kzprobe/lab"
@@ -376,6 +378,74 @@ func TestControlServerConfirmsInterception(t *testing.T) {
 	})
 	if err != nil || st.Lines != 1 || st.Bad != 0 {
 		t.Fatalf("read %+v: %v", st, err)
+	}
+}
+
+// TestControlServerGetsGlobalUnicastOnly measures a site through a local
+// resolver of a DNS64 network that also answers the block page: its A
+// answers are the site's address and 10.10.34.34, its AAAA answers the
+// NAT64 and 6to4 forms of 10.10.34.34. The control server refused the
+// whole request for them (403) and the outside view was lost; now only the
+// site's address is submitted, the server answers, and the record names
+// the others with their reasons.
+func TestControlServerGetsGlobalUnicastOnly(t *testing.T) {
+	t.Parallel()
+	l, p := startLab(t, lab.DefaultScenario())
+	p = withControlServer(t, l, p)
+	site, _ := l.Site("clean-1.example")
+	bogon := netip.MustParseAddr(lab.BogonAddr)
+	transition := []netip.Addr{netip.MustParseAddr("64:ff9b::a0a:2222"), netip.MustParseAddr("2002:a0a:2222::1")}
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		q := r.Question[0]
+		hdr := dns.RR_Header{Name: q.Name, Rrtype: q.Qtype, Class: dns.ClassINET, Ttl: 60}
+		switch q.Qtype {
+		case dns.TypeA:
+			for _, a := range []netip.Addr{site.Addr, bogon} {
+				m.Answer = append(m.Answer, &dns.A{Hdr: hdr, A: a.AsSlice()})
+			}
+		case dns.TypeAAAA:
+			for _, a := range transition {
+				m.Answer = append(m.Answer, &dns.AAAA{Hdr: hdr, AAAA: a.AsSlice()})
+			}
+		}
+		w.WriteMsg(m)
+	})}
+	started := make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(started) }
+	go srv.ActivateAndServe()
+	<-started
+	t.Cleanup(func() { srv.Shutdown() })
+	// The guard of the connects stays the lab's: the probe's own connects
+	// to the bogon and the transition addresses are refused before any
+	// packet.
+	q := *p
+	dnsAddr := netip.MustParseAddrPort(pc.LocalAddr().String())
+	q.Local = &probe.DNSResolver{Exchanger: dnsx.NewDNSExchanger(dnsAddr.String(), guard.New(netip.PrefixFrom(dnsAddr.Addr(), 32)).Dialer(nil)), Timeout: 2 * time.Second, Retries: 1}
+
+	tk := q.Measure(context.Background(), site.Domain, 0).TestKeys
+	c := tk.Control
+	if c == nil || c.Failure != nil || c.StatusCode != 200 || c.Response == nil {
+		t.Fatalf("test_keys.control = %+v; want an answer", c)
+	}
+	if fmt.Sprint(c.Addresses) != "["+site.Addr.String()+"]" {
+		t.Errorf("submitted %v; want [%s]", c.Addresses, site.Addr)
+	}
+	want := []measurement.ControlNotChecked{
+		{Address: bogon.String(), Reason: measurement.NotCheckedSpecialPurpose},
+		{Address: transition[0].String(), Reason: measurement.NotCheckedIPv6Transition},
+		{Address: transition[1].String(), Reason: measurement.NotCheckedIPv6Transition},
+	}
+	if !slices.Equal(c.NotChecked, want) {
+		t.Errorf("not checked %v; want %v", c.NotChecked, want)
+	}
+	if !c.Endpoint(site.Addr).Trusted() {
+		t.Errorf("control endpoint %+v; want a trusted chain", c.Endpoint(site.Addr))
 	}
 }
 
