@@ -142,6 +142,9 @@ func (h dnsHandler) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	if hostile == DNSManyAnswers {
 		addManyAnswers(m)
 	}
+	if l.echo && h.view == viewLocal && hostile == "" {
+		echoClientSubnet(m, w.RemoteAddr())
+	}
 	if udp {
 		if !sleep(l.latency, l.done) {
 			return
@@ -157,4 +160,25 @@ func (h dnsHandler) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		return
 	}
 	w.WriteMsg(m)
+}
+
+// echoClientSubnet adds to m an EDNS client-subnet option (RFC 7871)
+// holding the whole of the client's address, as a resolver that echoes
+// the subnet it forwarded does (Config.EchoClient).
+func echoClientSubnet(m *dns.Msg, client net.Addr) {
+	ap, err := netip.ParseAddrPort(client.String())
+	if err != nil {
+		return
+	}
+	a := ap.Addr().Unmap()
+	ecs := &dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: 1, SourceNetmask: 32, Address: a.AsSlice()}
+	if a.Is6() {
+		ecs.Family, ecs.SourceNetmask = 2, 128
+	}
+	opt := m.IsEdns0()
+	if opt == nil {
+		m.SetEdns0(1232, false)
+		opt = m.IsEdns0()
+	}
+	opt.Option = append(opt.Option, ecs)
 }

@@ -61,6 +61,12 @@ type Config struct {
 	// DNSPort is the local resolver's UDP and TCP port. Zero means 53 if
 	// it can be bound, else a free high port.
 	DNSPort int
+	// EchoClient makes the network leak the client's address into raw
+	// evidence: the middlebox writes it into every leaf it forges
+	// ([PKI.ForgeFor]), and the local resolver echoes it, as a /32 (or
+	// /128), in an EDNS client-subnet option of every answer it gives
+	// normally. Verdicts are those of the scenario without it.
+	EchoClient bool
 	// ErrorLog receives the servers' errors (TLS handshakes that failed,
 	// and the like). Nil means they are discarded: a lab sees many on
 	// purpose.
@@ -121,6 +127,7 @@ type Lab struct {
 
 	latency  time.Duration
 	dnsDrop  float64
+	echo     bool // Config.EchoClient
 	errorLog *log.Logger
 	dohAddr  netip.Addr
 	control  *controlServer
@@ -218,6 +225,7 @@ func start(cfg Config, sc Scenario, pki *PKI, certs []*tls.Certificate, prefix n
 		PKI:               pki,
 		latency:           sc.Latency,
 		dnsDrop:           sc.DNSDrop,
+		echo:              cfg.EchoClient,
 		errorLog:          cfg.ErrorLog,
 		dohAddr:           hostAddr(prefix, hostDoH),
 		byName:            make(map[string]int),

@@ -168,6 +168,11 @@ func (l *Lab) behaviourFor(hello *ClientHello) (behaviour, name string) {
 // connection to the interception HTTP server.
 func (l *Lab) intercept(c net.Conn, raw []byte, name, mode string) {
 	cert, err := l.PKI.Forge(name, mode)
+	if l.echo {
+		if ap, perr := netip.ParseAddrPort(c.RemoteAddr().String()); perr == nil {
+			cert, err = l.PKI.ForgeFor(name, mode, ap.Addr())
+		}
+	}
 	if err != nil {
 		c.Close()
 		return

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -355,6 +356,71 @@ func TestIPv6Sites(t *testing.T) {
 		t.Run("closed for SNI "+strconv.Quote(sni), func(t *testing.T) {
 			if _, err := handshake(t, l, v6, sni, 5*time.Second); err == nil || isConnReset(err) || errors.Is(err, os.ErrDeadlineExceeded) {
 				t.Errorf("err %v; want the connection closed (not reset, not a timeout)", err)
+			}
+		})
+	}
+}
+
+// TestEchoClient: with Config.EchoClient the middlebox writes the client's
+// address into the leaf it forges (subject, DNS and IP names) and the
+// local resolver echoes it in a client-subnet option; without it neither
+// does, and the chain verifies the same way.
+func TestEchoClient(t *testing.T) {
+	t.Parallel()
+	for _, echo := range []bool{false, true} {
+		t.Run(fmt.Sprintf("echo=%v", echo), func(t *testing.T) {
+			t.Parallel()
+			l := startLab(t, Config{EchoClient: echo})
+			// The client dials from a lab address of its own, as the
+			// probe's --bind does.
+			client := hostAddr(l.Net, 250)
+			s := mustSite(t, l, "rutracker.org")
+			d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: client.AsSlice()}}
+			raw, err := d.Dial("tcp", netip.AddrPortFrom(s.Addr, uint16(l.Port)).String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := tls.Client(raw, &tls.Config{ServerName: s.Domain, InsecureSkipVerify: true})
+			defer c.Close()
+			if err := c.Handshake(); err != nil {
+				t.Fatal(err)
+			}
+			chain := c.ConnectionState().PeerCertificates
+			leaf := chain[0]
+			if err := verifyChain(chain, pool(l.PKI.ISCARoot), s.Domain, time.Now()); err != nil {
+				t.Errorf("forged chain does not verify against the ISCA root: %v", err)
+			}
+			named := strings.Contains(leaf.Subject.String(), client.String()) &&
+				slices.Contains(leaf.DNSNames, strings.ReplaceAll(client.String(), ".", "-")+".client.lab.test") &&
+				len(leaf.IPAddresses) == 1 && leaf.IPAddresses[0].Equal(client.AsSlice())
+			if named != echo {
+				t.Errorf("leaf %s (DNS %v, IP %v) names the client %s: %v; want %v", leaf.Subject, leaf.DNSNames, leaf.IPAddresses, client, named, echo)
+			}
+
+			q := new(dns.Msg)
+			q.SetQuestion(dns.Fqdn(s.Domain), dns.TypeA)
+			q.SetEdns0(1232, false)
+			dc := &dns.Client{Net: "udp", Dialer: &net.Dialer{LocalAddr: &net.UDPAddr{IP: client.AsSlice()}}, Timeout: 5 * time.Second}
+			m, _, err := dc.Exchange(q, l.LocalDNS)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := gotAnswer(t, m); got.addr != s.Addr {
+				t.Errorf("answer %v; want %s", got, s.Addr)
+			}
+			var ecs *dns.EDNS0_SUBNET
+			if opt := m.IsEdns0(); opt != nil {
+				for _, o := range opt.Option {
+					if e, ok := o.(*dns.EDNS0_SUBNET); ok {
+						ecs = e
+					}
+				}
+			}
+			switch {
+			case echo && (ecs == nil || ecs.SourceNetmask != 32 || !ecs.Address.Equal(client.AsSlice())):
+				t.Errorf("client subnet %v; want %s/32", ecs, client)
+			case !echo && ecs != nil:
+				t.Errorf("client subnet %v without EchoClient", ecs)
 			}
 		})
 	}

@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/netip"
+	"strings"
 	"sync"
 	"time"
 )
@@ -201,6 +203,12 @@ func newSerial() (*big.Int, error) {
 // issue makes a leaf for the given DNS names and IP addresses signed by
 // parent, and returns it with chain appended (the intermediates to send).
 func (p *PKI) issue(parent *x509.Certificate, parentKey crypto.Signer, from, to time.Time, names []string, ips []net.IP, chain ...*x509.Certificate) (*tls.Certificate, error) {
+	return p.issueEdited(nil, parent, parentKey, from, to, names, ips, chain...)
+}
+
+// issueEdited is issue with edit, when not nil, applied to the template
+// before it is signed.
+func (p *PKI) issueEdited(edit func(*x509.Certificate), parent *x509.Certificate, parentKey crypto.Signer, from, to time.Time, names []string, ips []net.IP, chain ...*x509.Certificate) (*tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("lab: pki: %w", err)
@@ -226,6 +234,9 @@ func (p *PKI) issue(parent *x509.Certificate, parentKey crypto.Signer, from, to 
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,
 		AuthorityKeyId:        parent.SubjectKeyId,
+	}
+	if edit != nil {
+		edit(tmpl)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), parentKey)
 	if err != nil {
@@ -272,6 +283,33 @@ func (p *PKI) Forge(name, mode string) (*tls.Certificate, error) {
 			return p.issue(p.CorporateRoot, p.corporateKey, from, to, []string{name}, nil)
 		}
 		return nil, fmt.Errorf("lab: pki: %q is not an interception mode", mode)
+	})
+}
+
+// ForgeFor is [PKI.Forge] by a middlebox that writes the client's address
+// into the leaf it forges: in the subject (organizational unit "client
+// ADDR"), as a DNS name (ADDR dashed, under client.lab.test) and as an IP
+// address. The leaf is as valid for name as Forge's.
+func (p *PKI) ForgeFor(name, mode string, client netip.Addr) (*tls.Certificate, error) {
+	if name == "" {
+		return nil, errors.New("lab: pki: cannot forge a leaf without a name")
+	}
+	client = client.Unmap()
+	parent, key, chain := p.ISCAIntermediate, crypto.Signer(p.iscaIntKey), []*x509.Certificate{p.ISCAIntermediate}
+	switch mode {
+	case forgeISCA:
+	case forgeExpired:
+		parent, key, chain = p.ISCAExpiredIntermediate, p.iscaExpiredKey, []*x509.Certificate{p.ISCAExpiredIntermediate}
+	case forgeCorporate:
+		parent, key, chain = p.CorporateRoot, p.corporateKey, nil
+	default:
+		return nil, fmt.Errorf("lab: pki: %q is not an interception mode", mode)
+	}
+	dashed := strings.NewReplacer(".", "-", ":", "-").Replace(client.String()) + ".client." + labZone
+	return p.cached(forgeKey{name, mode + " for " + client.String()}, func() (*tls.Certificate, error) {
+		from, to := p.Now.Add(-time.Hour), p.Now.Add(leafValidity)
+		edit := func(t *x509.Certificate) { t.Subject.OrganizationalUnit = []string{"client " + client.String()} }
+		return p.issueEdited(edit, parent, key, from, to, []string{name, dashed}, []net.IP{client.AsSlice()}, chain...)
 	})
 }
 
