@@ -20,7 +20,11 @@
 // no omitempty: null means success. Raw evidence is kept so that the
 // records can be judged again offline: the DNS response as received, every
 // certificate of the presented chain as DER ([BinaryData], base64 in
-// JSON). Times inside a record (t0, t) are seconds since the measurement
+// JSON). The one exception is raw bytes that hold the probe's own address
+// (a forged leaf naming the client, an echoed client subnet): [Withhold],
+// run after the verdict, replaces such a field by null and keeps beside it
+// a [Withheld] (or [WithheldCertificate], with the facts the verdict was
+// drawn from). Times inside a record (t0, t) are seconds since the measurement
 // started; the envelope's times are UTC in [TimeLayout].
 //
 // The Go structs are the schema. A change to a field's name, type or

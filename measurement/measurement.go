@@ -117,8 +117,12 @@ type DNSQuery struct {
 	Rcode *int `json:"rcode"`
 	// Failure is null on success.
 	Failure *string `json:"failure"`
-	// RawResponse is the response message as received.
+	// RawResponse is the response message as received; null when none
+	// arrived or when it was withheld (RawResponseWithheld).
 	RawResponse BinaryData `json:"raw_response"`
+	// RawResponseWithheld, present only then, stands for a response left
+	// out because it holds the probe's address ([Withhold]).
+	RawResponseWithheld *Withheld `json:"raw_response_withheld,omitempty"`
 	// TransactionID is the DNS message ID used.
 	TransactionID uint16 `json:"transaction_id"`
 	// Attempts counts the tries this round trip took (retries, TCP fallback).
@@ -241,8 +245,13 @@ type TLSHandshake struct {
 	NegotiatedProtocol string `json:"negotiated_protocol"`
 	// NoTLSVerify is always true: the chain is judged afterwards.
 	NoTLSVerify bool `json:"no_tls_verify"`
-	// PeerCertificates is the presented chain, in order, every certificate.
+	// PeerCertificates is the presented chain, in order, every certificate;
+	// an entry is null where the certificate was withheld
+	// (WithheldCertificates).
 	PeerCertificates []BinaryData `json:"peer_certificates"`
+	// WithheldCertificates, present only then, stands for the certificates
+	// left out because they hold the probe's address ([Withhold]).
+	WithheldCertificates []WithheldCertificate `json:"withheld_certificates,omitempty"`
 	// PeerCertificatesTruncated is true when the chain was cut to the
 	// configured bounds (count or bytes).
 	PeerCertificatesTruncated bool    `json:"peer_certificates_truncated"`

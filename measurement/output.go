@@ -27,6 +27,11 @@ type Writer struct {
 	// before it is written: the privacy scrubber removes the probe's own
 	// addresses from every field, failure strings included.
 	Filter func(line []byte) []byte
+	// Redact, when set before the first Write, is called on each
+	// measurement before it is encoded and may change it: the privacy
+	// layer withholds raw fields that hold the probe's address
+	// ([Withhold]). It is called from concurrent Writes.
+	Redact func(m *Measurement)
 
 	mu           sync.Mutex
 	w            io.Writer
@@ -47,6 +52,9 @@ func NewWriter(w io.Writer, syncInterval time.Duration) *Writer {
 // every later Write returns that error (the run must stop: measurements
 // would otherwise be lost silently).
 func (w *Writer) Write(m *Measurement) error {
+	if w.Redact != nil {
+		w.Redact(m)
+	}
 	buf := lineBuffers.Get().(*bytes.Buffer)
 	defer putLineBuffer(buf)
 	buf.Reset()
