@@ -290,7 +290,13 @@ func endWithNewline(f *os.File) error {
 }
 
 // runProbe is `kzprobe run` after flag parsing.
-func runProbe(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr io.Writer) error {
+func runProbe(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr io.Writer) (err error) {
+	// Every byte for the terminal goes through the privacy scrubber, and
+	// so does the error returned; the JSONL is scrubbed by its writer.
+	priv := newPrivacy(cfg, stdout, stderr)
+	jsonlStdout := stdout
+	stdout, stderr = priv.stdout, priv.stderr
+	defer func() { err = priv.scrubErr(err) }()
 	start := time.Now()
 	w, err := buildProber(cfg, start, softwareVersion())
 	if err != nil {
@@ -321,15 +327,18 @@ func runProbe(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr 
 		fmt.Fprintln(stderr)
 	}
 
-	out, outPath, closeOut, err := openOutput(cfg.Run.Output, start, stdout)
+	out, outPath, closeOut, err := openOutput(cfg.Run.Output, start, jsonlStdout)
 	if err != nil {
 		return err
 	}
 	defer closeOut()
 	writer := measurement.NewWriter(out, cfg.Run.SyncInterval)
-	if err := applyVantage(ctx, cfg, w.prober, w.dial, writer, stderr); err != nil {
+	public, err := applyVantage(ctx, cfg, w.prober, w.dial, stderr)
+	if err != nil {
 		return err
 	}
+	priv.addPublic(cfg, public)
+	priv.apply(writer)
 
 	table := stdout
 	if outPath == "-" {

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -141,7 +140,7 @@ type progress struct {
 
 func newProgress(w io.Writer, quiet bool) *progress {
 	on := false
-	if f, ok := w.(*os.File); ok && !quiet {
+	if f, ok := terminalFile(w); ok && !quiet {
 		on = term.IsTerminal(int(f.Fd()))
 	}
 	return &progress{w: w, on: on, start: time.Now()}

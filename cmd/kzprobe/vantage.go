@@ -11,7 +11,6 @@ import (
 
 	"github.com/miekg/dns"
 
-	"kzprobe/measurement"
 	"kzprobe/probe"
 	"kzprobe/probe/guard"
 	"kzprobe/vantage"
@@ -35,16 +34,16 @@ func bindDialer(bind string) guard.DialFunc {
 }
 
 // applyVantage fills in where the probe is (ASN, country, network, and the
-// resolver's network) and sets up the privacy scrubber on the writer. The
-// configured values win field by field; otherwise the public address,
-// learned from the whoami DNS server or else from the control server, is
-// looked up in the local MMDB files. The
-// public address itself is never written unless include_ip is set.
-func applyVantage(ctx context.Context, cfg *Config, p *probe.Prober, dial guard.DialFunc, w *measurement.Writer, log io.Writer) error {
+// resolver's network), and returns the public address for the privacy
+// scrubber. The configured values win field by field; otherwise the
+// public address, learned from the whoami DNS server or else from the
+// control server, is looked up in the local MMDB files. The public address
+// itself is never written unless include_ip is set.
+func applyVantage(ctx context.Context, cfg *Config, p *probe.Prober, dial guard.DialFunc, log io.Writer) (netip.Addr, error) {
 	v := cfg.Vantage
 	db, err := vantage.Open(v.ASNDB, v.CountryDB)
 	if err != nil {
-		return fmt.Errorf("%w: vantage: %v", ErrConfig, err)
+		return netip.Addr{}, fmt.Errorf("%w: vantage: %v", ErrConfig, err)
 	}
 	defer db.Close()
 
@@ -97,27 +96,13 @@ func applyVantage(ctx context.Context, cfg *Config, p *probe.Prober, dial guard.
 		e.ProbeCC = ""
 	}
 
-	// The scrubber hides the public address and every local address of
-	// this machine (and the bound source address) from all output.
-	var hide []netip.Addr
 	if v.IncludeIP {
 		e.ProbeIP = public.String()
 		if !public.IsValid() {
 			e.ProbeIP = ""
 		}
-	} else if public.IsValid() {
-		hide = append(hide, public)
 	}
-	if b, err := netip.ParseAddr(cfg.Network.Bind); err == nil && !v.IncludeIP {
-		hide = append(hide, b)
-	}
-	if !v.IncludeIP {
-		hide = append(hide, localAddrs()...)
-	}
-	if sc := vantage.NewScrubber(hide...); !sc.Empty() {
-		w.Filter = sc.ScrubBytes
-	}
-	return nil
+	return public, nil
 }
 
 // localAddrs lists this machine's own non-loopback addresses (a local
