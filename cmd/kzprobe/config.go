@@ -228,7 +228,7 @@ var settings = []setting{
 	{"vantage.country_db", "", "country-db", "", "MMDB `file` to look up the country of your public address, locally"},
 	{"vantage.whoami", "", "whoami", "", "`ip:port` of a whoami DNS server, to learn your public address for --asn-db/--country-db"},
 	{"vantage.whoami_name", "", "", "", ""},
-	{"vantage.include_ip", false, "include-ip", "", "write your public IP address into the measurements (off: it is scrubbed everywhere)"},
+	{"vantage.include_ip", false, "include-ip", "", "write your public IP address into the measurements and keep raw certificates and DNS answers that hold it (off: it is scrubbed from the output and the terminal, and such raw fields are withheld)"},
 	{"vantage.no_asn", false, "no-asn", "", "leave the network (ASN and name) out of the measurements"},
 	{"vantage.no_cc", false, "no-cc", "", "leave the country out of the measurements"},
 }
