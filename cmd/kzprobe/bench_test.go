@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"maps"
 	"math"
+	"os/exec"
 	"testing"
 	"time"
+
+	"kzprobe/bench"
 )
 
 // TestBenchSmoke runs `kzprobe bench` on 20 targets of the mix scenario
@@ -15,11 +19,11 @@ import (
 func TestBenchSmoke(t *testing.T) {
 	var out, errOut bytes.Buffer
 	a := benchArgs{n: 20, parallel: 8, rtt: 5 * time.Millisecond, timeout: 2 * time.Second,
-		scenario: benchMix, json: true, baselineOps: 5, controlServer: true, labInProcess: true}
+		scenario: bench.ScenarioMix, json: true, baselineOps: 5, controlServer: true, labInProcess: true}
 	if err := runBench(context.Background(), a, &out, &errOut); err != nil {
 		t.Fatalf("runBench: %v\n%s", err, errOut.String())
 	}
-	var r benchResult
+	var r bench.Result
 	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
 		t.Fatalf("output is not JSON: %v\n%s", err, out.String())
 	}
@@ -43,5 +47,30 @@ func TestBenchSmoke(t *testing.T) {
 	if r.Cores <= 0 || r.CPUFloor <= 0 || r.WallOverLimit == nil ||
 		*r.WallOverLimit != r.Wall/max(r.Bound, r.CPUFloor) {
 		t.Errorf("CPU floor or limit missing: %+v", r)
+	}
+}
+
+// TestBenchLabProcess runs the real binary's `kzprobe bench`, whose lab
+// runs in a child process (`kzprobe bench --lab-only`), and checks the run
+// and the lab's own CPU were measured.
+func TestBenchLabProcess(t *testing.T) {
+	cmd := exec.Command(kzprobeBinary(t), "bench", "--n", "14", "--parallel", "7", "--rtt", "0", "--baseline-ops", "3", "--json")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("kzprobe bench: %v\n%s", err, stderr.String())
+	}
+	var r bench.Result
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, out)
+	}
+	// 14 targets over the 7 behaviours of mix: 2 of each.
+	want := map[string]int{"ok": 2, "mitm_isca": 4, "mitm_other": 2, "tls_blocking": 4, "dns_tampering": 2}
+	if r.Written != 14 || !maps.Equal(r.Verdicts, want) {
+		t.Errorf("written %d, verdicts %v; want 14, %v", r.Written, r.Verdicts, want)
+	}
+	if r.LabInProcess || r.LabCPU <= 0 || r.BaselineCPU <= 0 {
+		t.Errorf("lab in process %v, lab CPU %v s, baseline %v ms; want a child process with its CPU, and a baseline", r.LabInProcess, r.LabCPU, r.BaselineCPU)
 	}
 }

@@ -3,7 +3,8 @@
 //
 // This package only parses flags and configuration, wires the probe's
 // parts together and prints; the measurement logic lives in probe/,
-// dnsx/ (DNS transports), control/, targets/ and lab/.
+// dnsx/ (DNS transports), control/, targets/ and lab/, the bench harness in
+// bench/.
 package main
 
 import (

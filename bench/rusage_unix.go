@@ -1,6 +1,6 @@
 //go:build unix
 
-package main
+package bench
 
 import (
 	"runtime"
@@ -29,15 +29,4 @@ func peakRSSMiB() float64 {
 		kib /= 1024
 	}
 	return kib / 1024
-}
-
-// openFileLimit is the most files this process may open (the soft
-// RLIMIT_NOFILE, which Go raises to the hard limit at start); false when
-// unknown or unlimited.
-func openFileLimit() (uint64, bool) {
-	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur >= 1<<62 {
-		return 0, false
-	}
-	return uint64(rl.Cur), true
 }

@@ -1,0 +1,133 @@
+package bench
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"kzprobe/probe"
+	"kzprobe/probe/chain"
+	"kzprobe/probe/guard"
+)
+
+// baselineTimeout bounds one baseline connect and one handshake: loopback,
+// so only a machine that has stopped makes it expire.
+const baselineTimeout = 10 * time.Second
+
+// baseline is the CPU reference of a run: one handshake of the engine's
+// own with the lab's baseline origin, from the dial to the judgement of
+// the chain.
+type baseline struct {
+	addr      netip.Addr
+	port      int
+	connector *probe.Connector
+	handshake *probe.Handshaker
+	analyzer  *chain.Analyzer
+}
+
+// newBaseline prepares the baseline against the lab of info: its baseline
+// origin, judged against the lab's public root, over loopback only.
+func newBaseline(info labInfo) (*baseline, error) {
+	b := &baseline{port: info.Port}
+	for _, s := range info.Sites {
+		if s.Domain == "*."+baseZone {
+			b.addr = s.OriginAddr
+		}
+	}
+	if !b.addr.IsValid() {
+		return nil, errors.New("the lab has no baseline site")
+	}
+	pem, err := os.ReadFile(info.Files.PublicRoot)
+	if err != nil {
+		return nil, fmt.Errorf("the lab's public root: %w", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("the lab's public root: %s holds no PEM certificate", info.Files.PublicRoot)
+	}
+	kb, err := chain.Default()
+	if err != nil {
+		return nil, fmt.Errorf("loading the embedded knowledge base: %w", err)
+	}
+	g, err := guard.Parse("127.0.0.0/8")
+	if err != nil {
+		return nil, err
+	}
+	b.connector = &probe.Connector{Dial: g.Dialer(nil), Timeout: baselineTimeout}
+	b.handshake = &probe.Handshaker{Timeout: baselineTimeout}
+	b.analyzer = chain.NewAnalyzer(roots, kb)
+	return b, nil
+}
+
+// one connects, hand-shakes with the default fingerprint for the i-th
+// baseline name and judges the chain, which must be trusted.
+func (b *baseline) one(ctx context.Context, i int) error {
+	name := fmt.Sprintf("b%d.%s", i, baseZone)
+	t0 := time.Now()
+	conn, c := b.connector.Connect(ctx, b.addr, b.port, t0)
+	if conn == nil {
+		return fmt.Errorf("connect: %s", deref(c.Status.Failure))
+	}
+	h := b.handshake.Handshake(ctx, conn, name, probe.DefaultFingerprint, t0)
+	if h.Failure != nil {
+		return fmt.Errorf("handshake: %s", *h.Failure)
+	}
+	der := make([][]byte, len(h.PeerCertificates))
+	for j, c := range h.PeerCertificates {
+		der[j] = c
+	}
+	if j := b.analyzer.Judge(der, name, t0); !j.Trusted {
+		return fmt.Errorf("the baseline chain is not trusted: %s", deref(j.TrustFailure))
+	}
+	return nil
+}
+
+// cpuPerOp runs ops baseline operations par at a time, after one to warm
+// up (and fail early), and returns the client CPU per operation, s.
+func (b *baseline) cpuPerOp(ctx context.Context, ops, par int) (float64, error) {
+	if err := b.one(ctx, -1); err != nil {
+		return 0, err
+	}
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+		next     = make(chan int)
+	)
+	cpu0 := cpuSeconds()
+	for range par {
+		wg.Go(func() {
+			for i := range next {
+				if err := b.one(ctx, i); err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for i := range ops {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	cpu := cpuSeconds() - cpu0
+	if firstErr != nil {
+		return 0, firstErr
+	}
+	return cpu / float64(ops), nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "<nil>"
+	}
+	return *s
+}
