@@ -126,95 +126,52 @@ Logs go to stderr, one structured record per request, never the request body.`,
 	return cmd
 }
 
-// runControlServe is `kzprobe control serve` after flag parsing.
+// runControlServe is `kzprobe control serve` after flag parsing: it checks
+// the flags and reads the files they name, builds the server and serves
+// until ctx is done.
 func runControlServe(ctx context.Context, a controlServeArgs, stderr io.Writer) error {
-	var handler slog.Handler
-	switch a.logFormat {
-	case "text":
-		handler = slog.NewTextHandler(stderr, nil)
-	case "json":
-		handler = slog.NewJSONHandler(stderr, nil)
-	default:
-		return usageError("--log-format %q: want text or json", a.logFormat)
+	logger, err := newLogger(a.logFormat, stderr)
+	if err != nil {
+		return err
 	}
-	logger := slog.New(handler)
+	g, err := loadGuard(a.config)
+	if err != nil {
+		return err
+	}
+	p, err := a.parse()
+	if err != nil {
+		return err
+	}
+	srv, closeResolver, err := a.newServer(p, g.Dialer(nil), logger)
+	if err != nil {
+		return err
+	}
+	defer closeResolver()
+	return serveControl(ctx, srv, a, p, g, logger)
+}
 
-	cfg, err := loadConfig(a.config, nil, nil)
-	if err != nil {
-		return err
-	}
-	g, err := guard.Parse(cfg.Network.Allow...)
-	if err != nil {
-		return fmt.Errorf("%w: network.allow: %v", ErrConfig, err)
-	}
-	dial := g.Dialer(nil)
-	admit, err := parsePrefixes("--allow-net", a.allowNet)
-	if err != nil {
-		return err
-	}
-	proxies, err := parsePrefixes("--trusted-proxy", a.trustedProxies)
-	if err != nil {
-		return err
-	}
-	if err := checkListen(a.listen); err != nil {
-		return err
-	}
-	token := a.token
-	if a.tokenFile != "" {
-		if token != "" {
-			return usageError("give --token or --token-file, not both")
-		}
-		data, err := os.ReadFile(a.tokenFile)
-		if err != nil {
-			return usageError("--token-file: %v", err)
-		}
-		if token = strings.TrimSpace(string(data)); token == "" {
-			return usageError("--token-file %s is empty", a.tokenFile)
-		}
-	}
-	var tlsConfig *tls.Config
-	switch {
-	case a.insecureHTTP && (a.tlsCert != "" || a.tlsKey != ""):
-		return usageError("--insecure-http serves plain HTTP: drop --tls-cert and --tls-key")
-	case a.insecureHTTP:
-	case a.tlsCert == "" || a.tlsKey == "":
-		return usageError("--tls-cert and --tls-key are required (or --insecure-http behind a TLS-terminating proxy)")
-	default:
-		cert, err := tls.LoadX509KeyPair(a.tlsCert, a.tlsKey)
-		if err != nil {
-			return usageError("loading --tls-cert/--tls-key: %v", err)
-		}
-		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	}
-
-	var resolverRoots *x509.CertPool
-	if a.resolverCA != "" {
-		if resolverRoots, err = loadPool(a.resolverCA, "--resolver-ca"); err != nil {
-			return err
-		}
-	}
-	trust, err := loadTrust(a.trustRoots)
-	if err != nil {
-		return err
-	}
+// newServer builds the control server: its own resolver (--resolver, with
+// the public fallbacks when it is the default), dialling through dial, and
+// the limits of the flags. closeResolver ends the resolver's connections.
+func (a controlServeArgs) newServer(p controlServeFiles, dial guard.DialFunc, logger *slog.Logger) (srv *control.Server, closeResolver func() error, err error) {
 	specs := []dnsx.Spec{{URL: a.resolver, ServerName: controlName(a.resolver, a.resolverName)}}
 	if a.resolver == dnsx.DefaultControl().URL && a.resolverName == "" {
 		specs = append(specs, dnsx.DefaultFallbacks()...)
 	}
-	ex, err := dnsx.NewWithFallbacks(specs, dnsx.Options{RootCAs: resolverRoots, Dial: dial})
+	ex, err := dnsx.NewWithFallbacks(specs, dnsx.Options{RootCAs: p.resolverRoots, Dial: dial})
 	if err != nil {
-		return usageError("--resolver: %v", err)
+		return nil, nil, usageError("--resolver: %v", err)
 	}
-	defer ex.Close()
 	kb, err := chain.Default()
 	if err != nil {
-		return fmt.Errorf("loading the embedded knowledge base: %w", err)
+		ex.Close()
+		return nil, nil, fmt.Errorf("loading the embedded knowledge base: %w", err)
 	}
-	srv, err := control.NewServer(control.ServerConfig{
+	srv, err = control.NewServer(control.ServerConfig{
 		Resolver:       &probe.DNSResolver{Exchanger: ex},
 		Dial:           dial,
-		Analyzer:       chain.NewAnalyzer(trust, kb),
-		Admit:          admit,
+		Analyzer:       chain.NewAnalyzer(p.trust, kb),
+		Admit:          p.admit,
 		Ports:          a.ports,
 		MaxAddresses:   a.maxAddresses,
 		MaxBodyBytes:   a.maxBody,
@@ -223,29 +180,140 @@ func runControlServe(ctx context.Context, a controlServeArgs, stderr io.Writer) 
 		MaxConcurrent:  a.maxConcurrent,
 		MaxConns:       a.maxConns,
 		Deadline:       a.deadline,
-		Token:          token,
-		TrustedProxies: proxies,
+		Token:          p.token,
+		TrustedProxies: p.proxies,
 		Logger:         logger,
 	})
 	if err != nil {
-		return usageError("%v", err)
+		ex.Close()
+		return nil, nil, usageError("%v", err)
 	}
+	return srv, ex.Close, nil
+}
 
+// newLogger is the server's structured log on stderr, in format "text"
+// or "json".
+func newLogger(format string, stderr io.Writer) (*slog.Logger, error) {
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(stderr, nil)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(stderr, nil)), nil
+	}
+	return nil, usageError("--log-format %q: want text or json", format)
+}
+
+// loadGuard is the network guard of the config file's network.allow (or
+// KZPROBE_NETWORK_ALLOW): the only key `control serve` reads from it.
+func loadGuard(configFile string) (*guard.Guard, error) {
+	cfg, err := loadConfig(configFile, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	g, err := guard.Parse(cfg.Network.Allow...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: network.allow: %v", ErrConfig, err)
+	}
+	return g, nil
+}
+
+// controlServeFiles is what the flags of `control serve` say once parsed
+// and the files they name read.
+type controlServeFiles struct {
+	admit, proxies []netip.Prefix
+	token          string
+	// tlsConfig is the server's certificate; nil means plain HTTP.
+	tlsConfig *tls.Config
+	// resolverRoots verify --resolver (nil: the embedded bundle); trust
+	// judges the sites' chains (nil: the embedded bundle).
+	resolverRoots, trust *x509.CertPool
+}
+
+// parse checks the flags that need more than their type and reads the
+// files they name, before the server is built.
+func (a controlServeArgs) parse() (controlServeFiles, error) {
+	var p controlServeFiles
+	var err error
+	if p.admit, err = parsePrefixes("--allow-net", a.allowNet); err != nil {
+		return p, err
+	}
+	if p.proxies, err = parsePrefixes("--trusted-proxy", a.trustedProxies); err != nil {
+		return p, err
+	}
+	if err := checkListen(a.listen); err != nil {
+		return p, err
+	}
+	if p.token, err = a.readToken(); err != nil {
+		return p, err
+	}
+	if p.tlsConfig, err = a.serverTLS(); err != nil {
+		return p, err
+	}
+	if a.resolverCA != "" {
+		if p.resolverRoots, err = loadPool(a.resolverCA, "--resolver-ca"); err != nil {
+			return p, err
+		}
+	}
+	p.trust, err = loadTrust(a.trustRoots)
+	return p, err
+}
+
+// readToken is the bearer token of --token or --token-file; empty means
+// none.
+func (a controlServeArgs) readToken() (string, error) {
+	if a.tokenFile == "" {
+		return a.token, nil
+	}
+	if a.token != "" {
+		return "", usageError("give --token or --token-file, not both")
+	}
+	data, err := os.ReadFile(a.tokenFile)
+	if err != nil {
+		return "", usageError("--token-file: %v", err)
+	}
+	token := strings.TrimSpace(string(data))
+	if token == "" {
+		return "", usageError("--token-file %s is empty", a.tokenFile)
+	}
+	return token, nil
+}
+
+// serverTLS is the server's TLS configuration from --tls-cert and
+// --tls-key; nil with --insecure-http.
+func (a controlServeArgs) serverTLS() (*tls.Config, error) {
+	switch {
+	case a.insecureHTTP && (a.tlsCert != "" || a.tlsKey != ""):
+		return nil, usageError("--insecure-http serves plain HTTP: drop --tls-cert and --tls-key")
+	case a.insecureHTTP:
+		return nil, nil
+	case a.tlsCert == "" || a.tlsKey == "":
+		return nil, usageError("--tls-cert and --tls-key are required (or --insecure-http behind a TLS-terminating proxy)")
+	}
+	cert, err := tls.LoadX509KeyPair(a.tlsCert, a.tlsKey)
+	if err != nil {
+		return nil, usageError("loading --tls-cert/--tls-key: %v", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// serveControl listens on --listen and serves srv until ctx is done, then
+// lets the checks in progress end (within --deadline) before returning.
+func serveControl(ctx context.Context, srv *control.Server, a controlServeArgs, p controlServeFiles, g *guard.Guard, logger *slog.Logger) error {
 	ln, err := net.Listen("tcp", a.listen)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", a.listen, err)
 	}
 	ln = netutil.LimitListener(ln, max(a.maxConns, 1))
-	hs := srv.HTTPServer(tlsConfig)
+	hs := srv.HTTPServer(p.tlsConfig)
 	scheme := "https"
-	if tlsConfig == nil {
+	if p.tlsConfig == nil {
 		scheme = "http"
 	}
 	logger.Info("control server listening", "url", scheme+"://"+ln.Addr().String(), "api", control.CheckPath,
-		"ports", a.ports, "allow_net", admit, "guard", g.String(), "token", token != "")
+		"ports", a.ports, "allow_net", p.admit, "guard", g.String(), "token", p.token != "")
 	errc := make(chan error, 1)
 	go func() {
-		if tlsConfig != nil {
+		if p.tlsConfig != nil {
 			errc <- hs.ServeTLS(ln, "", "")
 		} else {
 			errc <- hs.Serve(ln)

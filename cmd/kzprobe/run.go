@@ -91,7 +91,50 @@ func buildProber(cfg *Config, start time.Time, version string) (*wiring, error) 
 	}
 	dial := g.Dialer(bindDialer(cfg.Network.Bind))
 	w := &wiring{dial: dial}
+	analyzer, err := newAnalyzer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	local, err := newLocalResolver(cfg, dial)
+	if err != nil {
+		return nil, err
+	}
+	controlResolver, controlServer, err := w.addControl(cfg)
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	w.prober = &probe.Prober{
+		Local:           local,
+		Control:         controlResolver,
+		ControlServer:   controlServer,
+		Connector:       &probe.Connector{Dial: dial, Timeout: cfg.TLS.Timeout},
+		Handshaker:      &probe.Handshaker{Timeout: cfg.TLS.Timeout},
+		Analyzer:        analyzer,
+		Fingerprints:    cfg.TLS.Fingerprints,
+		SmallHelloRetry: cfg.TLS.SmallHelloRetry,
+		MaxAddresses:    cfg.TLS.MaxAddresses,
+		Port:            cfg.Targets.Port,
+		// A run confined to some ranges (the lab: loopback) treats
+		// answers in them as ordinary addresses, not bogons.
+		Consistency: probe.ConsistencyOptions{Exempt: g.Prefixes()},
+		Timeout:     cfg.Run.TargetTimeout,
+		Envelope: probe.Envelope{
+			ReportID:         probe.NewReportID(start, cfg.Vantage.CC),
+			SoftwareVersion:  version,
+			ProbeASN:         cfg.Vantage.ASN,
+			ProbeCC:          cfg.Vantage.CC,
+			ProbeNetworkName: cfg.Vantage.Network,
+			TestStartTime:    start,
+		},
+	}
+	return w, nil
+}
 
+// newAnalyzer is the chain judge: the trust store (tls.trust_roots or the
+// embedded Mozilla bundle) and the embedded knowledge of the interception
+// PKI with interception.extra_roots added.
+func newAnalyzer(cfg *Config) (*chain.Analyzer, error) {
 	trust, err := loadTrust(cfg.TLS.TrustRoots)
 	if err != nil {
 		return nil, err
@@ -109,7 +152,12 @@ func buildProber(cfg *Config, start time.Time, version string) (*wiring, error) 
 			return nil, fmt.Errorf("%w: interception.extra_roots: %s: %v", ErrConfig, f, err)
 		}
 	}
+	return chain.NewAnalyzer(trust, kb), nil
+}
 
+// newLocalResolver is the network's own resolver: dns.resolver (port 53
+// when it names none), else the first nameserver of dns.resolv_conf.
+func newLocalResolver(cfg *Config, dial guard.DialFunc) (*probe.DNSResolver, error) {
 	resolver := cfg.DNS.Resolver
 	if resolver == "" {
 		servers, err := dnsx.ReadResolvConf(cfg.DNS.ResolvConf)
@@ -120,17 +168,23 @@ func buildProber(cfg *Config, start time.Time, version string) (*wiring, error) 
 	} else if a, err := netip.ParseAddr(resolver); err == nil {
 		resolver = netip.AddrPortFrom(a, 53).String()
 	}
-	local := &probe.DNSResolver{
+	return &probe.DNSResolver{
 		Exchanger: dnsx.NewDNSExchanger(resolver, dial),
 		Timeout:   cfg.DNS.Timeout,
 		Retries:   cfg.DNS.Retries,
-	}
+	}, nil
+}
 
-	var controlRoots *x509.CertPool
+// addControl builds the view from outside: the control resolver
+// (control.url, then control.fallbacks) and, when control.server is set,
+// the control server's client, both dialled through w.dial and closed
+// with w.
+func (w *wiring) addControl(cfg *Config) (*probe.DNSResolver, probe.ControlServer, error) {
+	var roots *x509.CertPool
 	if cfg.Control.CA != "" {
-		controlRoots, err = loadPool(cfg.Control.CA, "control.ca")
-		if err != nil {
-			return nil, err
+		var err error
+		if roots, err = loadPool(cfg.Control.CA, "control.ca"); err != nil {
+			return nil, nil, err
 		}
 	}
 	specs := []dnsx.Spec{{URL: cfg.Control.URL, ServerName: controlName(cfg.Control.URL, cfg.Control.Name)}}
@@ -138,54 +192,26 @@ func buildProber(cfg *Config, start time.Time, version string) (*wiring, error) 
 		u, name, _ := strings.Cut(f, "#")
 		specs = append(specs, dnsx.Spec{URL: u, ServerName: name})
 	}
-	ex, err := dnsx.NewWithFallbacks(specs, dnsx.Options{RootCAs: controlRoots, Dial: dial, Timeout: cfg.DNS.Timeout})
+	ex, err := dnsx.NewWithFallbacks(specs, dnsx.Options{RootCAs: roots, Dial: w.dial, Timeout: cfg.DNS.Timeout})
 	if err != nil {
-		return nil, fmt.Errorf("%w: control.url: %v", ErrConfig, err)
+		return nil, nil, fmt.Errorf("%w: control.url: %v", ErrConfig, err)
 	}
 	w.closers = append(w.closers, ex)
-
-	controlResolver := &probe.DNSResolver{Exchanger: ex, Timeout: cfg.DNS.Timeout, Retries: cfg.DNS.Retries}
-	var controlServer probe.ControlServer
-	if cfg.Control.Server != "" {
-		// The control server's certificate is checked against the same
-		// roots as the control resolver's (control.ca), and a host name in
-		// its URL is resolved by the control resolver, never the local one.
-		c, err := control.NewClient(cfg.Control.Server, control.ClientOptions{
-			Token: cfg.Control.Token, RootCAs: controlRoots, Dial: dial, Resolver: controlResolver,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("%w: control.server: %v", ErrConfig, err)
-		}
-		w.closers = append(w.closers, c)
-		controlServer = c
+	resolver := &probe.DNSResolver{Exchanger: ex, Timeout: cfg.DNS.Timeout, Retries: cfg.DNS.Retries}
+	if cfg.Control.Server == "" {
+		return resolver, nil, nil
 	}
-
-	// A run confined to some ranges (the lab: loopback) treats answers in
-	// them as ordinary addresses, not bogons.
-	cons := probe.ConsistencyOptions{Exempt: g.Prefixes()}
-	w.prober = &probe.Prober{
-		Local:           local,
-		Control:         controlResolver,
-		ControlServer:   controlServer,
-		Connector:       &probe.Connector{Dial: dial, Timeout: cfg.TLS.Timeout},
-		Handshaker:      &probe.Handshaker{Timeout: cfg.TLS.Timeout},
-		Analyzer:        chain.NewAnalyzer(trust, kb),
-		Fingerprints:    cfg.TLS.Fingerprints,
-		SmallHelloRetry: cfg.TLS.SmallHelloRetry,
-		MaxAddresses:    cfg.TLS.MaxAddresses,
-		Port:            cfg.Targets.Port,
-		Consistency:     cons,
-		Timeout:         cfg.Run.TargetTimeout,
-		Envelope: probe.Envelope{
-			ReportID:         probe.NewReportID(start, cfg.Vantage.CC),
-			SoftwareVersion:  version,
-			ProbeASN:         cfg.Vantage.ASN,
-			ProbeCC:          cfg.Vantage.CC,
-			ProbeNetworkName: cfg.Vantage.Network,
-			TestStartTime:    start,
-		},
+	// The control server's certificate is checked against the same roots
+	// as the control resolver's (control.ca), and a host name in its URL
+	// is resolved by the control resolver, never the local one.
+	c, err := control.NewClient(cfg.Control.Server, control.ClientOptions{
+		Token: cfg.Control.Token, RootCAs: roots, Dial: w.dial, Resolver: resolver,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: control.server: %v", ErrConfig, err)
 	}
-	return w, nil
+	w.closers = append(w.closers, c)
+	return resolver, c, nil
 }
 
 // controlName is the TLS name to verify for the control at rawURL: name
