@@ -335,3 +335,10 @@ const (
 	// VerdictError: the probe could not decide.
 	VerdictError Verdict = "error"
 )
+
+// Verdicts returns the verdict vocabulary, in the order of the constants
+// above.
+func Verdicts() []Verdict {
+	return []Verdict{VerdictOK, VerdictMITMISCA, VerdictMITMOther, VerdictDNSTampering,
+		VerdictTLSBlocking, VerdictTCPBlocking, VerdictDown, VerdictError}
+}

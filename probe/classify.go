@@ -14,13 +14,35 @@ import (
 )
 
 // Classify turns one target's observations into a verdict and a short
-// reason. It is a pure function of m: no network, no clock, no globals, so
-// verdicts can be recomputed from a file of measurements (DESIGN step 6).
+// reason: the verdict and reason of [Decide]. It is a pure function of m:
+// no network, no clock, no globals, so verdicts can be recomputed from a
+// file of measurements.
+func Classify(m *measurement.Measurement) (measurement.Verdict, string) {
+	d := Decide(m)
+	return d.Verdict, d.Reason
+}
+
+// Decision is the outcome of the verdict rules for one measurement.
+type Decision struct {
+	// Code names the rule that decided.
+	Code ReasonCode
+	// Verdict is the rule's verdict.
+	Verdict measurement.Verdict
+	// Reason says in a few words why, citing the facts the rule read
+	// (failures, the interception root, what the control server saw). It
+	// is what the record keeps as verdict_reason.
+	Reason string
+}
+
+// Decide runs the verdict rules ([VerdictRules]) over m in order and
+// returns the decision of the first that matches; the last rule always
+// matches. Like Classify, it is a pure function of m.
 //
 // It reads m.TestKeys: Queries and ControlQueries, DNSConsistency,
 // TCPConnect, TLSHandshakes, Chains (the chain judgement of each
-// handshake, made beforehand by probe/chain) and Control (the control
-// server's report, when one was asked). The rules, in order:
+// handshake, made beforehand by probe/chain), Interception and Control
+// (the control server's report, when one was asked). The rules go by
+// stage, and each stage ends with a rule that matches whatever reached it:
 //
 //  1. The local resolver gave no address: "down" when the control fails
 //     the same way, "dns_tampering" when the control answers, "error" when
@@ -39,7 +61,12 @@ import (
 //  6. A completed handshake presented an untrusted chain: "mitm_other".
 //  7. Otherwise "ok".
 //
-// Rules 3-6 need consistent DNS: when the control failed (consistency
+// The small-hello retry's handshakes (TLSHandshake.SmallHelloRetry) count
+// only when no configured fingerprint completed a handshake, and then only
+// when their chain is evidence of interception; a trusted chain there
+// leaves the verdict at "tls_blocking".
+//
+// Stages 3-6 need consistent DNS: when the control failed (consistency
 // unknown) they give "error", since an address the control cannot confirm
 // may not belong to the domain at all, except that a chain trusted for the
 // domain proves the address serves it ("ok").
@@ -48,12 +75,12 @@ import (
 // it saw from outside, and the reason cites both views ("control saw a
 // trusted chain at the same address"):
 //
-//   - rules 3 and 4 give "down" when the control server tried and failed
+//   - stages 3 and 4 give "down" when the control server tried and failed
 //     too: it attempted some address, completed no handshake, failed
 //     everywhere in a definite way (refused, reset, a TLS error; a timeout
 //     is no proof, since the control's own deadline may have cut it), and
 //     either DNS is consistent or it tried its own resolver's answers;
-//   - rule 6 requires that the control's chain differs: when the control
+//   - stage 6 requires that the control's chain differs: when the control
 //     server was served the same leaf certificate (at the same address, or
 //     else at any address), the untrusted chain is the site's own and the
 //     verdict is "down" (it fails from outside too), not "mitm_other";
@@ -65,161 +92,264 @@ import (
 //     reason ip_valid_from_control ([IPValidFromControl]).
 //
 // Without a control server the rules are exactly the above.
-func Classify(m *measurement.Measurement) (measurement.Verdict, string) {
-	tk := &m.TestKeys
-	cons := tk.DNSConsistency
-	status, reason := measurement.Unknown, measurement.ReasonBothFailed
-	if cons != nil {
-		status, reason = cons.Status, cons.Reason
+func Decide(m *measurement.Measurement) Decision {
+	f := newFacts(&m.TestKeys)
+	for i := range verdictRules {
+		r := &verdictRules[i]
+		if r.match(f) {
+			return Decision{Code: r.Code, Verdict: r.Verdict, Reason: r.reason(f)}
+		}
 	}
-	localAddrs := len(Addrs(tk.Queries)) > 0
-	controlAddrs := len(Addrs(tk.ControlQueries)) > 0
+	panic("probe: no verdict rule matched; the last rule must match everything")
+}
 
-	if !localAddrs {
-		lf := firstFailure(queryFailures(tk.Queries))
-		switch {
-		case status == measurement.Consistent || (!controlAddrs && lf != "" && lf == firstFailure(queryFailures(tk.ControlQueries))):
-			return measurement.VerdictDown, "the name fails from the control resolver too (" + orNone(lf) + ")"
-		case controlAddrs:
-			return measurement.VerdictDNSTampering, "local resolver gave no address (" + orNone(lf) + ") while the control answered"
-		default:
-			return measurement.VerdictError, "both resolvers failed: local " + orNone(lf) + ", control " + orNone(firstFailure(queryFailures(tk.ControlQueries)))
-		}
-	}
-	if status == measurement.Inconsistent {
-		r := "local answers inconsistent with the control (" + reason + ")"
-		if in := tk.Interception; in != nil {
-			r += "; chain leads to " + rootLabel(in.RootName, in.RootSHA1)
-		}
-		if ip, ok := firstEndpoint(tk.Control, Addrs(tk.Queries)); ok {
-			r += "; " + controlView(tk.Control, ip, "at the local address "+ip.String())
-		} else if tk.Control != nil && tk.Control.Response == nil {
-			r += "; " + controlView(tk.Control, netip.Addr{}, "")
-		}
-		return measurement.VerdictDNSTampering, r
-	}
-	confirmed := status == measurement.Consistent
+// facts are what the verdict rules read, gathered from the test keys. The
+// cheap ones are computed at once; the others on first use, so that the
+// common path (a completed handshake on consistent DNS) counts no failures
+// and compares nothing with the control.
+type facts struct {
+	tk *measurement.TestKeys
+	// status and consistency are the DNS consistency's status and reason;
+	// unknown, both_failed when it was not computed.
+	status      measurement.ConsistencyStatus
+	consistency string
+	// confirmed: the control confirmed the local addresses (consistent DNS).
+	confirmed bool
+	// hasLocal and hasControl: the local and control resolvers gave an
+	// address.
+	hasLocal, hasControl bool
+	// connected: some TCP connect succeeded.
+	connected bool
 
-	connected := false
+	localDNS, controlDNS, connectFailure memo[string]
+	controlDown                          memo[controlFailure]
+	handshakes                           memo[handshakeSets]
+	note                                 memo[string]
+	untrusted                            memo[untrustedChain]
+	compared                             memo[controlComparison]
+}
+
+func newFacts(tk *measurement.TestKeys) *facts {
+	f := &facts{tk: tk, status: measurement.Unknown, consistency: measurement.ReasonBothFailed}
+	if c := tk.DNSConsistency; c != nil {
+		f.status, f.consistency = c.Status, c.Reason
+	}
+	f.confirmed = f.status == measurement.Consistent
+	f.hasLocal = len(Addrs(tk.Queries)) > 0
+	f.hasControl = len(Addrs(tk.ControlQueries)) > 0
 	for _, c := range tk.TCPConnect {
-		if c.Status.Success {
-			connected = true
-		}
+		f.connected = f.connected || c.Status.Success
 	}
-	if !connected {
-		f := firstFailure(connectFailures(tk.TCPConnect))
-		if f == failure.BlockedByAllowNet {
-			// Our own guard, not the network, refused: nothing was measured.
-			return measurement.VerdictError, "every address is outside --allow-net (" + f + "); nothing was sent"
-		}
-		r := "no TCP connect succeeded (" + orNone(f) + ")"
-		if down, cf := controlFailsToo(tk.Control, confirmed); down {
-			return measurement.VerdictDown, r + "; the control server fails too (" + orNone(cf) + ")"
-		}
-		if !confirmed {
-			return measurement.VerdictError, r + unconfirmed(tk, " and", firstConnectIP(tk))
-		}
-		return measurement.VerdictTCPBlocking, r + controlSuffix(tk, firstConnectIP(tk))
-	}
+	return f
+}
 
-	// The handshakes with the configured fingerprints decide, except that
-	// the small-hello retry's chain counts as evidence of interception.
-	var done, failed, retried []int
-	for i, h := range tk.TLSHandshakes {
-		switch {
-		case h.SmallHelloRetry && h.Failure == nil:
-			retried = append(retried, i)
-		case h.SmallHelloRetry:
-		case h.Failure == nil:
-			done = append(done, i)
-		default:
-			failed = append(failed, i)
-		}
-	}
-	retryNote := ""
-	if len(done) == 0 && len(retried) > 0 {
-		retryNote = "; every configured fingerprint was refused (" + orNone(firstFailure(handshakeFailures(tk.TLSHandshakes))) +
-			") and a small ClientHello got through"
-		if i := retried[0]; tk.Interception != nil || (i < len(tk.Chains) && tk.Chains[i] != nil && !tk.Chains[i].Trusted) {
-			// The interception shows only to a small hello: judge it.
-			done, failed = retried, nil
-		} else {
-			retryNote += " with a trusted chain: the hello's size, not the name, is refused"
-		}
-	}
-	if len(done) == 0 {
-		r := "TCP connected but every TLS handshake failed (" + orNone(firstFailure(handshakeFailures(tk.TLSHandshakes))) + ")" + retryNote
-		if in := tk.Interception; in != nil {
-			// A chain taken from a handshake that then failed (recovered
-			// from the wire, or the retry's): the evidence is recorded, but
-			// no connection was intercepted end to end.
-			r += "; the chain presented before the failure " + leadsTo(in)
-		}
-		if down, cf := controlFailsToo(tk.Control, confirmed); down {
-			return measurement.VerdictDown, r + "; the control server fails too (" + orNone(cf) + ")"
-		}
-		ip := firstConnectIP(tk)
-		if len(tk.TLSHandshakes) > 0 {
-			ip = handshakeIP(tk.TLSHandshakes[0], ip)
-		}
-		if !confirmed {
-			return measurement.VerdictError, r + unconfirmed(tk, " and", ip)
-		}
-		return measurement.VerdictTLSBlocking, r + controlSuffix(tk, ip)
-	}
-	note := retryNote
-	if len(failed) > 0 {
-		note = fmt.Sprintf("; %d of %d handshakes failed (%s)", len(failed), len(tk.TLSHandshakes),
-			firstFailure(handshakeFailures(tk.TLSHandshakes)))
-	}
+// memo holds a value computed on first use.
+type memo[T any] struct {
+	done bool
+	v    T
+}
 
-	if in := tk.Interception; in != nil {
-		r := "chain " + leadsTo(in)
-		if in.BrowserErrorEvenWithRootInstalled {
-			r += "; error even with the root installed: " + strings.Join(in.BrowserErrorReasons, ",")
-		}
-		ip := firstConnectIP(tk)
+func (m *memo[T]) get(compute func() T) T {
+	if !m.done {
+		m.v, m.done = compute(), true
+	}
+	return m.v
+}
+
+// localFailure is the local queries' most frequent failure.
+func (f *facts) localFailure() string {
+	return f.localDNS.get(func() string { return firstFailure(queryFailures(f.tk.Queries)) })
+}
+
+// controlFailure is the control queries' most frequent failure.
+func (f *facts) controlFailure() string {
+	return f.controlDNS.get(func() string { return firstFailure(queryFailures(f.tk.ControlQueries)) })
+}
+
+// tcpFailure is the TCP connects' most frequent failure.
+func (f *facts) tcpFailure() string {
+	return f.connectFailure.get(func() string { return firstFailure(connectFailures(f.tk.TCPConnect)) })
+}
+
+// controlFailure is whether the control server tried and failed too (see
+// controlFailsToo), with its most frequent failure.
+type controlFailure struct {
+	down    bool
+	failure string
+}
+
+func (f *facts) controlFails() controlFailure {
+	return f.controlDown.get(func() controlFailure {
+		down, cf := controlFailsToo(f.tk.Control, f.confirmed)
+		return controlFailure{down, cf}
+	})
+}
+
+// handshakeSets partitions the handshakes: done and failed index the
+// handshakes that decide (those of the configured fingerprints, or the
+// small-hello retry's when it alone shows interception); retryNote says
+// what the retry found, "" when it did not count.
+type handshakeSets struct {
+	done, failed []int
+	retryNote    string
+}
+
+func (f *facts) handshakeSets() handshakeSets {
+	return f.handshakes.get(func() handshakeSets {
+		tk := f.tk
+		var s handshakeSets
+		var retried []int
 		for i, h := range tk.TLSHandshakes {
-			if i < len(tk.Chains) && tk.Chains[i] != nil && tk.Chains[i].Interception != nil {
-				ip = handshakeIP(h, ip)
-				break
+			switch {
+			case h.SmallHelloRetry && h.Failure == nil:
+				retried = append(retried, i)
+			case h.SmallHelloRetry:
+			case h.Failure == nil:
+				s.done = append(s.done, i)
+			default:
+				s.failed = append(s.failed, i)
 			}
 		}
-		if !confirmed {
-			return measurement.VerdictError, r + unconfirmed(tk, ", but", ip)
+		if len(s.done) == 0 && len(retried) > 0 {
+			s.retryNote = "; every configured fingerprint was refused (" + orNone(firstFailure(handshakeFailures(tk.TLSHandshakes))) +
+				") and a small ClientHello got through"
+			if i := retried[0]; tk.Interception != nil || (i < len(tk.Chains) && tk.Chains[i] != nil && !tk.Chains[i].Trusted) {
+				// The interception shows only to a small hello: judge it.
+				s.done, s.failed = retried, nil
+			} else {
+				s.retryNote += " with a trusted chain: the hello's size, not the name, is refused"
+			}
 		}
-		return measurement.VerdictMITMISCA, r + controlSuffix(tk, ip) + trustedElsewhere(tk, done) + note
-	}
+		return s
+	})
+}
 
-	untrusted, at := "", -1
-	for _, i := range done {
-		if i < len(tk.Chains) && tk.Chains[i] != nil && !tk.Chains[i].Trusted {
-			untrusted, at = orNone(derefOr(tk.Chains[i].TrustFailure, "untrusted")), i
-			break
+// noHandshake: no handshake that decides completed.
+func (f *facts) noHandshake() bool { return len(f.handshakeSets().done) == 0 }
+
+// handshakeNote ends the reason of a verdict made on completed
+// handshakes: how many others failed, or what the small-hello retry found.
+func (f *facts) handshakeNote() string {
+	return f.note.get(func() string {
+		s := f.handshakeSets()
+		if len(s.failed) > 0 {
+			return fmt.Sprintf("; %d of %d handshakes failed (%s)", len(s.failed), len(f.tk.TLSHandshakes),
+				firstFailure(handshakeFailures(f.tk.TLSHandshakes)))
 		}
-		if i >= len(tk.Chains) || tk.Chains[i] == nil {
-			untrusted, at = "chain not analysed", i
-			break
-		}
-	}
-	if untrusted != "" {
-		r := "untrusted chain that is not the ISCA PKI (" + untrusted + ")"
-		if !confirmed {
-			return measurement.VerdictError, r + unconfirmed(tk, ", and", handshakeIP(tk.TLSHandshakes[at], firstConnectIP(tk)))
-		}
-		if tk.Control != nil {
-			same, view := compareWithControl(tk.Control, tk.TLSHandshakes[at], firstConnectIP(tk))
-			if same {
-				return measurement.VerdictDown, r + ", but " + view + ": the site's own certificate, not interception" + note
+		return s.retryNote
+	})
+}
+
+// untrustedChain is the first completed handshake whose chain is not
+// trusted for the domain (at indexes TLSHandshakes), with the words for
+// why; at is -1 when every completed handshake's chain is trusted.
+type untrustedChain struct {
+	why string
+	at  int
+}
+
+func (f *facts) untrustedChain() untrustedChain {
+	return f.untrusted.get(func() untrustedChain {
+		tk := f.tk
+		for _, i := range f.handshakeSets().done {
+			if i < len(tk.Chains) && tk.Chains[i] != nil && !tk.Chains[i].Trusted {
+				return untrustedChain{orNone(derefOr(tk.Chains[i].TrustFailure, "untrusted")), i}
 			}
-			return measurement.VerdictMITMOther, r + "; " + view + note
+			if i >= len(tk.Chains) || tk.Chains[i] == nil {
+				return untrustedChain{"chain not analysed", i}
+			}
 		}
-		return measurement.VerdictMITMOther, r + note
+		return untrustedChain{at: -1}
+	})
+}
+
+// hasUntrusted: a completed handshake presented a chain not trusted for
+// the domain.
+func (f *facts) hasUntrusted() bool { return f.untrustedChain().at >= 0 }
+
+// controlComparison is compareWithControl's result for the untrusted
+// chain.
+type controlComparison struct {
+	same bool
+	view string
+}
+
+func (f *facts) comparison() controlComparison {
+	return f.compared.get(func() controlComparison {
+		same, view := compareWithControl(f.tk.Control, f.tk.TLSHandshakes[f.untrustedChain().at], firstConnectIP(f.tk))
+		return controlComparison{same, view}
+	})
+}
+
+// tlsAddress is the address the TLS-stage reasons name: the first
+// handshake's, else the first connect's.
+func (f *facts) tlsAddress() netip.Addr {
+	ip := firstConnectIP(f.tk)
+	if len(f.tk.TLSHandshakes) > 0 {
+		ip = handshakeIP(f.tk.TLSHandshakes[0], ip)
 	}
-	if !confirmed {
-		return measurement.VerdictOK, "chain trusted for the domain (control DNS failed: " + reason + ")" + note
+	return ip
+}
+
+// interceptionAddress is the address of the first handshake whose chain
+// leads to an interception root, else the first connect's.
+func (f *facts) interceptionAddress() netip.Addr {
+	tk := f.tk
+	ip := firstConnectIP(tk)
+	for i, h := range tk.TLSHandshakes {
+		if i < len(tk.Chains) && tk.Chains[i] != nil && tk.Chains[i].Interception != nil {
+			return handshakeIP(h, ip)
+		}
 	}
-	return measurement.VerdictOK, "consistent DNS (" + reason + ") and a trusted chain" + note
+	return ip
+}
+
+// The reasons the rules of one stage share.
+
+// inconsistentReason is why local answers count as tampering, with the
+// chain they led to and what the control server saw there.
+func inconsistentReason(f *facts) string {
+	tk := f.tk
+	r := "local answers inconsistent with the control (" + f.consistency + ")"
+	if in := tk.Interception; in != nil {
+		r += "; chain leads to " + rootLabel(in.RootName, in.RootSHA1)
+	}
+	if ip, ok := firstEndpoint(tk.Control, Addrs(tk.Queries)); ok {
+		r += "; " + controlView(tk.Control, ip, "at the local address "+ip.String())
+	} else if tk.Control != nil && tk.Control.Response == nil {
+		r += "; " + controlView(tk.Control, netip.Addr{}, "")
+	}
+	return r
+}
+
+func tcpReason(f *facts) string { return "no TCP connect succeeded (" + orNone(f.tcpFailure()) + ")" }
+
+func tlsReason(f *facts) string {
+	r := "TCP connected but every TLS handshake failed (" + orNone(firstFailure(handshakeFailures(f.tk.TLSHandshakes))) + ")" + f.handshakeSets().retryNote
+	if in := f.tk.Interception; in != nil {
+		// A chain taken from a handshake that then failed (recovered
+		// from the wire, or the retry's): the evidence is recorded, but
+		// no connection was intercepted end to end.
+		r += "; the chain presented before the failure " + leadsTo(in)
+	}
+	return r
+}
+
+func controlFailsTooReason(f *facts) string {
+	return "; the control server fails too (" + orNone(f.controlFails().failure) + ")"
+}
+
+func interceptionReason(f *facts) string {
+	in := f.tk.Interception
+	r := "chain " + leadsTo(in)
+	if in.BrowserErrorEvenWithRootInstalled {
+		r += "; error even with the root installed: " + strings.Join(in.BrowserErrorReasons, ",")
+	}
+	return r
+}
+
+func untrustedReason(f *facts) string {
+	return "untrusted chain that is not the ISCA PKI (" + f.untrustedChain().why + ")"
 }
 
 // trustedElsewhere names the addresses where a completed handshake (of

@@ -189,6 +189,19 @@ func (p *Prober) Measure(ctx context.Context, domain string, port int) *measurem
 		r.Response.ClientAddress = ""
 	}
 
+	p.interpret(m, start)
+	m.TestRuntime = p.now().Sub(start).Seconds()
+	return m
+}
+
+// interpret is the second half of Measure: from the observations
+// collected in m.TestKeys (the queries, connects and handshakes, the
+// control server's report) to what they mean: the DNS consistency, the
+// judgement of each presented chain as of at (the measurement's start),
+// the interception finding and the verdict. It sends nothing and reads no
+// clock.
+func (p *Prober) interpret(m *measurement.Measurement, at time.Time) {
+	tk := &m.TestKeys
 	// Step 3, once the control server has answered: consistency.
 	opts := p.Consistency
 	if tk.Control != nil {
@@ -213,14 +226,12 @@ func (p *Prober) Measure(ctx context.Context, domain string, port int) *measurem
 		for j, c := range h.PeerCertificates {
 			der[j] = c
 		}
-		tk.Chains[i] = p.Analyzer.Judge(der, domain, start)
+		tk.Chains[i] = p.Analyzer.Judge(der, tk.Domain, at)
 	}
 	tk.Interception = chain.Strongest(tk.Chains)
 
 	// Step 6: verdict.
 	tk.Verdict, tk.VerdictReason = Classify(m)
-	m.TestRuntime = p.now().Sub(start).Seconds()
-	return m
 }
 
 // refusedEveryHello reports whether every handshake of one address
