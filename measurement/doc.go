@@ -28,7 +28,9 @@
 // started; the envelope's times are UTC in [TimeLayout].
 //
 // The Go structs are the schema. A change to a field's name, type or
-// meaning is a format change: bump [TestVersion].
+// meaning is a format change: bump [TestVersion]. The golden records
+// under probe/testdata/golden (one measurement for each verdict, from
+// fixed inputs at a pinned time) show such a change as a diff.
 //
 // [Writer] writes each record with one Write call, so lines from
 // concurrent workers never interleave and a crash can cut only the last
