@@ -60,6 +60,26 @@ type ExchangeInfo struct {
 	// Attempts counts the transport round trips tried: 2 after a TCP
 	// fallback, one per resolver tried with fallbacks. Zero counts as 1.
 	Attempts int
+	// Tries lists each resolver asked during the exchange, in order, with
+	// its own outcome: an exchanger with fallbacks ([NewWithFallbacks])
+	// fills it, one entry per resolver. Nil for an exchanger that asks one
+	// resolver: Engine, Address and the error then say it all.
+	Tries []Try
+}
+
+// Try is one resolver asked during an exchange: which one, when, and how
+// it ended.
+type Try struct {
+	// Engine is "udp", "tcp", "doh" or "dot": the transport that carried
+	// the try's last round trip.
+	Engine string
+	// Address is the resolver's "ip:port" or DoH URL.
+	Address string
+	// Start and End bound the try.
+	Start, End time.Time
+	// Err is the transport's error, nil when the resolver answered (an
+	// NXDOMAIN or SERVFAIL is an answer).
+	Err error
 }
 
 // InfoExchanger is an Exchanger that also reports an ExchangeInfo.

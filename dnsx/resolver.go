@@ -251,7 +251,9 @@ func New(s string, opts Options) (InfoExchanger, error) {
 // SERVFAIL included, ends the search: it is the control's view. The
 // resolver that last answered is tried first next time, so a blocked
 // default costs one timeout, not one per query; a timeout moves the
-// preference on, so the caller's retry goes to the next resolver.
+// preference on, so the caller's retry goes to the next resolver. Every
+// resolver asked is reported in [ExchangeInfo.Tries] with its own outcome.
+// With one spec it is that spec's resolver alone ([New]).
 func NewWithFallbacks(specs []Spec, opts Options) (InfoExchanger, error) {
 	if len(specs) == 0 {
 		return nil, fmt.Errorf("%w: no control resolver given", ErrInvalidSpec)
@@ -306,11 +308,15 @@ func (f *fallbackExchanger) ExchangeWithInfo(ctx context.Context, q *dns.Msg) (*
 		err      error
 		attempts int
 	)
+	var tries []Try
 	for i := range n {
 		idx := (start + i) % n
+		t0 := time.Now()
 		resp, raw, info, err = f.ex[idx].ExchangeWithInfo(ctx, q)
+		tries = append(tries, Try{Engine: info.Engine, Address: info.Address, Start: t0, End: time.Now(), Err: err})
 		attempts += max(info.Attempts, 1)
 		info.Attempts = attempts
+		info.Tries = tries
 		if err == nil {
 			f.pref.Store(int32(idx))
 			return resp, raw, info, nil

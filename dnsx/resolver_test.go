@@ -12,6 +12,7 @@ import (
 	"math/big"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -351,5 +352,66 @@ func concurrently(t testing.TB, n int, ex dnsx.Exchanger, ip string) {
 	close(errs)
 	for e := range errs {
 		t.Errorf("concurrent lookup failed: %s", e)
+	}
+}
+
+// TestResolverFallbackTries checks that every resolver asked is recorded
+// with its own failure: before, the record kept only the last resolver's
+// failure, and a refused or untrusted control was invisible once a
+// fallback had been asked.
+func TestResolverFallbackTries(t *testing.T) {
+	t.Parallel()
+	pki := newTestPKI(t)
+	doh := startDoH(t, pki, fixedA("192.0.2.44"))
+	pc, _ := net.ListenPacket("udp", "127.0.0.1:0")
+	closed := pc.LocalAddr().String()
+	pc.Close()
+
+	type try struct{ engine, address, failure string }
+	cases := []struct {
+		name  string
+		specs []dnsx.Spec
+		// roots verifies the DoH server's certificate; nil leaves it
+		// untrusted (the Mozilla bundle).
+		roots       bool
+		wantFailure string
+		wantTries   []try
+	}{
+		{"refused then answered", []dnsx.Spec{{URL: "udp://" + closed}, {URL: doh.url, ServerName: "resolver.example.test"}}, true,
+			"<nil>", []try{{"udp", closed, failure.ConnectionRefused}, {"doh", doh.url, "<nil>"}}},
+		{"untrusted then refused", []dnsx.Spec{{URL: doh.url, ServerName: "resolver.example.test"}, {URL: "tcp://" + closed}}, false,
+			failure.ConnectionRefused, []try{{"doh", doh.url, failure.SSLUnknownAuthority}, {"tcp", closed, failure.ConnectionRefused}}},
+		{"one resolver", []dnsx.Spec{{URL: "udp://" + closed}}, false,
+			failure.ConnectionRefused, []try{{"udp", closed, failure.ConnectionRefused}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			opts := dnsx.Options{Dial: loopbackOnly}
+			if c.roots {
+				opts.RootCAs = pki.pool
+			}
+			ex, err := dnsx.NewWithFallbacks(c.specs, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ex.Close()
+			q := lookup(t, ex, "tries.example.test", dns.TypeA)
+			if str(q.Failure) != c.wantFailure {
+				t.Errorf("failure %s; want %s", str(q.Failure), c.wantFailure)
+			}
+			var got []try
+			for _, tr := range q.Tries {
+				got = append(got, try{tr.Engine, tr.ResolverAddress, str(tr.Failure)})
+				if tr.T < tr.T0 || tr.T0 < q.T0 || tr.T > q.T {
+					t.Errorf("try %+v: times %.6f-%.6f outside the query's %.6f-%.6f", tr, tr.T0, tr.T, q.T0, q.T)
+				}
+			}
+			if !slices.Equal(got, c.wantTries) {
+				t.Errorf("tries:\n got %+v\nwant %+v", got, c.wantTries)
+			}
+			if q.Attempts != len(c.wantTries) {
+				t.Errorf("attempts %d; want %d", q.Attempts, len(c.wantTries))
+			}
+		})
 	}
 }

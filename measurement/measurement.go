@@ -127,6 +127,28 @@ type DNSQuery struct {
 	TransactionID uint16 `json:"transaction_id"`
 	// Attempts counts the tries this round trip took (retries, TCP fallback).
 	Attempts int `json:"attempts"`
+	// Tries lists each resolver asked, in order, with its own outcome:
+	// every retry and, for a control resolver with fallbacks, every
+	// resolver tried. The fields above describe the last; a failure of an
+	// earlier try is only here. Absent in records of kzprobe before 0.2.
+	Tries []DNSTry `json:"tries,omitempty"`
+	// T0 and T are seconds since measurement start.
+	T0 float64 `json:"t0"`
+	T  float64 `json:"t"`
+}
+
+// DNSTry is one resolver asked for a DNSQuery.
+type DNSTry struct {
+	// Engine is "udp", "tcp", "doh", "dot": the transport of the try's
+	// last round trip (a UDP query truncated and asked again over TCP is
+	// "tcp").
+	Engine string `json:"engine"`
+	// ResolverAddress is "ip:port" or the DoH URL.
+	ResolverAddress string `json:"resolver_address"`
+	// Failure is the transport's failure, null when the resolver answered
+	// (an NXDOMAIN or SERVFAIL is an answer; DNSQuery.Failure says what it
+	// meant).
+	Failure *string `json:"failure"`
 	// T0 and T are seconds since measurement start.
 	T0 float64 `json:"t0"`
 	T  float64 `json:"t"`

@@ -7,6 +7,7 @@ package probe
 // raw response and the failure. The transports themselves are in dnsx.
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -117,8 +118,13 @@ func (r *DNSResolver) Lookup(ctx context.Context, host string, qtype uint16, t0 
 		// Each try gets an equal share of the time left, so a resolver
 		// that drops one packet is retried within the budget.
 		actx, acancel := context.WithTimeout(ctx, time.Until(deadline)/time.Duration(tries-i))
+		tryStart := time.Now()
 		resp, raw, info, err := exchange(actx, ex, q)
 		acancel()
+		if err == nil && resp == nil {
+			err = errors.New("probe: exchanger returned no response and no error")
+		}
+		rec.Tries = appendTries(rec.Tries, info, ex, tryStart, err, t0)
 		rec.Attempts += max(info.Attempts, 1)
 		rec.TransactionID = info.ID
 		if info.Engine != "" {
@@ -128,12 +134,9 @@ func (r *DNSResolver) Lookup(ctx context.Context, host string, qtype uint16, t0 
 			rec.ResolverAddress = info.Address
 		}
 		rec.RawResponse = raw
-		if err == nil && resp != nil {
+		if err == nil {
 			recordResponse(&rec, q.Question[0], resp)
 			return rec
-		}
-		if err == nil {
-			err = errors.New("probe: exchanger returned no response and no error")
 		}
 		f := failure.Classify(err)
 		rec.Failure = failure.Ptr(f)
@@ -142,6 +145,21 @@ func (r *DNSResolver) Lookup(ctx context.Context, host string, qtype uint16, t0 
 		}
 	}
 	return rec
+}
+
+// appendTries records the resolvers asked by one exchange: each of
+// info.Tries (an exchanger with fallbacks), else the one resolver, asked
+// from start until now and ending with err. Times are seconds since t0.
+func appendTries(tries []measurement.DNSTry, info dnsx.ExchangeInfo, ex dnsx.Exchanger, start time.Time, err error, t0 time.Time) []measurement.DNSTry {
+	if len(info.Tries) == 0 {
+		info.Tries = []dnsx.Try{{Engine: cmp.Or(info.Engine, ex.Engine()), Address: cmp.Or(info.Address, ex.Address()),
+			Start: start, End: time.Now(), Err: err}}
+	}
+	for _, t := range info.Tries {
+		tries = append(tries, measurement.DNSTry{Engine: t.Engine, ResolverAddress: t.Address, Failure: failure.Of(t.Err),
+			T0: t.Start.Sub(t0).Seconds(), T: t.End.Sub(t0).Seconds()})
+	}
+	return tries
 }
 
 // exchange calls ExchangeWithInfo when ex has it.
