@@ -77,8 +77,12 @@ type ControlConfig struct {
 	// CA is a PEM file of extra roots for the control's certificate.
 	CA string `mapstructure:"ca"`
 	// Fallbacks are tried in order when URL fails at the transport level,
-	// each "URL" or "URL#name".
+	// each "URL" or "URL#name", when URL is the built-in default or
+	// Fallback is set (see Specs).
 	Fallbacks []string `mapstructure:"fallbacks"`
+	// Fallback asks for Fallbacks with a URL of one's own: a control that
+	// the user chose is otherwise the only one asked.
+	Fallback bool `mapstructure:"fallback"`
 	// Server is the URL of a control server (kzprobe control serve);
 	// empty means none.
 	Server string `mapstructure:"server"`
@@ -201,6 +205,7 @@ var settings = []setting{
 	{"control.name", "", "control-name", "", "TLS server `name` of the control resolver (default: the known name of a public resolver's IP, else the IP)"},
 	{"control.ca", "", "control-ca", "", "PEM `file` of extra roots for the control's certificate"},
 	{"control.fallbacks", defaultFallbacks(), "", "", ""},
+	{"control.fallback", false, "control-fallback", "", "with a --control of your own, also try the public fallback resolvers (control.fallbacks) when it fails; without --control the default control always has them"},
 	{"control.server", "", "control-server", "", "control server `URL` (kzprobe control serve)"},
 	{"control.token", "", "control-token", "", "bearer `token` for the control server"},
 
@@ -231,6 +236,24 @@ var settings = []setting{
 	{"vantage.include_ip", false, "include-ip", "", "write your public IP address into the measurements and keep raw certificates and DNS answers that hold it (off: it is scrubbed from the output and the terminal, and such raw fields are withheld)"},
 	{"vantage.no_asn", false, "no-asn", "", "leave the network (ASN and name) out of the measurements"},
 	{"vantage.no_cc", false, "no-cc", "", "leave the country out of the measurements"},
+}
+
+// Specs are the control resolvers to ask, in order: URL, then Fallbacks
+// when URL is the built-in default (a volunteer who configured nothing
+// gets a control that works where one public resolver is blocked) or when
+// Fallback asks for them. A control the user chose is the only one asked
+// otherwise: a silent fallback to a public resolver would measure against
+// a control the user did not choose.
+func (c ControlConfig) Specs() []dnsx.Spec {
+	specs := []dnsx.Spec{{URL: c.URL, ServerName: controlName(c.URL, c.Name)}}
+	if c.URL != dnsx.DefaultControl().URL && !c.Fallback {
+		return specs
+	}
+	for _, f := range c.Fallbacks {
+		u, name, _ := strings.Cut(f, "#")
+		specs = append(specs, dnsx.Spec{URL: u, ServerName: name})
+	}
+	return specs
 }
 
 // defaultFallbacks is control.fallbacks' default: dnsx.DefaultFallbacks,

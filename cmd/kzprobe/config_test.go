@@ -6,12 +6,15 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"kzprobe/dnsx"
 )
 
 // clearEnv unsets the KZPROBE_ variables CI sets, for tests that compare
@@ -443,5 +446,64 @@ func TestDNSTimeoutFollowsTLSTimeout(t *testing.T) {
 	help := runHelp(t)
 	if !strings.Contains(help["timeout"], "--dns-timeout") || !strings.Contains(help["dns-timeout"], "--timeout") {
 		t.Errorf("--help does not say how --timeout and --dns-timeout relate:\n--timeout: %s\n--dns-timeout: %s", help["timeout"], help["dns-timeout"])
+	}
+}
+
+// TestControlFallbackOnlyByDefault checks which control resolvers a run
+// asks: the built-in default control with its public fallbacks, and a
+// control the user chose (flag, environment or file) alone unless
+// --control-fallback (control.fallback) asks for them. Before, an explicit
+// --control fell back silently to Google and Quad9.
+func TestControlFallbackOnlyByDefault(t *testing.T) {
+	const own = "https://127.0.0.1:8443/dns-query"
+	def := dnsx.DefaultControl().URL
+	withFallbacks := []string{def, "https://8.8.8.8/dns-query", "https://9.9.9.9/dns-query"}
+	tests := []struct {
+		name  string
+		file  string
+		env   map[string]string
+		flags []string
+		want  []string
+	}{
+		{"nothing configured", "", nil, nil, withFallbacks},
+		{"probe.yaml", "../../probe.yaml", nil, nil, withFallbacks},
+		{"--control", "", nil, []string{"--control", own}, []string{own}},
+		{"KZPROBE_CONTROL_URL", "", map[string]string{"KZPROBE_CONTROL_URL": own}, nil, []string{own}},
+		{"control.url in the file", "control:\n  url: " + own + "\n", nil, nil, []string{own}},
+		{"probe.yaml and --control", "../../probe.yaml", nil, []string{"--control", own}, []string{own}},
+		{"--control --control-fallback", "", nil, []string{"--control", own, "--control-fallback"},
+			[]string{own, "https://8.8.8.8/dns-query", "https://9.9.9.9/dns-query"}},
+		{"control.fallback in the file", "control:\n  url: " + own + "\n  fallback: true\n  fallbacks: [\"tls://127.0.0.2:853#dot.test\"]\n", nil, nil,
+			[]string{own, "tls://127.0.0.2:853"}},
+		{"KZPROBE_CONTROL_FALLBACK", "", map[string]string{"KZPROBE_CONTROL_URL": own, "KZPROBE_CONTROL_FALLBACK": "true"}, nil,
+			[]string{own, "https://8.8.8.8/dns-query", "https://9.9.9.9/dns-query"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clearEnv(t)
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			file := tc.file
+			if file != "" && !strings.HasSuffix(file, ".yaml") {
+				file = writeFile(t, "c.yaml", file)
+			}
+			fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
+			addRunFlags(fs)
+			if err := fs.Parse(tc.flags); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := loadConfig(file, fs, runFlags)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, s := range cfg.Control.Specs() {
+				got = append(got, s.URL)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("control resolvers asked: %v; want %v", got, tc.want)
+			}
+		})
 	}
 }

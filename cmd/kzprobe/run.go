@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -176,7 +175,8 @@ func newLocalResolver(cfg *Config, dial guard.DialFunc) (*probe.DNSResolver, err
 }
 
 // addControl builds the view from outside: the control resolver
-// (control.url, then control.fallbacks) and, when control.server is set,
+// (ControlConfig.Specs: control.url, then control.fallbacks when they
+// apply) and, when control.server is set,
 // the control server's client, both dialled through w.dial and closed
 // with w.
 func (w *wiring) addControl(cfg *Config) (*probe.DNSResolver, probe.ControlServer, error) {
@@ -187,12 +187,7 @@ func (w *wiring) addControl(cfg *Config) (*probe.DNSResolver, probe.ControlServe
 			return nil, nil, err
 		}
 	}
-	specs := []dnsx.Spec{{URL: cfg.Control.URL, ServerName: controlName(cfg.Control.URL, cfg.Control.Name)}}
-	for _, f := range cfg.Control.Fallbacks {
-		u, name, _ := strings.Cut(f, "#")
-		specs = append(specs, dnsx.Spec{URL: u, ServerName: name})
-	}
-	ex, err := dnsx.NewWithFallbacks(specs, dnsx.Options{RootCAs: roots, Dial: w.dial, Timeout: cfg.DNS.Timeout})
+	ex, err := dnsx.NewWithFallbacks(cfg.Control.Specs(), dnsx.Options{RootCAs: roots, Dial: w.dial, Timeout: cfg.DNS.Timeout})
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: control.url: %v", ErrConfig, err)
 	}
