@@ -7,8 +7,10 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"reflect"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,7 +49,7 @@ type TargetsConfig struct {
 	Files []string `mapstructure:"files"`
 	// Domains are extra names to measure (flag -d).
 	Domains []string `mapstructure:"domains"`
-	// Port is the TLS port dialled when a target names none. Zero means 443.
+	// Port is the TLS port dialled when a target names none, 1-65535.
 	Port int `mapstructure:"port"`
 }
 
@@ -58,8 +60,8 @@ type DNSConfig struct {
 	Resolver string `mapstructure:"resolver"`
 	// ResolvConf is the resolv.conf to read. Empty means /etc/resolv.conf.
 	ResolvConf string `mapstructure:"resolv_conf"`
-	// Timeout bounds one query. Zero means 5s. When no source sets it,
-	// it is TLS.Timeout if a source sets that (loadConfig).
+	// Timeout bounds one query; positive. When no source sets it, it is
+	// TLS.Timeout if a source sets that (loadConfig).
 	Timeout time.Duration `mapstructure:"timeout"`
 	// Retries is how many times a timed-out query is sent again.
 	Retries int `mapstructure:"retries"`
@@ -344,33 +346,82 @@ func loadConfig(file string, flags *pflag.FlagSet, flagKeys map[string]string) (
 		}
 	}
 	if flags != nil {
+		var empty []string
 		for name, key := range flagKeys {
-			if f := flags.Lookup(name); f != nil && f.Changed {
-				if err := v.BindPFlag(key, f); err != nil {
-					return nil, fmt.Errorf("%w: flag --%s: %v", ErrConfig, name, err)
-				}
+			f := flags.Lookup(name)
+			if f == nil || !f.Changed {
+				continue
 			}
+			if err := v.BindPFlag(key, f); err != nil {
+				return nil, fmt.Errorf("%w: flag --%s: %v", ErrConfig, name, err)
+			}
+			if sv, ok := f.Value.(pflag.SliceValue); ok && len(sv.GetSlice()) == 0 {
+				empty = append(empty, flagName(f))
+			}
+		}
+		if len(empty) > 0 {
+			// "-d $DOMAIN" with an empty variable measured the 14 report
+			// domains, and "--allow-net $NETS" allowed everything.
+			sort.Strings(empty)
+			return nil, fmt.Errorf("%w: flag %s given an empty value (an empty shell variable?): give a value, or leave the flag out for its default",
+				ErrConfig, strings.Join(empty, ", "))
 		}
 	}
 	var cfg Config
 	hook := mapstructure.ComposeDecodeHookFunc(
-		mapstructure.StringToTimeDurationHookFunc(),
+		durationHook,
 		mapstructure.StringToSliceHookFunc(","),
 	)
 	src := sourceNamer{file: file, lines: lines, flags: flags, flagKeys: flagKeys}
 	if err := v.UnmarshalExact(&cfg, viper.DecodeHook(hook)); err != nil {
 		return nil, src.explain(err)
 	}
+	if err := cfg.validate(); err != nil {
+		return nil, src.explain(err)
+	}
 	if !src.isSet("dns.timeout") && src.isSet("tls.timeout") {
 		// One rule whichever source sets tls.timeout (flag --timeout,
 		// KZPROBE_TLS_TIMEOUT or the file): a DNS timeout nobody set
 		// follows it, so that "--timeout 2s" alone bounds every wait.
+		// After validation, so that a bad tls.timeout is named once.
 		cfg.DNS.Timeout = cfg.TLS.Timeout
 	}
-	if err := cfg.validate(); err != nil {
-		return nil, src.explain(err)
-	}
 	return &cfg, nil
+}
+
+// durationHook decodes a time.Duration from text with a unit ("10s",
+// "1m30s", "0s"), whichever source gives it. A bare number is an error: a
+// file's "timeout: 10" reached the decoder as the integer 10 and was read as
+// 10 ns, where the flag and the environment refused "10".
+func durationHook(_, to reflect.Type, data any) (any, error) {
+	if to != reflect.TypeFor[time.Duration]() {
+		return data, nil
+	}
+	switch v := data.(type) {
+	case time.Duration:
+		return v, nil // a built-in default, or a flag pflag has parsed
+	case string:
+		s := strings.TrimSpace(v)
+		if _, err := strconv.ParseFloat(s, 64); err == nil {
+			return nil, fmt.Errorf("is %q, without a unit: write %ss (or %sms, %sm, %sh)", v, s, s, s, s)
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return nil, fmt.Errorf("is %q, not a duration such as 10s, 500ms or 1m30s", v)
+		}
+		return d, nil
+	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, float32, float64:
+		return nil, fmt.Errorf("is %v, without a unit: write %vs (or %vms, %vm, %vh)", v, v, v, v, v)
+	}
+	return nil, fmt.Errorf("is %v, not a duration such as 10s, 500ms or 1m30s", data)
+}
+
+// flagName is "-d/--domain" or "--port".
+func flagName(f *pflag.Flag) string {
+	if f.Shorthand != "" {
+		return "-" + f.Shorthand + "/--" + f.Name
+	}
+	return "--" + f.Name
 }
 
 // checkKeys parses the YAML file on its own and rejects any key that
@@ -471,7 +522,7 @@ func (c *Config) validate() error {
 	bad := func(key, format string, a ...any) {
 		errs = append(errs, &keyError{key, fmt.Sprintf(format, a...)})
 	}
-	if c.Targets.Port < 0 || c.Targets.Port > 65535 {
+	if c.Targets.Port < 1 || c.Targets.Port > 65535 {
 		bad("targets.port", "must be 1-65535, got %d", c.Targets.Port)
 	}
 	if c.DNS.Resolver != "" {
@@ -481,8 +532,8 @@ func (c *Config) validate() error {
 			}
 		}
 	}
-	if c.DNS.Timeout < 0 {
-		bad("dns.timeout", "must not be negative")
+	if c.DNS.Timeout <= 0 {
+		bad("dns.timeout", "must be positive, got %s", c.DNS.Timeout)
 	}
 	if c.DNS.Retries < 0 || c.DNS.Retries > 10 {
 		bad("dns.retries", "must be 0-10, got %d", c.DNS.Retries)
