@@ -46,7 +46,7 @@ type Config struct {
 // Analysis accumulates measurements into the report's tables. Memory grows
 // with the number of distinct intermediates, networks, domains and days,
 // never with the number of measurements. Add is not safe for concurrent
-// use; Read and ReadPaths decode in parallel and Add in one goroutine.
+// use.
 type Analysis struct {
 	cfg   Config
 	judge *Judge

@@ -15,8 +15,13 @@
 //     everything else is skipped while decoding. A line that is not a
 //     measurement is skipped, counted in [FileStats] and reported as a
 //     [Warning] naming file:line (issue 8: a corrupted OONI file loses only
-//     its bad lines). At most one line or document is held in memory, and
-//     a line is bounded (Reader.MaxLineBytes).
+//     its bad lines). At most one line or document is held in memory, in a
+//     buffer reused from one to the next; a line is bounded
+//     (Reader.MaxLineBytes), and so is what one record may decode
+//     ([Limits]: handshakes, certificates and their size, interception
+//     lists, strings), since bytes do not bound objects: 64 MiB of `{},`
+//     are 22 million handshakes (issue 16). The excess is skipped and
+//     warned. Only regular files are read (and "-", standard input).
 //
 //   - Judging. Every handshake's chain is judged again with
 //     chain.Analyzer.Judge, whatever verdict the file carries: OONI's files

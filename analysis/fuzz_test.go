@@ -9,23 +9,29 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"kzprobe/analysis"
 	"kzprobe/analysis/analysistest"
 )
 
+// fuzzLimits are small decoding bounds, for the fuzzer to cross.
+var fuzzLimits = analysis.Limits{MaxHandshakes: 4, MaxCertificates: 3, MaxCertificateBytes: 2048, MaxRecordCertificateBytes: 4096, MaxEntries: 3, MaxStringBytes: 256}
+
 // fuzzRead reads data as a file and analyses and compares what it holds:
-// nothing may panic, counts must add up, and memory is bounded by the
-// line limit.
+// nothing may panic, counts must add up, memory is bounded by the line
+// limit, and no record holds more than fuzzLimits allow.
 func fuzzRead(t *testing.T, data []byte, judge *analysis.Judge) {
 	a := analysis.New(analysis.Config{Judge: judge, DeriveVerdicts: true})
 	c := analysis.NewComparison(analysis.Config{Judge: judge, DeriveVerdicts: true})
-	rd := &analysis.Reader{MaxLineBytes: 1 << 20, Warn: a.Warn}
+	rd := &analysis.Reader{MaxLineBytes: 1 << 20, Warn: a.Warn, Limits: fuzzLimits}
 	n := 0
 	st, err := rd.Read("fuzz", bytes.NewReader(data), func(r *analysis.Record) error {
 		n++
 		if r.Time.IsZero() && r.MeasurementStartTime == "" && r.TestStartTime == "" {
 			t.Errorf("record without a time got through: %+v", r)
 		}
+		checkLimits(t, r, fuzzLimits)
 		a.Add(r)
 		c.Add(r)
 		return nil
@@ -50,6 +56,45 @@ func fuzzRead(t *testing.T, data []byte, judge *analysis.Judge) {
 		t.Fatalf("result does not marshal: %v", err)
 	}
 	c.Matrix()
+}
+
+// checkLimits fails when r holds more than lim allows.
+func checkLimits(t *testing.T, r *analysis.Record, lim analysis.Limits) {
+	t.Helper()
+	hs := r.Handshakes()
+	if len(hs) > lim.MaxHandshakes || len(r.TestKeys.Pings) > lim.MaxHandshakes {
+		t.Errorf("%d handshakes, %d pings; the bound is %d", len(hs), len(r.TestKeys.Pings), lim.MaxHandshakes)
+	}
+	total := 0
+	for _, h := range hs {
+		if len(h.PeerCertificates) > lim.MaxCertificates {
+			t.Errorf("a chain of %d certificates; the bound is %d", len(h.PeerCertificates), lim.MaxCertificates)
+		}
+		for _, c := range h.PeerCertificates {
+			if len(c) > lim.MaxCertificateBytes {
+				t.Errorf("a certificate of %d bytes; the bound is %d", len(c), lim.MaxCertificateBytes)
+			}
+			total += len(c)
+		}
+		for _, s := range []string{h.Address, h.ServerName} {
+			if len(s) > lim.MaxStringBytes {
+				t.Errorf("a string of %d bytes; the bound is %d", len(s), lim.MaxStringBytes)
+			}
+		}
+	}
+	if total > lim.MaxRecordCertificateBytes {
+		t.Errorf("%d certificate bytes in the record; the bound is %d", total, lim.MaxRecordCertificateBytes)
+	}
+	if in := r.TestKeys.Interception; in != nil {
+		if len(in.Intermediates) > lim.MaxEntries || len(in.Rules) > lim.MaxEntries || len(in.BrowserErrorReasons) > lim.MaxEntries {
+			t.Errorf("interception lists of %d, %d, %d; the bound is %d", len(in.Intermediates), len(in.Rules), len(in.BrowserErrorReasons), lim.MaxEntries)
+		}
+	}
+	for _, s := range []string{r.Input, r.ProbeASN, r.ProbeNetworkName, r.TestKeys.Domain, r.TestKeys.Verdict} {
+		if len(s) > lim.MaxStringBytes+2 { // NormalizeASN may add "AS"
+			t.Errorf("a string of %d bytes; the bound is %d", len(s), lim.MaxStringBytes)
+		}
+	}
 }
 
 func fuzzSeeds(f *testing.F, files ...string) {
@@ -95,6 +140,11 @@ func FuzzReadJSONL(f *testing.F) {
 	f.Add([]byte(line1 + "\n" + line2 + "\n"))
 	f.Add([]byte(line2 + "\r\n\r\n\xef\xbb\xbf" + line2))
 	f.Add([]byte(`{"measurement_start_time":"2024-02-30 00:00:00"}` + "\n" + `{"test_start_time":"2024-01-01T00:00:00Z","probe_asn":"as0"}`))
+	// Past every bound of fuzzLimits (issue 16).
+	f.Add([]byte(`{"measurement_start_time":"2024-01-01 00:00:00","test_keys":{"tls_handshakes":[{},{},{},{},{},{"peer_certificates":["","","","",""]}],` +
+		`"pings":[{"tls_handshake":[{},{}]},{"tls_handshake":{}},{},{},{}],"interception":{"rules":["a","b","c","d"],"intermediates":[{},{},{},{}]}}}` + "\n"))
+	f.Add([]byte(`{"measurement_start_time":"2024-01-01 00:00:00","test_keys":{"tls_handshakes":[{"peer_certificates":["` + strings.Repeat("AAAA", 700) + `"]},` +
+		`{"peer_certificates":["` + strings.Repeat("AAAA", 600) + `","` + strings.Repeat("AAAA", 600) + `"]}]}}` + "\n"))
 	judge := fixtureJudge(f, fx.PKI)
 	f.Fuzz(func(t *testing.T, data []byte) { fuzzRead(t, data, judge) })
 }
@@ -117,4 +167,98 @@ func FuzzNormalize(f *testing.F) {
 			t.Error("empty ASN after Normalize")
 		}
 	})
+}
+
+// FuzzTrimArrays: on valid JSON, trimArrays keeps exactly the first max
+// elements of every array (compared with encoding/json's reading of the
+// input, cut the same way), and says how many it left out.
+func FuzzTrimArrays(f *testing.F) {
+	f.Add([]byte(`{"a":[1,2,3,[4,5,6]],"b":{"c":[{},{},{}]},"d":"[,]"}`), 2)
+	f.Add([]byte(`[[],[[]],[[],[]],"x",null,true,-1.5e3]`), 1)
+	f.Add([]byte(`{"rules":["a","b"],"intermediates":[{"sha1":"x"}],"browser_error_even_with_root_installed":false}`), 0)
+	f.Fuzz(func(t *testing.T, data []byte, max int) {
+		if max < 0 || max > 8 || !json.Valid(data) {
+			return
+		}
+		trimmed, cut, err := analysis.TrimArrays(data, max, 1<<20)
+		if err != nil {
+			return // nested too deep: the record is bad
+		}
+		var orig, got any
+		if err := json.Unmarshal(data, &orig); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(trimmed, &got); err != nil {
+			t.Fatalf("trimmed %q is not JSON: %v", trimmed, err)
+		}
+		want, wantCut := cutArrays(orig, max), cutCount(data, max)
+		if diff := cmp.Diff(want, got); diff != "" || cut != wantCut {
+			t.Errorf("trimArrays(%q, %d) = %q, %d cut; want %d cut (-want +got):\n%s", data, max, trimmed, cut, wantCut, diff)
+		}
+	})
+}
+
+// cutArrays keeps the first max elements of every array of v.
+func cutArrays(v any, max int) any {
+	switch v := v.(type) {
+	case []any:
+		v = v[:min(len(v), max)]
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = cutArrays(e, max)
+		}
+		return out
+	case map[string]any:
+		out := map[string]any{}
+		for k, e := range v {
+			out[k] = cutArrays(e, max)
+		}
+		return out
+	}
+	return v
+}
+
+// cutCount counts the array elements past the first max of their array,
+// at any depth outside them, with encoding/json's tokenizer (a map would
+// lose the values of repeated keys).
+func cutCount(data []byte, max int) int {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var elems []int // per open container: elements so far, -1 for an object
+	skip, cut := 0, 0
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return cut
+		}
+		d, delim := tok.(json.Delim)
+		closing := delim && (d == ']' || d == '}')
+		switch {
+		case skip > 0: // inside an element left out
+			if closing {
+				skip--
+			} else if delim {
+				skip++
+			}
+			continue
+		case closing:
+			elems = elems[:len(elems)-1]
+			continue
+		}
+		if top := len(elems) - 1; top >= 0 && elems[top] >= 0 {
+			if elems[top]++; elems[top] > max {
+				cut++
+				if delim {
+					skip = 1
+				}
+				continue
+			}
+		}
+		if delim {
+			n := 0
+			if d == '{' {
+				n = -1
+			}
+			elems = append(elems, n)
+		}
+	}
 }

@@ -73,6 +73,9 @@ type Reader struct {
 	// Stdin is what ReadPaths reads for the path Stdin ("-"). Nil means
 	// os.Stdin.
 	Stdin io.Reader
+	// Limits bounds what one record may decode; the zero value means the
+	// defaults.
+	Limits Limits
 }
 
 func (rd *Reader) maxLine() int {
@@ -276,7 +279,8 @@ func (rd *Reader) Read(name string, r io.Reader, fn func(*Record) error) (FileSt
 		br = bufio.NewReaderSize(zr, 256<<10)
 		gz = true
 	}
-	format, array, first, err := sniff(br, rd.maxLine())
+	lr := &lineReader{br: br, max: rd.maxLine()}
+	format, array, first, err := sniff(lr)
 	firstTooLong := errors.Is(err, errFirstTooLong)
 	if firstTooLong {
 		err = nil
@@ -294,7 +298,7 @@ func (rd *Reader) Read(name string, r io.Reader, fn func(*Record) error) (FileSt
 	if format == FormatJSON {
 		err = rd.readDocuments(name, io.MultiReader(bytes.NewReader(first), br), array, &st, fn)
 	} else {
-		err = rd.readLines(name, br, first, firstTooLong, &st, fn)
+		err = rd.readLines(name, lr, first, firstTooLong, &st, fn)
 	}
 	return st, err
 }
@@ -308,7 +312,8 @@ func (rd *Reader) Read(name string, r io.Reader, fn func(*Record) error) (FileSt
 // that does not parse is a corrupt JSONL line, so that a bad first line
 // loses only itself. Anything else is read as JSONL, which counts its lines
 // as bad.
-func sniff(br *bufio.Reader, maxLine int) (format string, array bool, first []byte, err error) {
+func sniff(lr *lineReader) (format string, array bool, first []byte, err error) {
+	br := lr.br
 	// Skip a UTF-8 byte order mark and leading blank space.
 	if b, _ := br.Peek(3); bytes.Equal(b, []byte("\xef\xbb\xbf")) {
 		br.Discard(3)
@@ -329,25 +334,87 @@ func sniff(br *bufio.Reader, maxLine int) (format string, array bool, first []by
 		}
 		br.Discard(1)
 	}
-	line, tooLong, err := measurement.ReadLine(br, maxLine)
+	line, tooLong, err := lr.next()
 	if tooLong {
 		// A first line too long to hold is read (and counted) as JSONL:
 		// it is gone from br, so say so, for readLines to count it.
 		return FormatJSONL, false, nil, errFirstTooLong
 	}
-	line = append([]byte(nil), line...) // ReadLine's slice is br's buffer
+	// Kept in lr's buffer (next's slice may be br's), which readLines
+	// does not reuse before it has handled this line.
+	lr.buf = append(lr.buf[:0], line...)
+	line = lr.buf
 	complete := err == nil
-	if complete {
-		line = append(line, '\n')
-	}
 	if err != nil && !errors.Is(err, io.EOF) {
 		return FormatJSONL, false, line, err
 	}
 	t := trimSpace(line)
 	if json.Valid(t) || !complete || len(t) > shortLine || !bytes.ContainsAny(t[len(t)-1:], "{[,") {
+		if complete {
+			lr.buf = append(lr.buf, '\n')
+			line = lr.buf
+		}
 		return FormatJSONL, false, line, nil
 	}
-	return FormatJSON, false, line, nil
+	return FormatJSON, false, append(append([]byte(nil), line...), '\n'), nil
+}
+
+// lineReader reads lines as measurement.ReadLine does, but reads a line
+// longer than br's buffer into buf, kept for the next one, which it grows
+// by doubling: a file of long lines costs the longest line once, where
+// ReadLine allocates each anew (through append's 1.25 growth, which holds
+// the old and the new slice at once many times over).
+type lineReader struct {
+	br  *bufio.Reader
+	max int
+	buf []byte
+}
+
+// next returns the next line without its newline, or tooLong (and no
+// bytes) for a line over max; err is io.EOF when the input ended before a
+// newline. The slice is valid until the next call.
+func (lr *lineReader) next() (line []byte, tooLong bool, err error) {
+	line = lr.buf[:0]
+	for {
+		chunk, e := lr.br.ReadSlice('\n')
+		if !tooLong {
+			switch {
+			case len(line)+len(chunk) > lr.max+1:
+				tooLong, line = true, nil
+			case len(line) == 0 && e == nil:
+				// The common case: the whole line is in br's buffer.
+				return chunk[:len(chunk)-1], false, nil
+			default:
+				if len(line)+len(chunk) > cap(line) {
+					grown := make([]byte, len(line), growTo(cap(line), len(line)+len(chunk), lr.max+1))
+					copy(grown, line)
+					line = grown
+				}
+				line = append(line, chunk...)
+				lr.buf = line[:0]
+			}
+		}
+		switch {
+		case e == nil:
+			return bytes.TrimSuffix(line, []byte("\n")), tooLong, nil
+		case errors.Is(e, bufio.ErrBufferFull):
+			continue
+		default:
+			return line, tooLong, e
+		}
+	}
+}
+
+// growTo is the capacity a buffer of capacity c grows to for need bytes,
+// at most limit: twice c (64 KiB at least), or limit itself once twice
+// that would pass it, so that the last step never copies a buffer nearly
+// as large as the limit into one of the limit (both held at once).
+func growTo(c, need, limit int) int {
+	c = max(2*c, need, 64<<10)
+	if 2*c > limit {
+		c = limit
+	}
+	return max(c, need)
 }
 
 // errFirstTooLong is sniff's report that the first line was longer than
@@ -361,7 +428,7 @@ const shortLine = 256
 // readLines reads one record per line. first is a line already consumed
 // (with its newline, if it had one); firstTooLong says the first line was
 // consumed and was over the bound.
-func (rd *Reader) readLines(name string, br *bufio.Reader, first []byte, firstTooLong bool, st *FileStats, fn func(*Record) error) error {
+func (rd *Reader) readLines(name string, lr *lineReader, first []byte, firstTooLong bool, st *FileStats, fn func(*Record) error) error {
 	lineNo := 0
 	maxLine := rd.maxLine()
 	handle := func(line []byte, tooLong, complete bool) error {
@@ -376,7 +443,7 @@ func (rd *Reader) readLines(name string, br *bufio.Reader, first []byte, firstTo
 		if len(line) == 0 {
 			return nil
 		}
-		rec, err := decodeRecord(line)
+		rec, skipped, err := decodeRecord(line, rd.Limits)
 		if err != nil {
 			st.Bad++
 			if !complete {
@@ -386,6 +453,9 @@ func (rd *Reader) readLines(name string, br *bufio.Reader, first []byte, firstTo
 				rd.warn(src, "%v", err)
 			}
 			return nil
+		}
+		if skipped != "" {
+			rd.warn(src, "%s", skipped)
 		}
 		rec.Source = src
 		st.Records++
@@ -403,7 +473,7 @@ func (rd *Reader) readLines(name string, br *bufio.Reader, first []byte, firstTo
 		}
 	}
 	for {
-		line, tooLong, err := measurement.ReadLine(br, maxLine)
+		line, tooLong, err := lr.next()
 		if len(line) > 0 || tooLong {
 			if ferr := handle(line, tooLong, err == nil); ferr != nil {
 				return ferr
@@ -422,19 +492,21 @@ func (rd *Reader) readLines(name string, br *bufio.Reader, first []byte, firstTo
 	}
 }
 
-// decodeRecord decodes one measurement (see decodeFast) and normalizes it.
-func decodeRecord(b []byte) (*Record, error) {
+// decodeRecord decodes one measurement within lim (see decodeFast) and
+// normalizes it. skipped says what the bounds left out, "" when nothing.
+func decodeRecord(b []byte, lim Limits) (rec *Record, skipped string, err error) {
 	if len(b) == 0 || b[0] != '{' {
-		return nil, errNotObject(b)
+		return nil, "", errNotObject(b)
 	}
-	rec := new(Record)
-	if err := decodeFast(b, rec); err != nil {
-		return nil, err
+	rec = new(Record)
+	d := newDecoder(lim)
+	if err := d.record(b, rec); err != nil {
+		return nil, "", err
 	}
 	if err := rec.Normalize(); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return rec, nil
+	return rec, d.skipped(), nil
 }
 
 func errNotObject(b []byte) error {
@@ -442,31 +514,24 @@ func errNotObject(b []byte) error {
 }
 
 // readDocuments reads a JSON array of measurements, or JSON documents one
-// after the other, each possibly over many lines. A syntax error ends the
-// input (there is no line to resynchronise on); a document of the wrong
-// shape is skipped.
+// after the other, each possibly over many lines (docReader). Invalid JSON
+// ends the input (there is no line to resynchronise on); a document of the
+// wrong shape is skipped.
 func (rd *Reader) readDocuments(name string, r io.Reader, array bool, st *FileStats, fn func(*Record) error) error {
-	lr := &limitedReader{r: r, max: int64(rd.maxLine())}
-	dec := json.NewDecoder(lr)
-	lr.dec = dec
+	d := &docReader{r: r, max: rd.maxLine()}
 	inArray := false
 	if array {
-		if _, err := dec.Token(); err != nil { // the opening [
-			return rd.docError(name, dec, st, err)
+		if _, ok := d.peek(); ok { // the opening [
+			d.pos++
+			inArray = true
 		}
-		inArray = true
 	}
 	for {
-		if inArray && !dec.More() {
-			if _, err := dec.Token(); err != nil { // the closing ]
-				return rd.docError(name, dec, st, err)
+		c, ok := d.peek()
+		if !ok {
+			if d.err != nil {
+				return rd.docError(name, d.offset(), st, d.err)
 			}
-			inArray = false
-			continue
-		}
-		var raw json.RawMessage
-		err := dec.Decode(&raw)
-		if errors.Is(err, io.EOF) {
 			if inArray {
 				st.Truncated = true
 				st.Bad++
@@ -474,16 +539,30 @@ func (rd *Reader) readDocuments(name string, r io.Reader, array bool, st *FileSt
 			}
 			return nil
 		}
-		if err != nil {
-			return rd.docError(name, dec, st, err)
+		if inArray && (c == ']' || c == ',') {
+			d.pos++
+			inArray = c == ','
+			continue
 		}
-		// The document's first byte: raw is exactly its bytes.
-		src := fmt.Sprintf("%s:@%d", name, dec.InputOffset()-int64(len(raw)))
-		rec, derr := decodeRecord(trimSpace(raw))
+		off := d.offset()
+		raw, err := d.value()
+		if errors.Is(err, errDocOverBound) {
+			st.Bad++
+			rd.warn(fmt.Sprintf("%s:@%d", name, off), "JSON document longer than %d bytes, skipped", rd.maxLine())
+			continue
+		}
+		if err != nil {
+			return rd.docError(name, off, st, err)
+		}
+		src := fmt.Sprintf("%s:@%d", name, off)
+		rec, skipped, derr := decodeRecord(raw, rd.Limits)
 		if derr != nil {
 			st.Bad++
 			rd.warn(src, "%v", derr)
 			continue
+		}
+		if skipped != "" {
+			rd.warn(src, "%s", skipped)
 		}
 		rec.Source = src
 		st.Records++
@@ -493,43 +572,23 @@ func (rd *Reader) readDocuments(name string, r io.Reader, array bool, st *FileSt
 	}
 }
 
-func (rd *Reader) docError(name string, dec *json.Decoder, st *FileStats, err error) error {
+// docError reports why reading documents stopped at offset off.
+func (rd *Reader) docError(name string, off int64, st *FileStats, err error) error {
 	st.Bad++
-	src := fmt.Sprintf("%s:@%d", name, dec.InputOffset())
+	src := fmt.Sprintf("%s:@%d", name, off)
 	switch {
-	case errors.Is(err, io.ErrUnexpectedEOF):
+	case errors.Is(err, errCut):
 		st.Truncated = true
 		rd.warn(src, "input ends inside a JSON document (cut?)")
 	case errors.Is(err, errDocTooLong):
 		rd.warn(src, "JSON document longer than %d bytes, rest of the file skipped", rd.maxLine())
+	case isScanError(err):
+		rd.warn(src, "invalid JSON, rest of the file skipped: %v", err)
 	default:
-		var se *json.SyntaxError
-		if errors.As(err, &se) {
-			rd.warn(src, "invalid JSON, rest of the file skipped: %v", err)
-		} else {
-			st.Error = err.Error()
-			rd.warn(src, "read error: %v", err)
-		}
+		st.Error = err.Error()
+		rd.warn(src, "read error: %v", err)
 	}
 	return nil
 }
 
 var errDocTooLong = errors.New("analysis: JSON document too long")
-
-// limitedReader fails once the decoder holds more than max bytes it has
-// not yet consumed: one JSON document cannot exhaust memory.
-type limitedReader struct {
-	r    io.Reader
-	dec  *json.Decoder
-	read int64
-	max  int64
-}
-
-func (l *limitedReader) Read(p []byte) (int, error) {
-	if l.dec != nil && l.read-l.dec.InputOffset() > l.max {
-		return 0, errDocTooLong
-	}
-	n, err := l.r.Read(p)
-	l.read += int64(n)
-	return n, err
-}

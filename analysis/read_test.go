@@ -5,10 +5,12 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -129,7 +131,7 @@ func TestAnalysisReadFormats(t *testing.T) {
 			want: readResult{
 				Stats:    analysis.FileStats{Path: "f", Format: "jsonl", Records: 1, Bad: 2},
 				Domains:  []string{"b.example@f:3"},
-				Warnings: []string{"f:1: line longer than 300 bytes, skipped", "f:2: invalid JSON at byte 10: invalid literal"},
+				Warnings: []string{"f:1: line longer than 300 bytes, skipped", `f:2: invalid JSON at byte 10: invalid literal "garbage"`},
 			},
 		},
 		{
@@ -162,7 +164,7 @@ func TestAnalysisReadFormats(t *testing.T) {
 			want: readResult{
 				Stats:    analysis.FileStats{Path: "f", Format: "json", Records: 1, Bad: 1, Truncated: true},
 				Domains:  []string{"a.example@f:@2"},
-				Warnings: []string{"f:@" + itoaLen("[\n"+pretty(t, line1)+",") + ": input ends inside a JSON document (cut?)"},
+				Warnings: []string{"f:@" + itoaLen("[\n"+pretty(t, line1)+",\n") + ": input ends inside a JSON document (cut?)"},
 			},
 		},
 		{
@@ -170,7 +172,7 @@ func TestAnalysisReadFormats(t *testing.T) {
 			data: []byte("{\n  \"input\": \"x\",\n  oops\n}\n"),
 			want: readResult{
 				Stats:    analysis.FileStats{Path: "f", Format: "json", Bad: 1},
-				Warnings: []string{"f:@0: invalid JSON, rest of the file skipped: invalid character 'o' looking for beginning of object key string"},
+				Warnings: []string{`f:@0: invalid JSON, rest of the file skipped: invalid literal "oops"`},
 			},
 		},
 		{
@@ -338,6 +340,12 @@ func TestAnalysisDecodeFastMatchesEncodingJSON(t *testing.T) {
 		}
 	}
 	docs = append(docs, []byte(line1), []byte(line2), []byte(`{"test_keys":null,"input":"a\"b\\\\","x":[{"y":[1,-2.5e3,true,null,"]"]}]}`))
+	// Certificates and strings in every form the fast paths hand back to
+	// encoding/json (escapes, another order of keys, an empty format,
+	// non-ASCII, a tab), and repeated keys.
+	docs = append(docs, []byte(`{"input":"h\u00e9llo\tw","probe_asn":"AS1","probe_asn":"AS2","test_keys":{"tls_handshakes":[{"peer_certificates":["AAEC",{"data":"AwQ=","format":"base64"},`+
+		`{"format":"base64","data":"AAEC"},{"data":"A\u0041EC"},{"data":"AAEC","format":""},"",null],"server_name":"é.example","failure":"x\"y","address":"1.2.3.4:443"},null,{}],`+
+		`"pings":[{"tls_handshake":null},{"tls_handshake":[]},{"tls_handshake":{"server_name":"p"}},null],"interception":{"rules":["a"],"intermediates":[{"sha1":"00"}],"root_name":"R"}}}`))
 	for i, d := range docs {
 		var want, got analysis.Record
 		if err := json.Unmarshal(d, &want); err != nil {
@@ -349,5 +357,167 @@ func TestAnalysisDecodeFastMatchesEncodingJSON(t *testing.T) {
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("doc %d (-encoding/json +fast):\n%s", i, diff)
 		}
+	}
+}
+
+// TestAnalysisReadLimits: what one record may decode is bounded whatever
+// its size in bytes (issue 16); the excess is skipped, the record keeps
+// the rest, and one warning names the line and what was left out.
+func TestAnalysisReadLimits(t *testing.T) {
+	t.Parallel()
+	lim := analysis.Limits{MaxHandshakes: 3, MaxCertificates: 2, MaxCertificateBytes: 4, MaxRecordCertificateBytes: 10, MaxEntries: 2, MaxStringBytes: 24}
+	const head = `{"measurement_start_time":"2024-01-01 00:00:00","test_keys":`
+	rep := func(s string, n int) string { return strings.Repeat(s+",", n-1) + s }
+	type counts struct {
+		Handshakes, Pings    int
+		Chains               []int // certificates per handshake
+		Intermediates, Rules int
+	}
+	for _, tc := range []struct {
+		name string
+		line string
+		want counts
+		warn string
+	}{
+		{
+			name: "within",
+			line: head + `{"tls_handshakes":[{"peer_certificates":["AAEC","AwQ="]}],"interception":{"rules":["a","b"],"intermediates":[{},{}]}}}`,
+			want: counts{Handshakes: 1, Chains: []int{2}, Intermediates: 2, Rules: 2},
+		},
+		{
+			name: "handshakes",
+			line: head + `{"tls_handshakes":[` + rep(`{}`, 10) + `]}}`,
+			want: counts{Handshakes: 3, Chains: []int{0, 0, 0}},
+			warn: "f:1: record over the decoding bounds, read in part; skipped: 7 handshake(s) past the first 3",
+		},
+		{
+			name: "pings_share_the_handshake_bound",
+			line: head + `{"tls_handshakes":[{},{}],"pings":[` + rep(`{"tls_handshake":[{},{}]}`, 5) + `]}}`,
+			want: counts{Handshakes: 3, Pings: 3, Chains: []int{0, 0, 0}},
+			warn: "skipped: 5 handshake(s) past the first 3, 2 ping(s) past the first 3",
+		},
+		{
+			name: "certificates_per_handshake",
+			line: head + `{"tls_handshakes":[{"peer_certificates":[` + rep(`""`, 1000) + `]},{"peer_certificates":["AA=="]}]}}`,
+			want: counts{Handshakes: 2, Chains: []int{2, 1}},
+			warn: "skipped: 1 chain(s) cut at 2 certificates",
+		},
+		{
+			name: "certificate_size",
+			line: head + `{"tls_handshakes":[{"peer_certificates":["AAEC","AAECAwQ=","AAEC"]}]}}`,
+			want: counts{Handshakes: 1, Chains: []int{1}},
+			warn: "skipped: 1 certificate(s) over 4 bytes (chain cut before)",
+		},
+		{
+			name: "record_certificate_bytes",
+			line: head + `{"tls_handshakes":[` + rep(`{"peer_certificates":["AAECAw==","AAECAw=="]}`, 3) + `]}}`,
+			want: counts{Handshakes: 3, Chains: []int{2, 0, 0}},
+			warn: "skipped: 2 chain(s) cut at 10 certificate bytes per record",
+		},
+		{
+			name: "interception_lists",
+			line: head + `{"interception":{"rules":[` + rep(`"r"`, 50) + `],"intermediates":[` + rep(`{}`, 1000) + `],"browser_error_reasons":["a","b","c"]}}}`,
+			want: counts{Intermediates: 2, Rules: 2},
+			warn: "skipped: 1047 test_keys.interception list entries past the first 2",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var warnings []string
+			var got counts
+			rd := &analysis.Reader{Limits: lim, Warn: func(w analysis.Warning) { warnings = append(warnings, w.String()) }}
+			st, err := rd.Read("f", strings.NewReader(tc.line+"\n"), func(r *analysis.Record) error {
+				got.Handshakes = len(r.Handshakes())
+				got.Pings = len(r.TestKeys.Pings)
+				for _, h := range r.Handshakes() {
+					got.Chains = append(got.Chains, len(h.PeerCertificates))
+				}
+				if in := r.TestKeys.Interception; in != nil {
+					got.Intermediates, got.Rules = len(in.Intermediates), len(in.Rules)
+				}
+				return nil
+			})
+			if err != nil || st.Records != 1 || st.Bad != 0 {
+				t.Fatalf("stats %+v, %v; want the record read: %v", st, err, warnings)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("decoded (-want +got):\n%s", diff)
+			}
+			switch {
+			case tc.warn == "" && len(warnings) > 0:
+				t.Errorf("warnings %q; want none", warnings)
+			case tc.warn != "" && (len(warnings) != 1 || !strings.Contains(warnings[0], tc.warn)):
+				t.Errorf("warnings %q; want one containing %q", warnings, tc.warn)
+			}
+		})
+	}
+
+	// A string over its bound, and nesting past encoding/json's, make the
+	// record bad.
+	for _, line := range []string{
+		`{"measurement_start_time":"2024-01-01 00:00:00","probe_network_name":"` + strings.Repeat("n", 25) + `"}`,
+		`{"measurement_start_time":"2024-01-01 00:00:00","x":` + strings.Repeat("[", 10001) + strings.Repeat("]", 10001) + `}`,
+		head + `{"interception":{"rules":["` + strings.Repeat("r", 25) + `"]}}}`,
+	} {
+		got := readString(t, "f", []byte(line+"\n"), 0)
+		rd := &analysis.Reader{Limits: lim}
+		st, _ := rd.Read("f", strings.NewReader(line+"\n"), func(*analysis.Record) error { return nil })
+		if st.Bad != 1 || st.Records != 0 {
+			t.Errorf("%.80s…: stats %+v (default limits: %+v); want it bad", line, st, got.Stats)
+		}
+	}
+}
+
+// TestAnalysisReadDocumentsInPieces: JSON documents larger than the
+// document reader's first buffer, arriving a few bytes at a time, are
+// split where they end (the buffer grows and is reused), with their
+// offsets; one over the bound ends the file with a warning.
+func TestAnalysisReadDocumentsInPieces(t *testing.T) {
+	t.Parallel()
+	big := func(domain string) string {
+		return pretty(t, `{"measurement_start_time":"2024-01-02 03:04:05","input":"https://`+domain+`/","body":"`+strings.Repeat("x", 200<<10)+`","test_keys":{"tls_handshakes":[{"peer_certificates":["AAEC"]}]},"n":12}`)
+	}
+	docs := big("a.example") + "\n" + big("b.example") + "\n"
+	arr := "[" + big("a.example") + ",\n" + big("b.example") + "]"
+	for _, tc := range []struct {
+		name    string
+		data    string
+		r       func(io.Reader) io.Reader
+		maxLine int
+		want    []string
+		warn    []string
+	}{
+		{name: "documents_one_byte_at_a_time", data: docs, r: iotest.OneByteReader,
+			want: []string{"a.example@f:@0", "b.example@f:@" + itoaLen(big("a.example")+"\n")}},
+		{name: "array_in_halves", data: arr, r: iotest.HalfReader,
+			want: []string{"a.example@f:@1", "b.example@f:@" + itoaLen("["+big("a.example")+",\n")}},
+		{name: "document_over_the_bound", data: "{\n" + `"a": 1, "b": "` + strings.Repeat("y", 5000) + `"}` + "\n" + `{"measurement_start_time":"2024-01-02 03:04:05","input":"c.example"}` + "\n" + big("d.example"), maxLine: 4096,
+			want: []string{"c.example@f:@5019"},
+			warn: []string{"f:@0: JSON document longer than 4096 bytes, skipped", "f:@5088: JSON document longer than 4096 bytes, rest of the file skipped"}},
+		{name: "cut", data: docs[:len(docs)-100], r: iotest.DataErrReader,
+			want: []string{"a.example@f:@0"},
+			warn: []string{"f:@" + itoaLen(big("a.example")+"\n") + ": input ends inside a JSON document (cut?)"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var got, warnings []string
+			var r io.Reader = strings.NewReader(tc.data)
+			if tc.r != nil {
+				r = tc.r(r)
+			}
+			rd := &analysis.Reader{MaxLineBytes: tc.maxLine, Warn: func(w analysis.Warning) { warnings = append(warnings, w.String()) }}
+			if _, err := rd.Read("f", r, func(r *analysis.Record) error {
+				got = append(got, r.Domain+"@"+r.Source)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("records (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.warn, warnings); diff != "" {
+				t.Errorf("warnings (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -5,12 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Decoding a record is a fast structural scan of the measurement object,
-// which hands the few values the analysis reads (the envelope's strings and
-// test_keys' tls_handshakes, pings, domain, verdict, interception) to
-// encoding/json and steps over everything else: an OONI web_connectivity
+// which decodes the few values the analysis reads (the envelope's strings and
+// test_keys' tls_handshakes, pings, domain, verdict, interception), within
+// Limits (bounds.go), and steps over everything else: an OONI web_connectivity
 // measurement is mostly HTTP bodies, headers and network events, which
 // encoding/json would validate and then scan again to skip (two passes of
 // its byte-at-a-time state machine), at several times the cost of this scan.
@@ -29,57 +30,10 @@ type errSyntax struct {
 
 func (e *errSyntax) Error() string { return fmt.Sprintf("invalid JSON at byte %d: %s", e.off, e.msg) }
 
-// decodeFast fills rec from the measurement object b.
+// decodeFast fills rec from the measurement object b, within the default
+// Limits.
 func decodeFast(b []byte, rec *Record) error {
-	return scanObject(b, 0, func(key, val []byte, off int) error {
-		var dst any
-		switch string(key) {
-		case "input":
-			dst = &rec.Input
-		case "measurement_start_time":
-			dst = &rec.MeasurementStartTime
-		case "test_start_time":
-			dst = &rec.TestStartTime
-		case "probe_asn":
-			dst = &rec.ProbeASN
-		case "probe_cc":
-			dst = &rec.ProbeCC
-		case "probe_network_name":
-			dst = &rec.ProbeNetworkName
-		case "test_name":
-			dst = &rec.TestName
-		case "software_name":
-			dst = &rec.SoftwareName
-		case "report_id":
-			dst = &rec.ReportID
-		case "test_keys":
-			if string(val) == "null" {
-				return nil
-			}
-			return scanObject(val, off, func(key, val []byte, off int) error {
-				var dst any
-				tk := &rec.TestKeys
-				switch string(key) {
-				case "domain":
-					dst = &tk.Domain
-				case "tls_handshakes":
-					dst = &tk.TLSHandshakes
-				case "pings":
-					dst = &tk.Pings
-				case "verdict":
-					dst = &tk.Verdict
-				case "interception":
-					dst = &tk.Interception
-				default:
-					return nil
-				}
-				return unmarshalField("test_keys.", key, val, dst)
-			})
-		default:
-			return nil
-		}
-		return unmarshalField("", key, val, dst)
-	})
+	return newDecoder(Limits{}).record(b, rec)
 }
 
 // unmarshalField decodes one value, naming the field (prefix and key) in
@@ -151,6 +105,41 @@ func scanObject(b []byte, base int, fn func(key, val []byte, off int) error) err
 	}
 }
 
+// scanArray walks the JSON array that is the whole of b (base is b's
+// offset in the line) and calls fn with each element (raw bytes).
+func scanArray(b []byte, base int, fn func(elem []byte, off int) error) error {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '[' {
+		return &errSyntax{base + i, "not an array"}
+	}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == ']' {
+		return trailing(b, i+1, base)
+	}
+	for {
+		start := i
+		var err error
+		if i, err = skipValue(b, i); err != nil {
+			return &errSyntax{base + start, err.Error()}
+		}
+		if err := fn(b[start:i], base+start); err != nil {
+			return err
+		}
+		i = skipSpace(b, i)
+		if i >= len(b) {
+			return &errSyntax{base + i, "unexpected end of JSON input"}
+		}
+		switch b[i] {
+		case ',':
+			i = skipSpace(b, i+1)
+		case ']':
+			return trailing(b, i+1, base)
+		default:
+			return &errSyntax{base + i, fmt.Sprintf("invalid character %q after an array element", b[i])}
+		}
+	}
+}
+
 func trailing(b []byte, i, base int) error {
 	if i = skipSpace(b, i); i < len(b) {
 		return &errSyntax{base + i, "data after the object"}
@@ -165,10 +154,26 @@ func skipSpace(b []byte, i int) int {
 	return i
 }
 
+// scanError is invalid JSON found by the skip functions.
+type scanError struct{ msg string }
+
+func (e *scanError) Error() string { return e.msg }
+
+func isScanError(err error) bool {
+	var se *scanError
+	return errors.As(err, &se)
+}
+
 var (
-	errEOF     = errors.New("unexpected end of JSON input")
-	errLiteral = errors.New("invalid literal")
+	errEOF = &scanError{"unexpected end of JSON input"}
+	// errUnterminated is a string that runs to the end of the input.
+	errUnterminated = &scanError{"unterminated string"}
+	errDepth        = &scanError{fmt.Sprintf("nested deeper than %d", maxDepth)}
 )
+
+// maxDepth bounds the nesting the scan follows, as encoding/json's own
+// (10000): a line of 64 MiB of "[" would otherwise grow a stack as long.
+const maxDepth = 10000
 
 // skipString returns the offset after the string that starts at b[i].
 func skipString(b []byte, i int) (int, error) {
@@ -176,7 +181,7 @@ func skipString(b []byte, i int) (int, error) {
 	for {
 		k := bytes.IndexByte(b[j:], '"')
 		if k < 0 {
-			return 0, errors.New("unterminated string")
+			return 0, errUnterminated
 		}
 		q := j + k
 		// The quote closes the string unless an odd number of
@@ -220,13 +225,14 @@ func skipContainer(b []byte, i int) (int, error) {
 			}
 			i = end
 			continue
-		case '{':
-			stack = append(stack, '}')
-		case '[':
-			stack = append(stack, ']')
+		case '{', '[':
+			if len(stack) >= maxDepth {
+				return 0, errDepth
+			}
+			stack = append(stack, c+2) // '}' is '{'+2, ']' is '['+2
 		case '}', ']':
 			if len(stack) == 0 || stack[len(stack)-1] != c {
-				return 0, fmt.Errorf("mismatched %q", c)
+				return 0, &scanError{fmt.Sprintf("mismatched %q", c)}
 			}
 			stack = stack[:len(stack)-1]
 			if len(stack) == 0 {
@@ -260,7 +266,7 @@ func skipLiteral(b []byte, i int) (int, error) {
 	lit := b[start:i]
 	if len(lit) == 0 {
 		if i < len(b) {
-			return 0, fmt.Errorf("invalid character %q looking for a value", b[i])
+			return 0, &scanError{fmt.Sprintf("invalid character %q looking for a value", b[i])}
 		}
 		return 0, errEOF
 	}
@@ -268,13 +274,21 @@ func skipLiteral(b []byte, i int) (int, error) {
 	case "true", "false", "null":
 		return i, nil
 	}
+	if i == len(b) && (strings.HasPrefix("true", string(lit)) || strings.HasPrefix("false", string(lit)) || strings.HasPrefix("null", string(lit))) {
+		return 0, errEOF // cut: more input may complete it
+	}
 	if lit[0] == '-' || lit[0] >= '0' && lit[0] <= '9' {
 		for _, c := range lit {
 			if c >= 'a' && c <= 'z' && c != 'e' {
-				return 0, errLiteral
+				return 0, errLiteral(lit)
 			}
 		}
 		return i, nil
 	}
-	return 0, errLiteral
+	return 0, errLiteral(lit)
+}
+
+// errLiteral names the invalid literal lit (its start).
+func errLiteral(lit []byte) error {
+	return &scanError{fmt.Sprintf("invalid literal %q", truncate(string(lit), 16))}
 }

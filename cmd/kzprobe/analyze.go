@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -147,6 +148,12 @@ func readAll(cmd *cobra.Command, paths []string, cfg analysis.Config, cmp *analy
 // reports skipped lines and files on cmd's standard error. Reading no measurement at all (an empty folder, a file that
 // holds none) is an error naming what was found instead.
 func readInputs(cmd *cobra.Command, paths []string, warn func(analysis.Warning), add func(*analysis.Record)) ([]analysis.FileStats, error) {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// What one record may hold is bounded (a line, analysis.Limits,
+		// the judge's cache); a soft limit makes the collector return
+		// the garbage of long lines before the heap doubles.
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(readMemoryLimit))
+	}
 	stderr := cmd.ErrOrStderr()
 	var first *analysis.Warning
 	rd := &analysis.Reader{Stdin: cmd.InOrStdin(), Warn: func(w analysis.Warning) {
@@ -181,6 +188,12 @@ func readInputs(cmd *cobra.Command, paths []string, warn func(analysis.Warning),
 	}
 	return stats, nil
 }
+
+// readMemoryLimit is the Go runtime's soft memory limit while reading
+// (runtime/debug.SetMemoryLimit), unless GOMEMLIMIT is set: under the
+// 256 MB that reading any input may take (issue 16), with room for the
+// runtime and the binary.
+const readMemoryLimit = 192 << 20
 
 // noMeasurement is the one-line error of a read that found no
 // measurement: what was found instead, and the first warning.
