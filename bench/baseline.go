@@ -68,7 +68,7 @@ func newBaseline(info labInfo) (*baseline, error) {
 // baseline name and judges the chain, which must be trusted.
 func (b *baseline) one(ctx context.Context, i int) error {
 	name := fmt.Sprintf("b%d.%s", i, baseZone)
-	t0 := time.Now()
+	t0 := probe.NewEpoch(nil)
 	conn, c := b.connector.Connect(ctx, b.addr, b.port, t0)
 	if conn == nil {
 		return fmt.Errorf("connect: %s", deref(c.Status.Failure))
@@ -81,7 +81,7 @@ func (b *baseline) one(ctx context.Context, i int) error {
 	for j, c := range h.PeerCertificates {
 		der[j] = c
 	}
-	if j := b.analyzer.Judge(der, name, t0); !j.Trusted {
+	if j := b.analyzer.Judge(der, name, t0.Start()); !j.Trusted {
 		return fmt.Errorf("the baseline chain is not trusted: %s", deref(j.TrustFailure))
 	}
 	return nil

@@ -184,7 +184,7 @@ func (c *Client) dial(ctx context.Context, network, addr string) (net.Conn, erro
 	if c.opts.Resolver == nil || !strings.EqualFold(host, c.host) {
 		return nil, fmt.Errorf("control: will not resolve %q", host)
 	}
-	queries := probe.LookupAll(ctx, c.opts.Resolver, host, time.Now())
+	queries := probe.LookupAll(ctx, c.opts.Resolver, host, probe.NewEpoch(nil))
 	addrs := probe.Addrs(queries)
 	if len(addrs) == 0 {
 		for _, q := range queries {
@@ -220,9 +220,9 @@ func (c *Client) dial(ctx context.Context, network, addr string) (net.Conn, erro
 // with req.NotChecked, and the server still answers about the rest and
 // its own answers. Special-purpose addresses are the caller's to leave out
 // (the engine does, knowing which the user admitted).
-func (c *Client) Check(ctx context.Context, req measurement.ControlRequest, t0 time.Time) *measurement.ControlReport {
-	rep := &measurement.ControlReport{Server: c.server, Addresses: []string{}, T0: since(t0)}
-	defer func() { rep.T = since(t0) }()
+func (c *Client) Check(ctx context.Context, req measurement.ControlRequest, t0 probe.Epoch) *measurement.ControlReport {
+	rep := &measurement.ControlReport{Server: c.server, Addresses: []string{}, T0: t0.Since()}
+	defer func() { rep.T = t0.Since() }()
 	rep.NotChecked = append([]measurement.ControlNotChecked{}, req.NotChecked...)
 	port := req.Port
 	if port == 0 {
@@ -357,8 +357,6 @@ func fits(ctx context.Context, d time.Duration) bool {
 	dl, ok := ctx.Deadline()
 	return !ok || time.Until(dl) > d
 }
-
-func since(t0 time.Time) float64 { return time.Since(t0).Seconds() }
 
 // discard drains a little of a body, so the connection can be reused, and
 // closes it.

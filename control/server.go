@@ -141,7 +141,9 @@ type ServerConfig struct {
 	// error code, counts, duration; never the body nor the domain). Nil
 	// means no logs.
 	Logger *slog.Logger
-	// Now is the clock. Nil means time.Now.
+	// Now is the clock: a check's test_runtime, the time chains are
+	// verified at, every record's t0 and t (see probe.Epoch), and the
+	// durations logged are read on it. Nil means time.Now.
 	Now func() time.Time
 }
 
@@ -403,7 +405,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // check measures q: the server's own DNS, and a connect and a handshake to
 // every submitted address and to its own answers.
 func (s *Server) check(ctx context.Context, q checkQuery, client netip.Addr) *CheckResponse {
-	t0 := s.now()
+	t0 := probe.NewEpoch(s.cfg.Now)
 	resp := &CheckResponse{
 		Version:       APIVersion,
 		Domain:        q.domain,
@@ -449,13 +451,13 @@ func (s *Server) check(ctx context.Context, q checkQuery, client netip.Addr) *Ch
 		e.Sources = sources[i]
 		resp.Endpoints[i] = *e
 	}
-	resp.TestRuntime = s.now().Sub(t0).Seconds()
+	resp.TestRuntime = t0.Since()
 	return resp
 }
 
 // tryEndpoint connects to a, hand-shakes with SNI = the domain and judges
 // the chain presented.
-func (s *Server) tryEndpoint(ctx context.Context, e *measurement.ControlEndpoint, a netip.Addr, q checkQuery, t0 time.Time) {
+func (s *Server) tryEndpoint(ctx context.Context, e *measurement.ControlEndpoint, a netip.Addr, q checkQuery, t0 probe.Epoch) {
 	conn, tc := s.connector.Connect(ctx, a, q.port, t0)
 	e.TCPConnect = tc
 	if conn == nil {
@@ -470,7 +472,7 @@ func (s *Server) tryEndpoint(ctx context.Context, e *measurement.ControlEndpoint
 	for i, c := range h.PeerCertificates {
 		der[i] = c
 	}
-	e.Chain = s.cfg.Analyzer.Judge(der, q.domain, t0)
+	e.Chain = s.cfg.Analyzer.Judge(der, q.domain, t0.Start())
 }
 
 // authorized reports whether r carries the token, when one is configured.

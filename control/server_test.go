@@ -249,6 +249,47 @@ func TestLabControlServer(t *testing.T) {
 	})
 }
 
+// TestServerPinnedClock asks a server whose clock is set half an hour back
+// about a site: every t0 and t of its answer, of its lookups, connects and
+// handshakes, is read on that clock, so each lies within its test_runtime.
+// Before they came from time.Since, and every t0 was 1800 s.
+func TestServerPinnedClock(t *testing.T) {
+	t.Parallel()
+	l := startLab(t)
+	site, _ := l.Site("rutracker.org")
+	cfg := labServerConfig(t, l)
+	cfg.Admit = []netip.Prefix{l.Net}
+	realStart := time.Now()
+	base := realStart.Add(-30 * time.Minute)
+	cfg.Now = func() time.Time { return base.Add(time.Since(realStart)) }
+	s := serve(t, cfg)
+	a := post(t, s.client(netip.Addr{}), s.url, checkBody(site.Domain, l.Port, site.Addr))
+	if a.status != http.StatusOK {
+		t.Fatalf("status %d (%+v)", a.status, a.err)
+	}
+	r := a.check
+	if elapsed := time.Since(realStart).Seconds(); r.TestRuntime <= 0 || r.TestRuntime > elapsed {
+		t.Fatalf("test_runtime %v; want in (0, %v]", r.TestRuntime, elapsed)
+	}
+	e := endpoint(t, r, site.Addr)
+	if len(r.Queries) == 0 || e.TLSHandshake == nil {
+		t.Fatalf("queries %d, endpoint %+v; want both steps recorded", len(r.Queries), e)
+	}
+	type span struct {
+		what  string
+		t0, t float64
+	}
+	spans := []span{{"tcp_connect", e.TCPConnect.T0, e.TCPConnect.T}, {"tls_handshake", e.TLSHandshake.T0, e.TLSHandshake.T}}
+	for _, q := range r.Queries {
+		spans = append(spans, span{"queries " + q.QueryType, q.T0, q.T})
+	}
+	for _, sp := range spans {
+		if sp.t0 < 0 || sp.t0 > sp.t || sp.t > r.TestRuntime {
+			t.Errorf("%s: t0 = %v, t = %v; want 0 <= t0 <= t <= test_runtime %v", sp.what, sp.t0, sp.t, r.TestRuntime)
+		}
+	}
+}
+
 // TestServerRefusesSpecialRanges checks that a server with the default
 // policy refuses loopback, private and other special addresses, and that
 // --allow-net (Admit) re-admits exactly the ranges it names.
@@ -818,7 +859,7 @@ func TestClient(t *testing.T) {
 	site, _ := l.Site("rutracker.org")
 	dial := guard.New(l.Net).Dialer(nil)
 	req := measurement.ControlRequest{Domain: site.Domain, Port: l.Port, Addresses: []netip.Addr{site.Addr}}
-	t0 := time.Now()
+	t0 := probe.NewEpoch(nil)
 
 	t.Run("answer", func(t *testing.T) {
 		c, err := control.NewClient(l.ControlServerURL, control.ClientOptions{RootCAs: labRoots(l), Dial: dial})
@@ -923,7 +964,7 @@ func TestClientSubmitsGlobalUnicastOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	r := c.Check(context.Background(), req, time.Now())
+	r := c.Check(context.Background(), req, probe.NewEpoch(nil))
 	if r.Failure != nil || r.StatusCode != http.StatusOK || r.Response == nil {
 		t.Fatalf("report: failure %v, HTTP %d %s; want an answer", str(r.Failure), r.StatusCode, r.ErrorCode)
 	}

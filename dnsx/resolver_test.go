@@ -152,7 +152,7 @@ func lookup(t testing.TB, ex dnsx.Exchanger, host string, qtype uint16) measurem
 	// Generous: the machine may be loaded and the race detector is slow;
 	// tests of timeouts set a short Options.Timeout instead.
 	r := &probe.DNSResolver{Exchanger: ex, Timeout: 15 * time.Second, Retries: -1}
-	return r.Lookup(context.Background(), host, qtype, time.Now())
+	return r.Lookup(context.Background(), host, qtype, probe.NewEpoch(nil))
 }
 
 func str(p *string) string {

@@ -453,21 +453,13 @@ func leadsTo(in *chain.Interception) string {
 func rootLabel(name, sha1 string) string {
 	switch {
 	case name != "" && sha1 != "":
-		return fmt.Sprintf("%s [%s]", name, short(sha1))
+		return fmt.Sprintf("%s [%s]", name, chain.Short(sha1))
 	case name != "":
 		return name
 	case sha1 != "":
-		return short(sha1)
+		return chain.Short(sha1)
 	}
 	return "an interception root"
-}
-
-// short abbreviates a hex fingerprint for humans.
-func short(hex string) string {
-	if len(hex) > 8 {
-		return hex[:8]
-	}
-	return hex
 }
 
 // unconfirmed ends the reason of a verdict that needed consistent DNS:

@@ -45,16 +45,17 @@ func (c *Connector) timeout() time.Duration {
 // Connect dials ip:port over TCP. It always returns the record; the conn is
 // non-nil exactly when the record's Status.Success is true, and then the
 // caller owns it (typically passing it on to [Handshaker.Handshake]). t0 is
-// the measurement's start: the record's T0 and T are seconds since t0.
+// the measurement's epoch: the record's T0 and T are t0.Since() at its
+// start and end.
 //
 // The failure is classified here, where the context is known: the
 // connect's own timeout is generic_timeout_error, a cancelled parent ctx
 // (Ctrl-C) is interrupted, and a guard refusal is blocked_by_allow_net.
-func (c *Connector) Connect(ctx context.Context, ip netip.Addr, port int, t0 time.Time) (net.Conn, measurement.TCPConnect) {
+func (c *Connector) Connect(ctx context.Context, ip netip.Addr, port int, t0 Epoch) (net.Conn, measurement.TCPConnect) {
 	ip = ip.Unmap()
-	rec := measurement.TCPConnect{IP: ip.String(), Port: port, T0: secondsSince(t0)}
+	rec := measurement.TCPConnect{IP: ip.String(), Port: port, T0: t0.Since()}
 	finish := func(err error) measurement.TCPConnect {
-		rec.T = secondsSince(t0)
+		rec.T = t0.Since()
 		rec.Status = measurement.TCPConnectStatus{Failure: failure.Of(err), Success: err == nil}
 		return rec
 	}
@@ -91,6 +92,3 @@ func connectError(parent, op context.Context, err error) error {
 	}
 	return failure.New("connect", err)
 }
-
-// secondsSince returns the seconds elapsed since t0, the unit of every t0/t field.
-func secondsSince(t0 time.Time) float64 { return time.Since(t0).Seconds() }

@@ -48,7 +48,7 @@ func TestConnectTimeout(t *testing.T) {
 	t.Parallel()
 	ap := fullBacklogAddr(t)
 	start := time.Now()
-	conn, rec := (&Connector{Timeout: 300 * time.Millisecond}).Connect(context.Background(), ap.Addr(), int(ap.Port()), start)
+	conn, rec := (&Connector{Timeout: 300 * time.Millisecond}).Connect(context.Background(), ap.Addr(), int(ap.Port()), NewEpoch(nil))
 	if conn != nil {
 		conn.Close()
 	}

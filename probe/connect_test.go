@@ -16,8 +16,7 @@ import (
 func TestConnectSuccess(t *testing.T) {
 	t.Parallel()
 	ap := startRawTestServer(t, nil)
-	t0 := time.Now()
-	conn, rec := (&Connector{}).Connect(context.Background(), ap.Addr(), int(ap.Port()), t0)
+	conn, rec := (&Connector{}).Connect(context.Background(), ap.Addr(), int(ap.Port()), NewEpoch(nil))
 	if conn == nil {
 		t.Fatalf("conn = nil; want a connection (record %+v)", rec)
 	}
@@ -88,7 +87,7 @@ func TestConnectFailures(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			ap := tc.addr(t)
-			conn, rec := tc.connector.Connect(tc.ctx, ap.Addr(), int(ap.Port()), time.Now())
+			conn, rec := tc.connector.Connect(tc.ctx, ap.Addr(), int(ap.Port()), NewEpoch(nil))
 			if conn != nil {
 				conn.Close()
 				t.Errorf("conn != nil; want nil on failure")
@@ -109,11 +108,11 @@ func TestConnectGuard(t *testing.T) {
 	apInside := startRawTestServerOn(t, "127.0.0.2", nil, &inside)
 	c := &Connector{Dial: guard.New(netip.MustParsePrefix("127.0.0.2/32")).Dialer(nil)}
 
-	conn, rec := c.Connect(context.Background(), apOutside.Addr(), int(apOutside.Port()), time.Now())
+	conn, rec := c.Connect(context.Background(), apOutside.Addr(), int(apOutside.Port()), NewEpoch(nil))
 	if got := failureString(rec.Status.Failure); conn != nil || got != failure.BlockedByAllowNet {
 		t.Errorf("outside: failure = %q; want %q", got, failure.BlockedByAllowNet)
 	}
-	conn, rec = c.Connect(context.Background(), apInside.Addr(), int(apInside.Port()), time.Now())
+	conn, rec = c.Connect(context.Background(), apInside.Addr(), int(apInside.Port()), NewEpoch(nil))
 	if conn == nil {
 		t.Fatalf("inside: failure = %q; want success", failureString(rec.Status.Failure))
 	}
@@ -144,7 +143,7 @@ func TestConnectIPv6(t *testing.T) {
 		}
 	}()
 	ap := netip.MustParseAddrPort(ln.Addr().String())
-	conn, rec := (&Connector{}).Connect(context.Background(), ap.Addr(), int(ap.Port()), time.Now())
+	conn, rec := (&Connector{}).Connect(context.Background(), ap.Addr(), int(ap.Port()), NewEpoch(nil))
 	if conn == nil {
 		t.Fatalf("failure = %q; want success", failureString(rec.Status.Failure))
 	}

@@ -9,7 +9,6 @@ package probe
 import (
 	"context"
 	"net/netip"
-	"time"
 
 	"kzprobe/measurement"
 )
@@ -17,10 +16,10 @@ import (
 // ControlServer asks a control server about one target. control.Client
 // implements it. Check never fails: a transport error, an HTTP error or a
 // response that does not fit the request is recorded in the report's
-// Failure. t0 is the measurement's start (the report's T0 and T are
-// seconds since t0).
+// Failure. t0 is the measurement's epoch (the report's T0 and T are
+// t0.Since() when it is asked and when it answers).
 type ControlServer interface {
-	Check(ctx context.Context, req measurement.ControlRequest, t0 time.Time) *measurement.ControlReport
+	Check(ctx context.Context, req measurement.ControlRequest, t0 Epoch) *measurement.ControlReport
 }
 
 // IPValidFromControl is the consistency check that uses a control server:

@@ -88,16 +88,13 @@ func NewQuery(name string, qtype uint16) *dns.Msg {
 	return q
 }
 
-// since returns seconds from t0 to now.
-func since(t0 time.Time) float64 { return time.Since(t0).Seconds() }
-
 // Lookup resolves host for qtype and records the round trip. It never fails:
 // every outcome, including bad input, is in the returned record, with times
-// in seconds since t0. The whole lookup takes at most r.Timeout (or less,
+// in seconds since t0's start. The whole lookup takes at most r.Timeout (or less,
 // when ctx ends earlier).
-func (r *DNSResolver) Lookup(ctx context.Context, host string, qtype uint16, t0 time.Time) (rec measurement.DNSQuery) {
-	rec = measurement.DNSQuery{Hostname: host, QueryType: typeName(qtype), T0: since(t0)}
-	defer func() { rec.T = since(t0) }()
+func (r *DNSResolver) Lookup(ctx context.Context, host string, qtype uint16, t0 Epoch) (rec measurement.DNSQuery) {
+	rec = measurement.DNSQuery{Hostname: host, QueryType: typeName(qtype), T0: t0.Since()}
+	defer func() { rec.T = t0.Since() }()
 	ex := r.Exchanger
 	if ex == nil {
 		rec.Failure = failure.Ptr(failure.UnknownPrefix + "probe: DNSResolver has no Exchanger")
@@ -118,7 +115,7 @@ func (r *DNSResolver) Lookup(ctx context.Context, host string, qtype uint16, t0 
 		// Each try gets an equal share of the time left, so a resolver
 		// that drops one packet is retried within the budget.
 		actx, acancel := context.WithTimeout(ctx, time.Until(deadline)/time.Duration(tries-i))
-		tryStart := time.Now()
+		tryStart := t0.Now()
 		resp, raw, info, err := exchange(actx, ex, q)
 		acancel()
 		if err == nil && resp == nil {
@@ -149,15 +146,15 @@ func (r *DNSResolver) Lookup(ctx context.Context, host string, qtype uint16, t0 
 
 // appendTries records the resolvers asked by one exchange: each of
 // info.Tries (an exchanger with fallbacks), else the one resolver, asked
-// from start until now and ending with err. Times are seconds since t0.
-func appendTries(tries []measurement.DNSTry, info dnsx.ExchangeInfo, ex dnsx.Exchanger, start time.Time, err error, t0 time.Time) []measurement.DNSTry {
+// from start until now and ending with err. Times are read on t0's clock.
+func appendTries(tries []measurement.DNSTry, info dnsx.ExchangeInfo, ex dnsx.Exchanger, start time.Time, err error, t0 Epoch) []measurement.DNSTry {
 	if len(info.Tries) == 0 {
 		info.Tries = []dnsx.Try{{Engine: cmp.Or(info.Engine, ex.Engine()), Address: cmp.Or(info.Address, ex.Address()),
-			Start: start, End: time.Now(), Err: err}}
+			Start: start, End: t0.Now(), Err: err}}
 	}
 	for _, t := range info.Tries {
 		tries = append(tries, measurement.DNSTry{Engine: t.Engine, ResolverAddress: t.Address, Failure: failure.Of(t.Err),
-			T0: t.Start.Sub(t0).Seconds(), T: t.End.Sub(t0).Seconds()})
+			T0: t0.At(t.Start), T: t0.At(t.End)})
 	}
 	return tries
 }
@@ -277,7 +274,7 @@ func ownedBy(owners []string, name string) bool {
 
 // LookupAll resolves host for A and AAAA concurrently and returns the two
 // records, A first.
-func LookupAll(ctx context.Context, r *DNSResolver, host string, t0 time.Time) []measurement.DNSQuery {
+func LookupAll(ctx context.Context, r *DNSResolver, host string, t0 Epoch) []measurement.DNSQuery {
 	out := make([]measurement.DNSQuery, 2)
 	// AAAA in a new goroutine, A in this one: its stack, grown by earlier
 	// work, need not grow again.

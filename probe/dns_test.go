@@ -169,7 +169,7 @@ func pack(t testing.TB, m *dns.Msg) []byte {
 func lookup(t testing.TB, ex dnsx.Exchanger, host string, qtype uint16, timeout time.Duration) measurement.DNSQuery {
 	t.Helper()
 	r := &DNSResolver{Exchanger: ex, Timeout: timeout}
-	return r.Lookup(context.Background(), host, qtype, time.Now())
+	return r.Lookup(context.Background(), host, qtype, NewEpoch(nil))
 }
 
 func str(p *string) string {
@@ -205,8 +205,7 @@ func TestDNSLookupRecordsAnswers(t *testing.T) {
 		"other.example.test. 300 IN A 192.0.2.99",
 	))
 	ex := dnsx.NewDNSExchanger(addr, loopbackOnly)
-	t0 := time.Now()
-	q := (&DNSResolver{Exchanger: ex}).Lookup(context.Background(), "www.example.test", dns.TypeA, t0)
+	q := (&DNSResolver{Exchanger: ex}).Lookup(context.Background(), "www.example.test", dns.TypeA, NewEpoch(nil))
 
 	want := measurement.DNSQuery{
 		Engine: "udp", ResolverAddress: addr, Hostname: "www.example.test", QueryType: "A",
@@ -457,7 +456,7 @@ func TestDNSHostileResponses(t *testing.T) {
 			}
 			r := &DNSResolver{Exchanger: dnsx.NewDNSExchanger(srv.addr, loopbackOnly), Timeout: timeout, Retries: -1}
 			start := time.Now()
-			q := r.Lookup(context.Background(), "h.example.test", dns.TypeA, start)
+			q := r.Lookup(context.Background(), "h.example.test", dns.TypeA, NewEpoch(nil))
 			elapsed := time.Since(start)
 			expectFailure(t, q, tc.failure)
 			if elapsed > timeout+time.Second {
@@ -610,7 +609,7 @@ func TestDNSLookupCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel)
 	start := time.Now()
-	q := (&DNSResolver{Exchanger: dnsx.NewDNSExchanger(srv.addr, loopbackOnly)}).Lookup(ctx, "c.example.test", dns.TypeA, start)
+	q := (&DNSResolver{Exchanger: dnsx.NewDNSExchanger(srv.addr, loopbackOnly)}).Lookup(ctx, "c.example.test", dns.TypeA, NewEpoch(nil))
 	expectFailure(t, q, failure.Interrupted)
 	if time.Since(start) > time.Second {
 		t.Errorf("took %v after cancellation; want prompt", time.Since(start))
@@ -629,7 +628,7 @@ func TestDNSLookupBadInput(t *testing.T) {
 		{"empty label", &DNSResolver{Exchanger: dnsx.NewDNSExchanger("127.0.0.1:1", loopbackOnly)}, "a..test"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			q := tc.r.Lookup(context.Background(), tc.host, dns.TypeA, time.Now())
+			q := tc.r.Lookup(context.Background(), tc.host, dns.TypeA, NewEpoch(nil))
 			if q.Failure == nil || !strings.HasPrefix(*q.Failure, failure.UnknownPrefix) || q.Attempts != 0 {
 				t.Errorf("failure %s attempts %d; want unknown_failure, 0", str(q.Failure), q.Attempts)
 			}
@@ -656,7 +655,7 @@ func TestDNSLookupAllAndAddrs(t *testing.T) {
 		z(w, r)
 	})
 	r := &DNSResolver{Exchanger: dnsx.NewDNSExchanger(addr, loopbackOnly), Timeout: 5 * time.Second, Retries: -1}
-	qs := LookupAll(context.Background(), r, "both.example.test", time.Now())
+	qs := LookupAll(context.Background(), r, "both.example.test", NewEpoch(nil))
 	if len(qs) != 2 || qs[0].QueryType != "A" || qs[1].QueryType != "AAAA" {
 		t.Fatalf("queries %+v; want A then AAAA", qs)
 	}
@@ -716,7 +715,7 @@ func FuzzDNSResponse(f *testing.F) {
 func BenchmarkUDPLookup(b *testing.B) {
 	addr := startDNS(b, zone("bench.example.test. 60 IN A 192.0.2.1"))
 	r := &DNSResolver{Exchanger: dnsx.NewDNSExchanger(addr, loopbackOnly), Timeout: time.Second}
-	ctx, t0 := context.Background(), time.Now()
+	ctx, t0 := context.Background(), NewEpoch(nil)
 	b.ReportAllocs()
 	for b.Loop() {
 		if q := r.Lookup(ctx, "bench.example.test", dns.TypeA, t0); q.Failure != nil {

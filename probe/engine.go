@@ -100,17 +100,12 @@ type Prober struct {
 	SmallHelloRetry bool
 	// Timeout bounds one target. Zero means DefaultTargetTimeout (60s).
 	Timeout time.Duration
-	// Now is the clock. Nil means time.Now.
+	// Now is the clock: measurement_start_time, test_runtime, the time
+	// chains are verified at, and every record's t0 and t (see [Epoch]) are
+	// read on it. Nil means time.Now.
 	Now func() time.Time
 	// Envelope describes the run.
 	Envelope Envelope
-}
-
-func (p *Prober) now() time.Time {
-	if p.Now != nil {
-		return p.Now()
-	}
-	return time.Now()
 }
 
 func (p *Prober) fingerprints() []string {
@@ -150,7 +145,8 @@ func (p *Prober) timeout() time.Duration {
 // caller should not keep it (see Runner).
 func (p *Prober) Measure(ctx context.Context, domain string, port int) *measurement.Measurement {
 	port = p.port(port)
-	start := p.now()
+	t0 := NewEpoch(p.Now)
+	start := t0.Start()
 	ctx, cancel := context.WithTimeout(ctx, p.timeout())
 	defer cancel()
 
@@ -162,10 +158,10 @@ func (p *Prober) Measure(ctx context.Context, domain string, port int) *measurem
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		tk.Queries = LookupAll(ctx, p.Local, domain, start)
+		tk.Queries = LookupAll(ctx, p.Local, domain, t0)
 	}()
 	if p.Control != nil {
-		tk.ControlQueries = LookupAll(ctx, p.Control, domain, start)
+		tk.ControlQueries = LookupAll(ctx, p.Control, domain, t0)
 	}
 	wg.Wait()
 
@@ -179,9 +175,9 @@ func (p *Prober) Measure(ctx context.Context, domain string, port int) *measurem
 	if p.ControlServer != nil {
 		submit, notChecked := p.submittable(addrs)
 		req := measurement.ControlRequest{Domain: domain, Port: port, Addresses: submit, NotChecked: notChecked, Fingerprint: p.fingerprints()[0]}
-		wg.Go(func() { tk.Control = p.ControlServer.Check(ctx, req, start) })
+		wg.Go(func() { tk.Control = p.ControlServer.Check(ctx, req, t0) })
 	}
-	p.handshakeAll(ctx, tk, domain, addrs, port, start)
+	p.handshakeAll(ctx, tk, domain, addrs, port, t0)
 	wg.Wait()
 	if r := tk.Control; r != nil && r.Response != nil && p.Envelope.ProbeIP == "" {
 		// The server saw the probe's public address: it is never written
@@ -190,7 +186,7 @@ func (p *Prober) Measure(ctx context.Context, domain string, port int) *measurem
 	}
 
 	p.interpret(m, start)
-	m.TestRuntime = p.now().Sub(start).Seconds()
+	m.TestRuntime = t0.Since()
 	return m
 }
 
@@ -287,7 +283,7 @@ func (p *Prober) submittable(addrs []netip.Addr) (submit []netip.Addr, notChecke
 
 // handshakeAll runs every (address, fingerprint) pair concurrently and
 // records the results in a fixed order: by address, then fingerprint.
-func (p *Prober) handshakeAll(ctx context.Context, tk *measurement.TestKeys, domain string, addrs []netip.Addr, port int, t0 time.Time) {
+func (p *Prober) handshakeAll(ctx context.Context, tk *measurement.TestKeys, domain string, addrs []netip.Addr, port int, t0 Epoch) {
 	fps := p.fingerprints()
 	n := len(addrs) * len(fps)
 	conns := make([]measurement.TCPConnect, n)

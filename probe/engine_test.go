@@ -637,3 +637,61 @@ func BenchmarkMeasure(b *testing.B) {
 		p.Measure(context.Background(), "isca.example", 0)
 	}
 }
+
+// TestPinnedClock measures a site of the lab, with its control server,
+// on a clock set half an hour back: measurement_start_time is that clock's,
+// and every t0 and t, of the lookups, the connects, the handshakes and the
+// control report, is read on it too, so each lies within test_runtime.
+// Before the records' times came from time.Since, every t0 was the half
+// hour between the clocks (1800 s) and more than test_runtime.
+func TestPinnedClock(t *testing.T) {
+	t.Parallel()
+	l, p := startLab(t, lab.DefaultScenario())
+	p = withControlServer(t, l, p)
+	realStart := time.Now()
+	base := realStart.Add(-30 * time.Minute).Truncate(time.Second)
+	p.Now = func() time.Time { return base.Add(time.Since(realStart)) }
+	site, _ := l.Site("rutracker.org")
+
+	m := p.Measure(context.Background(), site.Domain, 0)
+	elapsed := time.Since(realStart).Seconds()
+	if want := measurement.FormatTime(base); m.MeasurementStartTime != want {
+		t.Errorf("measurement_start_time %s; want the pinned clock's %s", m.MeasurementStartTime, want)
+	}
+	if m.TestRuntime <= 0 || m.TestRuntime > elapsed {
+		t.Fatalf("test_runtime %v; want in (0, %v]", m.TestRuntime, elapsed)
+	}
+	tk := m.TestKeys
+	if tk.Verdict != measurement.VerdictMITMISCA {
+		t.Errorf("verdict %s (%s); want %s", tk.Verdict, tk.VerdictReason, measurement.VerdictMITMISCA)
+	}
+	type span struct {
+		what  string
+		t0, t float64
+	}
+	var spans []span
+	for _, q := range tk.Queries {
+		spans = append(spans, span{"queries " + q.QueryType, q.T0, q.T})
+	}
+	for _, q := range tk.ControlQueries {
+		spans = append(spans, span{"control_queries " + q.QueryType, q.T0, q.T})
+	}
+	for _, c := range tk.TCPConnect {
+		spans = append(spans, span{"tcp_connect " + c.IP, c.T0, c.T})
+	}
+	for _, h := range tk.TLSHandshakes {
+		spans = append(spans, span{"tls_handshakes " + h.Fingerprint, h.T0, h.T})
+	}
+	if c := tk.Control; c != nil {
+		spans = append(spans, span{"control", c.T0, c.T})
+	}
+	if len(tk.Queries) == 0 || len(tk.ControlQueries) == 0 || len(tk.TCPConnect) == 0 || len(tk.TLSHandshakes) == 0 || tk.Control == nil {
+		t.Fatalf("want every step recorded; got %d queries, %d control queries, %d connects, %d handshakes, control %v",
+			len(tk.Queries), len(tk.ControlQueries), len(tk.TCPConnect), len(tk.TLSHandshakes), tk.Control)
+	}
+	for _, s := range spans {
+		if s.t0 < 0 || s.t0 > s.t || s.t > m.TestRuntime {
+			t.Errorf("%s: t0 = %v, t = %v; want 0 <= t0 <= t <= test_runtime %v", s.what, s.t0, s.t, m.TestRuntime)
+		}
+	}
+}

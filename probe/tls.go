@@ -218,7 +218,8 @@ func (h *Handshaker) nextProtos() []string {
 // Handshake runs one TLS client handshake over conn with the given
 // fingerprint (one of [Fingerprints]) and SNI serverName, and returns its
 // record. It takes ownership of conn and closes it before returning. t0 is
-// the measurement's start: the record's T0 and T are seconds since t0.
+// the measurement's epoch: the record's T0 and T are t0.Since() at its
+// start and end.
 //
 // The record always carries every certificate the server presented, in
 // order, as DER (cut to MaxCerts and MaxChainBytes, with
@@ -236,17 +237,17 @@ func (h *Handshaker) nextProtos() []string {
 // interrupted (conn is closed at once), a panic inside utls is
 // "unknown_failure: utls panic: ...", and everything else goes through
 // failure.Classify.
-func (h *Handshaker) Handshake(ctx context.Context, conn net.Conn, serverName, fingerprint string, t0 time.Time) measurement.TLSHandshake {
+func (h *Handshaker) Handshake(ctx context.Context, conn net.Conn, serverName, fingerprint string, t0 Epoch) measurement.TLSHandshake {
 	rec := measurement.TLSHandshake{
 		Network:     "tcp",
 		ServerName:  serverName,
 		Fingerprint: fingerprint,
 		NoTLSVerify: true,
-		T0:          secondsSince(t0),
+		T0:          t0.Since(),
 	}
 	finish := func(err error) measurement.TLSHandshake {
 		rec.Failure = failure.Of(err)
-		rec.T = secondsSince(t0)
+		rec.T = t0.Since()
 		return rec
 	}
 	if conn == nil {

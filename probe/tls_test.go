@@ -220,7 +220,7 @@ func readTLSRecord(c net.Conn) ([]byte, error) {
 // tlsTestHandshake connects to ap and hand-shakes with fp, as the probe does.
 func tlsTestHandshake(t testing.TB, ctx context.Context, ap netip.AddrPort, fp string, h *Handshaker) measurement.TLSHandshake {
 	t.Helper()
-	t0 := time.Now()
+	t0 := NewEpoch(nil)
 	conn, tc := (&Connector{Timeout: 5 * time.Second}).Connect(ctx, ap.Addr(), int(ap.Port()), t0)
 	if !tc.Status.Success {
 		t.Fatalf("connect %s: %v", ap, *tc.Status.Failure)

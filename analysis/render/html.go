@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"kzprobe/analysis"
+	"kzprobe/probe/chain"
 )
 
 // ReportData is what the HTML report shows.
@@ -47,7 +48,7 @@ svg{max-width:100%;height:auto}
 
 var funcs = template.FuncMap{
 	"time":  FormatTime,
-	"short": Short,
+	"short": chain.Short,
 	"join":  func(ss []string) string { return strings.Join(ss, " ") },
 	"shorts": func(ss []string) string {
 		return shorts(ss)

@@ -251,7 +251,7 @@ func TestReportHTMLSelfContained(t *testing.T) {
 	}
 	for _, want := range []string{"Timeline", "Intermediates", "Validity gaps", "Domains by network", "Networks", "Domains",
 		res.Intermediates[0].SHA1, "542829070264121061358597976201233251364726286334", "STARK INDUSTRIES SOLUTIONS LTD", "xakep.ru",
-		"mitm_isca " + render.Short(res.Intermediates[6].SHA1)} {
+		"mitm_isca " + chain.Short(res.Intermediates[6].SHA1)} {
 		if !strings.Contains(doc, want) {
 			t.Errorf("page lacks %q", want)
 		}

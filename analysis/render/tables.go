@@ -21,6 +21,7 @@ import (
 
 	"kzprobe/analysis"
 	"kzprobe/measurement"
+	"kzprobe/probe/chain"
 )
 
 // Table is one table of the output.
@@ -61,19 +62,10 @@ func FormatTime(t time.Time) string {
 	return measurement.FormatTime(t)
 }
 
-// Short returns the first 8 hex digits of a fingerprint, as the terminal
-// shows them; "unknown" and "" are kept.
-func Short(sha1 string) string {
-	if len(sha1) > 8 && sha1 != "unknown" {
-		return sha1[:8]
-	}
-	return sha1
-}
-
 func shorts(ss []string) string {
 	out := make([]string, len(ss))
 	for i, s := range ss {
-		out[i] = Short(s)
+		out[i] = chain.Short(s)
 	}
 	return strings.Join(out, " ")
 }
@@ -219,7 +211,7 @@ func gapSightingsTable(res *analysis.Result) Table {
 	for i, g := range res.Gaps {
 		for _, s := range g.Listed {
 			t.Rows = append(t.Rows, []string{
-				strconv.Itoa(i + 1), FormatTime(s.Time), s.ASN, s.Network, s.Domain, Short(s.Intermediate), days(s.DaysAfterExpiry), s.Source,
+				strconv.Itoa(i + 1), FormatTime(s.Time), s.ASN, s.Network, s.Domain, chain.Short(s.Intermediate), days(s.DaysAfterExpiry), s.Source,
 			})
 		}
 		omitted += g.Sightings - len(g.Listed)
@@ -291,7 +283,7 @@ func CellText(c *analysis.Cell) string {
 	}
 	s := c.Verdict
 	if c.Intermediate != "" {
-		s += " " + Short(c.Intermediate)
+		s += " " + chain.Short(c.Intermediate)
 	}
 	if c.BrowserError {
 		s += "!"

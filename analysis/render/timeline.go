@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"kzprobe/analysis"
+	"kzprobe/probe/chain"
 )
 
 // Colours of the timeline. Sightings outside the window differ by shape
@@ -152,12 +153,12 @@ func Timeline(w io.Writer, res *analysis.Result, opt TimelineOptions) error {
 		if i%2 == 1 {
 			s.printf(`<rect x="0" y="%.1f" width="%d" height="%d" fill="#000000" fill-opacity="0.03"/>`+"\n", y, width, tlRowHeight)
 		}
-		signer := "signer " + Short(r.SignerRootSHA1)
+		signer := "signer " + chain.Short(r.SignerRootSHA1)
 		if r.SignerRootSHA1 == "unknown" || r.SignerRootSHA1 == "" {
 			signer = "signer unknown"
 		}
 		s.printf(`<g class="row" data-sha1="%s">`+"\n", esc(r.SHA1))
-		s.printf(`<text x="%d" y="%.1f" font-family="monospace" font-size="13" fill="%s">%s</text>`+"\n", tlLeft-230, mid-3, colText, esc(Short(r.SHA1)+"…"))
+		s.printf(`<text x="%d" y="%.1f" font-family="monospace" font-size="13" fill="%s">%s</text>`+"\n", tlLeft-230, mid-3, colText, esc(chain.Short(r.SHA1)+"…"))
 		s.printf(`<text x="%d" y="%.1f" font-size="10.5" fill="%s">%s · %s→%s</text>`+"\n", tlLeft-230, mid+11, colMuted,
 			esc(signer), esc(r.NotBefore.Format("2006-01-02")), esc(r.NotAfter.Format("01-02")))
 		x0, x1 := x(r.NotBefore), x(r.NotAfter)

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/term"
 
 	"kzprobe/measurement"
+	"kzprobe/probe/chain"
 )
 
 // summary collects the rows of the terminal table and the verdict counts.
@@ -39,11 +40,11 @@ func (s *summary) add(m *measurement.Measurement) {
 	if in := tk.Interception; in != nil {
 		r.root = in.RootName
 		if in.RootSHA1 != "" {
-			r.root += " " + shortHex(in.RootSHA1)
+			r.root += " " + chain.Short(in.RootSHA1)
 		}
 		var ims []string
 		for _, im := range in.Intermediates {
-			ims = append(ims, shortHex(im.SHA1))
+			ims = append(ims, chain.Short(im.SHA1))
 		}
 		r.intermediate = strings.Join(ims, ",")
 		if in.BrowserErrorEvenWithRootInstalled {
@@ -57,13 +58,6 @@ func (s *summary) add(m *measurement.Measurement) {
 	case tk.Verdict != measurement.VerdictOK && len(s.other) < maxTableRows:
 		s.other = append(s.other, r)
 	}
-}
-
-func shortHex(h string) string {
-	if len(h) > 8 {
-		return h[:8]
-	}
-	return h
 }
 
 // maxTableRows is the size above which only the rows that are not "ok"

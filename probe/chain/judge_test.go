@@ -658,3 +658,17 @@ func TestJudgeZeroTime(t *testing.T) {
 		t.Errorf("reasons (-want +got):\n%s", d)
 	}
 }
+
+func TestShort(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"c3b1e9a0dde2f9d8c1d2e6a1b7f0e3d4c5b6a798", "c3b1e9a0"},
+		{"c3b1e9a0d", "c3b1e9a0"},
+		{"c3b1e9a0", "c3b1e9a0"},
+		{SignerUnknown, SignerUnknown},
+		{"", ""},
+	} {
+		if got := Short(tc.in); got != tc.want {
+			t.Errorf("Short(%q) = %q; want %q", tc.in, got, tc.want)
+		}
+	}
+}

@@ -100,3 +100,14 @@ type Intermediate struct {
 	// published fingerprint).
 	Known bool `json:"known"`
 }
+
+// Short abbreviates a hex fingerprint (a SHA1, RootSHA1 or SignerRootSHA1)
+// to its first 8 digits, as verdict reasons, the terminal summary and the
+// reports show it. A string of 8 characters or fewer, such as SignerUnknown
+// or "", is returned as it is.
+func Short(fingerprint string) string {
+	if len(fingerprint) > 8 {
+		return fingerprint[:8]
+	}
+	return fingerprint
+}
