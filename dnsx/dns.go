@@ -75,7 +75,8 @@ type Try struct {
 	Engine string
 	// Address is the resolver's "ip:port" or DoH URL.
 	Address string
-	// Start and End bound the try.
+	// Start and End bound the try, read on the clock the exchange's
+	// context carries ([WithClock]), else time.Now.
 	Start, End time.Time
 	// Err is the transport's error, nil when the resolver answered (an
 	// NXDOMAIN or SERVFAIL is an answer).

@@ -309,11 +309,12 @@ func (f *fallbackExchanger) ExchangeWithInfo(ctx context.Context, q *dns.Msg) (*
 		attempts int
 	)
 	var tries []Try
+	now := clock(ctx)
 	for i := range n {
 		idx := (start + i) % n
-		t0 := time.Now()
+		t0 := now()
 		resp, raw, info, err = f.ex[idx].ExchangeWithInfo(ctx, q)
-		tries = append(tries, Try{Engine: info.Engine, Address: info.Address, Start: t0, End: time.Now(), Err: err})
+		tries = append(tries, Try{Engine: info.Engine, Address: info.Address, Start: t0, End: now(), Err: err})
 		attempts += max(info.Attempts, 1)
 		info.Attempts = attempts
 		info.Tries = tries

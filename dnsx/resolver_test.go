@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
 	"math/big"
 	"net"
 	"net/netip"
@@ -413,5 +414,49 @@ func TestResolverFallbackTries(t *testing.T) {
 				t.Errorf("attempts %d; want %d", q.Attempts, len(c.wantTries))
 			}
 		})
+	}
+}
+
+// TestFallbackTriesClock checks that an exchange with fallbacks times its
+// tries on the clock its context carries: with a clock that steps one
+// second per reading, the refused try and the answered one are [1 s, 2 s]
+// and [3 s, 4 s] after its start; without one, on time.Now.
+func TestFallbackTriesClock(t *testing.T) {
+	t.Parallel()
+	pki := newTestPKI(t)
+	doh := startDoH(t, pki, fixedA("192.0.2.44"))
+	pc, _ := net.ListenPacket("udp", "127.0.0.1:0")
+	closed := pc.LocalAddr().String()
+	pc.Close()
+	ex, err := dnsx.NewWithFallbacks([]dnsx.Spec{{URL: "udp://" + closed}, {URL: doh.url, ServerName: "resolver.example.test"}},
+		dnsx.Options{Dial: loopbackOnly, RootCAs: pki.pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Close()
+
+	base := time.Date(2021, 6, 18, 12, 54, 34, 0, time.UTC)
+	var n int
+	stepping := func() time.Time { n++; return base.Add(time.Duration(n) * time.Second) }
+	_, _, info, err := ex.ExchangeWithInfo(dnsx.WithClock(context.Background(), stepping), probe.NewQuery("clock.example.test", dns.TypeA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, tr := range info.Tries {
+		got = append(got, fmt.Sprintf("%s %v-%v", tr.Engine, tr.Start.Sub(base), tr.End.Sub(base)))
+	}
+	if want := []string{"udp 1s-2s", "doh 3s-4s"}; !slices.Equal(got, want) {
+		t.Errorf("tries %q; want %q", got, want)
+	}
+
+	// The preference moved to the DoH resolver: one try, on time.Now.
+	before := time.Now()
+	_, _, info, err = ex.ExchangeWithInfo(context.Background(), probe.NewQuery("clock.example.test", dns.TypeA))
+	if err != nil || len(info.Tries) != 1 {
+		t.Fatalf("tries %+v, %v; want one answered", info.Tries, err)
+	}
+	if tr := info.Tries[0]; tr.Start.Before(before) || tr.End.After(time.Now()) || tr.End.Before(tr.Start) {
+		t.Errorf("try %v-%v; want within the exchange, on time.Now", tr.Start, tr.End)
 	}
 }

@@ -106,7 +106,7 @@ func (r *DNSResolver) Lookup(ctx context.Context, host string, qtype uint16, t0 
 		rec.Failure = failure.Ptr(failure.UnknownPrefix + fmt.Sprintf("probe: invalid hostname %q", host))
 		return rec
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.timeout())
+	ctx, cancel := context.WithTimeout(dnsx.WithClock(ctx, t0.Now), r.timeout())
 	defer cancel()
 	deadline, _ := ctx.Deadline()
 	tries := r.attempts()

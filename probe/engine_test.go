@@ -638,16 +638,28 @@ func BenchmarkMeasure(b *testing.B) {
 	}
 }
 
-// TestPinnedClock measures a site of the lab, with its control server,
-// on a clock set half an hour back: measurement_start_time is that clock's,
-// and every t0 and t, of the lookups, the connects, the handshakes and the
-// control report, is read on it too, so each lies within test_runtime.
+// TestPinnedClock measures a site of the lab, with its control server and
+// a control resolver with a fallback, on a clock set half an hour back:
+// measurement_start_time is that clock's, and every t0 and t, of the
+// lookups and each resolver they asked, the connects, the handshakes and
+// the control report, is read on it too, so each lies within test_runtime.
 // Before the records' times came from time.Since, every t0 was the half
 // hour between the clocks (1800 s) and more than test_runtime.
 func TestPinnedClock(t *testing.T) {
 	t.Parallel()
 	l, p := startLab(t, lab.DefaultScenario())
 	p = withControlServer(t, l, p)
+	// The control resolver asks one the guard refuses first, then the
+	// lab's DoH: two tries, timed by the fallback exchanger.
+	roots := x509.NewCertPool()
+	roots.AddCert(l.PKI.PublicRoot)
+	ctl, err := dnsx.NewWithFallbacks([]dnsx.Spec{{URL: "udp://127.0.0.1:9"}, {URL: l.DoHURL, ServerName: l.ControlServerName}},
+		dnsx.Options{RootCAs: roots, Dial: guard.New(l.Nets()...).Dialer(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ctl.Close() })
+	p.Control = &probe.DNSResolver{Exchanger: ctl, Timeout: 2 * time.Second, Retries: 1}
 	realStart := time.Now()
 	base := realStart.Add(-30 * time.Minute).Truncate(time.Second)
 	p.Now = func() time.Time { return base.Add(time.Since(realStart)) }
@@ -670,12 +682,16 @@ func TestPinnedClock(t *testing.T) {
 		t0, t float64
 	}
 	var spans []span
-	for _, q := range tk.Queries {
-		spans = append(spans, span{"queries " + q.QueryType, q.T0, q.T})
+	addQueries := func(what string, qs []measurement.DNSQuery) {
+		for _, q := range qs {
+			spans = append(spans, span{what + " " + q.QueryType, q.T0, q.T})
+			for _, tr := range q.Tries {
+				spans = append(spans, span{what + " " + q.QueryType + " try " + tr.ResolverAddress, tr.T0, tr.T})
+			}
+		}
 	}
-	for _, q := range tk.ControlQueries {
-		spans = append(spans, span{"control_queries " + q.QueryType, q.T0, q.T})
-	}
+	addQueries("queries", tk.Queries)
+	addQueries("control_queries", tk.ControlQueries)
 	for _, c := range tk.TCPConnect {
 		spans = append(spans, span{"tcp_connect " + c.IP, c.T0, c.T})
 	}
@@ -685,9 +701,10 @@ func TestPinnedClock(t *testing.T) {
 	if c := tk.Control; c != nil {
 		spans = append(spans, span{"control", c.T0, c.T})
 	}
-	if len(tk.Queries) == 0 || len(tk.ControlQueries) == 0 || len(tk.TCPConnect) == 0 || len(tk.TLSHandshakes) == 0 || tk.Control == nil {
-		t.Fatalf("want every step recorded; got %d queries, %d control queries, %d connects, %d handshakes, control %v",
-			len(tk.Queries), len(tk.ControlQueries), len(tk.TCPConnect), len(tk.TLSHandshakes), tk.Control)
+	fellBack := slices.ContainsFunc(tk.ControlQueries, func(q measurement.DNSQuery) bool { return len(q.Tries) == 2 })
+	if len(tk.Queries) == 0 || !fellBack || len(tk.TCPConnect) == 0 || len(tk.TLSHandshakes) == 0 || tk.Control == nil {
+		t.Fatalf("want every step recorded; got %d queries, control queries %+v, %d connects, %d handshakes, control %v",
+			len(tk.Queries), tk.ControlQueries, len(tk.TCPConnect), len(tk.TLSHandshakes), tk.Control)
 	}
 	for _, s := range spans {
 		if s.t0 < 0 || s.t0 > s.t || s.t > m.TestRuntime {
