@@ -76,6 +76,16 @@ type Reader struct {
 	// Limits bounds what one record may decode; the zero value means the
 	// defaults.
 	Limits Limits
+	// MaxGzipRatio is how many times its compressed size a gzip file may
+	// expand to before a warning says so (reading goes on). Zero means
+	// DefaultMaxGzipRatio.
+	MaxGzipRatio int
+	// Progress, when not nil, is called as reading advances: at each
+	// file's start and end and every few hundred KiB read. It should be
+	// cheap: a display throttles itself.
+	Progress func(Progress)
+
+	prog progressState
 }
 
 func (rd *Reader) maxLine() int {
@@ -216,6 +226,14 @@ func (rd *Reader) ReadPaths(paths []string, fn func(*Record) error) ([]FileStats
 		rd.warn(s[0], "%s", s[1])
 		stats = append(stats, FileStats{Path: s[0], Error: s[1]})
 	}
+	rd.prog = progressState{Progress: Progress{Files: len(files)}}
+	if rd.Progress != nil {
+		for _, f := range files {
+			if fi, err := os.Stat(f); err == nil && f != Stdin {
+				rd.prog.TotalBytes += fi.Size()
+			}
+		}
+	}
 	for _, f := range files {
 		var st FileStats
 		if f == Stdin {
@@ -248,12 +266,14 @@ func (rd *Reader) ReadFile(path string, fn func(*Record) error) (FileStats, erro
 	f, err := os.Open(path)
 	if err != nil {
 		rd.warn(path, "%v", err)
+		rd.prog.FilesDone++
 		return FileStats{Path: path, Error: err.Error()}, nil
 	}
 	defer f.Close()
 	if fi, err := f.Stat(); err == nil && notRegular(fi.Mode()) != "" {
 		why := notRegular(fi.Mode())
 		rd.warn(path, "%s", why)
+		rd.prog.FilesDone++
 		return FileStats{Path: path, Error: why}, nil
 	}
 	return rd.Read(path, f, fn)
@@ -266,7 +286,10 @@ func (rd *Reader) ReadFile(path string, fn func(*Record) error) (FileStats, erro
 // FileStats.Error; only fn's errors are returned.
 func (rd *Reader) Read(name string, r io.Reader, fn func(*Record) error) (FileStats, error) {
 	st := FileStats{Path: name}
-	br := bufio.NewReaderSize(r, 256<<10)
+	rd.startFile(name, &st)
+	defer func() { rd.endFile(st) }()
+	cr := &countingReader{r: r, rd: rd}
+	br := bufio.NewReaderSize(cr, 256<<10)
 	gz := false
 	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
 		zr, err := gzip.NewReader(br)
@@ -276,7 +299,16 @@ func (rd *Reader) Read(name string, r io.Reader, fn func(*Record) error) (FileSt
 			return st, nil
 		}
 		defer zr.Close()
-		br = bufio.NewReaderSize(zr, 256<<10)
+		max := int64(rd.MaxGzipRatio)
+		if max <= 0 {
+			max = DefaultMaxGzipRatio
+		}
+		z := &ratioReader{r: zr, in: cr, max: max}
+		z.warn = func() {
+			rd.warn(name, "gzip expands more than %d times its size (%s to %s so far), unusual for measurements: a line repeated, or a file made to cost CPU time; reading on",
+				max, sizeText(cr.n), sizeText(z.out))
+		}
+		br = bufio.NewReaderSize(z, 256<<10)
 		gz = true
 	}
 	lr := &lineReader{br: br, max: rd.maxLine()}

@@ -521,3 +521,78 @@ func TestAnalysisReadDocumentsInPieces(t *testing.T) {
 		})
 	}
 }
+
+// TestAnalysisReadGzipRatio: a gzip that expands past the bound (short
+// lines repeated: issue 16, 306 KB took 51 s of CPU) is read on with one
+// warning naming the file; real measurements, gzipped, are not.
+func TestAnalysisReadGzipRatio(t *testing.T) {
+	t.Parallel()
+	// A real OONI measurement (84 KB, longer than gzip's 32 KiB window,
+	// so that its copies compress as it does: 4 times).
+	real, err := os.ReadFile(filepath.Join("testdata", "ooni", "IT_web_connectivity_nexa.polito.it_20231130T173328Z.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	short := []byte(strings.Repeat(`{"measurement_start_time":"2024-01-01 00:00:00","input":"a.example"}`+"\n", 400_000))
+	for _, tc := range []struct {
+		name string
+		data []byte
+		warn string
+	}{
+		{"repeated_short_lines", gzipBytes(t, short), "f: gzip expands more than 100 times its size"},
+		{"measurements", gzipBytes(t, bytes.Repeat(real, 1+(20<<20)/len(real))), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got := readString(t, "f", tc.data, 0)
+			var ratio []string
+			for _, w := range got.Warnings {
+				if strings.Contains(w, "gzip expands") {
+					ratio = append(ratio, w)
+				}
+			}
+			switch {
+			case tc.warn == "" && len(ratio) > 0:
+				t.Errorf("warnings %q; want none about the ratio", ratio)
+			case tc.warn != "" && (len(ratio) != 1 || !strings.HasPrefix(ratio[0], tc.warn)):
+				t.Errorf("warnings %q; want one starting %q", ratio, tc.warn)
+			}
+			if tc.warn != "" && got.Stats.Records != 400_000 {
+				t.Errorf("%d records; want all 400000 read on", got.Stats.Records)
+			}
+		})
+	}
+}
+
+// TestAnalysisReadProgress: the Progress hook sees the bytes, files and
+// records grow to their totals.
+func TestAnalysisReadProgress(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	a := filepath.Join(dir, "a.jsonl")
+	b := filepath.Join(dir, "b.jsonl.gz")
+	os.WriteFile(a, []byte(strings.Repeat(line1+"\n", 3000)+"bad\n"), 0o644)
+	os.WriteFile(b, gzipBytes(t, []byte(strings.Repeat(line2+"\n", 2000))), 0o644)
+	var total int64
+	for _, p := range []string{a, b} {
+		fi, _ := os.Stat(p)
+		total += fi.Size()
+	}
+	var seen []analysis.Progress
+	rd := &analysis.Reader{Progress: func(p analysis.Progress) { seen = append(seen, p) }}
+	if _, err := rd.ReadPaths([]string{dir}, func(*analysis.Record) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) < 4 {
+		t.Fatalf("%d progress calls; want at least a start and an end per file", len(seen))
+	}
+	for i := 1; i < len(seen); i++ {
+		if seen[i].Bytes < seen[i-1].Bytes || seen[i].Records < seen[i-1].Records || seen[i].FilesDone < seen[i-1].FilesDone {
+			t.Fatalf("progress went back: %+v then %+v", seen[i-1], seen[i])
+		}
+	}
+	want := analysis.Progress{File: b, FilesDone: 2, Files: 2, Bytes: total, TotalBytes: total, Records: 5000, Bad: 1}
+	if diff := cmp.Diff(want, seen[len(seen)-1]); diff != "" {
+		t.Errorf("last progress (-want +got):\n%s", diff)
+	}
+}

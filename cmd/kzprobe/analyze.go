@@ -26,6 +26,7 @@ type readArgs struct {
 	interceptionRoots []string
 	since, until      string
 	cacheSize         int
+	progress          bool
 }
 
 func (a *readArgs) addFlags(f *pflag.FlagSet) {
@@ -34,6 +35,7 @@ func (a *readArgs) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&a.since, "since", "", "only measurements at or after this `time` (2006-01-02[ 15:04:05], UTC)")
 	f.StringVar(&a.until, "until", "", "only measurements before this `time`")
 	f.IntVar(&a.cacheSize, "cache", 0, "distinct chains whose analysis is remembered (0: 8192, -1: none)")
+	f.BoolVar(&a.progress, "progress", false, "show how far reading has got on stderr (default: on a terminal, for reads over a second)")
 }
 
 // open checks the shared flags and the input paths, then opens the
@@ -120,9 +122,9 @@ func checkInputs(paths []string) error {
 
 // readAll reads paths once into an analysis and, when cmp is not nil, a
 // comparison (see readInputs).
-func readAll(cmd *cobra.Command, paths []string, cfg analysis.Config, cmp *analysis.Comparison) (*analysis.Analysis, error) {
+func readAll(cmd *cobra.Command, ra *readArgs, paths []string, cfg analysis.Config, cmp *analysis.Comparison) (*analysis.Analysis, error) {
 	a := analysis.New(cfg)
-	stats, err := readInputs(cmd, paths, func(w analysis.Warning) {
+	stats, err := readInputs(cmd, ra, paths, func(w analysis.Warning) {
 		a.Warn(w)
 		if cmp != nil {
 			cmp.Warn(w)
@@ -147,7 +149,7 @@ func readAll(cmd *cobra.Command, paths []string, cfg analysis.Config, cmp *analy
 // input), passing each record to add and each warning to warn, and
 // reports skipped lines and files on cmd's standard error. Reading no measurement at all (an empty folder, a file that
 // holds none) is an error naming what was found instead.
-func readInputs(cmd *cobra.Command, paths []string, warn func(analysis.Warning), add func(*analysis.Record)) ([]analysis.FileStats, error) {
+func readInputs(cmd *cobra.Command, ra *readArgs, paths []string, warn func(analysis.Warning), add func(*analysis.Record)) ([]analysis.FileStats, error) {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		// What one record may hold is bounded (a line, analysis.Limits,
 		// the judge's cache); a soft limit makes the collector return
@@ -162,10 +164,17 @@ func readInputs(cmd *cobra.Command, paths []string, warn func(analysis.Warning),
 		}
 		warn(w)
 	}}
+	rp := newReadProgress(stderr, ra.progress, cmd.Flags().Changed("progress"))
+	if rp != nil {
+		rd.Progress = rp.update
+	}
 	stats, err := rd.ReadPaths(paths, func(r *analysis.Record) error {
 		add(r)
 		return nil
 	})
+	if rp != nil {
+		rp.finish()
+	}
 	if err != nil {
 		return stats, err
 	}
@@ -271,7 +280,7 @@ embedded knowledge base (add the lab's root with --interception-roots).`,
 				return err
 			}
 			defer out.Abort()
-			an, err := readAll(cmd, args, cfg, nil)
+			an, err := readAll(cmd, &a.readArgs, args, cfg, nil)
 			if err != nil {
 				return err
 			}
@@ -326,7 +335,7 @@ no kzprobe verdict and are skipped unless --ooni, which gives them
 			cfg.DeriveVerdicts = a.ooni
 			defer out.Abort()
 			c := analysis.NewComparison(cfg)
-			stats, err := readInputs(cmd, args, c.Warn, c.Add)
+			stats, err := readInputs(cmd, &a.readArgs, args, c.Warn, c.Add)
 			c.AddFileStats(stats...)
 			if err != nil {
 				return err
@@ -386,7 +395,7 @@ writes SVG to stdout.`,
 				return err
 			}
 			defer out.Abort()
-			an, err := readAll(cmd, args, cfg, nil)
+			an, err := readAll(cmd, &a.readArgs, args, cfg, nil)
 			if err != nil {
 				return err
 			}
@@ -439,7 +448,7 @@ The page has inline CSS and no script; it fetches nothing.`,
 			ccfg := cfg
 			ccfg.DeriveVerdicts = true
 			c := analysis.NewComparison(ccfg)
-			an, err := readAll(cmd, args, cfg, c)
+			an, err := readAll(cmd, &a.readArgs, args, cfg, c)
 			if err != nil {
 				return err
 			}

@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"kzprobe/analysis"
 )
 
 // measurementLine is one kzprobe record, enough for every reading command.
@@ -191,5 +194,37 @@ func TestAnalyzeReadsStdin(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "measurements,2\n") {
 		t.Errorf("summary %q; want 2 measurements read from stdin", out.String())
+	}
+}
+
+// TestReadProgressFlag: --progress prints how far reading got on stderr
+// (here not a terminal: a last line at the end); without it, and off a
+// terminal, nothing; --progress=false stays quiet too.
+func TestReadProgressFlag(t *testing.T) {
+	clearEnv(t)
+	in := filepath.Join(t.TempDir(), "m.jsonl")
+	if err := os.WriteFile(in, []byte(strings.Repeat(measurementLine, 5)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"analyze", in, "--progress"}, "kzprobe: read 1/1 file(s): 0.0 MB, 5 measurement(s), 0 bad, "},
+		{[]string{"compare", in, "--progress"}, "kzprobe: read 1/1 file(s)"},
+		{[]string{"analyze", in}, ""},
+		{[]string{"analyze", in, "--progress=false"}, ""},
+	} {
+		_, stderr, code := kzprobe(t, tc.args...)
+		if code != exitOK {
+			t.Fatalf("%v: exit %d: %s", tc.args, code, stderr)
+		}
+		if tc.want == "" && stderr != "" || tc.want != "" && !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v: stderr %q; want %q", tc.args, stderr, tc.want)
+		}
+	}
+	p := analysis.Progress{FilesDone: 2, Files: 5, Bytes: 300 << 20, TotalBytes: 1200 << 20, Records: 1203455, Bad: 12}
+	if line := progressText(p, 4*time.Second, false); line != "reading 2/5 file(s): 300.0 MB of 1200.0 MB (25%), 1203455 measurement(s), 12 bad, 300864/s" {
+		t.Errorf("progress line %q", line)
 	}
 }
