@@ -207,7 +207,7 @@ func decodeCertificate(val []byte) (measurement.BinaryData, error) {
 			data = nil
 		}
 	}
-	if data != nil && len(data) >= 2 && data[0] == '"' && data[len(data)-1] == '"' {
+	if len(data) >= 2 && data[0] == '"' && data[len(data)-1] == '"' {
 		b64 := data[1 : len(data)-1]
 		if !bytes.ContainsAny(b64, "\\\"") {
 			out := make([]byte, base64.StdEncoding.DecodedLen(len(b64)))

@@ -19,7 +19,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -300,9 +299,10 @@ func buildProbe(t *testing.T, dir string) (wait func() string) {
 		t.Logf("testing %s (%s)", b, envBin)
 		return func() string { return b }
 	}
+	// go test puts its own GOROOT/bin first in the test's PATH.
 	gobin, err := exec.LookPath("go")
 	if err != nil {
-		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		t.Fatalf("building kzprobe: %v (or set %s)", err, envBin)
 	}
 	bin := filepath.Join(dir, "kzprobe")
 	type result struct {

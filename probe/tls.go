@@ -529,7 +529,10 @@ func limitChain(certs [][]byte, maxCerts, maxBytes int) (out []measurement.Binar
 // tlsVersionString names a protocol version as OONI does ("TLSv1.3").
 func tlsVersionString(v uint16) string {
 	switch v {
-	case tls.VersionSSL30: //nolint:staticcheck // naming only
+	case 0x0300:
+		// SSL 3.0. crypto/tls deprecated its constant (tls.VersionSSL30)
+		// and no hello we send offers it, but a server's hello can still
+		// name it, and the record says what the server selected.
 		return "SSLv3"
 	case tls.VersionTLS10:
 		return "TLSv1"

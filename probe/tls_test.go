@@ -1088,3 +1088,21 @@ func hex16(vs []uint16) string {
 	}
 	return strings.Join(s, " ")
 }
+
+func TestTLSVersionString(t *testing.T) {
+	for _, tc := range []struct {
+		v    uint16
+		want string
+	}{
+		{0x0300, "SSLv3"},
+		{tls.VersionTLS10, "TLSv1"},
+		{tls.VersionTLS11, "TLSv1.1"},
+		{tls.VersionTLS12, "TLSv1.2"},
+		{tls.VersionTLS13, "TLSv1.3"},
+		{0x7f1c, "TLS_VERSION_UNKNOWN_32540"},
+	} {
+		if got := tlsVersionString(tc.v); got != tc.want {
+			t.Errorf("tlsVersionString(%#04x) = %q; want %q", tc.v, got, tc.want)
+		}
+	}
+}

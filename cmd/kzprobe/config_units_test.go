@@ -22,9 +22,9 @@ func TestDurationsNeedAUnit(t *testing.T) {
 	}
 	type source struct {
 		name string
-		// file, env and flag are the value's source: a YAML value, an
-		// environment value, a flag value.
-		file, env, flag string
+		// file and env are the value's source: a YAML value, an
+		// environment value.
+		file, env string
 		// where is what the error must say of the source.
 		where string
 	}
