@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"unicode/utf8"
 
 	"kzprobe/analysis"
 )
@@ -122,27 +123,28 @@ func textTables(w io.Writer, ts []Table) error {
 		if i > 0 {
 			fmt.Fprintln(ew)
 		}
-		fmt.Fprintf(ew, "%s\n%s\n", t.Title, strings.Repeat("=", len([]rune(t.Title))))
+		title := oneLine(Printable(t.Title))
+		fmt.Fprintf(ew, "%s\n%s\n", title, strings.Repeat("=", len([]rune(title))))
 		if len(t.Rows) == 0 {
 			fmt.Fprintln(ew, "(none)")
 		} else {
 			tw := tabwriter.NewWriter(ew, 0, 0, 2, ' ', 0)
 			hdr := make([]string, len(t.Header))
 			for j, h := range t.Header {
-				hdr[j] = headerCell(h)
+				hdr[j] = dashIfEmpty(oneLine(headerCell(Printable(h))))
 			}
 			fmt.Fprintln(tw, strings.Join(hdr, "\t"))
 			for _, r := range t.Rows {
 				cells := make([]string, len(r))
 				for j, c := range r {
-					cells[j] = dashIfEmpty(oneLine(c))
+					cells[j] = dashIfEmpty(oneLine(Printable(c)))
 				}
 				fmt.Fprintln(tw, strings.Join(cells, "\t"))
 			}
 			tw.Flush()
 		}
 		if t.Note != "" {
-			fmt.Fprintln(ew, t.Note)
+			fmt.Fprintln(ew, Printable(t.Note))
 		}
 	}
 	return ew.err
@@ -164,6 +166,85 @@ func dashIfEmpty(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// Printable escapes what a terminal would act on rather than print, so
+// that data read from measurements (a network name holding "\x1b]0;...\a"
+// or "\x1b[2J", issue 16) reaches the screen as text: C0 controls but
+// tab, newline and carriage return (which the formats handle: oneLine
+// makes them spaces, CSV quotes them), DEL, C1 controls, bytes that are
+// not UTF-8, and the bidirectional formatting characters that reorder
+// what is shown (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C).
+// Each becomes its Go escape: \x1b, \u009b, \xff, \u202e.
+func Printable(s string) string {
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 && c != '\t' && c != '\n' && c != '\r' || c >= 0x7f {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == '\t' || r == '\n' || r == '\r':
+			b.WriteRune(r)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case r >= 0x80 && r <= 0x9f, isBidiControl(r):
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}
+
+func isBidiControl(r rune) bool {
+	return r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069 || r == 0x200e || r == 0x200f || r == 0x061c
+}
+
+// csvCell makes s safe for a spreadsheet (OWASP, "CSV Injection"): what
+// Printable escapes, then a cell that a spreadsheet would take for a
+// formula, one starting with =, +, -, @, a tab or a carriage return, is
+// prefixed with a single quote. Plain numbers ("-12.5") and a lone "-"
+// (an empty matrix cell) are not formulas and stay as they are.
+func csvCell(s string) string {
+	s = Printable(s)
+	if s == "" || s == "-" || isPlainNumber(s) {
+		return s
+	}
+	switch s[0] {
+	case '=', '+', '-', '@', '\t', '\r':
+		return "'" + s
+	}
+	return s
+}
+
+// isPlainNumber reports whether s is digits, with a leading minus and a
+// decimal part allowed.
+func isPlainNumber(s string) bool {
+	s = strings.TrimPrefix(s, "-")
+	whole, frac, hasFrac := strings.Cut(s, ".")
+	digits := func(d string) bool {
+		if d == "" {
+			return false
+		}
+		for i := 0; i < len(d); i++ {
+			if d[i] < '0' || d[i] > '9' {
+				return false
+			}
+		}
+		return true
+	}
+	return digits(whole) && (!hasFrac || digits(frac))
 }
 
 // oneLine keeps a cell on one line (and tabwriter's columns intact).
@@ -190,15 +271,23 @@ func csvTables(w io.Writer, ts []Table) error {
 					return err
 				}
 			}
-			cw.Write([]string{t.Name})
+			cw.Write([]string{csvCell(t.Name)})
 		}
-		cw.Write(t.Header)
+		cw.Write(csvRow(t.Header))
 		for _, r := range t.Rows {
-			cw.Write(r)
+			cw.Write(csvRow(r))
 		}
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+func csvRow(r []string) []string {
+	out := make([]string, len(r))
+	for i, c := range r {
+		out[i] = csvCell(c)
+	}
+	return out
 }
 
 // markdownTables writes GitHub-flavoured Markdown tables under "##"
@@ -209,7 +298,7 @@ func markdownTables(w io.Writer, ts []Table) error {
 		if i > 0 {
 			fmt.Fprintln(ew)
 		}
-		fmt.Fprintf(ew, "## %s\n\n", mdEscape(t.Title))
+		fmt.Fprintf(ew, "## %s\n\n", mdEscape(oneLine(Printable(t.Title))))
 		if len(t.Rows) == 0 {
 			fmt.Fprintln(ew, "(none)")
 		} else {
@@ -224,7 +313,7 @@ func markdownTables(w io.Writer, ts []Table) error {
 			}
 		}
 		if t.Note != "" {
-			fmt.Fprintf(ew, "\n%s\n", mdEscape(t.Note))
+			fmt.Fprintf(ew, "\n%s\n", mdEscape(Printable(t.Note)))
 		}
 	}
 	return ew.err
@@ -233,7 +322,7 @@ func markdownTables(w io.Writer, ts []Table) error {
 func mdRow(r []string) []string {
 	out := make([]string, len(r))
 	for i, c := range r {
-		out[i] = mdEscape(oneLine(c))
+		out[i] = mdEscape(oneLine(Printable(c)))
 	}
 	return out
 }

@@ -198,6 +198,9 @@ func readInputs(cmd *cobra.Command, ra *readArgs, paths []string, warn func(anal
 	return stats, nil
 }
 
+// oneLine keeps an error message on one line.
+func oneLine(s string) string { return strings.NewReplacer("\n", " ", "\r", " ", "\t", " ").Replace(s) }
+
 // readMemoryLimit is the Go runtime's soft memory limit while reading
 // (runtime/debug.SetMemoryLimit), unless GOMEMLIMIT is set: under the
 // 256 MB that reading any input may take (issue 16), with room for the
@@ -208,7 +211,7 @@ const readMemoryLimit = 192 << 20
 // measurement: what was found instead, and the first warning.
 func noMeasurement(paths []string, stats []analysis.FileStats, bad, unread int, first *analysis.Warning) error {
 	if len(stats) == 0 {
-		return fmt.Errorf("%w: no measurement file in %s (folders are walked for *.json, *.jsonl and their .gz)", errNoMeasurement, strings.Join(paths, " "))
+		return fmt.Errorf("%w: no measurement file in %s (folders are walked for *.json, *.jsonl and their .gz)", errNoMeasurement, oneLine(render.Printable(strings.Join(paths, " "))))
 	}
 	msg := fmt.Sprintf("%d file(s)", len(stats))
 	if unread > 0 {
@@ -216,7 +219,7 @@ func noMeasurement(paths []string, stats []analysis.FileStats, bad, unread int, 
 	}
 	msg += fmt.Sprintf(", %d bad line(s)", bad)
 	if first != nil {
-		msg += "; first: " + first.String()
+		msg += "; first: " + oneLine(render.Printable(first.String()))
 	}
 	return fmt.Errorf("%w: %s", errNoMeasurement, msg)
 }

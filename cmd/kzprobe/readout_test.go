@@ -228,3 +228,38 @@ func TestReadProgressFlag(t *testing.T) {
 		t.Errorf("progress line %q", line)
 	}
 }
+
+// TestReadCommandsEscapeControlCharacters: a network name, domain or file
+// name holding terminal control sequences reaches the terminal escaped
+// from analyze and compare, tables and errors alike (issue 16).
+func TestReadCommandsEscapeControlCharacters(t *testing.T) {
+	clearEnv(t)
+	dir := t.TempDir()
+	in := filepath.Join(dir, "m.jsonl")
+	line := strings.NewReplacer(`"probe_network_name":"Net"`, `"probe_network_name":"Net\u001b]0;pwned\u0007\u001b[2J\u009b1m"`,
+		`"domain":"b.example"`, `"domain":"b.example\u001b[1A"`).Replace(measurementLine)
+	if err := os.WriteFile(in, []byte(line), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(dir, "notes\x1b[2J.txt")
+	os.WriteFile(bad, []byte("not a measurement\n"), 0o644)
+	for _, args := range [][]string{
+		{"analyze", in},
+		{"analyze", in, "--format", "markdown"},
+		{"analyze", in, "--format", "csv"},
+		{"compare", in},
+		{"compare", in, "--format", "markdown"},
+		{"compare", in, "--format", "csv"},
+		{"analyze", bad},
+	} {
+		stdout, stderr, _ := kzprobe(t, args...)
+		for _, out := range []string{stdout, stderr} {
+			if strings.ContainsAny(out, "\x1b\x07\u009b") {
+				t.Errorf("%v: output holds a control character:\n%q", args, out)
+			}
+		}
+		if args[0] == "compare" && !strings.Contains(stdout, `x1b]0;pwned`) && !strings.Contains(stdout, `x1b\]0;pwned`) {
+			t.Errorf("%v: the network name is not shown escaped:\n%s", args, stdout)
+		}
+	}
+}
