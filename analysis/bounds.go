@@ -11,13 +11,13 @@ import (
 	"kzprobe/probe/chain"
 )
 
-// Limits bounds what one record may decode, whatever its size in bytes.
-// The line bound (Reader.MaxLineBytes) counts bytes, not what they decode
-// to: a 64 MiB line of `{},` is 22 million empty handshakes, 5 GB of
-// structs (issue 16). What is past a count bound is skipped, the record
-// keeps the rest, and a warning names the record and what was left out;
-// a string longer than its bound makes the record bad. The zero value
-// means the defaults, which hold any measurement kzprobe or OONI writes.
+// Limits bounds what one record may decode, whatever its size in bytes. The
+// line bound (Reader.MaxLineBytes) counts bytes, not what they decode to: a
+// 64 MiB line of `{},` is 22 million empty handshakes, 5 GB of structs. What
+// is past a count bound is skipped, the record keeps the rest, and a warning
+// names the record and what was left out; a string longer than its bound
+// makes the record bad. The zero value means the defaults, which hold any
+// measurement kzprobe or OONI writes.
 type Limits struct {
 	// MaxHandshakes bounds the TLS handshakes of one record,
 	// tls_handshakes and tlsping's pings together (and the pings). Zero

@@ -14,13 +14,13 @@
 //     handshakes (web_connectivity, urlgetter, tlsping's pings, kzprobe);
 //     everything else is skipped while decoding. A line that is not a
 //     measurement is skipped, counted in [FileStats] and reported as a
-//     [Warning] naming file:line (issue 8: a corrupted OONI file loses only
-//     its bad lines). At most one line or document is held in memory, in a
+//     [Warning] naming file:line: a corrupted OONI file loses only its
+//     bad lines. At most one line or document is held in memory, in a
 //     buffer reused from one to the next; a line is bounded
 //     (Reader.MaxLineBytes), and so is what one record may decode
 //     ([Limits]: handshakes, certificates and their size, interception
 //     lists, strings), since bytes do not bound objects: 64 MiB of `{},`
-//     are 22 million handshakes (issue 16). The excess is skipped and
+//     are 22 million handshakes. The excess is skipped and
 //     warned. Only regular files are read (and "-", standard input).
 //
 //   - Judging. Every handshake's chain is judged again with
@@ -47,6 +47,6 @@
 //     bounded by Config.MaxGapCandidates.
 //
 // Package [kzprobe/analysis/render] prints the results (terminal table,
-// CSV, Markdown, JSON, HTML) and draws the timeline (SVG);
+// CSV, Markdown, JSON, HTML) and draws the timeline (SVG and PNG);
 // [kzprobe/analysis/analysistest] builds fixtures that mirror the report.
 package analysis

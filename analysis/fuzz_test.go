@@ -140,7 +140,7 @@ func FuzzReadJSONL(f *testing.F) {
 	f.Add([]byte(line1 + "\n" + line2 + "\n"))
 	f.Add([]byte(line2 + "\r\n\r\n\xef\xbb\xbf" + line2))
 	f.Add([]byte(`{"measurement_start_time":"2024-02-30 00:00:00"}` + "\n" + `{"test_start_time":"2024-01-01T00:00:00Z","probe_asn":"as0"}`))
-	// Past every bound of fuzzLimits (issue 16).
+	// Past every bound of fuzzLimits.
 	f.Add([]byte(`{"measurement_start_time":"2024-01-01 00:00:00","test_keys":{"tls_handshakes":[{},{},{},{},{},{"peer_certificates":["","","","",""]}],` +
 		`"pings":[{"tls_handshake":[{},{}]},{"tls_handshake":{}},{},{},{}],"interception":{"rules":["a","b","c","d"],"intermediates":[{},{},{},{}]}}}` + "\n"))
 	f.Add([]byte(`{"measurement_start_time":"2024-01-01 00:00:00","test_keys":{"tls_handshakes":[{"peer_certificates":["` + strings.Repeat("AAAA", 700) + `"]},` +

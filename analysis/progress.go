@@ -82,11 +82,10 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// ratioReader reads a gzip stream and warns once when it has expanded
-// more than max times the compressed bytes read (in), past
-// gzipRatioFloor: a few hundred kilobytes that decode to gigabytes of
-// short lines take minutes of CPU (issue 16), and the user should know
-// why.
+// ratioReader reads a gzip stream and warns once when it has expanded more
+// than max times the compressed bytes read (in), past gzipRatioFloor: a few
+// hundred kilobytes that decode to gigabytes of short lines take minutes of
+// CPU, and the user should know why.
 type ratioReader struct {
 	r      io.Reader
 	in     *countingReader

@@ -360,9 +360,9 @@ func TestAnalysisDecodeFastMatchesEncodingJSON(t *testing.T) {
 	}
 }
 
-// TestAnalysisReadLimits: what one record may decode is bounded whatever
-// its size in bytes (issue 16); the excess is skipped, the record keeps
-// the rest, and one warning names the line and what was left out.
+// TestAnalysisReadLimits: what one record may decode is bounded whatever its
+// size in bytes; the excess is skipped, the record keeps the rest, and one
+// warning names the line and what was left out.
 func TestAnalysisReadLimits(t *testing.T) {
 	t.Parallel()
 	lim := analysis.Limits{MaxHandshakes: 3, MaxCertificates: 2, MaxCertificateBytes: 4, MaxRecordCertificateBytes: 10, MaxEntries: 2, MaxStringBytes: 24}
@@ -522,9 +522,9 @@ func TestAnalysisReadDocumentsInPieces(t *testing.T) {
 	}
 }
 
-// TestAnalysisReadGzipRatio: a gzip that expands past the bound (short
-// lines repeated: issue 16, 306 KB took 51 s of CPU) is read on with one
-// warning naming the file; real measurements, gzipped, are not.
+// TestAnalysisReadGzipRatio: a gzip that expands past the bound (short lines
+// repeated: 306 KB took 51 s of CPU) is read on with one warning naming the
+// file; real measurements, gzipped, are not.
 func TestAnalysisReadGzipRatio(t *testing.T) {
 	t.Parallel()
 	// A real OONI measurement (84 KB, longer than gzip's 32 KiB window,

@@ -15,10 +15,10 @@ import (
 	"kzprobe/analysis"
 )
 
-// TestAnalysisReadPathsSkipsNonRegular: devices, a named pipe nobody
-// writes to and links to them, named or found in a walked folder, are
-// skipped and named with why, instead of read forever (issue 16); a link
-// to a regular file and "-" (standard input) are read.
+// TestAnalysisReadPathsSkipsNonRegular: devices, a named pipe nobody writes
+// to and links to them, named or found in a walked folder, are skipped and
+// named with why, instead of read forever; a link to a regular file and "-"
+// (standard input) are read.
 func TestAnalysisReadPathsSkipsNonRegular(t *testing.T) {
 	t.Parallel()
 	for _, dev := range []string{"/dev/zero", "/dev/urandom"} {

@@ -655,10 +655,10 @@ func TestServerConcurrencyLimit(t *testing.T) {
 	}
 }
 
-// TestServerFairShare is the starvation of issue 16: one client fills the
-// check pool with targets that never answer TLS, and another client's
-// check is refused. With fair shares the first is refused (429) once it
-// holds its share, and the second is served while the first's checks hang.
+// TestServerFairShare is a starvation: one client fills the check pool with
+// targets that never answer TLS, and another client's check is refused. With
+// fair shares the first is refused (429) once it holds its share, and the
+// second is served while the first's checks hang.
 func TestServerFairShare(t *testing.T) {
 	t.Parallel()
 	l := startLab(t)
@@ -1078,11 +1078,11 @@ func (c *rawConn) closedByServer(within time.Duration) bool {
 	return err != nil && !(errors.As(err, &ne) && ne.Timeout())
 }
 
-// TestServerConnectionsPerClient is the lock-out of issue 16: one address
-// opens as many TLS connections as the listener accepts, each after one
-// health check, and leaves them idle. The server keeps MaxConnsPerClient
-// of them and closes the rest at once, so another client still gets in and
-// is answered; the abuser's kept connections are still served.
+// TestServerConnectionsPerClient is a lock-out: one address opens as many
+// TLS connections as the listener accepts, each after one health check, and
+// leaves them idle. The server keeps MaxConnsPerClient of them and closes
+// the rest at once, so another client still gets in and is answered; the
+// abuser's kept connections are still served.
 func TestServerConnectionsPerClient(t *testing.T) {
 	t.Parallel()
 	l := startLab(t)

@@ -88,5 +88,5 @@
 // A TLS behaviour is a case in the middlebox, which owns the raw
 // connection after the ClientHello; a DNS behaviour is a case in the
 // resolver handler, which may write raw bytes through
-// dns.ResponseWriter.Write. Issue 8's hostile peers are both (hostile.go).
+// dns.ResponseWriter.Write. The hostile peers are both (hostile.go).
 package lab

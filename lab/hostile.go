@@ -1,9 +1,9 @@
 package lab
 
-// Hostile peers (issue 8): a TLS server and a local resolver that do not
-// censor but misbehave on purpose, to prove that a client finishes within
-// its deadline, records a precise failure and holds a bounded amount of
-// what it was sent. Which site gets what is data ([HostileTLSBehaviours],
+// Hostile peers: a TLS server and a local resolver that do not censor but
+// misbehave on purpose, to prove that a client finishes within its deadline,
+// records a precise failure and holds a bounded amount of what it was sent.
+// Which site gets what is data ([HostileTLSBehaviours],
 // [HostileDNSBehaviours]); [HostileScenario] has one site per behaviour.
 //
 // The hostile TLS peers terminate TLS in the middlebox's goroutine with a

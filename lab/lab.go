@@ -23,7 +23,7 @@ const (
 	hostLocalDNS  = 1
 	hostDoH       = 2
 	hostDoT       = 3
-	hostControl   = 4 // reserved for the control server (issue 7)
+	hostControl   = 4 // the control server (package control's own)
 	hostBlockpage = 5
 	hostOutside6  = 6   // the outside view of ::1: splices by SNI to the IPv6 sites' origins
 	hostFirstSite = 10  // site i's public address is .10+i
@@ -556,13 +556,13 @@ func (l *Lab) hasIPv6() bool {
 }
 
 // OutsideDialer returns a dial function for a vantage point outside the
-// censored network, for the control server (issue 7): a site's public
-// address is rewritten to its origin's hidden address, so the middlebox
-// is bypassed and an Unreachable site answers; ::1, when the lab has IPv6
-// sites, is rewritten to a splicer that reaches the origin of the site the
-// SNI names. It dials IP literals in the lab's /24 only: a hostname is
-// refused (it is never resolved), and so is any other address, such as
-// the bogon 10.10.34.34.
+// censored network, for the control server: a site's public address is
+// rewritten to its origin's hidden address, so the middlebox is bypassed and
+// an Unreachable site answers; ::1, when the lab has IPv6 sites, is
+// rewritten to a splicer that reaches the origin of the site the SNI names.
+// It dials IP literals in the lab's /24 only: a hostname is refused (it is
+// never resolved), and so is any other address, such as the bogon
+// 10.10.34.34.
 func (l *Lab) OutsideDialer() func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		switch network {

@@ -15,9 +15,10 @@ import (
 
 // TLS behaviours of the middlebox, chosen per SNI (Site.TLS).
 //
-// To add a behaviour (issue 8's hostile peers): add a constant here, list it
-// in [TLSBehaviours], give it a case in middlebox.handle, and say in
-// [ExpectedVerdict] what the probe should conclude.
+// To add a behaviour: add a constant here, list it in [TLSBehaviours] (or
+// [HostileTLSBehaviours]), give it a case in Lab.handleMiddlebox (a
+// hostile one in Lab.hostileTLS), and say in [ExpectedVerdict] what the
+// probe should conclude.
 const (
 	// Pass splices the TCP stream to the origin untouched: the client sees
 	// the origin's own chain, byte for byte.
@@ -54,8 +55,8 @@ const (
 	Unreachable = "unreachable"
 )
 
-// Hostile TLS behaviours (issue 8): peers built to hurt the client rather
-// than to censor it. Each reads the ClientHello first; those that present
+// Hostile TLS behaviours: peers built to hurt the client rather than to
+// censor it. Each reads the ClientHello first; those that present
 // certificates forge them from the lab's ISCA PKI, so the evidence of
 // interception is there whenever the client can take it (lab/hostile.go
 // builds them).
@@ -117,10 +118,10 @@ const (
 	DNSControlServfail = "control_servfail"
 )
 
-// Hostile DNS behaviours of the local resolver (issue 8), over UDP and TCP
-// alike unless said otherwise. The control resolver is truthful for them.
-// Where a behaviour sends a decoy, the decoy answers [BogonAddr], so a
-// client that takes it ends up with inconsistent DNS.
+// Hostile DNS behaviours of the local resolver, over UDP and TCP alike
+// unless said otherwise. The control resolver is truthful for them. Where a
+// behaviour sends a decoy, the decoy answers [BogonAddr], so a client that
+// takes it ends up with inconsistent DNS.
 const (
 	// DNSTruncated answers over UDP with the TC bit set and no records,
 	// which forces the client to TCP; over TCP it is truthful.
@@ -182,8 +183,8 @@ func TLSBehaviours() []string {
 		HostileTLSBehaviours()...)
 }
 
-// HostileTLSBehaviours returns the TLS behaviours of hostile peers (issue 8),
-// which [HostileScenario] covers and [DefaultScenario] does not.
+// HostileTLSBehaviours returns the TLS behaviours of hostile peers, which
+// [HostileScenario] covers and [DefaultScenario] does not.
 func HostileTLSBehaviours() []string {
 	return []string{Drip, Garbage, ChainLong, ChainHeavy, ChainMalformed, CertAbsurd, CertInvalidFields, AlertMidHandshake}
 }
@@ -196,8 +197,7 @@ func DNSBehaviours() []string {
 }
 
 // HostileDNSBehaviours returns the DNS behaviours of a hostile local
-// resolver (issue 8), which [HostileScenario] covers and [DefaultScenario]
-// does not.
+// resolver, which [HostileScenario] covers and [DefaultScenario] does not.
 func HostileDNSBehaviours() []string {
 	return []string{DNSTruncated, DNSWrongID, DNSWrongQuestion, DNSCompressionLoop, DNSManyAnswers, DNSDuplicate, DNSSilent}
 }

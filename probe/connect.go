@@ -16,8 +16,9 @@ import (
 // DefaultConnectTimeout bounds one TCP connect when [Connector.Timeout] is zero.
 const DefaultConnectTimeout = 10 * time.Second
 
-// Connector opens the TCP connections that the TLS handshakes run over
-// (DESIGN step 4) and records each attempt as a [measurement.TCPConnect].
+// Connector opens the TCP connections that the TLS handshakes run over (the
+// TCP half of the TLS step) and records each attempt as a
+// [measurement.TCPConnect].
 type Connector struct {
 	// Dial opens the connection. Production wiring passes the network
 	// guard's dialer (guard.Guard.Dialer) so that a destination outside

@@ -326,7 +326,8 @@ func TestDNSTCPExchanger(t *testing.T) {
 	}
 }
 
-// TestDNSHostileResponses covers the DNS behaviours of issue 8 with a raw
+// TestDNSHostileResponses covers the responses of a hostile resolver
+// (truncated, wrong ID or question, compression loops, floods) with a raw
 // UDP server that sends exactly the bytes given.
 func TestDNSHostileResponses(t *testing.T) {
 	t.Parallel()

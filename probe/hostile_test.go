@@ -1,9 +1,10 @@
 package probe_test
 
-// End-to-end tests of issue 8's hostile peers: the real Prober against the
-// lab's hostile behaviours (lab/hostile.go). For each behaviour the target
-// must finish within its deadline, record a precise failure, never panic
-// (a panic fails the whole test binary) and store a bounded amount.
+// End-to-end tests of hostile peers, servers that misbehave on purpose
+// rather than censor: the real Prober against the lab's hostile behaviours
+// (lab/hostile.go). For each behaviour the target must finish within its
+// deadline, record a precise failure, never panic (a panic fails the whole
+// test binary) and store a bounded amount.
 
 import (
 	"bytes"
@@ -68,7 +69,8 @@ type hostileWant struct {
 	interception bool   // test_keys.interception is not null
 }
 
-// hostileTable is the behaviour x outcome table of issue 8. Each row is
+// hostileTable is the behaviour x outcome table: what the probe must
+// record against each hostile peer, within its deadline. Each row is
 // checked by TestHostileLab on the site of lab.HostileScenario with that
 // behaviour.
 var hostileTable = map[string]hostileWant{

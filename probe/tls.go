@@ -145,8 +145,9 @@ var defaultNextProtos = []string{"h2", "http/1.1"}
 
 // Handshaker performs TLS handshakes with browser ClientHello fingerprints
 // (utls) or with Go's crypto/tls ("golang"), records what the server
-// presented and judges nothing (DESIGN step 4): verification is off, the
-// chain is kept as raw DER and judged afterwards by probe/chain.
+// presented and judges nothing: verification is off, the chain is kept as
+// raw DER and judged afterwards by probe/chain (collect first, interpret
+// second).
 //
 // # Bounds
 //

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every fuzz target of the module, one after the other, each for a
-# bounded time, and fails if any finds a crasher (issue 8).
+# bounded time, and fails if any finds a crasher.
 #
 # Usage: scripts/fuzz.sh [PATTERN]
 #   PATTERN      only targets whose "package.FuzzName" matches this

@@ -202,9 +202,9 @@ func readInputs(cmd *cobra.Command, ra *readArgs, paths []string, warn func(anal
 func oneLine(s string) string { return strings.NewReplacer("\n", " ", "\r", " ", "\t", " ").Replace(s) }
 
 // readMemoryLimit is the Go runtime's soft memory limit while reading
-// (runtime/debug.SetMemoryLimit), unless GOMEMLIMIT is set: under the
-// 256 MB that reading any input may take (issue 16), with room for the
-// runtime and the binary.
+// (runtime/debug.SetMemoryLimit), unless GOMEMLIMIT is set: under the 256 MB
+// that reading any input may take (hostileRSSBound in the tests), with room
+// for the runtime and the binary.
 const readMemoryLimit = 192 << 20
 
 // noMeasurement is the one-line error of a read that found no

@@ -71,8 +71,8 @@ func runBinary(t *testing.T, args ...string) (int, string) {
 	}
 }
 
-// TestBadInputNamesTheProblem runs the real binary on bad input (issue 8,
-// "Bad input everywhere") and checks that each error names the file, field
+// TestBadInputNamesTheProblem runs the real binary on bad input (targets,
+// config, flags, scenarios) and checks that each error names the file, field
 // or flag and what to do, with the usage or failure exit code, before
 // anything is sent to the network.
 func TestBadInputNamesTheProblem(t *testing.T) {

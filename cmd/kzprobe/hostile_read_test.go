@@ -21,7 +21,7 @@ import (
 )
 
 // hostileRSSBound is the peak resident set `kzprobe analyze` may reach on
-// any input (issue 16).
+// any input, however its lines are built.
 const hostileRSSBound = 256 << 20
 
 // writeHostile writes a gzip file of lines, each built of a head, an
@@ -55,14 +55,14 @@ func writeHostile(t *testing.T, path string, lines int, head, elem, tail string,
 }
 
 // TestAnalyzeHostileInputBoundedMemory runs the real `kzprobe analyze` on
-// small gzip files whose lines decode to millions of objects (issue 16: a
-// 16 KB file of `"intermediates":[{},{},...]` took 3.0 GB, tls_handshakes
-// of {} 4.8 GB, peer_certificates of "" 2.6 GB) and checks the peak
-// resident set the kernel reports for the process (ru_maxrss) stays under
-// 256 MB (an upper bound: Linux counts in it the test's own resident set at
-// the fork, which this test keeps small), and that the record is read in part with a warning naming what
-// was skipped. A watchdog kills a run past 1 GB, so that a regression
-// fails the test instead of exhausting the machine.
+// small gzip files whose lines decode to millions of objects (a 16 KB file
+// of `"intermediates":[{},{},...]` took 3.0 GB, tls_handshakes of {} 4.8 GB,
+// peer_certificates of "" 2.6 GB) and checks the peak resident set the
+// kernel reports for the process (ru_maxrss) stays under 256 MB (an upper
+// bound: Linux counts in it the test's own resident set at the fork, which
+// this test keeps small), and that the record is read in part with a warning
+// naming what was skipped. A watchdog kills a run past 1 GB, so that a
+// regression fails the test instead of exhausting the machine.
 func TestAnalyzeHostileInputBoundedMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes and reads 64 MiB lines")

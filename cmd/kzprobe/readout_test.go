@@ -19,8 +19,8 @@ const ooniLine = `{"input":"https://a.example/","measurement_start_time":"2024-0
 
 // TestReadCommandsRefuseOutputThatIsAnInput: -o naming one of the inputs,
 // as named, through a link, or found in a walked folder, is refused with
-// the usage exit code, and the input is left whole (issue 16: analyze
-// x.jsonl -o x.jsonl truncated it before reading).
+// the usage exit code, and the input is left whole (analyze x.jsonl -o
+// x.jsonl truncated it before reading).
 func TestReadCommandsRefuseOutputThatIsAnInput(t *testing.T) {
 	clearEnv(t)
 	dir := t.TempDir()
@@ -136,8 +136,8 @@ func TestReadCommandsOutputReplacedWhole(t *testing.T) {
 
 // TestReadCommandsNoMeasurementIsAnError: reading commands on an empty
 // folder, on a file that holds no measurement, or (compare) on only OONI
-// records exit 1 with one line saying so, and write no output (issue 16:
-// they succeeded with empty tables, or 199 warnings and exit 0).
+// records exit 1 with one line saying so, and write no output (they
+// succeeded with empty tables, or 199 warnings and exit 0).
 func TestReadCommandsNoMeasurementIsAnError(t *testing.T) {
 	clearEnv(t)
 	empty := t.TempDir()

@@ -129,8 +129,8 @@ var sourcesFacts = []struct {
 	},
 }
 
-// reportRootFacts are the roots of the OONI 2024 report, as issue 5 and
-// ../shared/data/report-facts.json give them: SHA-1, decimal serial and
+// reportRootFacts are the roots of the OONI 2024 report, as the report and
+// its facts as data (report-facts.json) give them: SHA-1, decimal serial and
 // validity (UTC).
 var reportRootFacts = []struct{ sha1, serial, notBefore, notAfter string }{
 	{"fabda72fa1f620c160420a496194b61f82a01b4a", "212762436239719553268722926518842178639864163027", "2020-02-28 06:46:02", "2040-02-28 06:46:02"},
@@ -139,7 +139,7 @@ var reportRootFacts = []struct{ sha1, serial, notBefore, notAfter string }{
 	{"bfd7f531eca8e3d65b4738167b160b7a95a8d894", "618155106210402083740770170610017403616935751280", "2020-02-28 07:04:41", "2050-02-28 07:04:41"},
 }
 
-// reportIntermediateFacts are the seven intermediates of issue 5 (SHA-1,
+// reportIntermediateFacts are the seven intermediates of the report (SHA-1,
 // serial, not before, not after, signing root or "unknown").
 var reportIntermediateFacts = []KnownIntermediate{
 	{SHA1: "c0e15a945595372030f0d45938ebb6081bb39fb5", Serial: "542829070264121061358597976201233251364726286334", NotBefore: factAt("2021-06-18 12:54:34"), NotAfter: factAt("2021-09-01 12:54:34"), SignerRootSHA1: "fabda72fa1f620c160420a496194b61f82a01b4a"},
@@ -248,7 +248,7 @@ func TestDefaultIntermediatesMatchReport(t *testing.T) {
 	}
 	got := kb.Intermediates()
 	for i := range got {
-		got[i].SeenIn = "" // not in issue 5
+		got[i].SeenIn = "" // not among the facts above
 	}
 	if d := cmp.Diff(reportIntermediateFacts, got); d != "" {
 		t.Errorf("intermediates (-want +got):\n%s", d)

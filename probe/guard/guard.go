@@ -4,8 +4,14 @@
 // A Guard holds the allowed prefixes (config network.allow, flag
 // --allow-net). An empty Guard allows everything. A destination outside the
 // allowed prefixes fails at once with an error whose failure string is
-// failure.BlockedByAllowNet; nothing is sent. CI sets
-// KZPROBE_NETWORK_ALLOW=127.0.0.0/8,::1/128 so no test can leave loopback.
+// failure.BlockedByAllowNet; nothing is sent.
+//
+// The kzprobe binary reads KZPROBE_NETWORK_ALLOW as network.allow, and CI
+// and the Makefile set it to 127.0.0.0/8,::1/128: the tests that run the
+// binary cannot leave loopback. Package tests do not read the variable
+// (no library does): they confine themselves, with a Guard of the lab's
+// /24 or of loopback, or by dialing only the servers they started on
+// loopback addresses.
 //
 // Only IP literals are checked: the guard is applied after name resolution,
 // at the dial, so a hostname must never reach net.Dial unresolved (the
