@@ -51,7 +51,7 @@ func terminalSafe(t *testing.T, what, out string) {
 
 // TestTablesEscapeControlCharacters: every cell and header of the text
 // formats (terminal table, Markdown, CSV) of compare and analyze shows a
-// control character as its escape (issue 16: a network name of
+// control character as its escape (a network name of
 // ESC]0;...BEL or ESC[2J reached the terminal raw; compare's headers were
 // not cleaned at all).
 func TestTablesEscapeControlCharacters(t *testing.T) {

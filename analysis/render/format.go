@@ -170,7 +170,7 @@ func dashIfEmpty(s string) string {
 
 // Printable escapes what a terminal would act on rather than print, so
 // that data read from measurements (a network name holding "\x1b]0;...\a"
-// or "\x1b[2J", issue 16) reaches the screen as text: C0 controls but
+// or "\x1b[2J") reaches the screen as text: C0 controls but
 // tab, newline and carriage return (which the formats handle: oneLine
 // makes them spaces, CSV quotes them), DEL, C1 controls, bytes that are
 // not UTF-8, and the bidirectional formatting characters that reorder

@@ -231,7 +231,7 @@ func TestReadProgressFlag(t *testing.T) {
 
 // TestReadCommandsEscapeControlCharacters: a network name, domain or file
 // name holding terminal control sequences reaches the terminal escaped
-// from analyze and compare, tables and errors alike (issue 16).
+// from analyze and compare, tables and errors alike.
 func TestReadCommandsEscapeControlCharacters(t *testing.T) {
 	clearEnv(t)
 	dir := t.TempDir()
