@@ -3,7 +3,6 @@ package measurement
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,12 +21,19 @@ type ReadStats struct {
 	// Truncated is true when the last line had no newline and did not
 	// parse: a write cut by a crash.
 	Truncated bool
+	// Partial counts lines read in part: past MaxLineElements array
+	// elements, the rest of their arrays was left out. PartialLines names
+	// the first few.
+	Partial      int
+	PartialLines []int
 }
 
 // ReadJSONL calls fn for each measurement in r, one JSON object a line.
 // Lines that do not parse are counted and skipped, so a file cut by a crash
-// (its last line incomplete) or a corrupt line loses only that line. An
-// error from fn stops the read and is returned.
+// (its last line incomplete) or a corrupt line loses only that line. What
+// one line decodes is bounded (MaxLineElements); a line past the bound is
+// read in part and counted in Partial. An error from fn stops the read and
+// is returned.
 func ReadJSONL(r io.Reader, fn func(*Measurement) error) (ReadStats, error) {
 	var st ReadStats
 	br := bufio.NewReaderSize(r, 64<<10)
@@ -42,7 +48,14 @@ func ReadJSONL(r io.Reader, fn func(*Measurement) error) (ReadStats, error) {
 				st.Bad++
 			} else if bl := bytes.TrimSpace(line); len(bl) > 0 {
 				var m Measurement
-				if uerr := json.Unmarshal(bl, &m); uerr != nil {
+				cut, uerr := unmarshalBounded(bl, &m)
+				if uerr == nil && cut > 0 {
+					st.Partial++
+					if len(st.PartialLines) < 10 {
+						st.PartialLines = append(st.PartialLines, lineNo)
+					}
+				}
+				if uerr != nil {
 					st.Bad++
 					if !complete {
 						st.Truncated = true
