@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -157,12 +158,22 @@ func (d *dotExchanger) ExchangeWithInfo(ctx context.Context, q *dns.Msg) (*dns.M
 	}
 }
 
-// staleConn reports whether err is what a connection closed by the server
-// while idle gives on first use.
+// staleConn reports whether err is what a pooled connection that the
+// server closed gives the query sent on it, so that the query can go again
+// on a new connection (DoT and DoH): a connection closed while idle fails
+// its first use with an EOF or a reset, and an HTTP/2 connection closed
+// while a request was being written fails it with net/http's
+// http2ClientConnClosed, which failure.Classify leaves as unknown_failure.
 func staleConn(err error) bool {
 	switch failure.Classify(err) {
 	case failure.EOF, failure.ConnectionReset:
 		return true
 	}
-	return false
+	return err != nil && strings.Contains(err.Error(), http2ClientConnClosed)
 }
+
+// http2ClientConnClosed is the text of net/http's errClientConnClosed,
+// which is not exported: what a request gets when its HTTP/2 connection
+// closed under it. TestHTTP2ClientConnClosedText checks it against the
+// net/http the module is built with.
+const http2ClientConnClosed = "http2: client conn is closed"

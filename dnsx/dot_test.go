@@ -1,6 +1,7 @@
 package dnsx_test
 
 import (
+	"context"
 	"crypto/tls"
 	"net"
 	"sync"
@@ -68,6 +69,10 @@ func startDoT(t testing.TB, pki *testPKI, a answerer) *dotServer {
 	srv := &dns.Server{
 		Listener: s.accept(tls.NewListener(ln, pki.serverTLS(&s.handshakes))),
 		Net:      "tcp-tls",
+		// The TLS handshake runs in the server's first read, under its
+		// read timeout: miekg's default, 2 s, reset handshakes on a
+		// loaded machine (TestDoTReuse, 2 of ~90 stress runs).
+		ReadTimeout: time.Minute,
 		Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
 			s.queries.Add(1)
 			handler(a)(w, r)
@@ -133,6 +138,36 @@ func TestDoTReuse(t *testing.T) {
 	if h := dot.handshakes.Load(); h != before {
 		t.Errorf("sequential queries after a burst made %d new handshakes; want 0 (pooled)", h-before)
 	}
+}
+
+// TestDoTServerWaitsForSlowHandshake: the test DoT server lets a client
+// whose hello comes 2.5 s late finish its handshake, as a loaded machine's
+// does; with miekg's default read timeout (2 s) it reset it.
+func TestDoTServerWaitsForSlowHandshake(t *testing.T) {
+	t.Parallel()
+	pki := newTestPKI(t)
+	dot := startDoT(t, pki, fixedA("192.0.2.87"))
+	late := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := loopbackOnly(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &lateConn{Conn: c, delay: 2500 * time.Millisecond}, nil
+	}
+	ex := newExchanger(t, "tls://"+dot.addr, dnsx.Options{RootCAs: pki.pool, ServerName: "resolver.example.test", Dial: late})
+	expectAnswer(t, lookup(t, ex, "late.example.test", dns.TypeA), "192.0.2.87")
+}
+
+// lateConn waits delay before its first write.
+type lateConn struct {
+	net.Conn
+	delay time.Duration
+	once  sync.Once
+}
+
+func (c *lateConn) Write(p []byte) (int, error) {
+	c.once.Do(func() { time.Sleep(c.delay) })
+	return c.Conn.Write(p)
 }
 
 // TestDoTReconnectAfterIdleClose: the server drops the idle connection;

@@ -4,7 +4,8 @@ import (
 	"context"
 	"net"
 	"net/netip"
-	"sync/atomic"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -103,9 +104,8 @@ func TestConnectFailures(t *testing.T) {
 // outside the allowed /32 sees no connection, one inside does.
 func TestConnectGuard(t *testing.T) {
 	t.Parallel()
-	var outside, inside atomic.Int32
-	apOutside := startRawTestServerOn(t, "127.0.0.1", nil, &outside)
-	apInside := startRawTestServerOn(t, "127.0.0.2", nil, &inside)
+	apOutside, outside := startAcceptLog(t, "127.0.0.1")
+	apInside, inside := startAcceptLog(t, "127.0.0.2")
 	c := &Connector{Dial: guard.New(netip.MustParsePrefix("127.0.0.2/32")).Dialer(nil)}
 
 	conn, rec := c.Connect(context.Background(), apOutside.Addr(), int(apOutside.Port()), NewEpoch(nil))
@@ -117,16 +117,82 @@ func TestConnectGuard(t *testing.T) {
 		t.Fatalf("inside: failure = %q; want success", failureString(rec.Status.Failure))
 	}
 	conn.Close()
-	deadline := time.Now().Add(2 * time.Second)
-	for inside.Load() == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	// A sentinel connection of our own to each listener, after the
+	// probe's: a listener accepts in arrival order, so once it has
+	// accepted the sentinel it has accepted whatever the probe sent
+	// before, and what it logged is final.
+	for _, l := range []struct {
+		name string
+		ap   netip.AddrPort
+		log  *acceptLog
+		want int
+	}{{"outside", apOutside, outside, 0}, {"inside", apInside, inside, 1}} {
+		sentinel, err := net.Dial("tcp", l.ap.String())
+		if err != nil {
+			t.Fatalf("sentinel to the listener %s: %v", l.name, err)
+		}
+		from := sentinel.LocalAddr().String()
+		sentinel.Close()
+		waitUntil(t, "the listener "+l.name+" to accept the sentinel", func() bool { return l.log.seen(from) })
+		if got := l.log.count() - 1; got != l.want {
+			t.Errorf("listener %s the guard accepted %d connections from the probe; want %d", l.name, got, l.want)
+		}
 	}
-	time.Sleep(100 * time.Millisecond) // a late accept outside would show by now
-	if got := outside.Load(); got != 0 {
-		t.Errorf("listener outside the guard accepted %d connections; want 0", got)
+}
+
+// acceptLog records, in order, the remote address of each connection a
+// listener accepted.
+type acceptLog struct {
+	mu    sync.Mutex
+	addrs []string
+}
+
+// startAcceptLog listens on ip and logs each connection, in the order the
+// listener accepts them, then closes it.
+func startAcceptLog(t testing.TB, ip string) (netip.AddrPort, *acceptLog) {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got := inside.Load(); got != 1 {
-		t.Errorf("listener inside the guard accepted %d connections; want 1", got)
+	a := &acceptLog{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			a.mu.Lock()
+			a.addrs = append(a.addrs, c.RemoteAddr().String())
+			a.mu.Unlock()
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	return netip.MustParseAddrPort(ln.Addr().String()), a
+}
+
+func (a *acceptLog) seen(addr string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Contains(a.addrs, addr)
+}
+
+func (a *acceptLog) count() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.addrs)
+}
+
+// waitUntil polls cond until it holds, failing the test after 10 s.
+func waitUntil(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 10 s for %s", what)
+		}
 	}
 }
 

@@ -512,10 +512,12 @@ func TestRepeatedChainJudgedOnce(t *testing.T) {
 
 // TestRunnerLeavesNoGoroutines runs the default scenario once to open the
 // connections that are kept (the DoH control's), then three times more,
-// and checks that the process's goroutines come back to where the first
-// run left them: no goroutine stays behind per target, in the probe or in
-// the lab it talks to. It is not parallel: it counts the process's
-// goroutines, which other tests would change.
+// and checks that every goroutine started during those three runs ends:
+// none stays behind per target, in the probe or in the lab it talks to.
+// The goroutines are told apart by ID, so no sleep has to guess when the
+// first run's connections are closed: whatever existed after it is left
+// alone, and the test waits (10 s at most) for the new ones to end. It is
+// not parallel: another test's goroutines would count as new.
 func TestRunnerLeavesNoGoroutines(t *testing.T) {
 	l, p := startLab(t, lab.DefaultScenario())
 	run := func(rounds int) {
@@ -534,28 +536,52 @@ func TestRunnerLeavesNoGoroutines(t *testing.T) {
 			t.Fatalf("run: %d written, %v", st.Written, err)
 		}
 	}
-	settle := func(limit int) int {
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			runtime.GC()
-			n := runtime.NumGoroutine()
-			if n <= limit || time.Now().After(deadline) {
-				return n
-			}
-			time.Sleep(50 * time.Millisecond)
+	run(1)
+	kept := goroutines()
+	run(3)
+	var left map[int]string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		left = goroutines()
+		for id := range kept {
+			delete(left, id)
+		}
+		if len(left) == 0 || time.Now().After(deadline) {
+			break
 		}
 	}
-	run(1)
-	// Let the first run's connections close; what remains is kept.
-	time.Sleep(time.Second)
-	runtime.GC()
-	before := runtime.NumGoroutine()
-	run(3)
-	if after := settle(before); after > before {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		t.Fatalf("%d goroutines after %d more targets; %d before:\n%s", after, 3*len(l.Scenario.Sites), before, buf)
+	if len(left) > 0 {
+		var stacks []string
+		for _, s := range left {
+			stacks = append(stacks, s)
+		}
+		t.Fatalf("%d goroutines started during %d targets are still running after 10 s:\n%s",
+			len(left), 3*len(l.Scenario.Sites), strings.Join(stacks, "\n\n"))
 	}
+}
+
+// goroutines returns the stack of every goroutine of the process, by ID.
+func goroutines() map[int]string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	out := map[int]string{}
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		// "goroutine 123 [running]:\n..."
+		f := strings.Fields(g)
+		if len(f) < 2 || f[0] != "goroutine" {
+			continue
+		}
+		if id, err := strconv.Atoi(f[1]); err == nil {
+			out[id] = g
+		}
+	}
+	return out
 }
 
 // TestSmallHelloRetry measures, on the lab, a middlebox that reads the
