@@ -43,6 +43,15 @@ func (d *Deduper) Seen(t Target) bool {
 	return !d.set.add(maphash.Comparable(d.seed, dedupKey{t.Domain, t.Port}))
 }
 
+// Has reports whether a target with t's domain and port was passed to
+// Seen, without recording it.
+func (d *Deduper) Has(t Target) bool {
+	if d.set.slots == nil {
+		return false
+	}
+	return d.set.has(maphash.Comparable(d.seed, dedupKey{t.Domain, t.Port}))
+}
+
 // Len returns the number of distinct targets seen.
 func (d *Deduper) Len() int { return d.set.n }
 
@@ -78,6 +87,22 @@ func (s *hashSet) add(h uint64) bool {
 		s.slots = bigger
 	}
 	return true
+}
+
+// has reports whether h is in the set (slots not nil).
+func (s *hashSet) has(h uint64) bool {
+	if h == 0 {
+		h = 1
+	}
+	mask := uint64(len(s.slots) - 1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		switch s.slots[i] {
+		case h:
+			return true
+		case 0:
+			return false
+		}
+	}
 }
 
 // insert puts h (not 0) in slots, a power-of-two table with a free slot, and

@@ -69,6 +69,31 @@ func TestDeduperZeroValue(t *testing.T) {
 	}
 }
 
+func TestDeduperHas(t *testing.T) {
+	t.Parallel()
+	var zero Deduper
+	if zero.Has(Target{Domain: "a.kz"}) {
+		t.Errorf("Has on the zero Deduper = true; want false")
+	}
+	const n = 5000 // past the first table's growth
+	d := NewDeduper()
+	for i := range n {
+		d.Seen(Target{Domain: "d" + strconv.Itoa(i) + ".kz", Port: 443})
+	}
+	for i := range 2 * n {
+		tgt := Target{Domain: "d" + strconv.Itoa(i) + ".kz", Port: 443}
+		if got, want := d.Has(tgt), i < n; got != want {
+			t.Fatalf("Has(%v) = %v; want %v", tgt, got, want)
+		}
+		if d.Has(Target{Domain: tgt.Domain}) {
+			t.Fatalf("Has(%s with port 0) = true; only port 443 was seen", tgt.Domain)
+		}
+	}
+	if d.Len() != n {
+		t.Errorf("Len() = %d after Has; want %d (Has records nothing)", d.Len(), n)
+	}
+}
+
 func TestDeduperManyDistinct(t *testing.T) {
 	t.Parallel()
 	const n = 200_000
