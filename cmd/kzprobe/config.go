@@ -131,6 +131,10 @@ type RunConfig struct {
 	// Resume is set by --resume: Output already holds measurements of this
 	// run, whose targets are skipped. Not a configuration key.
 	Resume bool `mapstructure:"-"`
+	// Append is set by --append: Output may already hold measurements,
+	// and this run is added after them as a new report. Not a
+	// configuration key.
+	Append bool `mapstructure:"-"`
 }
 
 // NetworkConfig is the network guard.

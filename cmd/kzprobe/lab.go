@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -111,6 +112,12 @@ func runLab(ctx context.Context, a labArgs, stdout, stderr io.Writer) error {
 	cfg.Run.Quiet = a.quiet
 	if a.output != "" {
 		cfg.Run.Output = a.output
+	} else if err := os.Remove(cfg.Run.Output); err != nil && !errors.Is(err, os.ErrNotExist) {
+		// The lab's own file in its folder holds the last demo's
+		// measurements, of a lab that no longer exists: replaced, as the
+		// PEM files beside it are. A file given with -o is never removed
+		// (runProbe refuses it when it is not empty).
+		return fmt.Errorf("replacing the lab's measurements: %w", err)
 	}
 
 	if a.serve {

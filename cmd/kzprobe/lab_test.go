@@ -41,10 +41,22 @@ func TestRunAgainstLab(t *testing.T) {
 	}
 }
 
-// TestLabCommand runs the offline demo as the README tells users to.
+// TestLabCommand runs the offline demo as the README tells users to,
+// twice in one folder: the second run replaces the lab's measurements
+// rather than being refused for a file that is not empty.
 func TestLabCommand(t *testing.T) {
 	clearEnv(t)
-	if code := execute([]string{"lab", "-q", "--dir", t.TempDir()}); code != exitOK {
-		t.Fatalf("kzprobe lab: exit %d; want 0", code)
+	dir := t.TempDir()
+	for i := range 2 {
+		if code := execute([]string{"lab", "-q", "--dir", dir}); code != exitOK {
+			t.Fatalf("kzprobe lab, run %d: exit %d; want 0", i+1, code)
+		}
+	}
+	got, err := readVerdicts(filepath.Join(dir, "lab-measurements.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := countLines(filepath.Join(dir, "lab-measurements.jsonl")); n != len(got) {
+		t.Errorf("%d lines for %d domains; want one record a domain (the last run's)", n, len(got))
 	}
 }

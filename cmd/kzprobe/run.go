@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -35,12 +34,20 @@ the chain that was presented and judge it. One JSON line per target goes to
 the output file as soon as the target is done; a verdict table goes to the
 terminal.
 
+The output file is locked while the run writes it: a second run on the same
+file stops at once (exit code 1). A file that is not empty is refused
+(exit code 2) unless --append (add this run to it, as a new report) or
+--resume (continue the run it holds: the file must exist, and a target list
+that differs from the file's is named) says what to do with it. -o -
+(stdout) is never refused.
+
 Verdicts: ok, mitm_isca (chain leads to an ISCA/Qaznet root on consistent
 DNS), mitm_other (other untrusted chain), dns_tampering, tls_blocking,
 tcp_blocking, down (fails from the control too), error (could not decide).`,
 		Example: `  kzprobe run                                  # the 14 report domains
   kzprobe run -i kz.csv -o kz.jsonl            # a Citizen Lab list
   kzprobe run -d regnum.ru -d xakep.ru         # a quick recheck
+  kzprobe run -i kz.csv --resume kz.jsonl      # continue an interrupted run
   kzprobe run -c probe.yaml --parallel 32`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -53,16 +60,21 @@ tcp_blocking, down (fails from the control too), error (could not decide).`,
 				if cmd.Flags().Changed("output") && cfg.Run.Output != resume {
 					return usageError("--resume %s appends to that file; do not give a different -o", resume)
 				}
+				if resume == "-" {
+					return usageError("--resume needs the file an interrupted run wrote, not - (stdout)")
+				}
 				cfg.Run.Output = resume
 				cfg.Run.Resume = true
 			}
+			cfg.Run.Append, _ = cmd.Flags().GetBool("append")
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return runProbe(ctx, cfg, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	cmd.Flags().StringVarP(&configFile, "config", "c", "", "configuration `file` (YAML; see probe.yaml)")
-	cmd.Flags().String("resume", "", "continue an interrupted run: skip the targets already measured in this JSONL `file` and append the rest to it")
+	cmd.Flags().String("resume", "", "continue an interrupted run: skip the targets already measured in this JSONL `file` (which must exist) and append the rest to it, in the same report")
+	cmd.Flags().Bool("append", false, "add this run, as a new report, to an -o file that is not empty (without --append or --resume such a file is refused)")
 	addRunFlags(cmd.Flags())
 	return cmd
 }
@@ -258,58 +270,6 @@ func loadPool(file, key string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// openOutput opens the JSONL output, checking it is writable before any
-// measurement is taken.
-func openOutput(path string, start time.Time, stdout io.Writer) (io.Writer, string, func() error, error) {
-	if path == "-" {
-		return stdout, "-", func() error { return nil }, nil
-	}
-	if path == "" {
-		path = "measurements-" + start.UTC().Format("20060102T150405Z") + ".jsonl"
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, "", nil, fmt.Errorf("cannot write the output file: %w (choose another path with -o)", err)
-	}
-	if err := endWithNewline(f); err != nil {
-		f.Close()
-		return nil, "", nil, fmt.Errorf("cannot write the output file: %w", err)
-	}
-	abs, _ := filepath.Abs(path)
-	return f, abs, f.Close, nil
-}
-
-// endWithNewline ends a non-empty file with a newline if a crash cut its
-// last line, so that the next record appended starts on a line of its own
-// (the cut line stays unreadable and is skipped on read; it is never glued
-// to a good record).
-func endWithNewline(f *os.File) error {
-	st, err := f.Stat()
-	if err != nil || st.Size() == 0 || !st.Mode().IsRegular() {
-		return err
-	}
-	last := make([]byte, 1)
-	if _, err := f.ReadAt(last, st.Size()-1); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		// Opened write-only: reopen to read the last byte.
-		r, err := os.Open(f.Name())
-		if err != nil {
-			return err
-		}
-		defer r.Close()
-		if _, err := r.ReadAt(last, st.Size()-1); err != nil {
-			return err
-		}
-	}
-	if last[0] == '\n' {
-		return nil
-	}
-	_, err = f.Write([]byte("\n"))
-	return err
-}
-
 // runProbe is `kzprobe run` after flag parsing.
 func runProbe(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr io.Writer) (err error) {
 	// Every byte for the terminal goes through the privacy scrubber, and
@@ -333,26 +293,18 @@ func runProbe(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr 
 		return err
 	}
 	defer src.Close()
-	if cfg.Run.Resume {
-		id, bad, err := src.skipAlreadyMeasured(cfg.Run.Output)
-		if err != nil {
-			return err
-		}
-		if id != "" {
-			w.prober.Envelope.ReportID = id
-		}
-		fmt.Fprintf(stderr, "resuming %s: %d targets already measured", cfg.Run.Output, src.resumed)
-		if bad > 0 {
-			fmt.Fprintf(stderr, ", %d unreadable lines ignored (a record cut by the interruption is measured again)", bad)
-		}
-		fmt.Fprintln(stderr)
-	}
 
-	out, outPath, closeOut, err := openOutput(cfg.Run.Output, start, jsonlStdout)
+	out, err := openOutput(cfg.Run.Output, cfg.Run.outputMode(), start, jsonlStdout, stderr)
 	if err != nil {
 		return err
 	}
-	defer closeOut()
+	defer out.Close()
+	outPath := out.Path
+	if cfg.Run.Resume {
+		if err := src.resume(out, w.prober, stderr); err != nil {
+			return err
+		}
+	}
 	writer := measurement.NewWriter(out, cfg.Run.SyncInterval)
 	public, err := applyVantage(ctx, cfg, w.prober, w.dial, stderr)
 	if err != nil {

@@ -24,6 +24,8 @@ type targetSource struct {
 	bad     atomic.Int64
 	resumed int
 	seen    *targets.Deduper
+	inFile  *targets.Deduper // the targets a resumed file holds, until resume compares the list
+	diff    *listDiff        // set when feed compares the list with a resumed file
 	closers []io.Closer
 }
 
@@ -60,8 +62,9 @@ func openTargets(cfg *Config, stdin io.Reader) (*targetSource, error) {
 func (s *targetSource) feed(ctx context.Context, out chan<- probe.Input, stderr io.Writer, prog *progress) {
 	defer close(out)
 	send := func(t targets.Target) bool {
-		if t.Port == 0 {
-			t.Port = s.port
+		t = s.withPort(t)
+		if s.diff != nil {
+			s.diff.add(t)
 		}
 		if s.seen.Seen(t) {
 			return true
@@ -109,38 +112,154 @@ func (s *targetSource) feed(ctx context.Context, out chan<- probe.Input, stderr 
 		}
 		c.Close()
 	}
+	if s.diff != nil {
+		if msg := s.diff.message(); msg != "" {
+			prog.logf("%s", msg)
+		}
+	}
 	prog.totalKnown()
 }
 
-// skipAlreadyMeasured marks every target with a complete record in the
-// JSONL file path as done (kzprobe run --resume). It returns the report ID
-// of the records, so that the resumed run continues the same report, and
-// how many lines were unreadable (a last line cut by a crash among them).
-func (s *targetSource) skipAlreadyMeasured(path string) (reportID string, bad int, err error) {
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return "", 0, nil // nothing measured yet: a fresh run into that file
-	}
+// resume marks every target the output already holds as done (kzprobe
+// run --resume), continues its report, and says on stderr how many targets
+// are done and how the target list differs from the file's: before
+// measuring when every list can be read twice, else once the list has been
+// read.
+func (s *targetSource) resume(out *runOutput, p *probe.Prober, stderr io.Writer) error {
+	id, bad, err := s.skipAlreadyMeasured(out.existing(), out.Path)
 	if err != nil {
-		return "", 0, fmt.Errorf("--resume: %w", err)
+		return err
 	}
-	defer f.Close()
-	st, err := measurement.ReadJSONL(f, func(m *measurement.Measurement) error {
+	if id != "" {
+		p.Envelope.ReportID = id
+	}
+	fmt.Fprintf(stderr, "resuming %s: %d targets already measured", out.Path, s.resumed)
+	if bad > 0 {
+		fmt.Fprintf(stderr, ", %d unreadable lines ignored (a record cut by the interruption is measured again)", bad)
+	}
+	fmt.Fprintln(stderr)
+	s.diff = &listDiff{file: out.Path, inFile: s.inFile, fileN: s.resumed, list: targets.NewDeduper()}
+	s.inFile = nil
+	if !s.rereadable() {
+		return nil // counted as feed reads the list
+	}
+	s.each(func(t targets.Target) { s.diff.add(t) })
+	if msg := s.diff.message(); msg != "" {
+		fmt.Fprintln(stderr, "kzprobe:", msg)
+	}
+	s.diff = nil
+	return nil
+}
+
+// skipAlreadyMeasured marks every target with a complete record in r (the
+// output file, named name) as done. It returns the report ID of the
+// records, so that the resumed run continues the same report, and how many
+// lines were unreadable (a last line cut by a crash among them).
+func (s *targetSource) skipAlreadyMeasured(r io.Reader, name string) (reportID string, bad int, err error) {
+	s.inFile = targets.NewDeduper()
+	st, err := measurement.ReadJSONL(r, func(m *measurement.Measurement) error {
 		if m.TestKeys.Domain == "" || m.TestKeys.Verdict == "" {
 			return nil // not a complete kzprobe record: measure again
 		}
 		if reportID == "" {
 			reportID = m.ReportID
 		}
-		if !s.seen.Seen(targets.Target{Domain: m.TestKeys.Domain, Port: m.TestKeys.Port}) {
+		t := targets.Target{Domain: m.TestKeys.Domain, Port: m.TestKeys.Port}
+		if !s.seen.Seen(t) {
 			s.resumed++
+			s.inFile.Seen(t)
 		}
 		return nil
 	})
 	if err != nil {
-		return "", 0, fmt.Errorf("--resume: reading %s: %w", path, err)
+		return "", 0, fmt.Errorf("--resume: reading %s: %w", name, err)
 	}
 	return reportID, st.Bad, nil
+}
+
+// rereadable reports whether every target list can be read a second time:
+// no stdin, no pipe.
+func (s *targetSource) rereadable() bool {
+	for _, f := range s.files {
+		if f == targets.StdinName {
+			return false
+		}
+		if st, err := os.Stat(f); err != nil || !st.Mode().IsRegular() {
+			return false
+		}
+	}
+	return true
+}
+
+// each calls fn for every target of the lists, in order, with the run's
+// port, duplicates included. Bad lines and unreadable files are passed
+// over: feed reports them when it reads the lists.
+func (s *targetSource) each(fn func(targets.Target)) {
+	for _, t := range s.names {
+		fn(s.withPort(t))
+	}
+	for _, f := range s.files {
+		r, c, err := targets.Open(f, s.stdin)
+		if err != nil {
+			continue
+		}
+		for {
+			t, err := r.Next()
+			if err == io.EOF {
+				break
+			}
+			var le *targets.LineError
+			if errors.As(err, &le) {
+				continue
+			}
+			if err != nil {
+				break
+			}
+			fn(s.withPort(t))
+		}
+		c.Close()
+	}
+}
+
+// withPort gives t the run's default port when it names none.
+func (s *targetSource) withPort(t targets.Target) targets.Target {
+	if t.Port == 0 {
+		t.Port = s.port
+	}
+	return t
+}
+
+// listDiff compares the target list of a resumed run with the targets its
+// file holds.
+type listDiff struct {
+	file    string
+	inFile  *targets.Deduper // the targets the file holds
+	fileN   int              // how many
+	list    *targets.Deduper // the list's targets counted so far
+	matched int              // the list's targets the file holds
+	fresh   int              // the list's targets the file does not hold
+}
+
+// add counts one target of the list.
+func (d *listDiff) add(t targets.Target) {
+	if d.list.Seen(t) {
+		return
+	}
+	if d.inFile.Has(t) {
+		d.matched++
+	} else {
+		d.fresh++
+	}
+}
+
+// message names the difference, or is empty when the list is the file's.
+func (d *listDiff) message() string {
+	gone := d.fileN - d.matched
+	if d.fresh == 0 && gone == 0 {
+		return ""
+	}
+	return fmt.Sprintf("warning: --resume %s with a different target list: %d of the list's targets are new to the file (measured now, in the same report); "+
+		"%d of the file's targets are not in the list (kept as they are)", d.file, d.fresh, gone)
 }
 
 // skipped counts bad target lines and unreadable files.
