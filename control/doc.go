@@ -1,6 +1,7 @@
-// Package control is the control server of a measurement (DESIGN.md step
-// 3): a vantage outside the local network whose view of a site the probe
-// compares with its own.
+// Package control is the control server of a measurement: a vantage
+// outside the local network whose view of a site the probe compares with
+// its own (it confirms the addresses the local resolver gave, step 3 of a
+// measurement, and shows the chain the site really serves).
 //
 // The control server ("test helper", [Server]) resolves a domain with its
 // own resolver, connects from outside to the addresses the probe resolved

@@ -150,7 +150,7 @@ type ServerConfig struct {
 // ErrServerConfig is wrapped by NewServer's errors.
 var ErrServerConfig = errors.New("control: invalid server configuration")
 
-// Server is the control server ("test helper", DESIGN.md step 3): a
+// Server is the control server (OONI's "test helper"): a
 // vantage outside the censored network that, for a domain and the
 // addresses a probe resolved, reports its own DNS answers and the chain it
 // is served at each address with SNI = the domain. It is an http.Handler

@@ -11,6 +11,8 @@ import (
 
 	"github.com/miekg/dns"
 	"go.yaml.in/yaml/v3"
+
+	"kzprobe/measurement"
 )
 
 // TLS behaviours of the middlebox, chosen per SNI (Site.TLS).
@@ -145,18 +147,17 @@ const (
 	DNSSilent = "silent"
 )
 
-// Verdicts the probe gives, as used in Site.Expect. They mirror the probe's
-// vocabulary (DESIGN.md "Verdict"); the lab keeps its own copy because it
-// must not import the probe.
+// Verdicts the probe gives, as used in Site.Expect: the record's verdicts
+// (measurement.Verdict) as the plain strings a scenario file names.
 const (
-	VerdictOK           = "ok"
-	VerdictMITMISCA     = "mitm_isca"
-	VerdictMITMOther    = "mitm_other"
-	VerdictDNSTampering = "dns_tampering"
-	VerdictTLSBlocking  = "tls_blocking"
-	VerdictTCPBlocking  = "tcp_blocking"
-	VerdictDown         = "down"
-	VerdictError        = "error"
+	VerdictOK           = string(measurement.VerdictOK)
+	VerdictMITMISCA     = string(measurement.VerdictMITMISCA)
+	VerdictMITMOther    = string(measurement.VerdictMITMOther)
+	VerdictDNSTampering = string(measurement.VerdictDNSTampering)
+	VerdictTLSBlocking  = string(measurement.VerdictTLSBlocking)
+	VerdictTCPBlocking  = string(measurement.VerdictTCPBlocking)
+	VerdictDown         = string(measurement.VerdictDown)
+	VerdictError        = string(measurement.VerdictError)
 )
 
 // BogonAddr is the address DNSBogon answers, as seen in Kazakh networks.

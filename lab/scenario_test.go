@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"kzprobe/measurement"
 )
 
 // reportDomains are the 14 domains of the published report
@@ -211,5 +214,17 @@ func TestValidateTooManySites(t *testing.T) {
 	}
 	if _, err := Start(Config{Scenario: s}); err == nil {
 		t.Errorf("Start with %d sites succeeded", len(s.Sites))
+	}
+}
+
+// TestVerdictsAreTheRecords: the verdicts a scenario may expect are the
+// record's, all of them, in the same order.
+func TestVerdictsAreTheRecords(t *testing.T) {
+	var want []string
+	for _, v := range measurement.Verdicts() {
+		want = append(want, string(v))
+	}
+	if got := Verdicts(); !slices.Equal(got, want) {
+		t.Errorf("Verdicts() = %v; want measurement.Verdicts(), %v", got, want)
 	}
 }

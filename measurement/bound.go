@@ -12,7 +12,7 @@ import (
 // arrays together (queries, answers, handshakes, certificates, chains and
 // what they hold): past it, every array of the line is cut. The line bound
 // (MaxLineBytes) counts bytes, not objects: 64 MiB of `{},` are 22
-// million DNS queries, gigabytes once decoded (issue 16). A kzprobe record
+// million DNS queries, gigabytes once decoded. A kzprobe record
 // holds a few hundred.
 const MaxLineElements = 20_000
 

@@ -53,7 +53,7 @@ func hostileLine(head, elem, tail string, size int) string {
 }
 
 // TestReadJSONLBoundsWhatALineDecodes: a line of a few MiB whose arrays
-// hold millions of empty objects or strings (issue 16: queries, answers,
+// hold millions of empty objects or strings (queries, answers,
 // handshakes, certificates) decodes at most MaxLineElements of them, read
 // in part and counted in Partial, and what it holds is bounded, where it
 // held hundreds of megabytes.

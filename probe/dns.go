@@ -1,10 +1,11 @@
 package probe
 
-// DNS: steps 1 and 2 of DESIGN.md, the resolver step. A DNSResolver sends
-// each query through a dnsx.Exchanger (plain DNS for the local resolver;
-// DoH, DoT or plain DNS for the control) and turns the round trip into a
-// DNSQuery record: rcode, answers on the queried name's CNAME chain, the
-// raw response and the failure. The transports themselves are in dnsx.
+// DNS: steps 1 and 2 of a measurement (local and control DNS), the
+// resolver step. A DNSResolver sends each query through a dnsx.Exchanger
+// (plain DNS for the local resolver; DoH, DoT or plain DNS for the
+// control) and turns the round trip into a DNSQuery record: rcode, answers
+// on the queried name's CNAME chain, the raw response and the failure. The
+// transports themselves are in dnsx.
 
 import (
 	"cmp"
