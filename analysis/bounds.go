@@ -135,7 +135,10 @@ func (d *decoder) record(b []byte, rec *Record) error {
 			if string(val) == "null" {
 				return nil
 			}
-			return scanObject(val, off, func(key, val []byte, off int) error {
+			var chains []byte
+			chainsOff := 0
+			var interceptionChain *int
+			err := scanObject(val, off, func(key, val []byte, off int) error {
 				tk := &rec.TestKeys
 				switch string(key) {
 				case "domain":
@@ -148,9 +151,17 @@ func (d *decoder) record(b []byte, rec *Record) error {
 					return d.pings(val, off, &tk.Pings)
 				case "interception":
 					return d.interception(val, &tk.Interception)
+				case "interception_chain":
+					return unmarshalField("test_keys.", key, val, &interceptionChain)
+				case "chains":
+					chains, chainsOff = val, off
 				}
 				return nil
 			})
+			if err != nil || interceptionChain == nil || rec.TestKeys.Interception != nil {
+				return err
+			}
+			return d.chainInterception(chains, chainsOff, *interceptionChain, &rec.TestKeys.Interception)
 		default:
 			return nil
 		}
@@ -448,6 +459,45 @@ func (d *decoder) interception(val []byte, dst **chain.Interception) error {
 	}
 	*dst = in
 	return nil
+}
+
+// chainInterception decodes, as interception does, the finding of
+// chains[i], where chains (at offset off of the line; nil when absent) is
+// test_keys.chains of a kzprobe record of format 0.2.0 or later, whose
+// test_keys.interception_chain is i (earlier records wrote the finding a
+// second time, as test_keys.interception). Only that chain's finding is
+// decoded.
+func (d *decoder) chainInterception(chains []byte, off, i int, dst **chain.Interception) error {
+	n := 0
+	var elem []byte
+	if chains != nil && string(chains) != "null" {
+		err := scanArray(chains, off, func(e []byte, _ int) error {
+			if n == i {
+				elem = e
+			}
+			n++
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("field test_keys.chains: %w", err)
+		}
+	}
+	var found []byte
+	if elem != nil && elem[0] == '{' {
+		err := scanObject(elem, 0, func(key, val []byte, _ int) error {
+			if string(key) == "interception" {
+				found = val
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("field test_keys.chains[%d]: %w", i, err)
+		}
+	}
+	if found == nil || string(found) == "null" {
+		return fmt.Errorf("field test_keys.interception_chain: %d names no chain with an interception finding (%d chains)", i, n)
+	}
+	return d.interception(found, dst)
 }
 
 // maxTrimDepth bounds the nesting trimArrays follows; kzprobe's

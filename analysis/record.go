@@ -57,8 +57,30 @@ type Keys struct {
 	// Verdict is kzprobe's verdict, empty for OONI.
 	Verdict string `json:"verdict"`
 	// Interception is kzprobe's own finding, which `compare` shows; the
-	// analysis tables never trust it and judge the chain again.
+	// analysis tables never trust it and judge the chain again. It is
+	// test_keys.interception in records before format 0.2.0, and the
+	// finding of the chain test_keys.interception_chain names since.
 	Interception *chain.Interception `json:"interception"`
+}
+
+// UnmarshalJSON decodes test_keys as the fast decoder does: Interception
+// is test_keys.interception, else the finding of the chain
+// test_keys.interception_chain names.
+func (k *Keys) UnmarshalJSON(b []byte) error {
+	type plain Keys // without this method
+	var v struct {
+		plain
+		InterceptionChain *int            `json:"interception_chain"`
+		Chains            json.RawMessage `json:"chains"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*k = Keys(v.plain)
+	if v.InterceptionChain == nil || k.Interception != nil {
+		return nil
+	}
+	return newDecoder(Limits{}).chainInterception(v.Chains, 0, *v.InterceptionChain, &k.Interception)
 }
 
 // Handshake is one TLS handshake (df-006-tlshandshake).

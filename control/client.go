@@ -140,6 +140,10 @@ func NewClient(serverURL string, opts ClientOptions) (*Client, error) {
 	return c, nil
 }
 
+// Server returns the control server's URL as given to NewClient: the
+// record names it in test_helpers and test_keys.control.
+func (c *Client) Server() string { return c.server }
+
 func (c *Client) timeout() time.Duration {
 	if c.opts.Timeout > 0 {
 		return c.opts.Timeout

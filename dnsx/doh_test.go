@@ -100,8 +100,8 @@ func TestDoHPostHTTP2Reuse(t *testing.T) {
 	for range n {
 		q := lookup(t, ex, "reuse.example.test", dns.TypeA)
 		expectAnswer(t, q, "192.0.2.80")
-		if q.Engine != "doh" || q.ResolverAddress != doh.url || q.TransactionID != 0 || q.RawResponse == nil {
-			t.Fatalf("engine %q address %q id %d raw %d bytes; want doh, %s, 0, raw", q.Engine, q.ResolverAddress, q.TransactionID, len(q.RawResponse), doh.url)
+		if q.Engine != "doh" || q.ResolverAddress != doh.url || q.MessageID != 0 || q.RawResponse == nil {
+			t.Fatalf("engine %q address %q id %d raw %d bytes; want doh, %s, 0, raw", q.Engine, q.ResolverAddress, q.MessageID, len(q.RawResponse), doh.url)
 		}
 	}
 	concurrently(t, 20, ex, "192.0.2.80")

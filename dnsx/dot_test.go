@@ -120,7 +120,7 @@ func TestDoTReuse(t *testing.T) {
 	for range n {
 		q := lookup(t, ex, "dot.example.test", dns.TypeA)
 		expectAnswer(t, q, "192.0.2.85")
-		if q.Engine != "dot" || q.ResolverAddress != dot.addr || q.Attempts != 1 || q.TransactionID == 0 && q.RawResponse == nil {
+		if q.Engine != "dot" || q.ResolverAddress != dot.addr || q.Attempts != 1 || q.MessageID == 0 && q.RawResponse == nil {
 			t.Fatalf("engine %q address %q attempts %d; want dot %s 1", q.Engine, q.ResolverAddress, q.Attempts, dot.addr)
 		}
 	}

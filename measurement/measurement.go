@@ -4,6 +4,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"reflect"
 	"time"
 
 	"kzprobe/probe/chain"
@@ -12,12 +14,29 @@ import (
 // TestName is the test_name of every kzprobe measurement.
 const TestName = "kzprobe_tls_mitm"
 
-// TestVersion is the version of the measurement format and method. Bump it
-// when the meaning of a field changes.
-const TestVersion = "0.1.0"
+// TestVersion is the version of the measurement format and method, in
+// semantic versioning. Bump it when a field is added, removed or renamed,
+// or its type or meaning changes. 0.2.0: OONI's base data format version,
+// test helpers, options and extensions; OONI's report_id and
+// measurement_uid shapes; input as given; DNS raw_response a base64 string
+// and the message ID named message_id; tls_handshakes' tags; serials in hex
+// too; test_keys.interception replaced by interception_chain.
+const TestVersion = "0.2.0"
 
 // SoftwareName is the software_name of every kzprobe measurement.
 const SoftwareName = "kzprobe"
+
+// DataFormatVersion is the version of OONI's base data format
+// (df-000-base) that the envelope follows.
+const DataFormatVersion = "0.2.0"
+
+// Extensions names the versions of OONI's test-template data formats that
+// test_keys follow, as OONI writes them in "extensions": dnst
+// (df-002-dnst: queries), tcpconnect (df-005-tcpconnect: tcp_connect) and
+// tlshandshake (df-006-tlshandshake: tls_handshakes).
+func Extensions() map[string]int64 {
+	return map[string]int64{"dnst": 0, "tcpconnect": 0, "tlshandshake": 0}
+}
 
 // TimeLayout is the layout of the record's times (measurement_start_time,
 // test_start_time), always UTC, as OONI writes them.
@@ -30,11 +49,20 @@ func FormatTime(t time.Time) string { return t.UTC().Format(TimeLayout) }
 // output. Its envelope follows OONI's base data format (df-000-base) so OONI
 // tooling reads it; TestKeys holds kzprobe's observations.
 type Measurement struct {
-	// Input is the target as measured: "domain" or "domain:port".
+	// DataFormatVersion is DataFormatVersion.
+	DataFormatVersion string `json:"data_format_version"`
+	// Input is the target as it was given: a domain, "domain:port" or a
+	// URL with its scheme and path ("https://example.kz/news"). The name
+	// measured is TestKeys.Domain, the port TestKeys.Port.
 	Input string `json:"input"`
-	// ReportID identifies the run; every measurement of one run shares it.
+	// ReportID identifies the run; every measurement of one run shares
+	// it. It has the shape of the IDs OONI's collectors assign (see
+	// probe.NewReportID).
 	ReportID string `json:"report_id"`
-	// MeasurementUID identifies this record, for deduplication on merge.
+	// MeasurementUID identifies this record, for deduplication on merge,
+	// in the shape of OONI's measurement_uid: the start time to the
+	// microsecond, the country, the test name without underscores and a
+	// random part.
 	MeasurementUID string `json:"measurement_uid"`
 	// MeasurementStartTime is when this target started, in TimeLayout.
 	MeasurementStartTime string `json:"measurement_start_time"`
@@ -59,9 +87,30 @@ type Measurement struct {
 	ResolverNetworkName string `json:"resolver_network_name"`
 	// TestRuntime is the seconds this target took.
 	TestRuntime float64 `json:"test_runtime"`
-	// Annotations carries free-form key/values (e.g. how the vantage was found).
+	// Options are the settings that shape what was measured, as
+	// "name=value" strings in a fixed order (fingerprints, port, ...):
+	// OONI's options, the test's arguments. Never null.
+	Options []string `json:"options"`
+	// TestHelpers are the services outside the probe's network that the
+	// measurement asked, by role ("control_resolver", "control_server"),
+	// empty when none. Never null.
+	TestHelpers map[string]TestHelper `json:"test_helpers"`
+	// Extensions is Extensions(): the OONI data formats test_keys follow.
+	Extensions map[string]int64 `json:"extensions"`
+	// Annotations carries free-form key/values (e.g. how the vantage was
+	// found). Never null.
 	Annotations map[string]string `json:"annotations"`
 	TestKeys    TestKeys          `json:"test_keys"`
+}
+
+// TestHelper is one entry of test_helpers: where a helper is and how it
+// is spoken to, as OONI writes its test helpers.
+type TestHelper struct {
+	// Address is the helper's URL, or "ip:port".
+	Address string `json:"address"`
+	// Type is the protocol: "https" for the control server, the DNS
+	// engine ("doh", "dot", "udp", "tcp") for the control resolver.
+	Type string `json:"type"`
 }
 
 // TestKeys are the observations and their interpretation. All times (t0, t)
@@ -81,11 +130,18 @@ type TestKeys struct {
 	// TLSHandshakes has one entry per address and fingerprint.
 	TLSHandshakes []TLSHandshake `json:"tls_handshakes"`
 	// Chains[i] judges TLSHandshakes[i].PeerCertificates (null where the
-	// handshake presented no certificate).
+	// handshake presented no certificate), each with the interception it
+	// found.
 	Chains []*chain.Judgement `json:"chains"`
-	// Interception is the strongest interception finding over all
-	// handshakes, null when none.
-	Interception *chain.Interception `json:"interception"`
+	// InterceptionChain is the index in Chains of the strongest
+	// interception finding over all handshakes (chain.Strongest), null
+	// when none. Set it with SetInterception.
+	InterceptionChain *int `json:"interception_chain"`
+	// Interception is Chains[InterceptionChain].Interception, the
+	// strongest finding, nil when none. It is not written: the chain's own
+	// copy stands for it (records before format 0.2.0 wrote it a second
+	// time as test_keys.interception, which is still read).
+	Interception *chain.Interception `json:"-"`
 	// Control is what the control server said about this target (its own
 	// DNS answers, the chain it was served at each address), null when no
 	// control server is configured.
@@ -113,18 +169,22 @@ type DNSQuery struct {
 	AnswersTruncated bool `json:"answers_truncated"`
 	// CNAMEs is the CNAME chain followed, in order.
 	CNAMEs []string `json:"cnames"`
-	// Rcode is the numeric response code, null when no response arrived.
-	Rcode *int `json:"rcode"`
+	// Rcode is the numeric response code; absent when no response
+	// arrived (df-002: an optional integer).
+	Rcode *int `json:"rcode,omitempty"`
 	// Failure is null on success.
 	Failure *string `json:"failure"`
-	// RawResponse is the response message as received; null when none
-	// arrived or when it was withheld (RawResponseWithheld).
-	RawResponse BinaryData `json:"raw_response"`
+	// RawResponse is the response message as received, a base64 string
+	// as df-002 writes it; null when none arrived or when it was withheld
+	// (RawResponseWithheld).
+	RawResponse Base64Bytes `json:"raw_response"`
 	// RawResponseWithheld, present only then, stands for a response left
 	// out because it holds the probe's address ([Withhold]).
 	RawResponseWithheld *Withheld `json:"raw_response_withheld,omitempty"`
-	// TransactionID is the DNS message ID used.
-	TransactionID uint16 `json:"transaction_id"`
+	// MessageID is the DNS message ID used (RFC 1035's ID). It is not
+	// OONI's transaction_id, which groups the events of one transaction:
+	// records before format 0.2.0 wrote it under that name.
+	MessageID uint16 `json:"message_id"`
 	// Attempts counts the tries this round trip took (retries, TCP fallback).
 	Attempts int `json:"attempts"`
 	// Tries lists each resolver asked, in order, with its own outcome:
@@ -255,7 +315,7 @@ type TCPConnectStatus struct {
 }
 
 // TLSHandshake is one TLS handshake, in the shape of OONI's
-// ArchivalTLSOrQUICHandshakeResult (df-005-tlshandshake), plus the
+// ArchivalTLSOrQUICHandshakeResult (df-006-tlshandshake), plus the
 // fingerprint used.
 type TLSHandshake struct {
 	Network            string `json:"network"`
@@ -265,6 +325,10 @@ type TLSHandshake struct {
 	TLSVersion         string `json:"tls_version"`
 	CipherSuite        string `json:"cipher_suite"`
 	NegotiatedProtocol string `json:"negotiated_protocol"`
+	// Tags are df-006's labels of the part of a measurement an event
+	// belongs to; kzprobe's handshakes are all one part: empty, never
+	// null.
+	Tags []string `json:"tags"`
 	// NoTLSVerify is always true: the chain is judged afterwards.
 	NoTLSVerify bool `json:"no_tls_verify"`
 	// PeerCertificates is the presented chain, in order, every certificate;
@@ -284,6 +348,74 @@ type TLSHandshake struct {
 	SmallHelloRetry bool    `json:"small_hello_retry"`
 	T0              float64 `json:"t0"`
 	T               float64 `json:"t"`
+}
+
+// SetInterception records in as the strongest interception finding:
+// Interception, and InterceptionChain, the index of the first chain whose
+// finding in is (nil in clears both). in must be one of Chains' findings,
+// as chain.Strongest returns it; otherwise both are cleared.
+func (tk *TestKeys) SetInterception(in *chain.Interception) {
+	tk.Interception, tk.InterceptionChain = nil, nil
+	if in == nil {
+		return
+	}
+	for i, j := range tk.Chains {
+		if j != nil && j.Interception == in {
+			tk.Interception, tk.InterceptionChain = in, &i
+			return
+		}
+	}
+}
+
+// UnmarshalJSON reads test_keys and sets Interception from
+// interception_chain, or from test_keys.interception in records written
+// before format 0.2.0 (whose InterceptionChain it then points at the
+// first chain with that finding).
+func (tk *TestKeys) UnmarshalJSON(b []byte) error {
+	type plain TestKeys // without this method
+	var v struct {
+		plain
+		Interception *chain.Interception `json:"interception"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*tk = TestKeys(v.plain)
+	if i := tk.InterceptionChain; i != nil {
+		if *i < 0 || *i >= len(tk.Chains) || tk.Chains[*i] == nil || tk.Chains[*i].Interception == nil {
+			return fmt.Errorf("measurement: interception_chain %d names no chain with an interception finding (%d chains)", *i, len(tk.Chains))
+		}
+		tk.Interception = tk.Chains[*i].Interception
+		return nil
+	}
+	if in := v.Interception; in != nil {
+		tk.Interception = in // a finding no chain holds stays as it was read
+		for _, j := range tk.Chains {
+			if j != nil && reflect.DeepEqual(j.Interception, in) {
+				tk.SetInterception(j.Interception)
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// Base64Bytes is bytes that serialize as a plain base64 string, as
+// df-002-dnst writes a DNS raw_response.
+type Base64Bytes []byte
+
+// MarshalJSON encodes b as a base64 string; nil as null.
+func (b Base64Bytes) MarshalJSON() ([]byte, error) {
+	if b == nil {
+		return []byte("null"), nil
+	}
+	return json.Marshal([]byte(b))
+}
+
+// UnmarshalJSON accepts a base64 string, OONI's {"data","format":"base64"}
+// (kzprobe's records before format 0.2.0) and null.
+func (b *Base64Bytes) UnmarshalJSON(p []byte) error {
+	return (*BinaryData)(b).UnmarshalJSON(p)
 }
 
 // BinaryData is bytes that serialize as OONI's {"data": base64, "format":

@@ -36,12 +36,14 @@ type WithheldCertificate struct {
 	// the leaf).
 	Index int `json:"index"`
 	Withheld
-	// Subject, Issuer, Serial (decimal), NotBefore and NotAfter (RFC 3339,
-	// UTC) are the certificate's, empty when it did not parse. Text that
-	// holds the probe's address is scrubbed like every other field.
+	// Subject, Issuer, Serial (decimal), SerialHex (as openssl and crt.sh
+	// print it, chain.SerialHex), NotBefore and NotAfter (RFC 3339, UTC)
+	// are the certificate's, empty when it did not parse. Text that holds
+	// the probe's address is scrubbed like every other field.
 	Subject   string `json:"subject"`
 	Issuer    string `json:"issuer"`
 	Serial    string `json:"serial"`
+	SerialHex string `json:"serial_hex"`
 	NotBefore string `json:"not_before"`
 	NotAfter  string `json:"not_after"`
 	// SPKISHA256 is the hex SHA-256 of its SubjectPublicKeyInfo.
@@ -110,7 +112,8 @@ func withholdChain(h *TLSHandshake, j *chain.Judgement, holds func([]byte) bool)
 		w := WithheldCertificate{Index: i, Withheld: withheld(der)}
 		if c, err := x509.ParseCertificate(der); err == nil {
 			spki := sha256.Sum256(c.RawSubjectPublicKeyInfo)
-			w.Subject, w.Issuer, w.Serial = c.Subject.String(), c.Issuer.String(), c.SerialNumber.String()
+			w.Subject, w.Issuer = c.Subject.String(), c.Issuer.String()
+			w.Serial, w.SerialHex = c.SerialNumber.String(), chain.SerialHex(c.SerialNumber)
 			w.NotBefore, w.NotAfter = c.NotBefore.UTC().Format(time.RFC3339), c.NotAfter.UTC().Format(time.RFC3339)
 			w.SPKISHA256 = hex.EncodeToString(spki[:])
 		}

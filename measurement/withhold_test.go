@@ -91,7 +91,7 @@ func TestWithhold(t *testing.T) {
 	}
 	want := []WithheldCertificate{{
 		Index: 0, Withheld: Withheld{Reason: WithheldProbeAddress, SHA256: sum(leaf.Raw), Size: len(leaf.Raw)},
-		Subject: "CN=forged.example", Issuer: "CN=forged.example", Serial: "4242",
+		Subject: "CN=forged.example", Issuer: "CN=forged.example", Serial: "4242", SerialHex: "10:92",
 		NotBefore: "2026-01-02T03:04:05Z", NotAfter: "2027-01-02T03:04:05Z", SPKISHA256: hex.EncodeToString(spki[:]),
 		RootName: "Lab ISCA Root", RootSHA1: "ab12",
 	}}

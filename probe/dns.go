@@ -124,7 +124,7 @@ func (r *DNSResolver) Lookup(ctx context.Context, host string, qtype uint16, t0 
 		}
 		rec.Tries = appendTries(rec.Tries, info, ex, tryStart, err, t0)
 		rec.Attempts += max(info.Attempts, 1)
-		rec.TransactionID = info.ID
+		rec.MessageID = info.ID
 		if info.Engine != "" {
 			rec.Engine = info.Engine
 		}

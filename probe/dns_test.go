@@ -218,7 +218,7 @@ func TestDNSLookupRecordsAnswers(t *testing.T) {
 		Tries:    []measurement.DNSTry{{Engine: "udp", ResolverAddress: addr}},
 	}
 	got := q
-	got.Rcode, got.RawResponse, got.TransactionID, got.T0, got.T = nil, nil, 0, 0, 0
+	got.Rcode, got.RawResponse, got.MessageID, got.T0, got.T = nil, nil, 0, 0, 0
 	got.Tries = slices.Clone(got.Tries)
 	for i := range got.Tries {
 		got.Tries[i].T0, got.Tries[i].T = 0, 0
@@ -231,8 +231,8 @@ func TestDNSLookupRecordsAnswers(t *testing.T) {
 	if err := raw.Unpack(q.RawResponse); err != nil {
 		t.Fatalf("raw response does not parse: %v", err)
 	}
-	if raw.Id != q.TransactionID {
-		t.Errorf("raw response ID %d; transaction_id %d", raw.Id, q.TransactionID)
+	if raw.Id != q.MessageID {
+		t.Errorf("raw response ID %d; message_id %d", raw.Id, q.MessageID)
 	}
 	if len(raw.Answer) != 3 {
 		t.Errorf("raw response has %d answers; want 3 (all, as received)", len(raw.Answer))

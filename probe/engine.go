@@ -224,7 +224,7 @@ func (p *Prober) interpret(m *measurement.Measurement, at time.Time) {
 		}
 		tk.Chains[i] = p.Analyzer.Judge(der, tk.Domain, at)
 	}
-	tk.Interception = chain.Strongest(tk.Chains)
+	tk.SetInterception(chain.Strongest(tk.Chains))
 
 	// Step 6: verdict.
 	tk.Verdict, tk.VerdictReason = Classify(m)
@@ -350,25 +350,20 @@ func (p *Prober) newMeasurement(domain string, port int, start time.Time) *measu
 	if port != 443 {
 		input = net.JoinHostPort(domain, strconv.Itoa(port))
 	}
-	asn, cc := e.ProbeASN, e.ProbeCC
-	if asn == "" {
-		asn = "AS0"
-	}
-	if cc == "" {
-		cc = "ZZ"
-	}
-	resolverASN := e.ResolverASN
-	if resolverASN == "" {
-		resolverASN = "AS0"
-	}
+	asn, cc := cmp.Or(e.ProbeASN, "AS0"), cmp.Or(e.ProbeCC, "ZZ")
 	ts := e.TestStartTime
 	if ts.IsZero() {
 		ts = start
 	}
+	annotations := e.Annotations
+	if annotations == nil {
+		annotations = map[string]string{}
+	}
 	m := &measurement.Measurement{
+		DataFormatVersion:    measurement.DataFormatVersion,
 		Input:                input,
 		ReportID:             e.ReportID,
-		MeasurementUID:       newID(start),
+		MeasurementUID:       newMeasurementUID(start, cc),
 		MeasurementStartTime: measurement.FormatTime(start),
 		TestStartTime:        measurement.FormatTime(ts),
 		TestName:             measurement.TestName,
@@ -379,9 +374,12 @@ func (p *Prober) newMeasurement(domain string, port int, start time.Time) *measu
 		ProbeCC:              cc,
 		ProbeNetworkName:     e.ProbeNetworkName,
 		ProbeIP:              cmp.Or(e.ProbeIP, "127.0.0.1"),
-		ResolverASN:          resolverASN,
+		ResolverASN:          cmp.Or(e.ResolverASN, "AS0"),
 		ResolverNetworkName:  e.ResolverNetworkName,
-		Annotations:          e.Annotations,
+		Options:              p.options(),
+		TestHelpers:          p.testHelpers(),
+		Extensions:           measurement.Extensions(),
+		Annotations:          annotations,
 	}
 	m.TestKeys.Domain, m.TestKeys.Port = domain, port
 	if p.Local != nil && p.Local.Exchanger != nil {
@@ -392,17 +390,75 @@ func (p *Prober) newMeasurement(domain string, port int, start time.Time) *measu
 	return m
 }
 
-// NewReportID returns a fresh report ID: the start time, the test name,
-// the country and a random part, as OONI's report IDs read.
-func NewReportID(start time.Time, cc string) string {
-	if cc == "" {
-		cc = "ZZ"
+// options is the record's options (OONI's: the arguments of the test):
+// the settings that shape what a measurement can see, named as probe.yaml
+// names them, with the defaults filled in.
+func (p *Prober) options() []string {
+	handshaker := p.Handshaker
+	if handshaker == nil {
+		handshaker = &Handshaker{}
 	}
-	return fmt.Sprintf("%s_%s_%s_%s", start.UTC().Format("20060102T150405Z"), measurement.TestName, cc, randomHex(8))
+	opts := []string{
+		"targets.port=" + strconv.Itoa(p.port(0)),
+		"tls.fingerprints=" + strings.Join(p.fingerprints(), ","),
+		"tls.max_addresses=" + strconv.Itoa(p.maxAddresses()),
+		"tls.small_hello_retry=" + strconv.FormatBool(p.SmallHelloRetry),
+		"tls.timeout=" + seconds(handshaker.timeout()),
+		"run.target_timeout=" + seconds(p.timeout()),
+	}
+	if p.Local != nil {
+		opts = append(opts, "dns.timeout="+seconds(p.Local.timeout()), "dns.retries="+strconv.Itoa(p.Local.attempts()-1))
+	}
+	return opts
 }
 
-func newID(t time.Time) string {
-	return t.UTC().Format("20060102150405.000000") + "_" + randomHex(6)
+// seconds writes d as probe.yaml does: "10s", "0.5s".
+func seconds(d time.Duration) string {
+	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "s"
+}
+
+// testHelpers is the record's test_helpers: the control resolver and the
+// control server, where the Prober has them. A ControlServer names its URL
+// with a Server() string method (control.Client has one); one that has
+// none is left out.
+func (p *Prober) testHelpers() map[string]measurement.TestHelper {
+	th := map[string]measurement.TestHelper{}
+	if p.Control != nil && p.Control.Exchanger != nil {
+		th["control_resolver"] = measurement.TestHelper{Address: p.Control.Exchanger.Address(), Type: p.Control.Exchanger.Engine()}
+	}
+	if s, ok := p.ControlServer.(interface{ Server() string }); ok {
+		scheme, _, _ := strings.Cut(s.Server(), "://")
+		th["control_server"] = measurement.TestHelper{Address: s.Server(), Type: scheme}
+	}
+	return th
+}
+
+// testNameID is the test name as OONI writes it inside IDs: without
+// underscores.
+var testNameID = strings.ReplaceAll(measurement.TestName, "_", "")
+
+// NewReportID returns a fresh report ID for a run that started at start
+// from the network asn ("AS<n>"; empty or unparsable is AS0) in the country
+// cc (empty is "ZZ"), in the shape of the IDs OONI's collectors assign: the
+// start time, the test name without underscores, the country, the AS
+// number, the collector and a random part, e.g.
+// "20250601T120000Z_kzprobetlsmitm_KZ_9198_n0_A6TXS7HOYQ3M2W4E". The
+// collector is "n0": no OONI collector assigned it (OONI's number
+// themselves from 1).
+func NewReportID(start time.Time, asn, cc string) string {
+	n, err := strconv.ParseUint(strings.TrimPrefix(asn, "AS"), 10, 32)
+	if err != nil {
+		n = 0
+	}
+	return fmt.Sprintf("%s_%s_%s_%d_n0_%s", start.UTC().Format("20060102T150405Z"), testNameID, cmp.Or(cc, "ZZ"), n, rand.Text()[:16])
+}
+
+// newMeasurementUID is a measurement_uid in the shape of OONI's: the start
+// time to the microsecond, the country, the test name without underscores
+// and 16 random hex digits, e.g.
+// "20250601120000.000000_KZ_kzprobetlsmitm_0123456789abcdef".
+func newMeasurementUID(start time.Time, cc string) string {
+	return start.UTC().Format("20060102150405.000000") + "_" + cc + "_" + testNameID + "_" + randomHex(8)
 }
 
 func randomHex(n int) string {
@@ -417,6 +473,10 @@ type Input struct {
 	Domain string
 	// Port is the TLS port; zero means the Prober's.
 	Port int
+	// Input is the target as it was given (a domain, "domain:port", a
+	// URL with its path), recorded as the measurement's input; empty
+	// means the domain, with ":port" when the port is not 443.
+	Input string
 }
 
 // Runner measures a stream of targets with bounded parallelism and writes
@@ -478,6 +538,9 @@ func (r *Runner) Run(ctx context.Context, inputs <-chan Input) (Stats, error) {
 					}
 				}
 				m := r.Prober.Measure(ctx, in.Domain, in.Port)
+				if in.Input != "" {
+					m.Input = in.Input
+				}
 				if ctx.Err() != nil {
 					mu.Lock()
 					stats.Interrupted++

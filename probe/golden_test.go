@@ -2,12 +2,14 @@ package probe
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"net"
 	"net/netip"
@@ -138,17 +140,35 @@ func goldenProber(t testing.TB, pki *goldenPKI) *Prober {
 		t.Fatal(err)
 	}
 	return &Prober{
-		Local:       &DNSResolver{Exchanger: dnsx.NewDNSExchanger(goldenResolver, nil)},
-		Analyzer:    chain.NewAnalyzer(trust, kb),
-		Consistency: ConsistencyOptions{Exempt: goldenNets},
+		Local:         &DNSResolver{Exchanger: dnsx.NewDNSExchanger(goldenResolver, nil)},
+		Control:       &DNSResolver{Exchanger: goldenHelper{}},
+		ControlServer: goldenHelper{},
+		Analyzer:      chain.NewAnalyzer(trust, kb),
+		Consistency:   ConsistencyOptions{Exempt: goldenNets},
 		Envelope: Envelope{
-			ReportID:        "20250601T120000Z_kzprobe_tls_mitm_KZ_0123456789abcdef",
+			ReportID:        "20250601T120000Z_kzprobetlsmitm_KZ_64500_n0_A6TXS7HOYQ3M2W4E", // NewReportID's random part, pinned
 			TestStartTime:   goldenTime,
 			SoftwareVersion: "golden",
 			ProbeASN:        "AS64500",
 			ProbeCC:         "KZ",
 		},
 	}
+}
+
+// goldenHelper stands for the golden records' control resolver (DoH at
+// goldenDoH) and control server (goldenControl), which the envelope names
+// in test_helpers. It is never asked: interpret sends nothing.
+type goldenHelper struct{}
+
+func (goldenHelper) Exchange(context.Context, *dns.Msg) (*dns.Msg, []byte, error) {
+	return nil, nil, errors.New("golden: the control resolver is not asked")
+}
+func (goldenHelper) Engine() string  { return "doh" }
+func (goldenHelper) Address() string { return goldenDoH }
+func (goldenHelper) Close() error    { return nil }
+func (goldenHelper) Server() string  { return goldenControl }
+func (goldenHelper) Check(context.Context, measurement.ControlRequest, Epoch) *measurement.ControlReport {
+	panic("golden: the control server is not asked")
 }
 
 // The observations, as the engine records them.
@@ -177,7 +197,7 @@ func goldenQuery(engine, resolver string, qtype uint16, id uint16, rcode int, ad
 		panic(err)
 	}
 	rec := measurement.DNSQuery{Engine: engine, ResolverAddress: resolver, Hostname: goldenDomain, QueryType: typeName(qtype),
-		RawResponse: raw, TransactionID: id, Attempts: 1, T0: t0, T: t}
+		RawResponse: raw, MessageID: id, Attempts: 1, T0: t0, T: t}
 	recordResponse(&rec, q.Question[0], resp)
 	return rec
 }
@@ -212,7 +232,7 @@ func goldenConnect(ip string, f string) measurement.TCPConnect {
 // chain, or failed with f before any certificate.
 func goldenHandshake(ip, fingerprint, f string, chain ...goldenCert) measurement.TLSHandshake {
 	h := measurement.TLSHandshake{Network: "tcp", Address: ip + ":443", ServerName: goldenDomain, Fingerprint: fingerprint,
-		NoTLSVerify: true, T0: 0.0413, T: 0.1207}
+		NoTLSVerify: true, Tags: []string{}, T0: 0.0413, T: 0.1207}
 	if f != "" {
 		h.Failure = failure.Ptr(f)
 		h.T = 0.0838
@@ -307,7 +327,7 @@ func TestGoldenRecords(t *testing.T) {
 		covered[tc.verdict] = true
 		t.Run(string(tc.verdict), func(t *testing.T) {
 			m := p.newMeasurement(goldenDomain, 443, goldenTime)
-			m.MeasurementUID = "20250601120000.000000_0123456789ab" // newID's random part, pinned
+			m.MeasurementUID = "20250601120000.000000_KZ_kzprobetlsmitm_0123456789abcdef" // newMeasurementUID's random part, pinned
 			m.TestKeys.Queries, m.TestKeys.ControlQueries = tc.tk.Queries, tc.tk.ControlQueries
 			m.TestKeys.TCPConnect, m.TestKeys.TLSHandshakes, m.TestKeys.Control = tc.tk.TCPConnect, tc.tk.TLSHandshakes, tc.tk.Control
 			p.interpret(m, goldenTime)

@@ -244,6 +244,7 @@ func (h *Handshaker) Handshake(ctx context.Context, conn net.Conn, serverName, f
 		ServerName:  serverName,
 		Fingerprint: fingerprint,
 		NoTLSVerify: true,
+		Tags:        []string{},
 		T0:          t0.Since(),
 	}
 	finish := func(err error) measurement.TLSHandshake {

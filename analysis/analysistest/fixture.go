@@ -350,7 +350,7 @@ func (p *PKI) KzprobeMeasurement(s Sighting) (*measurement.Measurement, error) {
 		m.TestKeys.TLSHandshakes = append(m.TestKeys.TLSHandshakes, h)
 		m.TestKeys.Chains = append(m.TestKeys.Chains, a.Judge(der, s.Domain, t))
 	}
-	m.TestKeys.Interception = chain.Strongest(m.TestKeys.Chains)
+	m.TestKeys.SetInterception(chain.Strongest(m.TestKeys.Chains))
 	if m.TestKeys.Interception != nil {
 		m.TestKeys.Verdict = measurement.VerdictMITMISCA
 		m.TestKeys.VerdictReason = "chain leads to an ISCA root"

@@ -130,8 +130,9 @@ func buildProber(cfg *Config, start time.Time, version string) (*wiring, error) 
 		// answers in them as ordinary addresses, not bogons.
 		Consistency: probe.ConsistencyOptions{Exempt: g.Prefixes()},
 		Timeout:     cfg.Run.TargetTimeout,
+		// The report ID is made once the vantage is known (runProbe): it
+		// names the network and the country.
 		Envelope: probe.Envelope{
-			ReportID:         probe.NewReportID(start, cfg.Vantage.CC),
 			SoftwareVersion:  version,
 			ProbeASN:         cfg.Vantage.ASN,
 			ProbeCC:          cfg.Vantage.CC,
@@ -309,6 +310,9 @@ func runProbe(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr 
 	public, err := applyVantage(ctx, cfg, w.prober, w.dial, stderr)
 	if err != nil {
 		return err
+	}
+	if e := &w.prober.Envelope; e.ReportID == "" { // not resumed
+		e.ReportID = probe.NewReportID(start, e.ProbeASN, e.ProbeCC)
 	}
 	priv.addPublic(cfg, public)
 	priv.apply(writer)

@@ -71,7 +71,7 @@ func (s *targetSource) feed(ctx context.Context, out chan<- probe.Input, stderr 
 		}
 		prog.addTotal(1)
 		select {
-		case out <- probe.Input{Domain: t.Domain, Port: t.Port}:
+		case out <- probe.Input{Domain: t.Domain, Port: t.Port, Input: t.Input}:
 			return true
 		case <-ctx.Done():
 			return false

@@ -446,7 +446,8 @@ func TestJudgeFull(t *testing.T) {
 	info := func(c *testCert) CertInfo {
 		return CertInfo{
 			SHA1: hexSHA1(c.DER), SHA256: hexSHA256(c.DER), Serial: c.Cert.SerialNumber.String(),
-			Subject: c.Cert.Subject.String(), Issuer: c.Cert.Issuer.String(),
+			SerialHex: colonHex(c.Cert.SerialNumber.Bytes()),
+			Subject:   c.Cert.Subject.String(), Issuer: c.Cert.Issuer.String(),
 			NotBefore: c.Cert.NotBefore.UTC().Format(time.RFC3339), NotAfter: c.Cert.NotAfter.UTC().Format(time.RFC3339),
 			IsCA: c.Cert.IsCA,
 		}
@@ -465,7 +466,7 @@ func TestJudgeFull(t *testing.T) {
 			RootName: ISCACommonName,
 			Rules:    []string{RuleISCAIssuerName, RuleKnownRootIssuerName, RuleISCA75DayIntermediate},
 			Intermediates: []Intermediate{{
-				SHA1: ii.SHA1, SHA256: ii.SHA256, Serial: ii.Serial, Subject: iscaSubject, Issuer: iscaSubject,
+				SHA1: ii.SHA1, SHA256: ii.SHA256, Serial: ii.Serial, SerialHex: ii.SerialHex, Subject: iscaSubject, Issuer: iscaSubject,
 				NotBefore: "2024-08-22T15:14:13Z", NotAfter: "2024-11-05T15:14:13Z", ValidAtMeasurement: true,
 				SignerRootSHA1: hexSHA1(w.isca.DER), SignerRootName: ISCACommonName,
 			}},

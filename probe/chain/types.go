@@ -1,5 +1,10 @@
 package chain
 
+import (
+	"math/big"
+	"strings"
+)
+
 // Evidence levels for an interception anchor, strongest first.
 const (
 	// EvidenceSignature: the chain verifies up to a known interception
@@ -44,10 +49,13 @@ type CertInfo struct {
 	// Index is the certificate's position in the presented chain (0 is
 	// the leaf). It differs from the position in Certificates when an
 	// earlier certificate did not parse.
-	Index     int    `json:"index"`
-	SHA1      string `json:"sha1"`
-	SHA256    string `json:"sha256"`
-	Serial    string `json:"serial"` // decimal, as the report prints it
+	Index  int    `json:"index"`
+	SHA1   string `json:"sha1"`
+	SHA256 string `json:"sha256"`
+	Serial string `json:"serial"` // decimal, as the report prints it
+	// SerialHex is the serial as openssl x509 -text and crt.sh print it
+	// (SerialHex).
+	SerialHex string `json:"serial_hex"`
 	Subject   string `json:"subject"`
 	Issuer    string `json:"issuer"`
 	NotBefore string `json:"not_before"` // RFC 3339, UTC
@@ -81,9 +89,12 @@ type Interception struct {
 
 // Intermediate is one row of the report's intermediates table.
 type Intermediate struct {
-	SHA1      string `json:"sha1"`
-	SHA256    string `json:"sha256"`
-	Serial    string `json:"serial"` // decimal
+	SHA1   string `json:"sha1"`
+	SHA256 string `json:"sha256"`
+	Serial string `json:"serial"` // decimal, as the report prints it
+	// SerialHex is the serial as openssl x509 -text and crt.sh print it
+	// (SerialHex).
+	SerialHex string `json:"serial_hex"`
 	Subject   string `json:"subject"`
 	Issuer    string `json:"issuer"`
 	NotBefore string `json:"not_before"` // RFC 3339, UTC
@@ -110,4 +121,34 @@ func Short(fingerprint string) string {
 		return fingerprint[:8]
 	}
 	return fingerprint
+}
+
+// SerialHex formats a certificate serial number as openssl x509 -text
+// prints it and crt.sh shows it on a certificate's page: the bytes of its
+// magnitude in lower-case hex, colon-separated ("28:7d:ce:...:59:db"),
+// "-" before a negative one (which RFC 5280 forbids). openssl prints a
+// serial of 8 bytes or less in decimal there; SerialHex keeps one form for
+// every serial, and the decimal is the record's serial field. nil is "".
+func SerialHex(n *big.Int) string {
+	if n == nil {
+		return ""
+	}
+	b := new(big.Int).Abs(n).Bytes()
+	if len(b) == 0 {
+		b = []byte{0}
+	}
+	var s strings.Builder
+	s.Grow(3*len(b) + 1)
+	if n.Sign() < 0 {
+		s.WriteByte('-')
+	}
+	const digits = "0123456789abcdef"
+	for i, c := range b {
+		if i > 0 {
+			s.WriteByte(':')
+		}
+		s.WriteByte(digits[c>>4])
+		s.WriteByte(digits[c&0x0f])
+	}
+	return s.String()
 }
