@@ -12,12 +12,18 @@
 // # Design
 //
 // A measurement is data: plain structs with explicit snake_case JSON tags,
-// serialized as they are. The envelope follows OONI's base data format
-// (df-000-base) and the observations follow OONI's archival shapes
-// ([DNSQuery] is ArchivalDNSLookupResult, [TLSHandshake] is
-// ArchivalTLSOrQUICHandshakeResult), so OONI tooling reads kzprobe's
-// records and kzprobe's analysis reads OONI's. A failure is a *string with
-// no omitempty: null means success. Raw evidence is kept so that the
+// serialized as they are. The records are in OONI's own format, so that
+// OONI's tools and pipeline load them without conversion and kzprobe's
+// analysis reads OONI's: the envelope is OONI's base data format
+// (df-000-base, [DataFormatVersion] 0.2.0, with options, test_helpers and
+// [Extensions]), and the observations follow OONI's templates ([DNSQuery]
+// is df-002-dnst's query, [TCPConnect] df-005-tcpconnect's, [TLSHandshake]
+// df-006-tlshandshake's, with [BinaryData] and [Base64Bytes] for raw
+// bytes); cmd/kzprobe's TestRecordsFollowOONISpecs checks real records
+// against those specs field by field. A failure is a *string with no
+// omitempty: null means success. Nothing is written twice: the strongest
+// interception finding stays in its chain's judgement and
+// [TestKeys].InterceptionChain names that chain. Raw evidence is kept so that the
 // records can be judged again offline: the DNS response as received, every
 // certificate of the presented chain as DER ([BinaryData], base64 in
 // JSON). The one exception is raw bytes that hold the probe's own address
@@ -28,9 +34,11 @@
 // started; the envelope's times are UTC in [TimeLayout].
 //
 // The Go structs are the schema. A change to a field's name, type or
-// meaning is a format change: bump [TestVersion]. The golden records
-// under probe/testdata/golden (one measurement for each verdict, from
-// fixed inputs at a pinned time) show such a change as a diff.
+// meaning is a format change: bump [TestVersion], and keep reading the
+// records of earlier versions (TestKeys.UnmarshalJSON, Base64Bytes). The
+// golden records under probe/testdata/golden (one measurement for each
+// verdict, from fixed inputs at a pinned time) show such a change as a
+// diff.
 //
 // [Writer] writes each record with one Write call, so lines from
 // concurrent workers never interleave and a crash can cut only the last
