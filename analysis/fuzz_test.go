@@ -143,6 +143,9 @@ func FuzzReadJSONL(f *testing.F) {
 	// Past every bound of fuzzLimits.
 	f.Add([]byte(`{"measurement_start_time":"2024-01-01 00:00:00","test_keys":{"tls_handshakes":[{},{},{},{},{},{"peer_certificates":["","","","",""]}],` +
 		`"pings":[{"tls_handshake":[{},{}]},{"tls_handshake":{}},{},{},{}],"interception":{"rules":["a","b","c","d"],"intermediates":[{},{},{},{}]}}}` + "\n"))
+	// The same finding where records of format 0.2.0 hold it: in the chain
+	// interception_chain names.
+	f.Add([]byte(`{"measurement_start_time":"2024-01-01 00:00:00","test_keys":{"chains":[null,{"interception":{"rules":["a","b","c","d"],"intermediates":[{},{},{},{}]}}],"interception_chain":1}}` + "\n"))
 	f.Add([]byte(`{"measurement_start_time":"2024-01-01 00:00:00","test_keys":{"tls_handshakes":[{"peer_certificates":["` + strings.Repeat("AAAA", 700) + `"]},` +
 		`{"peer_certificates":["` + strings.Repeat("AAAA", 600) + `","` + strings.Repeat("AAAA", 600) + `"]}]}}` + "\n"))
 	judge := fixtureJudge(f, fx.PKI)
