@@ -126,8 +126,15 @@ type RunConfig struct {
 	Output string `mapstructure:"output"`
 	// SyncInterval is how often the output file is synced to disk.
 	SyncInterval time.Duration `mapstructure:"sync_interval"`
-	// Quiet turns the progress display off.
+	// Quiet prints only the summary: no start line, no line per target,
+	// no progress.
 	Quiet bool `mapstructure:"quiet"`
+	// Verbose prints each step of each target on stderr.
+	Verbose bool `mapstructure:"verbose"`
+	// Wide shows the verdict table whole, whatever the terminal's width.
+	Wide bool `mapstructure:"wide"`
+	// NoColor turns colours off (so does the NO_COLOR variable).
+	NoColor bool `mapstructure:"no_color"`
 	// Resume is set by --resume: Output already holds measurements of this
 	// run, whose targets are skipped. Not a configuration key.
 	Resume bool `mapstructure:"-"`
@@ -227,7 +234,10 @@ var settings = []setting{
 	{"run.target_timeout", probe.DefaultTargetTimeout, "target-timeout", "", "bound on one whole target"},
 	{"run.output", "", "output", "o", "JSONL output `file` (default measurements-<UTC time>.jsonl; - for stdout)"},
 	{"run.sync_interval", time.Second, "", "", ""},
-	{"run.quiet", false, "quiet", "q", "no progress display"},
+	{"run.quiet", false, "quiet", "q", "print only the summary: no start line, no line per target, no progress"},
+	{"run.verbose", false, "verbose", "v", "also print each step of each target (DNS, connect, handshake, judgement) on stderr"},
+	{"run.wide", false, "wide", "", "show the verdict table whole, full hashes included, however wide the terminal"},
+	{"run.no_color", false, "no-color", "", "no colours (also with NO_COLOR set, and always on a pipe)"},
 
 	{"network.allow", []string{}, "allow-net", "", "only contact these `CIDRs` (e.g. 127.0.0.0/8); anything else fails as blocked_by_allow_net"},
 	{"network.bind", "", "bind", "", "local source `IP` of every connection and query"},

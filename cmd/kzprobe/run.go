@@ -321,34 +321,30 @@ func runProbe(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr 
 	if outPath == "-" {
 		table = stderr
 	}
-	prog := newProgress(stderr, cfg.Run.Quiet)
-	summary := newSummary()
+	con := startConsole(table, stderr, cfg, w, src, outPath, start)
 	runner := &probe.Runner{
 		Prober:   w.prober,
 		Parallel: cfg.Run.Parallel,
 		Writer:   writer,
-		OnResult: func(m *measurement.Measurement) {
-			summary.add(m)
-			prog.update(summary)
-		},
+		OnResult: con.result,
 	}
 	inputs := make(chan probe.Input)
-	go src.feed(ctx, inputs, stderr, prog)
+	go src.feed(ctx, inputs, stderr, con)
 	stats, runErr := runner.Run(ctx, inputs)
 	if err := writer.Close(); err != nil && runErr == nil {
 		runErr = err
 	}
-	prog.finish()
-	summary.print(table, src.skipped())
+	con.finish()
+	con.printSummary(src.skipped())
 	if outPath != "-" {
-		fmt.Fprintf(stderr, "%d measurements written to %s\n", stats.Written, outPath)
+		con.wrote(stats.Written, outPath)
 	}
 	switch {
 	case errors.Is(runErr, context.Canceled) || (runErr == nil && ctx.Err() != nil):
-		return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted: %d targets measured and written, %d in flight dropped; rerun to measure the rest", stats.Written, stats.Interrupted)}
+		return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted: %s measured and written, %d in flight dropped; rerun to measure the rest", plural(stats.Written, "target"), stats.Interrupted)}
 	case runErr != nil:
 		if outPath != "-" {
-			return fmt.Errorf("%w\n(%d measurements are safe in %s; free space or choose another -o, then continue with: kzprobe run --resume %s and the same targets)", runErr, stats.Written, outPath, outPath)
+			return fmt.Errorf("%w\n(%s safe in %s; free space or choose another -o, then continue with: kzprobe run --resume %s and the same targets)", runErr, plural(stats.Written, "measurement")+isAre(stats.Written), outPath, outPath)
 		}
 		return runErr
 	}

@@ -5,11 +5,6 @@ import (
 	"io"
 	"sort"
 	"strings"
-	"sync"
-	"text/tabwriter"
-	"time"
-
-	"golang.org/x/term"
 
 	"kzprobe/measurement"
 	"kzprobe/probe/chain"
@@ -26,8 +21,19 @@ type summary struct {
 	counts map[measurement.Verdict]int
 }
 
+// summaryRow is one target's line of the table, as recorded.
 type summaryRow struct {
-	input, verdict, root, intermediate, expired, reason string
+	input   string
+	verdict measurement.Verdict
+	reason  string
+	// rootName, rootSHA1 and evidence are the interception root the chain
+	// leads to (empty when none) and how it was recognised.
+	rootName, rootSHA1, evidence string
+	// intermediates are the SHA-1s of the chain's CA certificates.
+	intermediates []string
+	// browserError lists why a browser errs even with the root
+	// installed (an expired intermediate...); empty when it would not.
+	browserError []string
 }
 
 func newSummary() *summary { return &summary{counts: map[measurement.Verdict]int{}} }
@@ -36,19 +42,17 @@ func newSummary() *summary { return &summary{counts: map[measurement.Verdict]int
 func (s *summary) add(m *measurement.Measurement) {
 	tk := &m.TestKeys
 	s.counts[tk.Verdict]++
-	r := summaryRow{input: m.Input, verdict: string(tk.Verdict), reason: tk.VerdictReason}
+	r := summaryRow{input: m.Input, verdict: tk.Verdict, reason: tk.VerdictReason}
 	if in := tk.Interception; in != nil {
-		r.root = in.RootName
-		if in.RootSHA1 != "" {
-			r.root += " " + chain.Short(in.RootSHA1)
-		}
-		var ims []string
+		r.rootName, r.rootSHA1, r.evidence = in.RootName, in.RootSHA1, in.Evidence
 		for _, im := range in.Intermediates {
-			ims = append(ims, chain.Short(im.SHA1))
+			r.intermediates = append(r.intermediates, im.SHA1)
 		}
-		r.intermediate = strings.Join(ims, ",")
 		if in.BrowserErrorEvenWithRootInstalled {
-			r.expired = strings.Join(in.BrowserErrorReasons, ",")
+			r.browserError = in.BrowserErrorReasons
+			if len(r.browserError) == 0 {
+				r.browserError = []string{"yes"}
+			}
 		}
 	}
 	s.total++
@@ -65,8 +69,33 @@ func (s *summary) add(m *measurement.Measurement) {
 // in the JSONL.
 const maxTableRows = 200
 
-// print writes the verdict table and the counts.
-func (s *summary) print(w io.Writer, skipped int) {
+// tableLayout is how the verdict table is drawn.
+type tableLayout struct {
+	// width is the terminal's columns; 0 means no limit (a pipe, a file,
+	// --wide): every line whole.
+	width int
+	// fullHashes shows whole SHA-1s instead of their first 8 digits.
+	fullHashes bool
+	// color paints the verdicts.
+	color bool
+}
+
+// minReasonWidth is the narrowest REASON column worth a line of its own
+// column: below it, each reason goes on the line under its row.
+const minReasonWidth = 32
+
+// minDomainWidth is the narrowest DOMAIN column a terminal is cut to.
+const minDomainWidth = 16
+
+// browserErrorMark follows an intermediate that a browser rejects even
+// with the mandated root installed, as in `kzprobe compare`.
+const browserErrorMark = "!"
+
+// reasonLead is where a reason's lines go under their row.
+const reasonLead = "    "
+
+// print writes the verdict table, fitted to lay, and the counts.
+func (s *summary) print(w io.Writer, skipped int, lay tableLayout) {
 	rows := s.other
 	if s.total <= maxTableRows {
 		rows = append(append([]summaryRow{}, s.ok...), s.other...)
@@ -74,21 +103,198 @@ func (s *summary) print(w io.Writer, skipped int) {
 	sort.SliceStable(rows, func(i, j int) bool { return rows[i].input < rows[j].input })
 	hidden := s.total - len(rows)
 	if len(rows) > 0 {
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "DOMAIN\tVERDICT\tROOT\tINTERMEDIATE\tBROWSER ERROR WITH ROOT\tREASON")
-		for _, r := range rows {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.input, r.verdict, dash(r.root), dash(r.intermediate), dash(r.expired), r.reason)
+		for _, line := range s.tableLines(rows, lay) {
+			fmt.Fprintln(w, line)
 		}
-		tw.Flush()
 	}
 	if hidden > 0 {
-		fmt.Fprintf(w, "(%d more targets not shown; every record is in the JSONL)\n", hidden)
+		fmt.Fprintf(w, "(%s not shown; every record is in the JSONL)\n", plural(hidden, "more target"))
 	}
-	fmt.Fprintf(w, "%d targets: %s", s.total, s.countLine())
+	counts := plural(s.total, "target") + ": " + s.countLine()
 	if skipped > 0 {
-		fmt.Fprintf(w, "; %d input lines skipped (see messages above)", skipped)
+		counts += fmt.Sprintf("; %s skipped (see the messages above)", plural(skipped, "input line"))
 	}
-	fmt.Fprintln(w)
+	for _, line := range wrapList(counts, lay.width-1) {
+		fmt.Fprintln(w, line)
+	}
+}
+
+// wrapList breaks a list ("a, b, c") after its commas into lines of at
+// most width columns, the later ones indented; a width of zero or less
+// leaves it on one line.
+func wrapList(s string, width int) []string {
+	if width <= 0 || textWidth(s) <= width {
+		return []string{s}
+	}
+	const indent = "  "
+	var lines []string
+	line := ""
+	for _, part := range strings.SplitAfter(s, ", ") {
+		if line != "" && line != indent && textWidth(line+strings.TrimRight(part, " ")) > width {
+			lines = append(lines, strings.TrimRight(line, " "))
+			line = indent
+		}
+		line += part
+	}
+	return append(lines, strings.TrimRight(line, " "))
+}
+
+// tableLines lays the rows out: DOMAIN, VERDICT, ROOT and INTERMEDIATE
+// (when any row has a root) and REASON, then a legend naming the roots.
+// On a terminal (lay.width > 0) the table fits the width: REASON is cut
+// with an ellipsis, or goes under its row when the columns before it
+// leave it too little room, and a long DOMAIN is cut; otherwise every
+// line is whole. REASON never repeats ROOT: the root's name is in the
+// legend, its hash in ROOT.
+func (s *summary) tableLines(rows []summaryRow, lay tableLayout) []string {
+	hash := chain.Short
+	if lay.fullHashes {
+		hash = func(h string) string { return h }
+	}
+	withRoot := false
+	for _, r := range rows {
+		withRoot = withRoot || r.rootSHA1 != "" || len(r.intermediates) > 0
+	}
+	header := []string{"DOMAIN", "VERDICT"}
+	if withRoot {
+		header = append(header, "ROOT", "INTERMEDIATE")
+	}
+	cells := make([][]string, len(rows))
+	reasons := make([]string, len(rows))
+	for i, r := range rows {
+		cells[i] = []string{r.input, string(r.verdict)}
+		if withRoot {
+			var ims []string
+			for _, im := range r.intermediates {
+				ims = append(ims, hash(im))
+			}
+			inter := strings.Join(ims, ",")
+			if len(r.browserError) > 0 {
+				inter += browserErrorMark
+			}
+			cells[i] = append(cells[i], dash(hash(r.rootSHA1)), dash(inter))
+		}
+		reasons[i] = r.tableReason(withRoot)
+	}
+	widths := naturalWidths(header, cells)
+	paint := func(i int) []func(string) string {
+		return []func(string) string{nil, paintVerdict(rows[i].verdict, lay.color)}
+	}
+
+	limit := 0 // columns a line may take; 0: no limit
+	if lay.width > 0 {
+		// One column spare: a line that fills the last column makes some
+		// terminals wrap.
+		limit = max(lay.width-1, 1)
+	}
+	var out []string
+	reasonWidth := 0
+	below := false // reasons on the line under their row
+	if limit > 0 {
+		// On one line, a long name gets no more than a third of it.
+		one := append([]int{}, widths...)
+		one[0] = min(one[0], max(minDomainWidth, limit/3))
+		reasonWidth = limit - sumWidths(one) - len(columnGap)
+		if natural := naturalWidths([]string{"REASON"}, columnOf(reasons)); reasonWidth >= min(minReasonWidth, natural[0]) {
+			widths = one
+		} else {
+			// The reason under its row: the columns above it keep the
+			// whole line.
+			below = true
+			reasonWidth = max(limit-len(reasonLead), 1)
+			if over := sumWidths(widths) - limit; over > 0 {
+				widths[0] = max(widths[0]-over, min(widths[0], minDomainWidth))
+			}
+		}
+	}
+	if below {
+		out = append(out, tableRow(header, widths, nil))
+		for i := range rows {
+			out = append(out, tableRow(cells[i], widths, paint(i)))
+			out = append(out, reasonLead+fitText(reasons[i], reasonWidth))
+		}
+	} else {
+		widths = append(widths, reasonWidth)
+		out = append(out, tableRow(append(header, "REASON"), widths, nil))
+		for i := range rows {
+			out = append(out, tableRow(append(cells[i], reasons[i]), widths, paint(i)))
+		}
+	}
+	return append(out, s.legend(rows, lay)...)
+}
+
+// legend names each root of the table and explains the mark of a
+// browser error, each on a line fitted to lay.
+func (s *summary) legend(rows []summaryRow, lay tableLayout) []string {
+	var out []string
+	seen := map[string]bool{}
+	mark := false
+	for _, r := range rows {
+		mark = mark || len(r.browserError) > 0
+		if r.rootSHA1 == "" || seen[r.rootSHA1] {
+			continue
+		}
+		seen[r.rootSHA1] = true
+		h := chain.Short(r.rootSHA1)
+		if lay.fullHashes {
+			h = r.rootSHA1
+		}
+		out = append(out, fmt.Sprintf("ROOT %s: %s", h, dash(r.rootName)))
+	}
+	sort.Strings(out)
+	if mark {
+		out = append(out, browserErrorMark+" a browser errs even with the mandated root installed")
+	}
+	if lay.width > 0 {
+		for i := range out {
+			out[i] = fitText(out[i], lay.width-1)
+		}
+	}
+	return out
+}
+
+// tableReason is r's reason for the table: with the ROOT column shown
+// (withRoot) the root is named ROOT, the leading "chain leads to ROOT
+// (evidence: E)" of an interception becomes "evidence: E", and a browser
+// error that the reason does not explain is added.
+func (r summaryRow) tableReason(withRoot bool) string {
+	reason := r.reason
+	if withRoot && r.rootSHA1 != "" {
+		label := rootLabel(r.rootName, r.rootSHA1)
+		lead := "chain leads to " + label + " (evidence: " + r.evidence + ")"
+		if rest, ok := strings.CutPrefix(reason, lead); ok {
+			reason = "evidence: " + r.evidence + rest
+		}
+		reason = strings.ReplaceAll(reason, label, "ROOT")
+	}
+	const errLead = "error even with the root installed"
+	if len(r.browserError) > 0 && !strings.Contains(reason, errLead) {
+		reason += "; " + errLead + ": " + strings.Join(r.browserError, ",")
+	}
+	return reason
+}
+
+// rootLabel is how a verdict reason names a root: "NAME [sha1 prefix]"
+// (probe's rootLabel, which the reasons are made with).
+func rootLabel(name, sha1 string) string {
+	switch {
+	case name != "" && sha1 != "":
+		return fmt.Sprintf("%s [%s]", name, chain.Short(sha1))
+	case name != "":
+		return name
+	case sha1 != "":
+		return chain.Short(sha1)
+	}
+	return "an interception root"
+}
+
+// columnOf makes one-cell rows of cells.
+func columnOf(cells []string) [][]string {
+	out := make([][]string, len(cells))
+	for i, c := range cells {
+		out[i] = []string{c}
+	}
+	return out
 }
 
 func (s *summary) countLine() string {
@@ -115,88 +321,4 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-// progress is a one-line display on a terminal: targets done / total,
-// verdict counts, targets per second and an estimate of the time left. It is off when stderr
-// is not a terminal or with --quiet; messages (logf) always go through.
-type progress struct {
-	mu      sync.Mutex
-	w       io.Writer
-	on      bool
-	start   time.Time
-	total   int
-	known   bool
-	done    int
-	line    string
-	lastOut time.Time
-}
-
-func newProgress(w io.Writer, quiet bool) *progress {
-	on := false
-	if f, ok := terminalFile(w); ok && !quiet {
-		on = term.IsTerminal(int(f.Fd()))
-	}
-	return &progress{w: w, on: on, start: time.Now()}
-}
-
-func (p *progress) addTotal(n int) {
-	p.mu.Lock()
-	p.total += n
-	p.mu.Unlock()
-}
-
-func (p *progress) totalKnown() {
-	p.mu.Lock()
-	p.known = true
-	p.mu.Unlock()
-}
-
-// update redraws the line (at most ten times a second).
-func (p *progress) update(s *summary) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.done = s.total
-	if !p.on || time.Since(p.lastOut) < 100*time.Millisecond {
-		return
-	}
-	p.lastOut = time.Now()
-	total := fmt.Sprint(p.total)
-	elapsed := time.Since(p.start)
-	// The rate, so that a long list still being read (its total not yet
-	// known) shows how fast it goes; the time left once it is known.
-	pace := ""
-	if secs := elapsed.Seconds(); secs >= 1 && p.done > 0 {
-		pace = fmt.Sprintf(", %.0f/s", float64(p.done)/secs)
-	}
-	if !p.known {
-		total += "+"
-	} else if p.done > 0 && p.total > p.done {
-		left := time.Duration(float64(elapsed) / float64(p.done) * float64(p.total-p.done))
-		pace += ", ETA " + left.Round(time.Second).String()
-	}
-	p.line = fmt.Sprintf("[%d/%s] %s%s", p.done, total, s.countLine(), pace)
-	fmt.Fprintf(p.w, "\r\033[K%s", p.line)
-}
-
-// logf prints a message on its own line, above the progress line.
-func (p *progress) logf(format string, a ...any) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.on && p.line != "" {
-		fmt.Fprint(p.w, "\r\033[K")
-	}
-	fmt.Fprintf(p.w, "kzprobe: "+format+"\n", a...)
-	if p.on && p.line != "" {
-		fmt.Fprint(p.w, p.line)
-	}
-}
-
-// finish clears the progress line.
-func (p *progress) finish() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.on && p.line != "" {
-		fmt.Fprint(p.w, "\r\033[K")
-	}
 }

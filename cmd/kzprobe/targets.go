@@ -59,7 +59,7 @@ func openTargets(cfg *Config, stdin io.Reader) (*targetSource, error) {
 
 // feed sends every target to out, deduplicated in first-seen order, and
 // closes out. It stops early when ctx is cancelled.
-func (s *targetSource) feed(ctx context.Context, out chan<- probe.Input, stderr io.Writer, prog *progress) {
+func (s *targetSource) feed(ctx context.Context, out chan<- probe.Input, stderr io.Writer, prog *console) {
 	defer close(out)
 	send := func(t targets.Target) bool {
 		t = s.withPort(t)
@@ -98,7 +98,7 @@ func (s *targetSource) feed(ctx context.Context, out chan<- probe.Input, stderr 
 			var le *targets.LineError
 			if errors.As(err, &le) {
 				s.bad.Add(1)
-				prog.logf("skipped %v", le)
+				prog.logf("%v", le)
 				continue
 			}
 			if err != nil {
@@ -133,7 +133,7 @@ func (s *targetSource) resume(out *runOutput, p *probe.Prober, stderr io.Writer)
 	if id != "" {
 		p.Envelope.ReportID = id
 	}
-	fmt.Fprintf(stderr, "resuming %s: %d targets already measured", out.Path, s.resumed)
+	fmt.Fprintf(stderr, "resuming %s: %s already measured", out.Path, plural(s.resumed, "target"))
 	if bad > 0 {
 		fmt.Fprintf(stderr, ", %d unreadable lines ignored (a record cut by the interruption is measured again)", bad)
 	}
