@@ -75,7 +75,9 @@ func (l *Lab) serveDoH(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not a DNS query", http.StatusBadRequest)
 		return
 	}
-	out, err := l.respond(req, viewControl).Pack()
+	m := l.respond(req, viewControl)
+	l.logDNS("control resolver (DoH)", req, m, remoteAddr(r.RemoteAddr), "")
+	out, err := m.Pack()
 	if err != nil {
 		http.Error(w, "packing answer", http.StatusInternalServerError)
 		return
@@ -84,3 +86,9 @@ func (l *Lab) serveDoH(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", fmt.Sprintf("max-age=%d", dnsTTL))
 	w.Write(out)
 }
+
+// remoteAddr is an HTTP request's client address for the request log.
+type remoteAddr string
+
+func (a remoteAddr) Network() string { return "tcp" }
+func (a remoteAddr) String() string  { return string(a) }

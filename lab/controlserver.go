@@ -13,10 +13,12 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"kzprobe/control"
@@ -62,7 +64,18 @@ func (l *Lab) startControlServer() error {
 		return err
 	}
 	logger := slog.New(slog.DiscardHandler)
-	if w := l.errorLog.Writer(); w != io.Discard {
+	switch {
+	case l.reqLog != nil:
+		// One line per request, as the other servers' in the request log.
+		logger = slog.New(slog.NewTextHandler(logWriter{l.reqLog, "control server "}, &slog.HandlerOptions{
+			ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+				if len(groups) == 0 && (a.Key == slog.TimeKey || a.Key == slog.LevelKey) {
+					return slog.Attr{}
+				}
+				return a
+			},
+		}))
+	case l.errorLog.Writer() != io.Discard:
 		logger = slog.New(slog.NewTextHandler(l.errorLog.Writer(), nil))
 	}
 	srv, err := control.NewServer(control.ServerConfig{
@@ -105,4 +118,16 @@ func (l *Lab) stopControlServer() {
 	if l.control != nil {
 		l.control.resolver.Close()
 	}
+}
+
+// logWriter writes each record it is given as one line of a log.Logger,
+// after a prefix.
+type logWriter struct {
+	l      *log.Logger
+	prefix string
+}
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.l.Print(w.prefix + strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
 }

@@ -156,10 +156,53 @@ func (h dnsHandler) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		m.Truncate(size)
 	}
 	if hostile != "" {
+		l.logDNS(h.transport(udp), req, m, w.RemoteAddr(), hostile)
 		writeHostileDNS(w, req, m, hostile, udp)
 		return
 	}
+	l.logDNS(h.transport(udp), req, m, w.RemoteAddr(), "")
 	w.WriteMsg(m)
+}
+
+// transport names the resolver and transport a query came by, for the
+// request log.
+func (h dnsHandler) transport(udp bool) string {
+	switch {
+	case h.view == viewControl:
+		return "control resolver (DoT)"
+	case udp:
+		return "local resolver (UDP)"
+	}
+	return "local resolver (TCP)"
+}
+
+// logDNS writes a query and its answer to the request log: "local
+// resolver (UDP) 127.0.0.1:40000: A regnum.ru -> 127.1.2.10".
+func (l *Lab) logDNS(via string, req, m *dns.Msg, client net.Addr, hostile string) {
+	if l.reqLog == nil || len(req.Question) == 0 {
+		return
+	}
+	q := req.Question[0]
+	var answers []string
+	for _, rr := range m.Answer {
+		switch a := rr.(type) {
+		case *dns.A:
+			answers = append(answers, a.A.String())
+		case *dns.AAAA:
+			answers = append(answers, a.AAAA.String())
+		}
+	}
+	ans := strings.Join(answers, ", ")
+	switch {
+	case m.Rcode != dns.RcodeSuccess:
+		ans = dns.RcodeToString[m.Rcode]
+	case ans == "":
+		ans = "no address"
+	}
+	if hostile != "" {
+		ans = hostile
+	}
+	l.logRequest("%s %s: %s %s -> %s", via, client, dns.TypeToString[q.Qtype], strings.TrimSuffix(q.Name, "."), ans)
 }
 
 // echoClientSubnet adds to m an EDNS client-subnet option (RFC 7871)

@@ -71,6 +71,11 @@ type Config struct {
 	// and the like). Nil means they are discarded: a lab sees many on
 	// purpose.
 	ErrorLog *log.Logger
+	// RequestLog receives one line per request the lab answers: each DNS
+	// query (local resolver, DoH, DoT) with its answer, each connection
+	// to a site's address with the SNI and what the middlebox did, and
+	// each request to the control server. Nil means none.
+	RequestLog *log.Logger
 }
 
 // SiteInfo is a site of the running lab with its addresses.
@@ -129,6 +134,7 @@ type Lab struct {
 	dnsDrop  float64
 	echo     bool // Config.EchoClient
 	errorLog *log.Logger
+	reqLog   *log.Logger // Config.RequestLog, nil for none
 	dohAddr  netip.Addr
 	control  *controlServer
 
@@ -227,6 +233,7 @@ func start(cfg Config, sc Scenario, pki *PKI, certs []*tls.Certificate, prefix n
 		dnsDrop:           sc.DNSDrop,
 		echo:              cfg.EchoClient,
 		errorLog:          cfg.ErrorLog,
+		reqLog:            cfg.RequestLog,
 		dohAddr:           hostAddr(prefix, hostDoH),
 		byName:            make(map[string]int),
 		byPublic:          make(map[netip.Addr]int),
@@ -587,5 +594,12 @@ func (l *Lab) OutsideDialer() func(ctx context.Context, network, addr string) (n
 		}
 		var d net.Dialer
 		return d.DialContext(ctx, network, netip.AddrPortFrom(ip, ap.Port()).String())
+	}
+}
+
+// logRequest writes a line to the request log, if any.
+func (l *Lab) logRequest(format string, a ...any) {
+	if l.reqLog != nil {
+		l.reqLog.Printf(format, a...)
 	}
 }

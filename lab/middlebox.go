@@ -75,6 +75,10 @@ func (l *Lab) handleMiddlebox(c net.Conn, site int) {
 		return
 	}
 	behaviour, name := l.behaviourFor(hello)
+	defer func() {
+		// What the middlebox did, once the SNI has named the site.
+		l.logRequest("tls %s -> %s: sni %q: %s", c.RemoteAddr(), c.LocalAddr(), name, behaviour)
+	}()
 	if site < 0 {
 		// A listener of the IPv6 sites: the SNI names the site, which must
 		// be one of them.

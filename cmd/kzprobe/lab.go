@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"log"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -49,8 +50,17 @@ each domain, the verdict next to the one the scenario expects.
 Nothing leaves the machine: the probe runs with --allow-net 127.0.0.0/8
 (and ::1/128 when the scenario has IPv6 sites).
 
-With --serve the lab stays up and prints the kzprobe run command line to
-use against it from another terminal.`,
+The lab's files (its PEM certificates, resolv.conf, the target list) go
+into --dir, or into a temporary folder removed when the lab stops. The
+measurements are kept: -o, else lab-measurements.jsonl in --dir, else
+kzprobe-lab-<UTC time>/lab-measurements.jsonl in the current folder, with
+the lab's interception root beside them; the analyze and report commands
+printed at the end read them with that root, as the run judged them.
+
+With --serve the lab stays up, prints the kzprobe run command that measures
+it from another terminal (-c with a configuration file the lab wrote) and
+the commands that read what it measured, logs every request it answers, and
+stops on Ctrl-C.`,
 		Example: `  kzprobe lab
   kzprobe lab --scenario my-scenario.yaml --latency 50ms
   kzprobe lab --serve`,
@@ -63,25 +73,24 @@ use against it from another terminal.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&a.scenario, "scenario", "", "scenario YAML `file` (default: the built-in scenario covering every verdict)")
-	f.StringVar(&a.dir, "dir", "", "`folder` for the lab's PEM files, resolv.conf and the measurements (default: a new temporary folder)")
-	f.StringVarP(&a.output, "output", "o", "", "JSONL output `file` (default: lab-measurements.jsonl in --dir)")
+	f.StringVar(&a.dir, "dir", "", "`folder` for the lab's PEM files, resolv.conf and the measurements, kept (default: a temporary folder, removed when the lab stops)")
+	f.StringVarP(&a.output, "output", "o", "", "JSONL output `file` (default: lab-measurements.jsonl in --dir, else in a new kzprobe-lab-<UTC time> folder here)")
 	f.BoolVar(&a.serve, "serve", false, "keep the lab up for manual use instead of running the probe")
 	f.IntVar(&a.port, "port", 0, "TLS port of the lab's servers (default 443 when it can be bound, else a free port)")
 	f.IntVar(&a.parallel, "parallel", probe.DefaultParallel, "targets measured at once")
-	f.BoolVarP(&a.quiet, "quiet", "q", false, "no progress display")
+	f.BoolVarP(&a.quiet, "quiet", "q", false, "print only the summaries: no start line, no line per target, no progress")
 	f.DurationVar(&a.latency, "latency", 0, "added latency per round trip in the lab's servers")
 	f.BoolVar(&a.hostile, "hostile", false, "run the hostile scenario instead: garbage, drip, 200-certificate and 2 MB chains, malformed certificates, alerts, hostile DNS")
 	return cmd
 }
 
-func runLab(ctx context.Context, a labArgs, stdout, stderr io.Writer) error {
+func runLab(ctx context.Context, a labArgs, stdout, stderr io.Writer) (err error) {
 	sc := lab.DefaultScenario()
 	if a.hostile {
 		sc = lab.HostileScenario()
 		sc.DripInterval = 100 * time.Millisecond // cut at the handshake timeout, not after minutes
 	}
 	if a.scenario != "" {
-		var err error
 		if sc, err = lab.LoadScenario(a.scenario); err != nil {
 			return usageError("%v", err)
 		}
@@ -89,49 +98,215 @@ func runLab(ctx context.Context, a labArgs, stdout, stderr io.Writer) error {
 	if a.latency > 0 {
 		sc.Latency = a.latency
 	}
-	l, err := lab.Start(lab.Config{Scenario: sc, Port: a.port})
+	var reqLog *log.Logger
+	if a.serve {
+		reqLog = log.New(stderr, "lab: ", log.Ltime)
+	}
+	l, err := lab.Start(lab.Config{Scenario: sc, Port: a.port, RequestLog: reqLog})
 	if err != nil {
 		return fmt.Errorf("starting the lab: %w", err)
 	}
 	defer l.Close()
 
-	dir := a.dir
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "kzprobe-lab-"); err != nil {
-			return err
-		}
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+	// The lab's files (PEM, resolv.conf, the target list) go into --dir,
+	// kept, or a temporary folder removed when the lab stops, however
+	// it stops.
+	work := &labWorkDir{path: a.dir}
+	if err := work.create(); err != nil {
 		return err
 	}
-	files, err := l.WriteFiles(dir)
+	defer func() {
+		if rerr := work.remove(); rerr != nil && err == nil {
+			err = rerr
+		}
+	}()
+	files, err := l.WriteFiles(work.path)
 	if err != nil {
 		return fmt.Errorf("writing the lab's files: %w", err)
 	}
-	cfg := labConfig(l, files, dir)
+	cfg := labConfig(l, files, work.path)
 	cfg.Run.Parallel = a.parallel
 	cfg.Run.Quiet = a.quiet
-	if a.output != "" {
-		cfg.Run.Output = a.output
-	} else if err := os.Remove(cfg.Run.Output); err != nil && !errors.Is(err, os.ErrNotExist) {
-		// The lab's own file in its folder holds the last demo's
-		// measurements, of a lab that no longer exists: replaced, as the
-		// PEM files beside it are. A file given with -o is never removed
-		// (runProbe refuses it when it is not empty).
-		return fmt.Errorf("replacing the lab's measurements: %w", err)
+	// The measurements, and the lab's root to read them with, outlive a
+	// temporary folder.
+	if cfg.Run.Output, err = labOutput(a, work, time.Now()); err != nil {
+		return err
+	}
+	root, err := labRootFile(cfg.Run.Output, files)
+	if err != nil {
+		return err
 	}
 
 	if a.serve {
-		fmt.Fprintf(stdout, "lab %q is up on %s (TLS port %d); files in %s\n\n", sc.Name, l.Net, l.Port, dir)
-		fmt.Fprintf(stdout, "Measure it from another terminal with:\n\n  %s\n\nCtrl-C stops the lab.\n", labCommandLine(cfg))
-		<-ctx.Done()
-		return nil
+		return serveLab(ctx, l, cfg, work, root, stdout)
 	}
-
-	fmt.Fprintf(stderr, "lab %q up on %s, TLS port %d; running the probe over %d domains\n", sc.Name, l.Net, l.Port, len(sc.Sites))
+	fmt.Fprintf(stderr, "lab %q up on %s (TLS port %d): probing its %s\n", sc.Name, l.Net, l.Port, plural(len(sc.Sites), "domain"))
 	if err := runProbe(ctx, cfg, strings.NewReader(""), stdout, stderr); err != nil {
 		return err
 	}
-	return checkLab(cfg.Run.Output, sc, stdout)
+	if err := checkLab(cfg.Run.Output, sc, stdout); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\nRead them again, judged with the lab's root:\n\n%s\n", indentLines(readCommands(cfg.Run.Output, root, false)))
+	return nil
+}
+
+// serveLab keeps the lab up until ctx ends (Ctrl-C), after printing the
+// command that measures it and the ones that read what it measured. The
+// lab logs every request it answers meanwhile.
+func serveLab(ctx context.Context, l *lab.Lab, cfg *Config, work *labWorkDir, root string, stdout io.Writer) error {
+	// The command runs in another terminal, wherever it is: every path
+	// absolute.
+	cfg.Run.Output = absPath(cfg.Run.Output)
+	cfg.Targets.Files = []string{filepath.Join(absPath(work.path), "targets.txt")}
+	cfg.Targets.Domains = nil
+	var list strings.Builder
+	for _, s := range l.Sites() {
+		list.WriteString(s.Domain + "\n")
+	}
+	if err := os.WriteFile(cfg.Targets.Files[0], []byte(list.String()), 0o644); err != nil {
+		return fmt.Errorf("writing the lab's target list: %w", err)
+	}
+	conf := filepath.Join(work.path, "lab.yaml")
+	if err := writeLabConfig(conf, cfg); err != nil {
+		return err
+	}
+	where := "files in " + work.path
+	if work.temp {
+		where = "its files are in " + work.path + " until it stops"
+	}
+	fmt.Fprintf(stdout, "lab %q is up on %s (TLS port %d); %s.\n\n", l.Scenario.Name, l.Net, l.Port, where)
+	fmt.Fprintf(stdout, "Measure it from another terminal with:\n\n  %s\n\n", shellJoin("kzprobe", "run", "-c", conf))
+	fmt.Fprintf(stdout, "then read what it measured, judged with the lab's root:\n\n%s\n\n", indentLines(readCommands(cfg.Run.Output, root, true)))
+	fmt.Fprintf(stdout, "Requests are logged below. Ctrl-C stops the lab.\n\n")
+	<-ctx.Done()
+	l.Close()
+	if err := work.remove(); err != nil {
+		return err
+	}
+	bye := "\nThe lab has stopped"
+	if work.temp {
+		bye += " and its temporary folder is removed"
+	}
+	fmt.Fprintf(stdout, "%s; the measurements stay in %s. Goodbye.\n", bye, displayPath(filepath.Dir(cfg.Run.Output)))
+	return nil
+}
+
+// labWorkDir is the folder of the lab's files: path when the user gave
+// one (--dir, kept), else a temporary folder that remove deletes.
+type labWorkDir struct {
+	path    string
+	temp    bool
+	removed bool
+}
+
+func (d *labWorkDir) create() error {
+	if d.path != "" {
+		d.path = absPath(d.path) // named in commands run elsewhere
+		if err := os.MkdirAll(d.path, 0o755); err != nil {
+			return fmt.Errorf("creating the lab's folder: %w", err)
+		}
+		return nil
+	}
+	p, err := os.MkdirTemp("", "kzprobe-lab-")
+	if err != nil {
+		return fmt.Errorf("creating the lab's temporary folder: %w", err)
+	}
+	d.path, d.temp = p, true
+	return nil
+}
+
+// remove deletes a temporary folder, once; a folder the user gave stays.
+func (d *labWorkDir) remove() error {
+	if !d.temp || d.removed {
+		return nil
+	}
+	d.removed = true
+	if err := os.RemoveAll(d.path); err != nil {
+		return fmt.Errorf("removing the lab's temporary folder: %w", err)
+	}
+	return nil
+}
+
+// labOutput is where the lab's measurements go: -o, else
+// lab-measurements.jsonl in --dir, else in a new folder
+// kzprobe-lab-<UTC time> of the current folder (not the temporary one:
+// the measurements are kept).
+func labOutput(a labArgs, work *labWorkDir, now time.Time) (string, error) {
+	switch {
+	case a.output != "":
+		return a.output, nil
+	case !work.temp:
+		out := filepath.Join(work.path, "lab-measurements.jsonl")
+		if err := os.Remove(out); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			// The lab's own file in its folder holds the last demo's
+			// measurements, of a lab that no longer exists: replaced, as
+			// the PEM files beside it are. A file given with -o is never
+			// removed (runProbe refuses it when it is not empty).
+			return "", fmt.Errorf("replacing the lab's measurements: %w", err)
+		}
+		return out, nil
+	}
+	base := "kzprobe-lab-" + now.UTC().Format("20060102T150405Z")
+	// A folder of its own: two labs started in the same second do not
+	// share one.
+	for i := 1; ; i++ {
+		dir := base
+		if i > 1 {
+			dir = fmt.Sprintf("%s-%d", base, i)
+		}
+		err := os.Mkdir(dir, 0o755)
+		if err == nil {
+			return filepath.Join(dir, "lab-measurements.jsonl"), nil
+		}
+		if !errors.Is(err, fs.ErrExist) || i == 100 {
+			return "", fmt.Errorf("cannot create a folder for the measurements here: %w (choose another path with -o)", err)
+		}
+	}
+}
+
+// labRootFile writes the lab's interception root beside the
+// measurements at output ("x.jsonl": "x-isca-root.pem"), for the reading
+// commands: the lab's own file is temporary, or replaced by the next lab
+// in the same --dir. The root of an output that already holds
+// measurements (given with -o: the run refuses to add to it) is left as
+// it is.
+func labRootFile(output string, files lab.Files) (string, error) {
+	root := strings.TrimSuffix(output, filepath.Ext(output)) + "-isca-root.pem"
+	if st, err := os.Stat(output); err == nil && st.Size() > 0 {
+		return root, nil
+	}
+	data, err := os.ReadFile(files.ISCARoot)
+	if err != nil {
+		return "", fmt.Errorf("reading the lab's root: %w", err)
+	}
+	if err := os.WriteFile(root, data, 0o644); err != nil {
+		return "", fmt.Errorf("writing the lab's root beside the measurements: %w", err)
+	}
+	return root, nil
+}
+
+// readCommands are the analyze and report commands that read a lab's
+// measurements with its interception root: without it, the chains would
+// lead to an unknown signer, named only by the issuer's name.
+// Paths are relative to the current folder when under it, unless
+// absolute is set (for another terminal, wherever it is).
+func readCommands(output, root string, absolute bool) []string {
+	show := displayPath
+	if absolute {
+		show = absPath
+	}
+	out, r := show(output), show(root)
+	report := filepath.Join(filepath.Dir(out), "report.html")
+	return []string{
+		shellJoin("kzprobe", "analyze", out, "--interception-roots", r),
+		shellJoin("kzprobe", "report", out, "--interception-roots", r, "-o", report),
+	}
+}
+
+// indentLines indents each line by two spaces and joins them.
+func indentLines(lines []string) string {
+	return "  " + strings.Join(lines, "\n  ")
 }
 
 // labConfig is a run configuration pointing at l: its resolver, its DoH
@@ -195,30 +370,62 @@ func labCommandLine(cfg *Config) string {
 }
 
 // checkLab compares every measured verdict with the scenario's
-// expectation, prints the comparison and fails when one differs.
+// expectation, prints the comparison (fitted to a terminal's width) and
+// fails when one differs.
 func checkLab(path string, sc lab.Scenario, w io.Writer) error {
 	got, err := readVerdicts(path)
 	if err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "\nDOMAIN\tLAB BEHAVIOUR\tEXPECTED\tGOT\t")
+	header := []string{"DOMAIN", "LAB BEHAVIOUR", "EXPECTED", "GOT"}
+	var rows [][]string
 	bad := 0
 	for _, s := range sc.Sites {
 		mark := "✓"
 		if got[s.Domain] != s.Expect {
-			mark = "✗ MISMATCH"
+			mark = "✗ " + dash(got[s.Domain])
 			bad++
 		}
-		fmt.Fprintf(tw, "%s\tdns=%s tls=%s\t%s\t%s\t%s\n", s.Domain, s.DNS, s.TLS, s.Expect, dash(got[s.Domain]), mark)
+		rows = append(rows, []string{s.Domain, labBehaviour(s), s.Expect, mark})
 	}
-	tw.Flush()
-	fmt.Fprintf(w, "\nmeasurements: %s\n", path)
+	widths := naturalWidths(header, rows)
+	if width := terminalWidth(w); width > 0 {
+		// The behaviour is cut first, then the domain.
+		for _, col := range []int{1, 0} {
+			if over := sumWidths(widths) - (width - 1); over > 0 {
+				widths[col] = max(widths[col]-over, min(widths[col], 12))
+			}
+		}
+	}
+	var b strings.Builder
+	b.WriteString("\n" + tableRow(header, widths, nil) + "\n")
+	for _, r := range rows {
+		b.WriteString(tableRow(r, widths, nil) + "\n")
+	}
+	b.WriteString("\nmeasurements: " + displayPath(path) + "\n")
+	io.WriteString(w, b.String())
 	if bad > 0 {
 		return fmt.Errorf("%d of %d lab verdicts differ from the scenario's expectations", bad, len(sc.Sites))
 	}
-	fmt.Fprintf(w, "all %d verdicts match the scenario\n", len(sc.Sites))
+	fmt.Fprintf(w, "all %s match the scenario\n", plural(len(sc.Sites), "verdict"))
 	return nil
+}
+
+// labBehaviour says what the lab does for a site: its DNS behaviour
+// unless truthful, its TLS behaviour unless it passes ("pass" when both
+// are ordinary).
+func labBehaviour(s lab.Site) string {
+	var parts []string
+	if s.DNS != "" && s.DNS != lab.DNSTruthful {
+		parts = append(parts, "dns "+s.DNS)
+	}
+	if s.TLS != "" && s.TLS != lab.Pass {
+		parts = append(parts, "tls "+s.TLS)
+	}
+	if len(parts) == 0 {
+		return lab.Pass
+	}
+	return strings.Join(parts, ", ")
 }
 
 // readVerdicts reads domain -> verdict from a JSONL file of measurements.
