@@ -69,7 +69,7 @@ func (l *Lab) startControlServer() error {
 		// One line per request, as the other servers' in the request log.
 		logger = slog.New(slog.NewTextHandler(logWriter{l.reqLog, "control server "}, &slog.HandlerOptions{
 			ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
-				if len(groups) == 0 && (a.Key == slog.TimeKey || a.Key == slog.LevelKey) {
+				if len(groups) == 0 && (a.Key == slog.TimeKey || a.Key == slog.LevelKey || a.Key == slog.MessageKey) {
 					return slog.Attr{}
 				}
 				return a

@@ -6,7 +6,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/netip"
@@ -14,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -381,3 +384,61 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 
 // isConnReset reports whether err is a TCP reset.
 func isConnReset(err error) bool { return errors.Is(err, syscall.ECONNRESET) }
+
+// syncBuffer is a bytes.Buffer safe for the lab's concurrent servers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestRequestLog: with Config.RequestLog the lab logs a line per DNS
+// query with its answer and per connection with the SNI and what the
+// middlebox did.
+func TestRequestLog(t *testing.T) {
+	var buf syncBuffer
+	sc := Scenario{Sites: []Site{
+		{Domain: "isca.example", TLS: InterceptISCA},
+		{Domain: "bogon.example", DNS: DNSBogon},
+	}}
+	l := startLab(t, Config{Scenario: sc, RequestLog: log.New(&buf, "", 0)})
+	c := &dns.Client{Net: "udp", Timeout: 2 * time.Second}
+	for _, name := range []string{"isca.example", "bogon.example", "missing.example"} {
+		if _, _, err := c.Exchange(query(name, dns.TypeA), l.LocalDNS); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := mustSite(t, l, "isca.example")
+	conn, err := tls.Dial("tcp", netip.AddrPortFrom(s.Addr, uint16(l.Port)).String(), &tls.Config{ServerName: "isca.example", InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	want := []string{
+		"local resolver (UDP) 127.0.0.1:",
+		": A isca.example -> " + s.Addr.String() + "\n",
+		": A bogon.example -> " + BogonAddr + "\n",
+		": A missing.example -> NXDOMAIN\n",
+		fmt.Sprintf("-> %s:%d: sni \"isca.example\": intercept_isca\n", s.Addr, l.Port),
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for _, w := range want {
+		for !strings.Contains(buf.String(), w) && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond) // the TLS line is written when the connection ends
+		}
+		if !strings.Contains(buf.String(), w) {
+			t.Errorf("no %q in the request log:\n%s", w, buf.String())
+		}
+	}
+}

@@ -144,7 +144,7 @@ func runLab(ctx context.Context, a labArgs, stdout, stderr io.Writer) (err error
 	if err := runProbe(ctx, cfg, strings.NewReader(""), stdout, stderr); err != nil {
 		return err
 	}
-	if err := checkLab(cfg.Run.Output, sc, stdout); err != nil {
+	if err := checkLab(cfg.Run.Output, sc, stdout, terminalWidth(stdout)); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "\nRead them again, judged with the lab's root:\n\n%s\n", indentLines(readCommands(cfg.Run.Output, root, false)))
@@ -370,9 +370,9 @@ func labCommandLine(cfg *Config) string {
 }
 
 // checkLab compares every measured verdict with the scenario's
-// expectation, prints the comparison (fitted to a terminal's width) and
-// fails when one differs.
-func checkLab(path string, sc lab.Scenario, w io.Writer) error {
+// expectation, prints the comparison (fitted to width columns; 0 for no
+// limit) and fails when one differs.
+func checkLab(path string, sc lab.Scenario, w io.Writer, width int) error {
 	got, err := readVerdicts(path)
 	if err != nil {
 		return err
@@ -389,7 +389,7 @@ func checkLab(path string, sc lab.Scenario, w io.Writer) error {
 		rows = append(rows, []string{s.Domain, labBehaviour(s), s.Expect, mark})
 	}
 	widths := naturalWidths(header, rows)
-	if width := terminalWidth(w); width > 0 {
+	if width > 0 {
 		// The behaviour is cut first, then the domain.
 		for _, col := range []int{1, 0} {
 			if over := sumWidths(widths) - (width - 1); over > 0 {
