@@ -451,10 +451,14 @@ func (a *Analysis) Result() *Result {
 	s.ChainsJudged, s.CacheHits = misses, hits
 	s.First, s.Last = a.first, a.last
 	s.Intermediates = len(res.Intermediates)
-	s.Networks = len(res.Networks)
 	s.Domains = len(res.Domains)
 	for _, n := range res.Networks {
 		s.Intercepted += n.Intercepted
+		if n.ASN == UnlabelledASN {
+			s.Unlabelled, s.UnlabelledIntercepted = n.Measurements, n.Intercepted
+			continue
+		}
+		s.Networks++
 		if n.Intercepted > 0 {
 			s.InterceptedNetworks++
 		}

@@ -3,6 +3,8 @@ package analysis_test
 import (
 	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -312,5 +314,46 @@ func TestAnalyzeWithoutTestRoots(t *testing.T) {
 		if r.SignerRootSHA1 != chain.SignerUnknown || r.Evidence != chain.EvidenceIssuerName {
 			t.Errorf("%s: signer %s evidence %s; want unknown, issuer_name", r.SHA1, r.SignerRootSHA1, r.Evidence)
 		}
+	}
+}
+
+// TestAnalyzeUnlabelledIsNotANetwork: measurements without an AS number
+// (AS0 / ZZ and no network name, as a run without a GeoIP database or the
+// lab writes them) keep their row in the networks table but are not
+// counted as a network: the summary says how many there were instead.
+func TestAnalyzeUnlabelledIsNotANetwork(t *testing.T) {
+	fx, judge := reportFixture(t)
+	var b bytes.Buffer
+	for _, s := range []analysistest.Sighting{
+		{Inter: 6, Time: "2024-10-01 10:00:00", ASN: "AS0", Domain: "xakep.ru"},
+		{Inter: -1, Time: "2024-10-01 10:01:00", ASN: "", Domain: "regnum.ru"},
+		{Inter: 6, Time: "2024-10-01 10:02:00", ASN: "AS0", Domain: "cont.ws"},
+	} {
+		m, err := fx.PKI.KzprobeMeasurement(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.ProbeASN, m.ProbeCC, m.ProbeNetworkName = s.ASN, "ZZ", ""
+		line, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Write(append(line, '\n'))
+	}
+	if err := os.WriteFile(filepath.Join(fx.Dir, "lab.jsonl"), b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := analysis.New(analysis.Config{Judge: judge})
+	if err := a.ReadPaths([]string{fx.Dir}); err != nil {
+		t.Fatal(err)
+	}
+	res := a.Result()
+	s := res.Summary
+	got := [6]int{s.Networks, s.InterceptedNetworks, s.Unlabelled, s.UnlabelledIntercepted, s.Measurements, s.Intercepted}
+	if want := [6]int{19, 19, 3, 2, 26, 24}; got != want {
+		t.Errorf("networks, intercepted networks, unlabelled, unlabelled intercepted, measurements, intercepted = %v; want %v", got, want)
+	}
+	if n := findNetwork(res, analysis.UnlabelledASN); n.Measurements != 3 || n.Intercepted != 2 || len(res.Networks) != 20 {
+		t.Errorf("unlabelled row %+v among %d rows; want 3 measurements, 2 intercepted, after the 19 networks", n, len(res.Networks))
 	}
 }

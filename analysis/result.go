@@ -43,14 +43,23 @@ type Summary struct {
 	CacheHits    int64 `json:"cache_hits"`
 	// Intercepted counts measurements with at least one chain leading to
 	// the interception PKI.
-	Intercepted         int       `json:"intercepted"`
-	First               time.Time `json:"first,omitzero"`
-	Last                time.Time `json:"last,omitzero"`
-	Intermediates       int       `json:"intermediates"`
-	Networks            int       `json:"networks"`
-	InterceptedNetworks int       `json:"intercepted_networks"`
-	Domains             int       `json:"domains"`
-	InterceptedDomains  int       `json:"intercepted_domains"`
+	Intercepted   int       `json:"intercepted"`
+	First         time.Time `json:"first,omitzero"`
+	Last          time.Time `json:"last,omitzero"`
+	Intermediates int       `json:"intermediates"`
+	// Networks counts the labelled networks (a known AS number) measured
+	// from, InterceptedNetworks those with an intercepted measurement.
+	// Records without an AS number (AS0: a run without a GeoIP database,
+	// the lab) are not a network; Unlabelled counts them.
+	Networks            int `json:"networks"`
+	InterceptedNetworks int `json:"intercepted_networks"`
+	// Unlabelled counts the measurements without an AS number (the
+	// networks table's UnlabelledASN row), UnlabelledIntercepted those of
+	// them intercepted.
+	Unlabelled            int `json:"unlabelled"`
+	UnlabelledIntercepted int `json:"unlabelled_intercepted"`
+	Domains               int `json:"domains"`
+	InterceptedDomains    int `json:"intercepted_domains"`
 	// OutsideWindow counts sightings outside their intermediate's window.
 	OutsideWindow int `json:"outside_window"`
 	Gaps          int `json:"gaps"`
@@ -106,8 +115,13 @@ type DayCount struct {
 	Outside int // outside it
 }
 
+// UnlabelledASN is the ASN of measurements that name no network: the
+// networks table's row for them, which Summary does not count as a network.
+const UnlabelledASN = "AS0"
+
 // NetworkRow is one row of the networks table.
 type NetworkRow struct {
+	// ASN is "AS<number>", or UnlabelledASN for the measurements without one.
 	ASN string `json:"asn"`
 	// Name is the probe_network_name of the latest measurement that had one.
 	Name         string `json:"name"`

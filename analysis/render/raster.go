@@ -40,13 +40,17 @@ func TimelinePNG(w io.Writer, res *analysis.Result, opt TimelineOptions) error {
 	return png.Encode(w, img)
 }
 
+// maxDashes bounds the dashes of one line drawn one by one.
+const maxDashes = 1 << 14
+
 // maxRasterPixels bounds the picture TimelinePNG draws: 64 MB of RGBA.
 const maxRasterPixels = 16 << 20
 
 // rasterSVG draws the subset of SVG that Timeline writes: svg (width and
 // height), g (inherited fill, font-size, font-weight), rect, circle, line,
 // path (M, L and Z, absolute), text and tspan (font-size, font-weight,
-// font-family monospace, text-anchor middle, fill, fill-opacity); title
+// font-family monospace, text-anchor middle or end, fill, fill-opacity),
+// a line's stroke-dasharray; title
 // is skipped. Colours are #rrggbb; rx and strokes other than a line's are
 // left out. Anything else is ignored, and a picture over maxPixels, a
 // number that does not parse or XML that does not are errors.
@@ -127,7 +131,7 @@ type style struct {
 	size    float64
 	bold    bool
 	mono    bool
-	middle  bool // text-anchor="middle"
+	anchor  string // text-anchor: "start" (""), "middle" or "end"
 	opacity float64
 }
 
@@ -162,7 +166,7 @@ func (s style) with(as []xml.Attr) (style, error) {
 		case "font-family":
 			s.mono = a.Value == "monospace"
 		case "text-anchor":
-			s.middle = a.Value == "middle"
+			s.anchor = a.Value
 		}
 	}
 	return s, nil
@@ -268,8 +272,29 @@ func drawElement(img *image.RGBA, t xml.StartElement, st style, text **textBox) 
 		if l == 0 {
 			return nil
 		}
+		dash, err := parseDashes(a)
+		if err != nil {
+			return err
+		}
+		if len(dash) > 0 && dashCount(l, dash) > maxDashes {
+			dash = nil // finer than any picture shows: drawn solid
+		}
 		nx, ny := -dy/l*sw/2, dx/l*sw/2
-		fillPath(img, c, [][2]float64{{v[0] + nx, v[1] + ny}, {v[2] + nx, v[3] + ny}, {v[2] - nx, v[3] - ny}, {v[0] - nx, v[1] - ny}})
+		ux, uy := dx/l, dy/l
+		// Each dash is a segment [from, to] along the line; no dashes is
+		// one segment, the whole line.
+		for pos, i := 0.0, 0; pos < l; i++ {
+			seg := l
+			if len(dash) > 0 {
+				seg = dash[i%len(dash)]
+			}
+			if i%2 == 0 || len(dash) == 0 {
+				end := math.Min(pos+seg, l)
+				ax, ay, bx, by := v[0]+ux*pos, v[1]+uy*pos, v[0]+ux*end, v[1]+uy*end
+				fillPath(img, c, [][2]float64{{ax + nx, ay + ny}, {bx + nx, by + ny}, {bx - nx, by - ny}, {ax - nx, ay - ny}})
+			}
+			pos += seg
+		}
 	case "path":
 		d, _ := a.get("d")
 		pts, err := parsePath(d)
@@ -285,6 +310,37 @@ func drawElement(img *image.RGBA, t xml.StartElement, st style, text **textBox) 
 		*text = &textBox{x: v[0], y: v[1], st: st}
 	}
 	return nil
+}
+
+// parseDashes reads a line's stroke-dasharray: lengths of dash and gap,
+// alternating, each at least 0.5 pixel (an odd list repeats, as in SVG);
+// none or "none" is a solid line.
+func parseDashes(a attrs) ([]float64, error) {
+	v, ok := a.get("stroke-dasharray")
+	if !ok || v == "none" {
+		return nil, nil
+	}
+	var out []float64
+	for _, f := range strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == ',' }) {
+		n, err := strconv.ParseFloat(f, 64)
+		if err != nil || !(n >= 0.5 && n <= 1e4) {
+			return nil, fmt.Errorf("stroke-dasharray %q: want lengths from 0.5 to 10000", v)
+		}
+		out = append(out, n)
+	}
+	if len(out)%2 == 1 {
+		out = append(out, out...)
+	}
+	return out, nil
+}
+
+// dashCount is how many dashes and gaps a line of length l has.
+func dashCount(l float64, dash []float64) float64 {
+	period := 0.0
+	for _, d := range dash {
+		period += d
+	}
+	return l / period * float64(len(dash))
 }
 
 // parsePath reads the absolute M, L and Z commands of one closed shape.
@@ -404,8 +460,11 @@ func (t *textBox) draw(img *image.RGBA, fonts faceCache) {
 		width += font.MeasureString(fonts.face(r.st), r.s)
 	}
 	x := fixed.Int26_6(t.x * 64)
-	if t.st.middle {
+	switch t.st.anchor {
+	case "middle":
 		x -= width / 2
+	case "end":
+		x -= width
 	}
 	for _, r := range t.runs {
 		d := font.Drawer{Dst: img, Src: image.NewUniform(r.st.paint()), Face: fonts.face(r.st), Dot: fixed.Point26_6{X: x, Y: fixed.Int26_6(t.y * 64)}}

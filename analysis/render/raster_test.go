@@ -46,9 +46,11 @@ func num(t *testing.T, s string) float64 {
 
 // TestTimelinePNG rasterizes the report fixture's timeline and checks the
 // pixels where the SVG puts its shapes: the picture has the SVG's size, a
-// white background, the title in dark ink, every validity bar in its blue,
-// every out-of-window day as a red diamond, every in-window day as a dark
-// dot and every gap's band in its pink.
+// white background, the title in dark ink and the subtitle in grey, every
+// validity bar in its blue, every out-of-window mark as a red diamond,
+// every in-window mark as a dark dot, every count above its mark in the
+// mark's colour, every gap's band in its pink, and the last measurement
+// as a dashed grey line.
 func TestTimelinePNG(t *testing.T) {
 	res, _, _ := reportResult(t)
 	var svg, pngData bytes.Buffer
@@ -138,8 +140,58 @@ func TestTimelinePNG(t *testing.T) {
 			}
 		}
 	}
-	if diamonds != 9 || bars != 7 || gaps != 5 || dots == 0 {
-		t.Errorf("checked %d diamonds, %d dots, %d bars, %d gaps; want 9, some, 7 and 5", diamonds, dots, bars, gaps)
+	if diamonds != 8 || bars != 7 || gaps != 5 || dots == 0 {
+		t.Errorf("checked %d diamonds, %d dots, %d bars, %d gaps; want 8, some, 7 and 5", diamonds, dots, bars, gaps)
+	}
+
+	// The subtitle in grey under the title.
+	grey := 0
+	for y := 32; y < 47; y++ {
+		for x := 20; x < 500; x++ {
+			if near(img.At(x, y), [3]float64{0x66, 0x66, 0x66}, 50) {
+				grey++
+			}
+		}
+	}
+	if grey < 200 {
+		t.Errorf("%d grey pixels where the subtitle is; want it drawn", grey)
+	}
+	var counts, lines int
+	for _, e := range els {
+		switch {
+		case e.attrs["class"] == "count":
+			// The count's digits, in the colour of its mark, above it.
+			x, y := num(t, e.attrs["x"]), num(t, e.attrs["y"])
+			ink := 0
+			for yy := y - 8; yy <= y; yy++ {
+				for xx := x - 4; xx <= x+4; xx++ {
+					if near(at(xx, yy), over(e.attrs["fill"], 1), 60) {
+						ink++
+					}
+				}
+			}
+			counts++
+			if ink < 4 {
+				t.Errorf("count %q at %.1f,%.1f: %d pixels of its colour; want the number drawn", e.text, x, y, ink)
+			}
+		case e.name == "line" && e.attrs["class"] == "last":
+			// Dashed: along the line, some pixels are its grey, some not.
+			x, y1, y2 := num(t, e.attrs["x1"]), num(t, e.attrs["y1"]), num(t, e.attrs["y2"])
+			ink, n := 0, 0
+			for y := y1 + 1; y < y2-1; y++ {
+				n++
+				if near(at(x, y), over("#555555", 1), 40) {
+					ink++
+				}
+			}
+			lines++
+			if ink*5 < n || ink*5 > n*4 {
+				t.Errorf("last-measurement line at x=%.1f: %d of %d pixels grey; want a dashed line (20%% to 80%%)", x, ink, n)
+			}
+		}
+	}
+	if counts != 2 || lines != 1 {
+		t.Errorf("checked %d counts and %d last-measurement lines; want 2 and 1", counts, lines)
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -84,6 +86,8 @@ func golden(t *testing.T, name string, got []byte) {
 type svgElement struct {
 	name  string
 	attrs map[string]string
+	// text is the element's text, its descendants' included.
+	text string
 }
 
 // parseXML decodes the whole document with encoding/xml (strict) and
@@ -92,6 +96,7 @@ func parseXML(t *testing.T, doc []byte) []svgElement {
 	t.Helper()
 	dec := xml.NewDecoder(bytes.NewReader(doc))
 	var out []svgElement
+	var open []int // indices in out of the elements not yet closed
 	depth := 0
 	for {
 		tok, err := dec.Token()
@@ -108,9 +113,15 @@ func parseXML(t *testing.T, doc []byte) []svgElement {
 			for _, a := range e.Attr {
 				m[a.Name.Local] = a.Value
 			}
-			out = append(out, svgElement{e.Name.Local, m})
+			open = append(open, len(out))
+			out = append(out, svgElement{name: e.Name.Local, attrs: m})
 		case xml.EndElement:
 			depth--
+			open = open[:len(open)-1]
+		case xml.CharData:
+			for _, i := range open {
+				out[i].text += string(e)
+			}
 		}
 	}
 	if depth != 0 {
@@ -120,8 +131,12 @@ func parseXML(t *testing.T, doc []byte) []svgElement {
 }
 
 // TestTimelineSVG draws the report fixture's timeline: it must be valid
-// XML with one row per intermediate, a window bar each, a mark per day seen
-// (the out-of-window days as warning diamonds) and one shaded band per gap.
+// XML with a title saying what and when, a line saying how much data, one
+// row per intermediate with both ends of its window dated in full, a
+// window bar each, marks that add up to every sighting (the out-of-window
+// ones as warning diamonds), a count on every mark that stands for more
+// than one, one shaded band per gap, a dashed line at the last
+// measurement, and an axis whose ends carry their year.
 func TestTimelineSVG(t *testing.T) {
 	res, _, _ := reportResult(t)
 	var b bytes.Buffer
@@ -133,13 +148,47 @@ func TestTimelineSVG(t *testing.T) {
 		t.Errorf("root %s %v; want <svg width=1200>", els[0].name, els[0].attrs)
 	}
 	count := map[string]int{}
-	var rows []string
-	for _, e := range els {
-		if c := e.attrs["class"]; c != "" {
+	var rows, rowText []string
+	marked := map[string]int{} // sightings the marks stand for, by class
+	counted, wantCounted := 0, 0
+	var axis []string
+	var lastX float64
+	for i, e := range els {
+		c := e.attrs["class"]
+		if c != "" {
 			count[c]++
 		}
-		if e.attrs["class"] == "row" {
+		switch c {
+		case "row":
 			rows = append(rows, e.attrs["data-sha1"])
+			rowText = append(rowText, e.text)
+		case "sighting", "outside":
+			n := int(num(t, e.attrs["data-n"]))
+			marked[c] += n
+			if n > 1 {
+				wantCounted++
+			}
+		case "count":
+			counted++
+			// A count follows its mark (a circle, or the diamond's
+			// path inside its group), and prints its number.
+			prev := els[i-1]
+			if prev.name == "title" {
+				prev = els[i-3]
+			}
+			if e.text != prev.attrs["data-n"] {
+				t.Errorf("count %q after a mark of %s sightings", e.text, prev.attrs["data-n"])
+			}
+		case "last":
+			if e.name == "line" {
+				lastX = num(t, e.attrs["x1"])
+				if e.attrs["stroke-dasharray"] == "" {
+					t.Error("the last-measurement line is not dashed")
+				}
+			}
+		}
+		if c == "tick" {
+			axis = append(axis, e.text)
 		}
 		if e.name == "image" || e.name == "script" || e.name == "use" || e.attrs["href"] != "" {
 			t.Errorf("external or active content: <%s %v>", e.name, e.attrs)
@@ -150,23 +199,57 @@ func TestTimelineSVG(t *testing.T) {
 	for _, r := range res.Intermediates {
 		wantRows = append(wantRows, r.SHA1)
 		for _, d := range r.Days {
-			if d.Inside > 0 {
-				inside++
-			}
-			if d.Outside > 0 {
-				outside++
-			}
+			inside += d.Inside
+			outside += d.Outside
 		}
 	}
 	if diff := cmp.Diff(wantRows, rows); diff != "" {
 		t.Errorf("rows (-want +got):\n%s", diff)
 	}
-	want := map[string]int{"row": 7, "window": 7, "gap": 5, "sighting": inside, "outside": outside}
-	if outside != 9 || inside != 13 {
-		t.Errorf("fixture: %d days with sightings inside, %d outside; want 13 and 9", inside, outside)
+	if len(rowText) > 0 && !strings.Contains(rowText[0], "valid 2021-06-18 → 2021-09-01") {
+		t.Errorf("first row's label %q; want both ends of the window with their year", rowText[0])
 	}
+	if inside != 13 || outside != 10 {
+		t.Errorf("fixture: %d sightings inside, %d outside; want 13 and 10", inside, outside)
+	}
+	if marked["sighting"] != inside || marked["outside"] != outside {
+		t.Errorf("marks stand for %d sightings inside, %d outside; want %d and %d", marked["sighting"], marked["outside"], inside, outside)
+	}
+	if counted != wantCounted || counted < 2 {
+		t.Errorf("%d counts drawn; want one per mark of several sightings (%d), at least the fixture's 2", counted, wantCounted)
+	}
+	want := map[string]int{"title": 1, "subtitle": 1, "row": 7, "window": 7, "gap": 5, "last": 2,
+		"sighting": count["sighting"], "outside": 8, "count": counted, "tick": len(axis)}
 	if diff := cmp.Diff(want, count); diff != "" {
 		t.Errorf("elements by class (-want +got):\n%s", diff)
+	}
+	var title, subtitle string
+	for _, e := range els {
+		switch e.attrs["class"] {
+		case "title":
+			title = e.text
+		case "subtitle":
+			subtitle = e.text
+		}
+	}
+	if !strings.Contains(title, "ISCA") || !strings.Contains(title, "2021-06-20 to 2024-11-20") {
+		t.Errorf("title %q; want what and from when to when", title)
+	}
+	if !strings.Contains(subtitle, "7 intermediates") || !strings.Contains(subtitle, "22 of 23 measurements") || !strings.Contains(subtitle, "19 networks") {
+		t.Errorf("subtitle %q; want how many intermediates, measurements and networks", subtitle)
+	}
+	for _, w := range []struct {
+		i    int
+		want string
+	}{{0, "Jul 2021"}, {len(axis) - 1, "Oct 2024"}} {
+		if len(axis) == 0 || axis[w.i] != w.want {
+			t.Errorf("axis labels %q; want %q at the end", axis, w.want)
+		}
+	}
+	for _, e := range els {
+		if e.attrs["class"] == "window" && num(t, e.attrs["x"]) >= lastX {
+			t.Errorf("a window starts at %s, right of the last measurement's line at %.1f", e.attrs["x"], lastX)
+		}
 	}
 	golden(t, "timeline.svg", b.Bytes())
 }
@@ -251,12 +334,179 @@ func TestReportHTMLSelfContained(t *testing.T) {
 	}
 	for _, want := range []string{"Timeline", "Intermediates", "Validity gaps", "Domains by network", "Networks", "Domains",
 		res.Intermediates[0].SHA1, "542829070264121061358597976201233251364726286334", "STARK INDUSTRIES SOLUTIONS LTD", "xakep.ru",
-		"mitm_isca " + chain.Short(res.Intermediates[6].SHA1)} {
+		`AS9198</span> <span class="nm">JSC Kazakhtelecom</span> <code>` + chain.Short(res.Intermediates[6].SHA1) + "</code>"} {
 		if !strings.Contains(doc, want) {
 			t.Errorf("page lacks %q", want)
 		}
 	}
 	golden(t, "report.html", b.Bytes())
+}
+
+// reportDOM writes the report of res and m and parses it.
+func reportDOM(t *testing.T, res *analysis.Result, m *analysis.Matrix) *html.Node {
+	t.Helper()
+	var b bytes.Buffer
+	if err := render.Report(&b, render.ReportData{Result: res, Matrix: m}); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := html.Parse(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
+
+func attr(n *html.Node, key string) string {
+	for _, a := range n.Attr {
+		if a.Key == key {
+			return a.Val
+		}
+	}
+	return ""
+}
+
+func hasClass(n *html.Node, class string) bool {
+	return slices.Contains(strings.Fields(attr(n, "class")), class)
+}
+
+// walk calls f on every node under n with its ancestors, nearest last.
+func walk(n *html.Node, f func(n *html.Node, up []*html.Node)) {
+	var rec func(n *html.Node, up []*html.Node)
+	rec = func(n *html.Node, up []*html.Node) {
+		f(n, up)
+		up = append(up, n)
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			rec(c, up)
+		}
+	}
+	rec(n, nil)
+}
+
+func textOf(n *html.Node) string {
+	var b strings.Builder
+	walk(n, func(n *html.Node, _ []*html.Node) {
+		if n.Type == html.TextNode {
+			b.WriteString(n.Data)
+		}
+	})
+	return b.String()
+}
+
+var (
+	fullHash = regexp.MustCompile(`[0-9a-f]{40}`)
+	longNum  = regexp.MustCompile(`[0-9]{20,}`)
+	dateTime = regexp.MustCompile(`\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}`)
+)
+
+// TestReportHTMLCells: in the report's tables a fingerprint or serial
+// shows as a short form whose whole value is in its title and in the box
+// that opens on a click (never as a long run of characters the browser
+// breaks anywhere), every date is a <time> (which the style keeps on one
+// line), and every table has its heading, the sightings in the gaps
+// included.
+func TestReportHTMLCells(t *testing.T) {
+	res, m, _ := reportResult(t)
+	doc := reportDOM(t, res, m)
+	inAll := func(up []*html.Node) bool {
+		return slices.ContainsFunc(up, func(a *html.Node) bool { return hasClass(a, "all") })
+	}
+	inTime := func(up []*html.Node) bool {
+		return slices.ContainsFunc(up, func(a *html.Node) bool { return a.Data == "time" })
+	}
+	inCell := func(up []*html.Node) bool {
+		return slices.ContainsFunc(up, func(a *html.Node) bool { return a.Data == "td" })
+	}
+	var shorts, boxes, times, tables int
+	var headings []string
+	lastHeading := ""
+	walk(doc, func(n *html.Node, up []*html.Node) {
+		switch {
+		case n.Type == html.TextNode && inCell(up):
+			if inAll(up) {
+				return
+			}
+			if h := fullHash.FindString(n.Data); h != "" {
+				t.Errorf("a whole fingerprint %s shown in a cell", h)
+			}
+			if l := longNum.FindString(n.Data); l != "" {
+				t.Errorf("a whole serial %s shown in a cell", l)
+			}
+			if d := dateTime.FindString(n.Data); d != "" && !inTime(up) {
+				t.Errorf("date %s in a cell outside <time>", d)
+			}
+		case n.Type == html.ElementNode && n.Data == "details" && hasClass(n, "h"):
+			shorts++
+			sum := n.FirstChild
+			short := strings.TrimSuffix(textOf(sum), "…")
+			full := attr(sum, "title")
+			if sum.Data != "summary" || !strings.HasPrefix(full, short) || len(short) >= len(full) || !strings.HasSuffix(textOf(sum), "…") {
+				t.Errorf("short form %q of %q; want a prefix with an ellipsis and the whole value as the title", textOf(sum), full)
+			}
+			if box := sum.NextSibling; box != nil && hasClass(box, "all") && strings.Contains(textOf(box), full) {
+				boxes++
+			}
+		case n.Type == html.ElementNode && n.Data == "time":
+			times++
+		case n.Type == html.ElementNode && (n.Data == "h2" || n.Data == "h3"):
+			lastHeading = textOf(n)
+		case n.Type == html.ElementNode && n.Data == "table":
+			tables++
+			headings = append(headings, lastHeading)
+			lastHeading = ""
+		}
+	})
+	if shorts < 40 || boxes != shorts || times < 60 {
+		t.Errorf("%d short forms (%d with their box), %d <time>; want every fingerprint and serial short, each with its box, and the dates", shorts, boxes, times)
+	}
+	want := []string{"Intermediates", "Validity gaps", "Sightings inside the gaps", "Domains by network", "Networks", "Domains", "Files", "Warnings"}
+	if diff := cmp.Diff(want, headings); diff != "" {
+		t.Errorf("the heading of each table (-want +got):\n%s", diff)
+	}
+	css := textOf(doc)
+	for _, rule := range []string{"time,.nw{white-space:nowrap}", ".h{display:inline-block;position:relative;white-space:nowrap", "user-select:all"} {
+		if !strings.Contains(css, rule) {
+			t.Errorf("the style lacks %q", rule)
+		}
+	}
+}
+
+// TestReportUnlabelled: measurements without an AS number show as
+// "AS0 (unlabelled)" and are not counted as a network: the card counts
+// the labelled networks and says how many measurements were left out.
+func TestReportUnlabelled(t *testing.T) {
+	res := &analysis.Result{
+		Summary: analysis.Summary{Measurements: 7, Intercepted: 5, Networks: 2, InterceptedNetworks: 2, Unlabelled: 3, UnlabelledIntercepted: 1},
+		Networks: []analysis.NetworkRow{
+			{ASN: "AS0", Measurements: 3, Intercepted: 1},
+			{ASN: "AS9198", Name: "JSC Kazakhtelecom", Measurements: 2, Intercepted: 2},
+			{ASN: "AS21299", Name: "Kar-Tel LLC", Measurements: 2, Intercepted: 2},
+		},
+	}
+	doc := reportDOM(t, res, nil)
+	var card, rows []string
+	walk(doc, func(n *html.Node, up []*html.Node) {
+		if n.Type != html.ElementNode {
+			return
+		}
+		if hasClass(n, "card") && strings.Contains(textOf(n), "networks") {
+			var words []string // each block's text: the number, the label, the note
+			walk(n, func(n *html.Node, _ []*html.Node) {
+				if n.Type == html.TextNode {
+					words = append(words, strings.Fields(n.Data)...)
+				}
+			})
+			card = append(card, strings.Join(words, " "))
+		}
+		if n.Data == "td" && attr(n, "data-label") == "ASN" {
+			rows = append(rows, textOf(n))
+		}
+	})
+	if want := []string{"2 / 2 networks intercepting not counting 3 unlabelled measurement(s)"}; !slices.Equal(card, want) {
+		t.Errorf("network card %q; want %q", card, want)
+	}
+	if want := []string{"AS0 (unlabelled)", "AS9198", "AS21299"}; !slices.Equal(rows, want) {
+		t.Errorf("networks table %q; want %q", rows, want)
+	}
 }
 
 // TestCompareFormats prints the fixture's matrix (OONI records with

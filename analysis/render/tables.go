@@ -107,6 +107,9 @@ func summaryTable(res *analysis.Result) Table {
 	add("intercepted measurements", s.Intercepted)
 	add("intermediates", s.Intermediates)
 	add("networks (intercepted)", fmt.Sprintf("%d (%d)", s.Networks, s.InterceptedNetworks))
+	if s.Unlabelled > 0 {
+		add("measurements without a network (AS0), not counted above", fmt.Sprintf("%d (%d intercepted)", s.Unlabelled, s.UnlabelledIntercepted))
+	}
 	add("domains (intercepted)", fmt.Sprintf("%d (%d)", s.Domains, s.InterceptedDomains))
 	add("sightings outside their intermediate's window", s.OutsideWindow)
 	add("validity gaps (sightings in them)", fmt.Sprintf("%d (%d)", s.Gaps, s.GapSightings))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,7 +31,9 @@ const (
 type TimelineOptions struct {
 	// Width is the picture's width in pixels; zero means 1200.
 	Width int
-	// Title is drawn at the top; empty means the default title.
+	// Title is drawn at the top; empty means the default title, which
+	// says what was measured and from when to when. The line under it
+	// always says what the data is.
 	Title string
 }
 
@@ -38,17 +41,106 @@ type TimelineOptions struct {
 const (
 	tlLeft      = 250 // row labels
 	tlRight     = 30
-	tlTop       = 92 // title, legend, gap numbers
+	tlTop       = 112 // title, subtitle, legend, last measurement, gap numbers
 	tlRowHeight = 40
 	tlBottom    = 48 // axis labels
+	tlMarkGap   = 12 // marks closer than this are drawn as one, with a count
+	colLast     = "#555555"
 )
 
-// Timeline writes res as an SVG picture: one row per intermediate with its
-// validity window as a bar, each day's sightings as a mark (a dark dot
-// inside the window, a red diamond outside it), the validity gaps shaded
-// across all rows and numbered as in the gaps table, and a date axis. The
-// SVG is self-contained (no fonts, images or scripts) and every text is
-// XML-escaped.
+// TimelineTitle is the timeline's default title: what, and from when to
+// when.
+func TimelineTitle(res *analysis.Result) string {
+	t := "TLS interception with Kazakhstan's ISCA root"
+	if s := res.Summary; !s.First.IsZero() {
+		t += ", " + s.First.Format("2006-01-02") + " to " + s.Last.Format("2006-01-02")
+	}
+	return t
+}
+
+// timelineSubtitle says what the data is: how many intermediates, seen in
+// how many measurements, on how many networks and domains, from how many
+// files.
+func timelineSubtitle(res *analysis.Result) string {
+	s := res.Summary
+	where := plural(s.InterceptedNetworks, "network")
+	if s.UnlabelledIntercepted > 0 {
+		where += fmt.Sprintf(" (and %d unlabelled measurement(s))", s.UnlabelledIntercepted)
+	}
+	return fmt.Sprintf("%s of the interception PKI in %d of %s, on %s and %s; from %s",
+		plural(len(res.Intermediates), "intermediate"), s.Intercepted, plural(s.Measurements, "measurement"),
+		where, plural(s.InterceptedDomains, "domain"), plural(s.Files, "file"))
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
+// mark is one mark of a row: the sightings of one or more days close
+// enough to be drawn as one.
+type mark struct {
+	from, to time.Time // the first and last day
+	n        int       // sightings
+	days     int
+}
+
+// marks groups the days with a count (inside or outside the window)
+// whose marks would overlap, from left to right.
+func marks(ds []analysis.DayCount, count func(analysis.DayCount) int, x func(time.Time) float64) []mark {
+	var out []mark
+	var startX float64
+	for _, d := range ds {
+		n := count(d)
+		if n == 0 {
+			continue
+		}
+		xx := x(d.Day.Add(12 * time.Hour))
+		if len(out) > 0 && xx-startX < tlMarkGap {
+			m := &out[len(out)-1]
+			m.to, m.n, m.days = d.Day, m.n+n, m.days+1
+			continue
+		}
+		out = append(out, mark{from: d.Day, to: d.Day, n: n, days: 1})
+		startX = xx
+	}
+	return out
+}
+
+// center is the mark's day: halfway between its first and last.
+func (m mark) center() time.Time { return m.from.Add(m.to.Sub(m.from)/2 + 12*time.Hour) }
+
+// describe is the mark's tooltip.
+func (m mark) describe(where string) string {
+	when := m.from.Format("2006-01-02")
+	if m.days > 1 {
+		when += " – " + m.to.Format("2006-01-02") + fmt.Sprintf(" (%d days)", m.days)
+	}
+	return fmt.Sprintf("%s: %s %s", when, plural(m.n, "sighting"), where)
+}
+
+// countLabel prints a mark's count compactly: 7, 42, 1.2k, 35k.
+func countLabel(n int) string {
+	switch {
+	case n < 1000:
+		return fmt.Sprint(n)
+	case n < 10000:
+		return fmt.Sprintf("%.1fk", float64(n)/1000)
+	}
+	return fmt.Sprintf("%dk", n/1000)
+}
+
+// Timeline writes res as an SVG picture: a title saying what and from when
+// to when, and a line saying how much data; one row per intermediate with
+// its validity window as a bar and its sightings as marks (a dark dot
+// inside the window, a red diamond outside it; the days whose marks would
+// overlap drawn as one, with the count of sightings above it when more
+// than one); the validity gaps shaded across all rows and numbered as in
+// the gaps table; a dashed line at the last measurement; and a date axis
+// whose first and last labels carry the year. The SVG is self-contained
+// (no fonts, images or scripts) and every text is XML-escaped.
 func Timeline(w io.Writer, res *analysis.Result, opt TimelineOptions) error {
 	width := opt.Width
 	if width == 0 {
@@ -56,7 +148,7 @@ func Timeline(w io.Writer, res *analysis.Result, opt TimelineOptions) error {
 	}
 	title := opt.Title
 	if title == "" {
-		title = "Interception intermediates: validity windows and sightings"
+		title = TimelineTitle(res)
 	}
 	rows := res.Intermediates
 	nrows := max(len(rows), 1)
@@ -81,6 +173,9 @@ func Timeline(w io.Writer, res *analysis.Result, opt TimelineOptions) error {
 		extend(r.FirstSeen)
 		extend(r.LastSeen)
 	}
+	if len(rows) > 0 {
+		extend(res.Summary.Last)
+	}
 	if lo.IsZero() {
 		lo = res.Summary.First
 		hi = res.Summary.Last
@@ -103,10 +198,11 @@ func Timeline(w io.Writer, res *analysis.Result, opt TimelineOptions) error {
 	s.printf(`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12" role="img">`+"\n", width, height, width, height)
 	s.printf(`<title>%s</title>`+"\n", esc(title))
 	s.printf(`<rect x="0" y="0" width="%d" height="%d" fill="#ffffff"/>`+"\n", width, height)
-	s.printf(`<text x="%d" y="24" font-size="17" font-weight="bold" fill="%s">%s</text>`+"\n", tlLeft-230, colText, esc(title))
+	s.printf(`<text class="title" x="%d" y="24" font-size="17" font-weight="bold" fill="%s">%s</text>`+"\n", tlLeft-230, colText, esc(title))
+	s.printf(`<text class="subtitle" x="%d" y="44" font-size="12.5" fill="%s">%s</text>`+"\n", tlLeft-230, colMuted, esc(timelineSubtitle(res)))
 
 	// Legend.
-	lx, ly := float64(tlLeft-230), 48.0
+	lx, ly := float64(tlLeft-230), 68.0
 	s.printf(`<g font-size="12" fill="%s">`+"\n", colText)
 	s.printf(`<rect x="%.1f" y="%.1f" width="26" height="10" fill="%s" rx="2"/><text x="%.1f" y="%.1f">validity window</text>`+"\n", lx, ly-9, colWindow, lx+32, ly)
 	lx += 150
@@ -124,6 +220,20 @@ func Timeline(w io.Writer, res *analysis.Result, opt TimelineOptions) error {
 		s.printf(`<text x="%.1f" y="%.1f" font-size="11" font-weight="bold" fill="%s" text-anchor="middle">%d</text>`+"\n", (x0+x1)/2, plotTop-3, colGapText, i+1)
 	}
 
+	// The last measurement: a dashed line across every row, labelled
+	// above the gap numbers.
+	if last := res.Summary.Last; len(rows) > 0 && !last.IsZero() {
+		lxx := x(last)
+		s.printf(`<line class="last" x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="1.5" stroke-dasharray="4 3"/>`+"\n",
+			lxx, plotTop-26, lxx, plotBottom+4, colLast)
+		anchor, tx := "end", lxx-4
+		if lxx-float64(tlLeft) < 220 {
+			anchor, tx = "start", lxx+4
+		}
+		s.printf(`<text class="last" x="%.1f" y="%.1f" font-size="11" fill="%s" text-anchor="%s">last measurement %s</text>`+"\n",
+			tx, plotTop-18, colLast, anchor, esc(last.Format("2006-01-02")))
+	}
+
 	// Axis: a line per year, labelled; months between when there is room.
 	s.printf(`<g font-size="11" fill="%s">`+"\n", colMuted)
 	for _, tk := range ticks(lo, hi, plotW) {
@@ -138,7 +248,7 @@ func Timeline(w io.Writer, res *analysis.Result, opt TimelineOptions) error {
 			if tk.major {
 				weight = "bold"
 			}
-			s.printf(`<text x="%.1f" y="%.1f" text-anchor="middle" font-weight="%s">%s</text>`+"\n", xx, plotBottom+18, weight, esc(tk.label))
+			s.printf(`<text class="tick" x="%.1f" y="%.1f" text-anchor="middle" font-weight="%s">%s</text>`+"\n", xx, plotBottom+18, weight, esc(tk.label))
 		}
 	}
 	s.printf(`<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="%s"/>`+"\n", tlLeft, plotBottom, width-tlRight, plotBottom, colMuted)
@@ -158,22 +268,23 @@ func Timeline(w io.Writer, res *analysis.Result, opt TimelineOptions) error {
 			signer = "signer unknown"
 		}
 		s.printf(`<g class="row" data-sha1="%s">`+"\n", esc(r.SHA1))
-		s.printf(`<text x="%d" y="%.1f" font-family="monospace" font-size="13" fill="%s">%s</text>`+"\n", tlLeft-230, mid-3, colText, esc(chain.Short(r.SHA1)+"…"))
-		s.printf(`<text x="%d" y="%.1f" font-size="10.5" fill="%s">%s · %s→%s</text>`+"\n", tlLeft-230, mid+11, colMuted,
-			esc(signer), esc(r.NotBefore.Format("2006-01-02")), esc(r.NotAfter.Format("01-02")))
+		s.printf(`<text x="%d" y="%.1f" fill="%s"><tspan font-family="monospace" font-size="13">%s</tspan><tspan font-size="10.5" fill="%s"> %s</tspan></text>`+"\n",
+			tlLeft-230, mid-3, colText, esc(chain.Short(r.SHA1)+"…"), colMuted, esc(signer))
+		s.printf(`<text x="%d" y="%.1f" font-size="10.5" fill="%s">valid %s → %s</text>`+"\n", tlLeft-230, mid+11, colMuted,
+			esc(r.NotBefore.Format("2006-01-02")), esc(r.NotAfter.Format("2006-01-02")))
 		x0, x1 := x(r.NotBefore), x(r.NotAfter)
 		s.printf(`<rect class="window" x="%.1f" y="%.1f" width="%.1f" height="12" rx="2" fill="%s" fill-opacity="0.85"><title>%s</title></rect>`+"\n",
 			x0, mid-6, math.Max(x1-x0, 2), colWindow, esc(fmt.Sprintf("%s valid %s – %s", r.SHA1, FormatTime(r.NotBefore), FormatTime(r.NotAfter))))
-		for _, d := range r.Days {
-			cx := x(d.Day.Add(12 * time.Hour))
-			if d.Inside > 0 {
-				s.printf(`<circle class="sighting" cx="%.1f" cy="%.1f" r="%.1f" fill="%s" stroke="#ffffff" stroke-width="1"><title>%s</title></circle>`+"\n",
-					cx, mid, markRadius(d.Inside), colInside, esc(fmt.Sprintf("%s: %d sighting(s) inside the window", d.Day.Format("2006-01-02"), d.Inside)))
-			}
-			if d.Outside > 0 {
-				s.printf(`<g class="outside">%s<title>%s</title></g>`+"\n", diamond(cx, mid, markRadius(d.Outside)+1.5),
-					esc(fmt.Sprintf("%s: %d sighting(s) outside the window", d.Day.Format("2006-01-02"), d.Outside)))
-			}
+		for _, m := range marks(r.Days, func(d analysis.DayCount) int { return d.Inside }, x) {
+			cx, rad := x(m.center()), markRadius(m.n)
+			s.printf(`<circle class="sighting" data-n="%d" cx="%.1f" cy="%.1f" r="%.1f" fill="%s" stroke="#ffffff" stroke-width="1"><title>%s</title></circle>`+"\n",
+				m.n, cx, mid, rad, colInside, esc(m.describe("inside the window")))
+			s.count(m.n, cx, mid-rad-3, colInside)
+		}
+		for _, m := range marks(r.Days, func(d analysis.DayCount) int { return d.Outside }, x) {
+			cx, rad := x(m.center()), markRadius(m.n)+1.5
+			s.printf(`<g class="outside" data-n="%d">%s<title>%s</title></g>`+"\n", m.n, diamond(cx, mid, rad), esc(m.describe("outside the window")))
+			s.count(m.n, cx, mid-rad-3, colOutside)
 		}
 		s.printf("</g>\n")
 	}
@@ -199,6 +310,16 @@ func Timeline(w io.Writer, res *analysis.Result, opt TimelineOptions) error {
 }
 
 func markRadius(n int) float64 { return 4 + math.Min(3, math.Log2(float64(n))) }
+
+// count writes the number of sightings a mark stands for above it, when
+// more than one.
+func (s *svg) count(n int, cx, baseline float64, fill string) {
+	if n < 2 {
+		return
+	}
+	s.printf(`<text class="count" x="%.1f" y="%.1f" font-size="10" font-weight="bold" fill="%s" text-anchor="middle">%s</text>`+"\n",
+		cx, baseline, fill, countLabel(n))
+}
 
 func diamond(cx, cy, r float64) string {
 	return fmt.Sprintf(`<path d="M%.1f %.1fL%.1f %.1fL%.1f %.1fL%.1f %.1fZ" fill="%s" stroke="#ffffff" stroke-width="1"/>`,
@@ -245,6 +366,13 @@ func ticks(lo, hi time.Time, plotW float64) []tick {
 			out = append(out, tick{t: t, label: t.Format("Jan")})
 		}
 	}
+	// The first and last month labels carry their year ("Jul 2021"),
+	// so both ends of the axis say when they are.
+	for _, i := range []int{firstLabelled(out), lastLabelled(out)} {
+		if i >= 0 && !out[i].major {
+			out[i].label += " " + fmt.Sprint(out[i].t.Year())
+		}
+	}
 	if len(out) == 0 || span < 60 {
 		// A short range: label the first day of every month, or weeks.
 		out = out[:0]
@@ -255,6 +383,19 @@ func ticks(lo, hi time.Time, plotW float64) []tick {
 		}
 	}
 	return out
+}
+
+func firstLabelled(ts []tick) int {
+	return slices.IndexFunc(ts, func(t tick) bool { return t.label != "" })
+}
+
+func lastLabelled(ts []tick) int {
+	for i := len(ts) - 1; i >= 0; i-- {
+		if ts[i].label != "" {
+			return i
+		}
+	}
+	return -1
 }
 
 // svg accumulates the document.
