@@ -3,6 +3,8 @@
 # sslsplit on 127.77.0.0/16, the real kzprobe binary, a verdict table, and
 # everything torn down at the end. All the set-up lives in the Go test
 # (e2e/e2e_test.go); this script only installs the packages and runs it.
+# It also installs headless Chromium (chromium-headless-shell), which the
+# report's browser test (analysis/render TestReportInBrowser) renders with.
 #
 # Usage (as root, on Debian or Ubuntu):
 #   scripts/e2e.sh                  install what is missing, run the suite
@@ -41,9 +43,14 @@ missing=()
 for tool in unbound nginx sslsplit openssl; do
   have "$tool" || missing+=("$tool")
 done
+browser=()
+if ! have chromium-headless-shell && ! have chromium; then
+  missing+=(chromium-headless-shell)
+  browser=(chromium-headless-shell)
+fi
 
 if [ ${#missing[@]} -gt 0 ] && [ "$install" = 1 ]; then
-  echo "e2e.sh: installing unbound nginx-light sslsplit openssl (missing: ${missing[*]})"
+  echo "e2e.sh: installing unbound nginx-light sslsplit openssl ${browser[*]} (missing: ${missing[*]})"
   # Debian starts unbound and nginx on install, listening on every
   # interface; a policy-rc.d that exits 101 forbids that. Ours is removed
   # afterwards; an existing one is left alone.
@@ -56,8 +63,8 @@ if [ ${#missing[@]} -gt 0 ] && [ "$install" = 1 ]; then
   export DEBIAN_FRONTEND=noninteractive RUNLEVEL=1
   apt-get update -qq
   # Debian 13 dropped nginx-light; plain nginx is the same server.
-  apt-get install -y -qq --no-install-recommends unbound nginx-light sslsplit openssl ||
-    apt-get install -y -qq --no-install-recommends unbound nginx sslsplit openssl
+  apt-get install -y -qq --no-install-recommends unbound nginx-light sslsplit openssl ${browser[@]+"${browser[@]}"} ||
+    apt-get install -y -qq --no-install-recommends unbound nginx sslsplit openssl ${browser[@]+"${browser[@]}"}
   # On a machine booted with systemd the packages were also enabled for
   # the next boot; the suite runs its own instances, so disable the
   # services this script just installed.

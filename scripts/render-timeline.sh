@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Render a timeline SVG (kzprobe timeline -o timeline.svg) to PNG with
-# headless Chromium (Debian package "chromium"), offline: a local file,
-# a fresh profile, and every background fetch switched off. kzprobe
+# headless Chromium (Debian package "chromium-headless-shell" or
+# "chromium"), offline: a local file, a fresh profile, every background
+# fetch switched off and every host name resolving to nothing. kzprobe
 # writes a PNG itself (kzprobe timeline -o timeline.png); this script shows
 # how a browser draws the SVG, to compare the two.
 #
@@ -16,9 +17,9 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 in=${1:-$here/analysis/render/testdata/timeline.svg}
 out=${2:-${in%.svg}.png}
 
-browser=$(command -v chromium || command -v chromium-browser || true)
+browser=$(command -v chromium-headless-shell || command -v chromium || command -v chromium-browser || true)
 if [[ -z $browser ]]; then
-	echo "render-timeline: chromium not found (apt-get install -y chromium)" >&2
+	echo "render-timeline: chromium not found (apt-get install -y chromium-headless-shell)" >&2
 	exit 2
 fi
 [[ -r $in ]] || { echo "render-timeline: cannot read $in" >&2; exit 2; }
@@ -34,9 +35,10 @@ trap 'rm -rf "$profile"' EXIT
 abs_in=$(cd "$(dirname "$in")" && pwd)/$(basename "$in")
 abs_out=$(cd "$(dirname "$out")" && pwd)/$(basename "$out")
 
-"$browser" --headless --no-sandbox --disable-gpu \
+HOME=$profile "$browser" --headless --no-sandbox --disable-gpu --disable-quic \
 	--disable-background-networking --disable-component-update --disable-sync \
 	--no-first-run --no-default-browser-check --disable-extensions \
+	--host-resolver-rules='MAP * ~NOTFOUND' \
 	--user-data-dir="$profile" \
 	--hide-scrollbars --window-size="$width,$height" \
 	--screenshot="$abs_out" "file://$abs_in" >/dev/null 2>"$profile/chromium.log" || {
