@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -170,14 +171,13 @@ func TestTimelineSVG(t *testing.T) {
 			}
 		case "count":
 			counted++
-			// A count follows its mark (a circle, or the diamond's
-			// path inside its group), and prints its number.
-			prev := els[i-1]
-			if prev.name == "title" {
-				prev = els[i-3]
+			// A count follows its mark and prints its number.
+			j := i - 1
+			for j > 0 && els[j].attrs["data-n"] == "" {
+				j--
 			}
-			if e.text != prev.attrs["data-n"] {
-				t.Errorf("count %q after a mark of %s sightings", e.text, prev.attrs["data-n"])
+			if e.text != els[j].attrs["data-n"] {
+				t.Errorf("count %q after a mark of %s sightings", e.text, els[j].attrs["data-n"])
 			}
 		case "last":
 			if e.name == "line" {
@@ -252,6 +252,88 @@ func TestTimelineSVG(t *testing.T) {
 		}
 	}
 	golden(t, "timeline.svg", b.Bytes())
+}
+
+// TestTimelineDenseMarks: a year of daily sightings on three
+// intermediates, each seen ten days before its window and a month after
+// it, draws marks that add up to every sighting, none overlapping its
+// neighbour and no two counts on one line touching (counts above the dots,
+// below the diamonds), and counts in thousands as "1.2k".
+func TestTimelineDenseMarks(t *testing.T) {
+	res := &analysis.Result{Summary: analysis.Summary{Measurements: 90000, Intercepted: 80000, Networks: 60, InterceptedNetworks: 41, InterceptedDomains: 900, Files: 365,
+		First: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), Last: time.Date(2024, 12, 31, 23, 0, 0, 0, time.UTC)}}
+	total := 0
+	for i := range 3 {
+		nb := time.Date(2024, time.Month(1+4*i), 1, 0, 0, 0, 0, time.UTC)
+		r := analysis.IntermediateRow{SHA1: fmt.Sprintf("%040x", i+1), SignerRootSHA1: "unknown", NotBefore: nb, NotAfter: nb.AddDate(0, 3, 15)}
+		for day := nb.AddDate(0, 0, -10); day.Before(r.NotAfter.AddDate(0, 1, 0)); day = day.AddDate(0, 0, 1) {
+			dc := analysis.DayCount{Day: day}
+			if day.Before(r.NotAfter) && !day.Before(nb) {
+				dc.Inside = 80 + day.Day()*3
+			} else {
+				dc.Outside = 5
+			}
+			total += dc.Inside + dc.Outside
+			r.Days = append(r.Days, dc)
+		}
+		res.Intermediates = append(res.Intermediates, r)
+	}
+	var b bytes.Buffer
+	if err := render.Timeline(&b, res, render.TimelineOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	type drawn struct{ x, r, labelW float64 }
+	rows := map[string]map[string][]drawn{} // row y, kind
+	sum, thousands := 0, 0
+	els := parseXML(t, b.Bytes())
+	for i, e := range els {
+		kind := e.attrs["class"]
+		if kind != "sighting" && kind != "outside" {
+			continue
+		}
+		n := int(num(t, e.attrs["data-n"]))
+		sum += n
+		var d drawn
+		var y string
+		if kind == "sighting" {
+			d.x, d.r, y = num(t, e.attrs["cx"]), num(t, e.attrs["r"]), e.attrs["cy"]
+		} else {
+			f := strings.FieldsFunc(els[i+1].attrs["d"], func(r rune) bool { return r == 'M' || r == 'L' || r == 'Z' || r == ' ' })
+			d.x, d.r, y = num(t, f[0]), num(t, f[3])-num(t, f[1]), f[3]
+		}
+		for _, c := range els[i+1:] {
+			if c.attrs["class"] == "count" {
+				d.labelW = 7 * float64(len(c.text))
+				if strings.HasSuffix(c.text, "k") {
+					thousands++
+				}
+				break
+			}
+			if c.attrs["data-n"] != "" {
+				break
+			}
+		}
+		if rows[y] == nil {
+			rows[y] = map[string][]drawn{}
+		}
+		rows[y][kind] = append(rows[y][kind], d)
+	}
+	if sum != total {
+		t.Errorf("marks stand for %d sightings; want %d", sum, total)
+	}
+	if thousands == 0 {
+		t.Error("no count in thousands; want \"1.2k\" style counts on the merged dots")
+	}
+	for y, kinds := range rows {
+		for kind, ds := range kinds {
+			for i := 1; i < len(ds); i++ {
+				a, c := ds[i-1], ds[i]
+				if gap := c.x - a.x; gap < a.r+c.r || gap < (a.labelW+c.labelW)/2 {
+					t.Errorf("row at y=%s, %s marks at %.1f and %.1f overlap or crowd their counts (%.1f px apart)", y, kind, a.x, c.x, gap)
+				}
+			}
+		}
+	}
 }
 
 // TestTimelineEscapesText: names from the data cannot break the XML.

@@ -87,9 +87,11 @@ type mark struct {
 	days     int
 }
 
-// marks groups the days with a count (inside or outside the window)
-// whose marks would overlap, from left to right.
-func marks(ds []analysis.DayCount, count func(analysis.DayCount) int, x func(time.Time) float64) []mark {
+// marks groups the days with a count (inside or outside the window) into
+// marks that neither overlap nor crowd each other's counts: first the days
+// closer than tlMarkGap pixels, then any two neighbours whose marks (of
+// markRadius plus grow) or count labels would touch, until none do.
+func marks(ds []analysis.DayCount, count func(analysis.DayCount) int, x func(time.Time) float64, grow float64) []mark {
 	var out []mark
 	var startX float64
 	for _, d := range ds {
@@ -99,14 +101,44 @@ func marks(ds []analysis.DayCount, count func(analysis.DayCount) int, x func(tim
 		}
 		xx := x(d.Day.Add(12 * time.Hour))
 		if len(out) > 0 && xx-startX < tlMarkGap {
-			m := &out[len(out)-1]
-			m.to, m.n, m.days = d.Day, m.n+n, m.days+1
+			out[len(out)-1] = out[len(out)-1].merge(mark{from: d.Day, to: d.Day, n: n, days: 1})
 			continue
 		}
 		out = append(out, mark{from: d.Day, to: d.Day, n: n, days: 1})
 		startX = xx
 	}
+	for merged := true; merged; {
+		merged = false
+		for i := 0; i+1 < len(out); i++ {
+			a, b := out[i], out[i+1]
+			if x(b.center())-x(a.center()) < a.room(b, grow) {
+				out[i] = a.merge(b)
+				out = slices.Delete(out, i+1, i+2)
+				merged = true
+			}
+		}
+	}
 	return out
+}
+
+// merge is the mark that stands for m and the later mark o.
+func (m mark) merge(o mark) mark {
+	return mark{from: m.from, to: o.to, n: m.n + o.n, days: m.days + o.days}
+}
+
+// room is how far apart, in pixels, the centres of m and the next mark o
+// must be for neither their marks nor their counts to touch.
+func (m mark) room(o mark, grow float64) float64 {
+	return max(markRadius(m.n)+markRadius(o.n)+2*grow+2, (countWidth(m.n)+countWidth(o.n))/2+4)
+}
+
+// countWidth is about how wide a mark's count is drawn (10 px bold
+// digits), 0 when it has none.
+func countWidth(n int) float64 {
+	if n < 2 {
+		return 0
+	}
+	return 7 * float64(len(countLabel(n)))
 }
 
 // center is the mark's day: halfway between its first and last.
@@ -135,9 +167,9 @@ func countLabel(n int) string {
 // Timeline writes res as an SVG picture: a title saying what and from when
 // to when, and a line saying how much data; one row per intermediate with
 // its validity window as a bar and its sightings as marks (a dark dot
-// inside the window, a red diamond outside it; the days whose marks would
-// overlap drawn as one, with the count of sightings above it when more
-// than one); the validity gaps shaded across all rows and numbered as in
+// inside the window, a red diamond outside it; the days whose marks or
+// counts would overlap drawn as one, with the count of sightings above the
+// dot or below the diamond when more than one); the validity gaps shaded across all rows and numbered as in
 // the gaps table; a dashed line at the last measurement; and a date axis
 // whose first and last labels carry the year. The SVG is self-contained
 // (no fonts, images or scripts) and every text is XML-escaped.
@@ -211,6 +243,8 @@ func Timeline(w io.Writer, res *analysis.Result, opt TimelineOptions) error {
 	s.printf(`%s<text x="%.1f" y="%.1f">sighting outside the window (expired or not yet valid)</text>`+"\n", diamond(lx+5, ly-4, 5.5), lx+16, ly)
 	lx += 355
 	s.printf(`<rect x="%.1f" y="%.1f" width="26" height="12" fill="%s"/><text x="%.1f" y="%.1f">gap: no intermediate valid</text>`+"\n", lx, ly-10, colGap, lx+32, ly)
+	lx += 190
+	s.printf(`<text x="%.1f" y="%.1f"><tspan font-weight="bold" font-size="10">12</tspan> sightings on one mark</text>`+"\n", lx, ly)
 	s.printf("</g>\n")
 
 	// Gaps, shaded across every row, numbered as in the gaps table.
@@ -275,16 +309,18 @@ func Timeline(w io.Writer, res *analysis.Result, opt TimelineOptions) error {
 		x0, x1 := x(r.NotBefore), x(r.NotAfter)
 		s.printf(`<rect class="window" x="%.1f" y="%.1f" width="%.1f" height="12" rx="2" fill="%s" fill-opacity="0.85"><title>%s</title></rect>`+"\n",
 			x0, mid-6, math.Max(x1-x0, 2), colWindow, esc(fmt.Sprintf("%s valid %s – %s", r.SHA1, FormatTime(r.NotBefore), FormatTime(r.NotAfter))))
-		for _, m := range marks(r.Days, func(d analysis.DayCount) int { return d.Inside }, x) {
+		// Counts go above the dots and below the diamonds, so the two
+		// kinds, which meet at the window's ends, never share a line.
+		for _, m := range marks(r.Days, func(d analysis.DayCount) int { return d.Inside }, x, 0) {
 			cx, rad := x(m.center()), markRadius(m.n)
 			s.printf(`<circle class="sighting" data-n="%d" cx="%.1f" cy="%.1f" r="%.1f" fill="%s" stroke="#ffffff" stroke-width="1"><title>%s</title></circle>`+"\n",
 				m.n, cx, mid, rad, colInside, esc(m.describe("inside the window")))
 			s.count(m.n, cx, mid-rad-3, colInside)
 		}
-		for _, m := range marks(r.Days, func(d analysis.DayCount) int { return d.Outside }, x) {
+		for _, m := range marks(r.Days, func(d analysis.DayCount) int { return d.Outside }, x, 1.5) {
 			cx, rad := x(m.center()), markRadius(m.n)+1.5
 			s.printf(`<g class="outside" data-n="%d">%s<title>%s</title></g>`+"\n", m.n, diamond(cx, mid, rad), esc(m.describe("outside the window")))
-			s.count(m.n, cx, mid-rad-3, colOutside)
+			s.count(m.n, cx, mid+rad+9, colOutside)
 		}
 		s.printf("</g>\n")
 	}
