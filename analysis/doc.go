@@ -36,9 +36,11 @@
 //   - Tabulating. An [Analysis] folds records into the report's four tables
 //     ([Result]): intermediates (every CA certificate of a chain that leads
 //     to the interception PKI, with sightings, networks, domains and the
-//     sightings outside its validity window), networks, domains, and
-//     validity gaps (periods no intermediate seen was valid, and the
-//     sightings inside them). A [Comparison] folds kzprobe records into a
+//     sightings outside its validity window), networks (measurements
+//     without an AS number keep a row, [UnlabelledASN], but the summary
+//     does not count them as a network), domains, and validity gaps
+//     (periods no intermediate seen was valid, and the sightings inside
+//     them). A [Comparison] folds kzprobe records into a
 //     domain x network [Matrix] of the latest verdict per cell. Both hold
 //     one entry per distinct intermediate, network, domain, day or cell,
 //     never per measurement, and their results do not depend on the order

@@ -14,7 +14,13 @@
 // formula neutralised. JSON is the analysis result itself. The SVG is
 // written by hand with every text run escaped (encoding/xml's
 // EscapeText), and the HTML page uses html/template with inline CSS and
-// the SVG inline: the page loads nothing from anywhere. The PNG is
+// the SVG inline: the page loads nothing from anywhere. Its tables are
+// built from typed cells (a fingerprint or serial as a short form whose
+// whole value opens in a box, a date as a <time> that never wraps), each
+// cell labelled with its column, so that a table too wide for its
+// container becomes one card per row (CSS container queries): the page
+// never scrolls sideways, which TestReportInBrowser checks in headless
+// Chromium at 1400, 1024 and 390 pixels. The PNG is
 // rasterized in Go (no browser, no cgo) from the SVG itself, with the Go
 // fonts, so the two pictures cannot disagree.
 package render

@@ -158,7 +158,9 @@ func cols(labels ...string) []col {
 
 // Cell builders. Everything from the data goes through html.EscapeString.
 
-func hText(s string) template.HTML { return template.HTML(template.HTMLEscapeString(s)) }
+// hText is text from the data, its control and bidi characters shown as
+// escapes ([Printable]) as in the other formats.
+func hText(s string) template.HTML { return template.HTML(template.HTMLEscapeString(Printable(s))) }
 
 func hNum(n int) template.HTML { return template.HTML(strconv.Itoa(n)) }
 
@@ -223,7 +225,7 @@ func hList(ss []string) template.HTML {
 		if i > 0 {
 			b.WriteByte(' ')
 		}
-		b.WriteString(`<span class="nw">` + template.HTMLEscapeString(s) + `</span>`)
+		b.WriteString(`<span class="nw">` + string(hText(s)) + `</span>`)
 	}
 	return template.HTML(b.String())
 }
@@ -408,10 +410,10 @@ func matrixHTML(m *analysis.Matrix) htmlTable {
 			if v.ASN == analysis.UnlabelledASN && v.Name != "" {
 				label = v.Name
 			}
-			item := `<span class="net" title="` + template.HTMLEscapeString(fmt.Sprintf("%s · %s · %d measurement(s) · %s", v.Label(), FormatTime(c.Time), c.Measurements, c.Source)) +
-				`"><span class="nw">` + template.HTMLEscapeString(label) + `</span>`
+			item := `<span class="net" title="` + string(hText(fmt.Sprintf("%s · %s · %d measurement(s) · %s", v.Label(), FormatTime(c.Time), c.Measurements, c.Source))) +
+				`"><span class="nw">` + string(hText(label)) + `</span>`
 			if v.Name != "" && label != v.Name {
-				item += ` <span class="nm">` + template.HTMLEscapeString(v.Name) + `</span>`
+				item += ` <span class="nm">` + string(hText(v.Name)) + `</span>`
 			}
 			if c.Intermediate != "" {
 				item += ` <code>` + template.HTMLEscapeString(chain.Short(c.Intermediate)) + `</code>`
@@ -433,7 +435,7 @@ func matrixHTML(m *analysis.Matrix) htmlTable {
 		})
 		var b strings.Builder
 		for _, v := range verdicts {
-			fmt.Fprintf(&b, `<div class="vg"><span class="vb %s">%s</span>%s</div>`, verdictClass(v), template.HTMLEscapeString(v), strings.Join(byVerdict[v], " "))
+			fmt.Fprintf(&b, `<div class="vg"><span class="vb %s">%s</span>%s</div>`, verdictClass(v), hText(v), strings.Join(byVerdict[v], " "))
 		}
 		t.Rows = append(t.Rows, []template.HTML{
 			hText(d) + template.HTML(fmt.Sprintf(`<small class="sub">%d of %d networks</small>`, measured, len(m.Networks))), template.HTML(b.String()),

@@ -554,14 +554,15 @@ func TestReportHTMLCells(t *testing.T) {
 
 // TestReportUnlabelled: measurements without an AS number show as
 // "AS0 (unlabelled)" and are not counted as a network: the card counts
-// the labelled networks and says how many measurements were left out.
+// the labelled networks and says how many measurements were left out. A
+// network name's bidi override is shown escaped, as in the text formats.
 func TestReportUnlabelled(t *testing.T) {
 	res := &analysis.Result{
 		Summary: analysis.Summary{Measurements: 7, Intercepted: 5, Networks: 2, InterceptedNetworks: 2, Unlabelled: 3, UnlabelledIntercepted: 1},
 		Networks: []analysis.NetworkRow{
 			{ASN: "AS0", Measurements: 3, Intercepted: 1},
 			{ASN: "AS9198", Name: "JSC Kazakhtelecom", Measurements: 2, Intercepted: 2},
-			{ASN: "AS21299", Name: "Kar-Tel LLC", Measurements: 2, Intercepted: 2},
+			{ASN: "AS21299", Name: "Kar-Tel\u202eCLL", Measurements: 2, Intercepted: 2},
 		},
 	}
 	doc := reportDOM(t, res, nil)
@@ -588,6 +589,10 @@ func TestReportUnlabelled(t *testing.T) {
 	}
 	if want := []string{"AS0 (unlabelled)", "AS9198", "AS21299"}; !slices.Equal(rows, want) {
 		t.Errorf("networks table %q; want %q", rows, want)
+	}
+	// A name that would reorder the text around it shows its escape.
+	if page := textOf(doc); strings.Contains(page, "\u202e") || !strings.Contains(page, `Kar-Tel\u202eCLL`) {
+		t.Error("the bidi override in a network name reached the page raw")
 	}
 }
 
