@@ -317,6 +317,9 @@ func networksHTML(res *analysis.Result) htmlTable {
 		name := hText(n.Name)
 		if n.ASN == analysis.UnlabelledASN {
 			name = "measurements without an AS number, not counted as a network"
+			if n.Name != "" {
+				name += " (named " + hText(strconv.Quote(n.Name)) + ")"
+			}
 		}
 		t.Rows = append(t.Rows, []template.HTML{
 			hText(networkLabel(n.ASN)), name, hNum(n.Measurements), hNum(n.Intercepted), hTime(n.FirstSeen), hTime(n.LastSeen),

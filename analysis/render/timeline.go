@@ -65,7 +65,7 @@ func timelineSubtitle(res *analysis.Result) string {
 	s := res.Summary
 	where := plural(s.InterceptedNetworks, "network")
 	if s.UnlabelledIntercepted > 0 {
-		where += fmt.Sprintf(" (and %d unlabelled measurement(s))", s.UnlabelledIntercepted)
+		where += fmt.Sprintf(" (plus %s without one)", plural(s.UnlabelledIntercepted, "measurement"))
 	}
 	return fmt.Sprintf("%s of the interception PKI in %d of %s, on %s and %s; from %s",
 		plural(len(res.Intermediates), "intermediate"), s.Intercepted, plural(s.Measurements, "measurement"),
@@ -243,7 +243,7 @@ func Timeline(w io.Writer, res *analysis.Result, opt TimelineOptions) error {
 	s.printf(`%s<text x="%.1f" y="%.1f">sighting outside the window (expired or not yet valid)</text>`+"\n", diamond(lx+5, ly-4, 5.5), lx+16, ly)
 	lx += 355
 	s.printf(`<rect x="%.1f" y="%.1f" width="26" height="12" fill="%s"/><text x="%.1f" y="%.1f">gap: no intermediate valid</text>`+"\n", lx, ly-10, colGap, lx+32, ly)
-	lx += 190
+	lx += 235 // room for the text in a browser's wider sans-serif too
 	s.printf(`<text x="%.1f" y="%.1f"><tspan font-weight="bold" font-size="10">12</tspan> sightings on one mark</text>`+"\n", lx, ly)
 	s.printf("</g>\n")
 
