@@ -17,6 +17,8 @@ func FuzzRasterSVG(f *testing.F) {
 		`<rect/>`,
 		`<svg width="10" height="10"><path d="M1 1L2"/></svg>`,
 		`<svg width="10" height="10"><circle r="1e308"/><rect fill="red"/></svg>`,
+		`<svg width="40" height="40"><line x1="5" y1="0" x2="5" y2="40" stroke="#555555" stroke-width="1.5" stroke-dasharray="4 3"/>` +
+			`<line x1="0" y1="0" x2="999999" y2="0" stroke="#555555" stroke-dasharray="0.5"/><text x="30" y="20" text-anchor="end">x</text></svg>`,
 	} {
 		f.Add([]byte(seed))
 	}
