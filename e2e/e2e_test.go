@@ -132,23 +132,42 @@ type measurement struct {
 				Format string `json:"format"`
 			} `json:"peer_certificates"`
 		} `json:"tls_handshakes"`
-		Interception *struct {
-			Evidence      string `json:"evidence"`
-			RootSHA1      string `json:"root_sha1"`
-			RootName      string `json:"root_name"`
-			Intermediates []struct {
-				SHA1               string `json:"sha1"`
-				SHA256             string `json:"sha256"`
-				Serial             string `json:"serial"`
-				NotBefore          string `json:"not_before"`
-				NotAfter           string `json:"not_after"`
-				ValidAtMeasurement bool   `json:"valid_at_measurement"`
-				SignerRootSHA1     string `json:"signer_root_sha1"`
-			} `json:"intermediates"`
-			BrowserError        bool     `json:"browser_error_even_with_root_installed"`
-			BrowserErrorReasons []string `json:"browser_error_reasons"`
-		} `json:"interception"`
+		// Chains are the judgements of tls_handshakes; InterceptionChain
+		// names the one holding the strongest finding (format 0.2.0: the
+		// finding is written once, in its chain).
+		Chains []*struct {
+			Interception *interception `json:"interception"`
+		} `json:"chains"`
+		InterceptionChain *int `json:"interception_chain"`
 	} `json:"test_keys"`
+}
+
+// interception is a chain's interception finding as the record writes it.
+type interception struct {
+	Evidence      string `json:"evidence"`
+	RootSHA1      string `json:"root_sha1"`
+	RootName      string `json:"root_name"`
+	Intermediates []struct {
+		SHA1               string `json:"sha1"`
+		SHA256             string `json:"sha256"`
+		Serial             string `json:"serial"`
+		NotBefore          string `json:"not_before"`
+		NotAfter           string `json:"not_after"`
+		ValidAtMeasurement bool   `json:"valid_at_measurement"`
+		SignerRootSHA1     string `json:"signer_root_sha1"`
+	} `json:"intermediates"`
+	BrowserError        bool     `json:"browser_error_even_with_root_installed"`
+	BrowserErrorReasons []string `json:"browser_error_reasons"`
+}
+
+// Interception is the record's strongest interception finding: the one in
+// the chain interception_chain names, nil when it names none.
+func (m measurement) Interception() *interception {
+	i := m.TestKeys.InterceptionChain
+	if i == nil || *i < 0 || *i >= len(m.TestKeys.Chains) || m.TestKeys.Chains[*i] == nil {
+		return nil
+	}
+	return m.TestKeys.Chains[*i].Interception
 }
 
 // tools are the third-party programs the suite runs.
@@ -578,7 +597,7 @@ func printTable(t *testing.T, got map[string]measurement, want map[string]expect
 			mark = "WRONG"
 		}
 		root, inter := "-", "-"
-		if i := m.TestKeys.Interception; i != nil {
+		if i := m.Interception(); i != nil {
 			root = i.RootSHA1
 			if len(i.Intermediates) > 0 {
 				inter = i.Intermediates[0].SHA1
@@ -642,7 +661,7 @@ func checkMeasurement(ctx context.Context, t *testing.T, m measurement, w expect
 		}
 	}
 
-	got := tk.Interception
+	got := m.Interception()
 	switch {
 	case w.Interception == nil && got != nil:
 		t.Errorf("interception: got %+v; want null", *got)
