@@ -32,6 +32,10 @@ type Decision struct {
 	// (failures, the interception root, what the control server saw). It
 	// is what the record keeps as verdict_reason.
 	Reason string
+	// Local is the rule's VerdictRule.Local: the verdict is the probe's
+	// own failure (no control resolver answered, its guard refused, it ran
+	// out of file descriptors), not the network's.
+	Local bool
 }
 
 // Decide runs the verdict rules ([VerdictRules]) over m in order and
@@ -97,7 +101,7 @@ func Decide(m *measurement.Measurement) Decision {
 	for i := range verdictRules {
 		r := &verdictRules[i]
 		if r.match(f) {
-			return Decision{Code: r.Code, Verdict: r.Verdict, Reason: r.reason(f)}
+			return Decision{Code: r.Code, Verdict: r.Verdict, Reason: r.reason(f), Local: r.Local}
 		}
 	}
 	panic("probe: no verdict rule matched; the last rule must match everything")

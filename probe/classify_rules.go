@@ -15,8 +15,16 @@ type ReasonCode string
 // The reason codes, one per rule of [VerdictRules], in the order the rules
 // are tried.
 const (
+	// CodeProbeFault: the probe's own failure decided (it ran out of file
+	// descriptors, or its guard refused the local resolver), not the
+	// network (error).
+	CodeProbeFault ReasonCode = "probe_fault"
+	// CodeControlUnanswered: no control resolver answered (unreachable,
+	// refused, timeout, TLS failure, the guard), so nothing can be checked
+	// (error).
+	CodeControlUnanswered ReasonCode = "control_unanswered"
 	// CodeNameDown: the local resolver gave no address and the control
-	// fails the same way (down).
+	// answered without one too (down).
 	CodeNameDown ReasonCode = "name_down"
 	// CodeLocalNoAddress: the local resolver gave no address while the
 	// control answered (dns_tampering).
@@ -80,6 +88,9 @@ type VerdictRule struct {
 	Verdict measurement.Verdict
 	// When says when the rule matches, given that no earlier rule did.
 	When string
+	// Local is set when the verdict is the probe's own failure, not the
+	// network's: a run counts such targets and exits non-zero.
+	Local bool
 	// match reports whether the rule matches; reason says why, in a few
 	// words, for verdict_reason.
 	match  func(*facts) bool
@@ -91,15 +102,36 @@ type VerdictRule struct {
 // with a rule that matches whatever reached it, and the last matches
 // everything. It is never modified; VerdictRules hands out copies.
 var verdictRules = []VerdictRule{
+	// The probe's own failures, whatever the network did.
+	{
+		Code: CodeProbeFault, Verdict: measurement.VerdictError, Local: true,
+		When: "the probe's own failure, not the network's: it ran out of file descriptors at a DNS query or a TCP connect, or its guard refused the local resolver (--allow-net)",
+		match: func(f *facts) bool {
+			fl, _ := probeFault(f.tk)
+			return fl != ""
+		},
+		reason: probeFaultReason,
+	},
+	{
+		Code: CodeControlUnanswered, Verdict: measurement.VerdictError, Local: true,
+		When: "no control resolver answered (unreachable, refused, timeout, TLS failure, --allow-net), so the local answers cannot be checked: the probe's own failure, unless a local answer is a bogon",
+		match: func(f *facts) bool {
+			none, _ := controlUnanswered(f.tk)
+			return none && f.status != measurement.Inconsistent
+		},
+		reason: controlUnansweredReason,
+	},
 	// DNS: the local resolver gave no address.
 	{
 		Code: CodeNameDown, Verdict: measurement.VerdictDown,
-		When: "the local resolver gave no address, and the control fails the same way (or DNS is consistent)",
+		When: "the local resolver gave no address, and the control answered without one too (NXDOMAIN, SERVFAIL, no record)",
 		match: func(f *facts) bool {
-			return !f.hasLocal && (f.status == measurement.Consistent ||
-				(!f.hasControl && f.localFailure() != "" && f.localFailure() == f.controlFailure()))
+			return !f.hasLocal && (f.status == measurement.Consistent || (!f.hasControl && controlAnswered(f.tk)))
 		},
 		reason: func(f *facts) string {
+			if lf, cf := f.localFailure(), f.controlFailure(); cf != "" && cf != lf {
+				return "the name fails from the control resolver too (control " + cf + ", local " + orNone(lf) + ")"
+			}
 			return "the name fails from the control resolver too (" + orNone(f.localFailure()) + ")"
 		},
 	},
@@ -128,7 +160,7 @@ var verdictRules = []VerdictRule{
 	},
 	// TCP: no connect succeeded.
 	{
-		Code: CodeOutsideAllowNet, Verdict: measurement.VerdictError,
+		Code: CodeOutsideAllowNet, Verdict: measurement.VerdictError, Local: true,
 		When:  "no TCP connect succeeded, because the probe's own guard refused every address (--allow-net)",
 		match: func(f *facts) bool { return !f.connected && f.tcpFailure() == failure.BlockedByAllowNet },
 		reason: func(f *facts) string {

@@ -52,8 +52,11 @@ func CheckConsistency(local, control []measurement.DNSQuery) *measurement.DNSCon
 //
 //  1. a local address in Bogons (and not in Exempt): Inconsistent, bogon;
 //  2. neither side has an address: Consistent, same_failure, when both
-//     failed the same way (both NXDOMAIN, both no answer, ...), so the
-//     verdict can say the name is down everywhere; else Unknown, both_failed;
+//     resolvers answered and failed the same way (both NXDOMAIN, both no
+//     answer, ...), so the verdict can say the name is down everywhere;
+//     else Unknown, both_failed. Two transport failures are no answer:
+//     with no network at all both sides fail with network_unreachable,
+//     which says nothing about the name;
 //  3. only the control has addresses: Inconsistent, local_nxdomain or
 //     local_no_answer when the local resolver denied the name, else
 //     Unknown, local_failed (a timeout or SERVFAIL is not evidence of a
@@ -75,12 +78,13 @@ func (o ConsistencyOptions) Check(local, control []measurement.DNSQuery) *measur
 			c.Bogons = append(c.Bogons, a.String())
 		}
 	}
-	lf, cf := sideFailure(local), sideFailure(control)
+	lf, lAnswered := sideFailure(local)
+	cf, cAnswered := sideFailure(control)
 	switch {
 	case len(c.Bogons) > 0:
 		return decide(c, measurement.Inconsistent, measurement.ReasonBogon)
 	case len(la) == 0 && len(ca) == 0:
-		if lf != "" && lf == cf {
+		if lf != "" && lf == cf && lAnswered && cAnswered {
 			return decide(c, measurement.Consistent, measurement.ReasonSameFailure)
 		}
 		return decide(c, measurement.Unknown, measurement.ReasonBothFailed)
@@ -124,24 +128,26 @@ func decide(c *measurement.DNSConsistency, status measurement.ConsistencyStatus,
 // sideFailure summarises the queries of one side that produced no
 // address: NXDOMAIN when any query says so (a statement about the name,
 // stronger than a lost packet), else the first failure, else
-// dns_no_answer. It returns "" when no queries were made.
-func sideFailure(queries []measurement.DNSQuery) string {
-	first := ""
+// dns_no_answer. It returns "" when no queries were made. answered says
+// whether the failure came with a response from the resolver (see
+// responded), rather than from the transport (a timeout, a refused port,
+// no route).
+func sideFailure(queries []measurement.DNSQuery) (f string, answered bool) {
 	for _, q := range queries {
 		if q.Failure == nil {
 			continue
 		}
 		if *q.Failure == failure.DNSNXDOMAIN {
-			return failure.DNSNXDOMAIN
+			return failure.DNSNXDOMAIN, true
 		}
-		if first == "" {
-			first = *q.Failure
+		if f == "" {
+			f, answered = *q.Failure, responded(&q)
 		}
 	}
-	if first == "" && len(queries) > 0 {
-		return failure.DNSNoAnswer
+	if f == "" && len(queries) > 0 {
+		return failure.DNSNoAnswer, true
 	}
-	return first
+	return f, answered
 }
 
 func sharesFamily(a, b []netip.Addr) bool {

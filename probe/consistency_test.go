@@ -67,6 +67,16 @@ func TestConsistency(t *testing.T) {
 		{"same failure nxdomain", ConsistencyOptions{}, nx, nx, measurement.Consistent, measurement.ReasonSameFailure, nil},
 		{"same failure no answer", ConsistencyOptions{}, both(answered("A"), answered("AAAA")), both(answered("A"), answered("AAAA")), measurement.Consistent, measurement.ReasonSameFailure, nil},
 		{"both failed differently", ConsistencyOptions{}, nx, timeout, measurement.Unknown, measurement.ReasonBothFailed, nil},
+		{"same failure servfail", ConsistencyOptions{}, both(failed("A", failure.DNSServfail), failed("AAAA", failure.DNSServfail)),
+			both(failed("A", failure.DNSServfail), failed("AAAA", failure.DNSServfail)), measurement.Consistent, measurement.ReasonSameFailure, nil},
+		// Two transport failures are no answer about the name: with no
+		// network at all, both sides fail alike and that said consistent,
+		// same_failure.
+		{"both time out", ConsistencyOptions{}, timeout, timeout, measurement.Unknown, measurement.ReasonBothFailed, nil},
+		{"no network at all", ConsistencyOptions{}, both(failed("A", failure.NetworkUnreachable), failed("AAAA", failure.NetworkUnreachable)),
+			both(failed("A", failure.NetworkUnreachable), failed("AAAA", failure.NetworkUnreachable)), measurement.Unknown, measurement.ReasonBothFailed, nil},
+		{"both refused", ConsistencyOptions{}, both(failed("A", failure.ConnectionRefused), failed("AAAA", failure.ConnectionRefused)),
+			both(failed("A", failure.ConnectionRefused), failed("AAAA", failure.ConnectionRefused)), measurement.Unknown, measurement.ReasonBothFailed, nil},
 		{"control failed", ConsistencyOptions{}, public, timeout, measurement.Unknown, measurement.ReasonControlFailed, nil},
 		{"control nxdomain, local answers", ConsistencyOptions{}, public, nx, measurement.Unknown, measurement.ReasonControlFailed, nil},
 		{"families differ", ConsistencyOptions{}, both(answered("A", "93.184.215.14"), answered("AAAA")), both(failed("A", failure.GenericTimeout), answered("AAAA", "2606:2800:21f:cb07:6820:80da:af6b:8b2c")), measurement.Unknown, measurement.ReasonFamiliesDiffer, nil},

@@ -51,13 +51,26 @@ const (
 	DNSServerMisbehaving = "dns_server_misbehaving"
 	DNSBogon             = "dns_bogon_error"
 	BlockedByAllowNet    = "blocked_by_allow_net"
-	UnknownPrefix        = "unknown_failure: "
+	// TooManyOpenFiles is kzprobe's own (OONI has none): the process ran
+	// out of file descriptors (EMFILE, ENFILE) before a socket was
+	// opened. Like BlockedByAllowNet it is the probe's failure, not the
+	// network's ([IsLocal]).
+	TooManyOpenFiles = "too_many_open_files"
+	UnknownPrefix    = "unknown_failure: "
 	// SSLAlertPrefix starts the name of a TLS alert received from the peer,
 	// e.g. "ssl_alert_unrecognized_name". OONI once read that alert as
 	// blocking (https://github.com/ooni/probe/issues/2300); kzprobe keeps
 	// the alert's name so it never has to guess.
 	SSLAlertPrefix = "ssl_alert_"
 )
+
+// IsLocal reports whether failure f is the probe's own, not the network's:
+// its guard refused the destination (BlockedByAllowNet) or the process ran
+// out of file descriptors (TooManyOpenFiles). A measurement with such a
+// failure says nothing about the network at that step.
+func IsLocal(f string) bool {
+	return f == BlockedByAllowNet || f == TooManyOpenFiles
+}
 
 // Error is an error already mapped to the vocabulary. It keeps the operation
 // that failed and the underlying error (ooni netxlite/errwrapper.go).
@@ -182,6 +195,9 @@ func Classify(err error) string {
 		return EOF
 	}
 	switch {
+	case errors.Is(err, syscall.EMFILE), errors.Is(err, syscall.ENFILE):
+		// Reproduce: lower RLIMIT_NOFILE to what is open, then dial.
+		return TooManyOpenFiles
 	case errors.Is(err, syscall.ECONNREFUSED):
 		// Reproduce: listen on a loopback port, close it, dial it.
 		return ConnectionRefused

@@ -72,6 +72,8 @@ func TestFailureClassifyTable(t *testing.T) {
 		{"aborted", opErr("read", syscall.ECONNABORTED), failure.ConnectionAborted},
 		{"host unreachable", opErr("dial", syscall.EHOSTUNREACH), failure.HostUnreachable},
 		{"network unreachable", opErr("dial", syscall.ENETUNREACH), failure.NetworkUnreachable},
+		{"too many open files", &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("socket", syscall.EMFILE)}, failure.TooManyOpenFiles},
+		{"file table full", opErr("dial", syscall.ENFILE), failure.TooManyOpenFiles},
 
 		// Last resort: libraries that flatten errors into strings.
 		{"text reset", errors.New("read tcp 1.2.3.4:5: connection reset by peer"), failure.ConnectionReset},
@@ -214,6 +216,21 @@ func TestFailureRealTLSErrors(t *testing.T) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// TestIsLocal names the failures that are the probe's own: the guard's
+// refusal and running out of file descriptors, not what the network did.
+func TestIsLocal(t *testing.T) {
+	t.Parallel()
+	for f, want := range map[string]bool{
+		failure.BlockedByAllowNet: true, failure.TooManyOpenFiles: true,
+		failure.NetworkUnreachable: false, failure.ConnectionRefused: false, failure.GenericTimeout: false,
+		failure.DNSNXDOMAIN: false, failure.SSLUnknownAuthority: false, failure.UnknownPrefix + "x": false, "": false,
+	} {
+		if got := failure.IsLocal(f); got != want {
+			t.Errorf("IsLocal(%q) = %v; want %v", f, got, want)
 		}
 	}
 }
