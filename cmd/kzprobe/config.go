@@ -9,6 +9,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"kzprobe/dnsx"
+	"kzprobe/measurement"
 	"kzprobe/probe"
 	"kzprobe/probe/guard"
 )
@@ -135,6 +137,9 @@ type RunConfig struct {
 	Wide bool `mapstructure:"wide"`
 	// NoColor turns colours off (so does the NO_COLOR variable).
 	NoColor bool `mapstructure:"no_color"`
+	// FailOn are verdicts that make the run exit 3 when any target gets
+	// one (for cron and scripts).
+	FailOn []measurement.Verdict `mapstructure:"fail_on"`
 	// Resume is set by --resume: Output already holds measurements of this
 	// run, whose targets are skipped. Not a configuration key.
 	Resume bool `mapstructure:"-"`
@@ -238,6 +243,7 @@ var settings = []setting{
 	{"run.verbose", false, "verbose", "v", "also print each step of each target (DNS, connect, handshake, judgement) on stderr"},
 	{"run.wide", false, "wide", "", "show the verdict table whole, full hashes included, however wide the terminal"},
 	{"run.no_color", false, "no-color", "", "no colours (also with NO_COLOR set, and always on a pipe)"},
+	{"run.fail_on", []string{}, "fail-on", "", "exit with code 3 when any target gets one of these `verdicts`, e.g. mitm_isca,mitm_other (for cron and scripts)"},
 
 	{"network.allow", []string{}, "allow-net", "", "only contact these `CIDRs` (e.g. 127.0.0.0/8); anything else fails as blocked_by_allow_net"},
 	{"network.bind", "", "bind", "", "local source `IP` of every connection and query"},
@@ -586,6 +592,11 @@ func (c *Config) validate() error {
 	if c.Run.SyncInterval < 0 {
 		bad("run.sync_interval", "must not be negative")
 	}
+	for _, v := range c.Run.FailOn {
+		if !slices.Contains(measurement.Verdicts(), v) {
+			bad("run.fail_on", "%q is not a verdict; want some of %s", v, verdictList())
+		}
+	}
 	if _, err := guard.Parse(c.Network.Allow...); err != nil {
 		bad("network.allow", "%v", err)
 	}
@@ -606,6 +617,15 @@ func (c *Config) validate() error {
 		bad("vantage.cc", "must be a two-letter upper-case country code such as KZ, got %q", c.Vantage.CC)
 	}
 	return errors.Join(errs...)
+}
+
+// verdictList is every verdict, comma-separated.
+func verdictList() string {
+	var vs []string
+	for _, v := range measurement.Verdicts() {
+		vs = append(vs, string(v))
+	}
+	return strings.Join(vs, ",")
 }
 
 // checkControlURL accepts https://IP[:port]/path, tls://IP[:port] and

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"kzprobe/measurement"
+	"kzprobe/probe"
 	"kzprobe/probe/chain"
 )
 
@@ -32,6 +33,9 @@ type console struct {
 	verbose bool
 	layout  tableLayout // of out: its width, colours, --wide
 	summary *summary
+	// unanswered is set once a target's control resolver answered nothing
+	// and the warning is printed: it is printed once.
+	unanswered bool
 
 	prog     *progress
 	progOn   bool // err is a terminal and not -q: the progress line is drawn
@@ -59,7 +63,7 @@ func newConsole(out, err io.Writer, cfg *Config, start time.Time) *console {
 		err:      err,
 		quiet:    cfg.Run.Quiet,
 		verbose:  cfg.Run.Verbose,
-		summary:  newSummary(),
+		summary:  newSummary(cfg.Run.FailOn...),
 		prog:     newProgressState(start),
 		now:      time.Now,
 		errWidth: func() int { return terminalWidth(err) },
@@ -154,8 +158,14 @@ func (c *console) print(w io.Writer, text string) {
 func (c *console) result(m *measurement.Measurement) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.summary.add(m)
+	d := c.summary.add(m)
 	c.prog.done = c.summary.total
+	if d.Code == probe.CodeControlUnanswered && !c.unanswered {
+		c.unanswered = true
+		_, f, tried := probe.ControlUnanswered(&m.TestKeys)
+		c.print(c.err, fmt.Sprintf("kzprobe: warning: no control resolver answered: are you online? (%s from %s); every target gets the verdict error while none answers\n",
+			f, strings.Join(tried, ", ")))
+	}
 	if c.verbose {
 		var b strings.Builder
 		for _, s := range stepLog(m) {

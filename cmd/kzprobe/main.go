@@ -13,11 +13,14 @@ import (
 	"os"
 )
 
-// Exit codes.
+// Exit codes, one scheme for every command (exitCodesHelp says it to
+// the user).
 const (
-	exitOK          = 0
-	exitFailure     = 1 // a run that could not complete (I/O, interrupted)
-	exitUsage       = 2 // bad flags, bad configuration, not implemented
+	exitOK      = 0
+	exitFailure = 1 // a runtime failure: I/O, nothing read, a target that failed for a local reason
+	exitUsage   = 2 // a usage or configuration error: bad flags, arguments, values or files given
+	exitFailOn  = 3 // kzprobe run --fail-on: a target got one of the verdicts named
+	// exitInterrupted is 128+SIGINT: Ctrl-C or SIGTERM stopped a run.
 	exitInterrupted = 130
 )
 

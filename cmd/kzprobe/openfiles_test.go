@@ -6,10 +6,11 @@ import (
 	"testing"
 )
 
-// TestOpenFilesWarning checks the warning against this process's real
-// open-file limit: none for a parallelism that fits, one that names the
-// limit and a parallelism that fits for one that does not.
-func TestOpenFilesWarning(t *testing.T) {
+// TestFitParallel checks fitParallel against this process's real
+// open-file limit: a parallelism that fits is kept without a word; one
+// that does not is lowered to what fits, with a warning naming both
+// numbers and the limit.
+func TestFitParallel(t *testing.T) {
 	limit, ok := openFileLimit()
 	if !ok {
 		t.Skip("no finite open-file limit here")
@@ -23,19 +24,22 @@ func TestOpenFilesWarning(t *testing.T) {
 		t.Errorf("sockets per target with the defaults = %d; want 8", per)
 	}
 	cfg.Run.Parallel = 1
-	if msg := openFilesWarning(cfg); msg != "" {
-		t.Errorf("parallel 1: %q; want no warning", msg)
+	if msg := fitParallel(cfg); msg != "" || cfg.Run.Parallel != 1 {
+		t.Errorf("parallel 1: %q, parallel now %d; want no warning and 1", msg, cfg.Run.Parallel)
 	}
-	cfg.Run.Parallel = int(limit)/per + 1
-	msg := openFilesWarning(cfg)
+	asked := int(limit)/per + 1
+	cfg.Run.Parallel = asked
+	msg := fitParallel(cfg)
 	fit := (int(limit) - 64) / per
-	for _, want := range []string{strconv.FormatUint(limit, 10), "--parallel to " + strconv.Itoa(fit), "ulimit -n"} {
+	if cfg.Run.Parallel != fit {
+		t.Errorf("parallel %d: lowered to %d; want %d", asked, cfg.Run.Parallel, fit)
+	}
+	for _, want := range []string{"from " + strconv.Itoa(asked) + " to " + strconv.Itoa(fit), strconv.FormatUint(limit, 10), "ulimit -n"} {
 		if !strings.Contains(msg, want) {
-			t.Errorf("parallel %d: %q lacks %q", cfg.Run.Parallel, msg, want)
+			t.Errorf("parallel %d: %q lacks %q", asked, msg, want)
 		}
 	}
-	cfg.Run.Parallel = fit
-	if msg := openFilesWarning(cfg); msg != "" {
-		t.Errorf("parallel %d (the advice): %q; want no warning", fit, msg)
+	if msg := fitParallel(cfg); msg != "" || cfg.Run.Parallel != fit {
+		t.Errorf("parallel %d (what fits): %q, parallel now %d; want no warning", fit, msg, cfg.Run.Parallel)
 	}
 }

@@ -23,9 +23,15 @@ var (
 	buildErr  error
 )
 
-// kzprobeBinary builds the real binary once per test process.
+// kzprobeBinary builds the real binary once per test process, or returns
+// KZTEST_BIN when set (not KZPROBE_*: clearEnv clears those): a binary
+// built from another commit, to see a regression test fail against the
+// code before its fix.
 func kzprobeBinary(t *testing.T) string {
 	t.Helper()
+	if bin := os.Getenv("KZTEST_BIN"); bin != "" {
+		return bin
+	}
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "kzprobe-bin-")
 		if err != nil {

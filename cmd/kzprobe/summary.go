@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"kzprobe/measurement"
+	"kzprobe/probe"
 	"kzprobe/probe/chain"
 )
 
@@ -19,6 +20,13 @@ type summary struct {
 	ok     []summaryRow
 	other  []summaryRow
 	counts map[measurement.Verdict]int
+	// local counts the targets whose verdict is the probe's own failure
+	// (probe.Decision.Local), by rule.
+	local map[probe.ReasonCode]int
+	// failOn are the verdicts of --fail-on; hits counts the targets that
+	// got one.
+	failOn map[measurement.Verdict]bool
+	hits   int
 }
 
 // summaryRow is one target's line of the table, as recorded.
@@ -36,12 +44,29 @@ type summaryRow struct {
 	browserError []string
 }
 
-func newSummary() *summary { return &summary{counts: map[measurement.Verdict]int{}} }
+// newSummary returns an empty summary that counts the targets whose
+// verdict is one of failOn.
+func newSummary(failOn ...measurement.Verdict) *summary {
+	s := &summary{counts: map[measurement.Verdict]int{}, local: map[probe.ReasonCode]int{}, failOn: map[measurement.Verdict]bool{}}
+	for _, v := range failOn {
+		s.failOn[v] = true
+	}
+	return s
+}
 
-// add records m; called from one goroutine at a time.
-func (s *summary) add(m *measurement.Measurement) {
+// add records m and returns the decision of its verdict (which rule, and
+// whether it is the probe's own failure); called from one goroutine at a
+// time.
+func (s *summary) add(m *measurement.Measurement) probe.Decision {
 	tk := &m.TestKeys
 	s.counts[tk.Verdict]++
+	d := probe.Decide(m)
+	if d.Local {
+		s.local[d.Code]++
+	}
+	if s.failOn[tk.Verdict] {
+		s.hits++
+	}
 	r := summaryRow{input: m.Input, verdict: tk.Verdict, reason: tk.VerdictReason}
 	if in := tk.Interception; in != nil {
 		r.rootName, r.rootSHA1, r.evidence = in.RootName, in.RootSHA1, in.Evidence
@@ -62,6 +87,33 @@ func (s *summary) add(m *measurement.Measurement) {
 	case tk.Verdict != measurement.VerdictOK && len(s.other) < maxTableRows:
 		s.other = append(s.other, r)
 	}
+	return d
+}
+
+// localFailures is how many targets ended in the probe's own failure, and
+// by which rule ("control_unanswered 14"); 0 and "" when none did.
+func (s *summary) localFailures() (int, string) {
+	n := 0
+	var parts []string
+	for _, r := range probe.VerdictRules() {
+		if c := s.local[r.Code]; c > 0 {
+			n += c
+			parts = append(parts, fmt.Sprintf("%s %d", r.Code, c))
+		}
+	}
+	return n, strings.Join(parts, ", ")
+}
+
+// failOnHits is how many targets got a verdict of --fail-on, and which
+// ("mitm_isca 2"); 0 and "" when none did.
+func (s *summary) failOnHits() (int, string) {
+	var parts []string
+	for _, v := range verdictOrder {
+		if s.failOn[v] && s.counts[v] > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", v, s.counts[v]))
+		}
+	}
+	return s.hits, strings.Join(parts, ", ")
 }
 
 // maxTableRows is the size above which only the rows that are not "ok"
