@@ -31,18 +31,10 @@ func kzprobe(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	root.SetOut(&out)
 	root.SetErr(&errb)
 	err := root.Execute()
-	code = exitOK
 	if err != nil {
-		code = exitFailure
-		var ee *exitError
-		if errors.As(err, &ee) {
-			code = ee.code
-		} else if errors.Is(err, ErrConfig) {
-			code = exitUsage
-		}
 		errb.WriteString("kzprobe: " + err.Error() + "\n")
 	}
-	return out.String(), errb.String(), code
+	return out.String(), errb.String(), exitCode(err)
 }
 
 // TestAnalyzeCommandReportFixture runs `kzprobe analyze` on the fixture

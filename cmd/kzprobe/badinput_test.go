@@ -99,11 +99,11 @@ func TestBadInputNamesTheProblem(t *testing.T) {
 	}{
 		{"missing target list", []string{"-i", missing, "-o", out}, exitUsage, []string{missing, "does not exist", "check the path"}},
 		{"target list is a folder", []string{"-i", dir, "-o", out}, exitUsage, []string{dir, "is a directory"}},
-		{"empty target list", []string{"-i", empty, "-o", out}, exitUsage, []string{"target list is empty"}},
+		{"empty target list", []string{"-i", empty, "-o", out}, exitFailure, []string{"target list is empty"}},
 		{"invalid domain", []string{"-d", "bad name!", "-o", out}, exitUsage, []string{"-d/--domain", "bad name!"}},
 		{"invalid config value", []string{"-d", "x.example", "-o", out, "--parallel", "0"}, exitUsage, []string{"--parallel", "run.parallel", "1-10000"}},
 		{"missing trust roots", []string{"-d", "x.example", "-o", out, "--trust-roots", filepath.Join(dir, "roots.pem")}, exitUsage, []string{"tls.trust_roots", "roots.pem"}},
-		{"unwritable output", []string{"-d", "x.example", "-o", filepath.Join(dir, "no-such-folder", "out.jsonl")}, exitFailure, []string{"no-such-folder/out.jsonl", "choose another path with -o"}},
+		{"unwritable output", []string{"-d", "x.example", "-o", filepath.Join(dir, "no-such-folder", "out.jsonl")}, exitUsage, []string{"no-such-folder/out.jsonl", "does not exist", "choose another path"}},
 	}
 	if os.Geteuid() != 0 { // root reads anything
 		locked := write("locked.txt", "x.example\n")

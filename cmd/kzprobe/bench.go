@@ -109,6 +109,14 @@ page), pass, blackhole (no server flight ever; use a short --timeout).`,
 // runBench is `kzprobe bench`: the bench package's Run with this binary's
 // engine wiring and lab process, and the result printed.
 func runBench(ctx context.Context, a benchArgs, stdout, stderr io.Writer) error {
+	for _, out := range []string{a.output, a.cpuProfile, a.memProfile, a.labCPUProfile} {
+		if out == "" {
+			continue
+		}
+		if err := checkOutputFolder(out); err != nil {
+			return err
+		}
+	}
 	cfg := bench.Config{
 		Scenario: a.scenario, N: a.n, Parallel: a.parallel, RTT: a.rtt, Timeout: a.timeout,
 		BaselineOps: a.baselineOps, ControlServer: a.controlServer, Output: a.output,
@@ -125,6 +133,9 @@ func runBench(ctx context.Context, a benchArgs, stdout, stderr io.Writer) error 
 	res, err := bench.Run(ctx, cfg, stderr)
 	if errors.Is(err, bench.ErrBadConfig) {
 		return usageError("%v", err)
+	}
+	if err != nil && ctx.Err() != nil {
+		return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted: %w", err)}
 	}
 	if err != nil {
 		return err

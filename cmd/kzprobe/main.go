@@ -11,6 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
 )
 
 // Exit codes, one scheme for every command (exitCodesHelp says it to
@@ -33,10 +36,19 @@ func execute(args []string) int {
 	root := newRootCmd()
 	root.SetArgs(args)
 	err := root.Execute()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "kzprobe:", err)
+	}
+	return exitCode(err)
+}
+
+// exitCode is the exit code of a command's error (see exitCodesHelp): the
+// code an exitError carries, exitUsage for a configuration error,
+// exitFailure for any other, exitOK for none.
+func exitCode(err error) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintln(os.Stderr, "kzprobe:", err)
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code
@@ -45,6 +57,63 @@ func execute(args []string) int {
 		return exitUsage
 	}
 	return exitFailure
+}
+
+// exitCodesHelp is the exit-code scheme, as `kzprobe --help` and README
+// say it.
+const exitCodesHelp = `Exit codes, the same for every command:
+  0    done
+  1    a runtime failure: a file could not be written, another run holds
+       the output file, nothing to work on was read, the control server
+       could not listen, the lab's verdicts differ from its scenario, a
+       target of kzprobe run failed for a local reason (no control resolver
+       answered, out of file descriptors)
+  2    a usage or configuration error: an unknown command or flag, a wrong
+       argument or value, a bad configuration file or key, a file named
+       that does not exist or cannot be used, an output folder that does not
+       exist, an output that is an input or not empty (without --append or
+       --resume)
+  3    kzprobe run --fail-on VERDICTS: a target got one of them
+  130  interrupted (Ctrl-C, SIGTERM) before the work was done; a server
+       (control serve, lab --serve), which runs until stopped, ends with 0`
+
+// usageErrors makes cobra's own errors, on c and every command under it,
+// usage errors (exit 2): a flag it cannot parse, a wrong number of
+// arguments, an unknown command. They exited 1, like a runtime failure,
+// while the same mistake caught by kzprobe itself exited 2.
+func usageErrors(c *cobra.Command) {
+	c.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return &exitError{code: exitUsage, err: err}
+	})
+	if !c.Runnable() && c.HasSubCommands() {
+		// A command that only groups others (kzprobe, kzprobe completion)
+		// printed its help for any word after it, and exited 0: run, it
+		// checks its arguments below.
+		c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	}
+	args := c.Args
+	c.Args = func(cmd *cobra.Command, a []string) error {
+		var err error
+		switch {
+		case args != nil:
+			err = args(cmd, a)
+		case cmd.HasSubCommands() && len(a) > 0:
+			err = fmt.Errorf("unknown command %q for %q", a[0], cmd.CommandPath())
+			if cmd.SuggestionsMinimumDistance <= 0 {
+				cmd.SuggestionsMinimumDistance = 2 // cobra's default, set where it suggests itself
+			}
+			if s := cmd.SuggestionsFor(a[0]); len(s) > 0 {
+				err = fmt.Errorf("%w (did you mean %s?)", err, strings.Join(s, " or "))
+			}
+		}
+		if err != nil {
+			return &exitError{code: exitUsage, err: err}
+		}
+		return nil
+	}
+	for _, sub := range c.Commands() {
+		usageErrors(sub)
+	}
 }
 
 // exitError carries a specific exit code.

@@ -61,6 +61,9 @@ func openOutput(path string, mode outputMode, start time.Time, stdout, warn io.W
 	if path == "" {
 		path = "measurements-" + start.UTC().Format("20060102T150405Z") + ".jsonl"
 	}
+	if err := checkOutputFolder(path); err != nil {
+		return nil, err
+	}
 	flags := os.O_RDWR | os.O_APPEND
 	if mode != outputResume {
 		flags |= os.O_CREATE

@@ -24,6 +24,18 @@ type readOutput struct {
 	done bool
 }
 
+// checkOutputFolder is the usage error (exit 2) of an output file whose
+// folder does not exist, the same for every command that writes one (-o,
+// the bench's profiles): the path given is wrong, nothing failed. nil when
+// the folder exists.
+func checkOutputFolder(path string) error {
+	dir := filepath.Dir(path)
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return usageError("cannot write %s: folder %s does not exist (choose another path)", path, dir)
+	}
+	return nil
+}
+
 // openReadOutput opens the output for path ("" or "-" is stdout), after
 // checking that it is none of the inputs (paths, as analysis.Files
 // expands them): the same file by device and inode, links followed, is
@@ -37,9 +49,8 @@ func openReadOutput(path string, inputs []string, stdout io.Writer) (*readOutput
 	if err := notAnInput(path, inputs); err != nil {
 		return nil, err
 	}
-	dir := filepath.Dir(path)
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		return nil, usageError("cannot write %s: folder %s does not exist", path, dir)
+	if err := checkOutputFolder(path); err != nil {
+		return nil, err
 	}
 	target := path
 	mode := fs.FileMode(0o644)

@@ -50,7 +50,9 @@ Try it offline first: "kzprobe lab" builds a simulated censored network on
 loopback and runs the probe against it.
 
 Configuration: flags > KZPROBE_* environment variables > -c probe.yaml >
-built-in defaults. See probe.yaml for every key.`
+built-in defaults. See probe.yaml for every key.
+
+` + exitCodesHelp
 
 func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
@@ -62,6 +64,9 @@ func newRootCmd() *cobra.Command {
 		Version:       softwareVersion(),
 	}
 	root.AddCommand(newRunCmd(), newLabCmd(), newAnalyzeCmd(), newCompareCmd(), newTimelineCmd(), newReportCmd(), newControlCmd(), newBenchCmd(), newVersionCmd())
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	usageErrors(root)
 	return root
 }
 

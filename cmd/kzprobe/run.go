@@ -44,7 +44,14 @@ that differs from the file's is named) says what to do with it. -o -
 
 Verdicts: ok, mitm_isca (chain leads to an ISCA/Qaznet root on consistent
 DNS), mitm_other (other untrusted chain), dns_tampering, tls_blocking,
-tcp_blocking, down (fails from the control too), error (could not decide).`,
+tcp_blocking, down (fails from the control too), error (could not decide,
+or the probe's own failure: no control resolver answered, out of file
+descriptors).
+
+Exit codes: 0 done; 1 a runtime failure, a target that failed for a local
+reason among them (the run says how many); 2 a usage or configuration
+error; 3 a target got a verdict of --fail-on; 130 interrupted. See
+kzprobe --help.`,
 		Example: `  kzprobe run                                  # the 14 report domains
   kzprobe run -i kz.csv -o kz.jsonl            # a Citizen Lab list
   kzprobe run -d regnum.ru -d xakep.ru         # a quick recheck
@@ -350,7 +357,9 @@ func runProbe(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr 
 		return runErr
 	}
 	if stats.Written == 0 && src.resumed == 0 {
-		return usageError("no target was measured: the target list is empty or every line was invalid (see the messages above; give domains with -d or a list with -i)")
+		// Exit 1, as a reading command that read no measurement: the
+		// inputs named exist, and hold nothing to work on.
+		return errors.New("no target was measured: the target list is empty or every line was invalid (see the messages above; give domains with -d or a list with -i)")
 	}
 	return runOutcome(con.summary)
 }
