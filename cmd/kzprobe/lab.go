@@ -235,7 +235,8 @@ func (d *labWorkDir) remove() error {
 func labOutput(a labArgs, work *labWorkDir, now time.Time) (string, error) {
 	switch {
 	case a.output != "":
-		return a.output, nil
+		// Checked here, before the lab's root is written beside it.
+		return a.output, checkOutputFolder(a.output)
 	case !work.temp:
 		out := filepath.Join(work.path, "lab-measurements.jsonl")
 		if err := os.Remove(out); err != nil && !errors.Is(err, fs.ErrNotExist) {
