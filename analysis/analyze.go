@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 	"sort"
 	"strconv"
@@ -15,6 +16,15 @@ const (
 	DefaultMaxWarnings      = 100
 	DefaultMaxGapExamples   = 50
 	DefaultMaxGapCandidates = 200_000
+	DefaultMaxTableBytes    = 32 << 20
+)
+
+// Estimated costs, in bytes, of what the tables keep, for MaxTableBytes:
+// a row (its struct, map entry and sets) and a set entry or day, beyond
+// the strings themselves.
+const (
+	rowCost   = 400
+	entryCost = 64
 )
 
 // Config configures an Analysis. The zero value analyses everything with
@@ -37,6 +47,15 @@ type Config struct {
 	// the gap counts are lower bounds and a warning says so. Zero means
 	// DefaultMaxGapCandidates (about 20 MB at most).
 	MaxGapCandidates int
+	// MaxTableBytes bounds the memory the tables may take (estimated:
+	// their rows, the networks, domains and intermediates listed in them,
+	// the days of sightings), whatever the input: a file of two million
+	// distinct networks and domains took 3.9 GB (issue 16). Past it no
+	// row or list entry is added, the summary still counts every
+	// measurement (Summary.NotTabulated those that lost something), and a
+	// warning names the record where the tables were full. Real data take
+	// a few megabytes at most. Zero means DefaultMaxTableBytes.
+	MaxTableBytes int
 	// DeriveVerdicts makes a Comparison include records without a
 	// kzprobe verdict (OONI's), with DerivedISCA, DerivedNoISCA or
 	// DerivedNoChain from their chains; otherwise they are skipped.
@@ -45,15 +64,24 @@ type Config struct {
 
 // Analysis accumulates measurements into the report's tables. Memory grows
 // with the number of distinct intermediates, networks, domains and days,
-// never with the number of measurements. Add is not safe for concurrent
+// never with the number of measurements, up to Config.MaxTableBytes. Add is not safe for concurrent
 // use.
 type Analysis struct {
 	cfg   Config
 	judge *Judge
 
-	records, skipped, handshakes int
-	first, last                  time.Time
-	nrec                         uint64
+	records, skipped, handshakes, intercepted int
+	first, last                               time.Time
+	nrec                                      uint64
+
+	// The tables' estimated size (MaxTableBytes), whether they are full,
+	// the records that lost rows or entries, and whether the current one
+	// did (source names it in the warning).
+	tableBytes   int
+	full         bool
+	notTabulated int
+	lost         bool
+	source       string
 
 	inters   map[string]*interAgg
 	networks map[string]*netAgg
@@ -185,17 +213,29 @@ func (a *Analysis) addJudged(rec *Record, chains []handshakeChain) {
 	if t.After(a.last) {
 		a.last = t
 	}
+	a.source, a.lost = rec.Source, false
+	defer func() {
+		if a.lost {
+			a.notTabulated++
+		}
+	}()
 	// Strings kept past this record are the aggregates' copies, so a
-	// record's memory is freed with it.
+	// record's memory is freed with it. An aggregate is nil when the
+	// tables are full (MaxTableBytes).
 	n := a.network(rec.ProbeASN, rec.ProbeNetworkName, t)
-	asn := n.asn
-	n.measurements++
+	asn := rec.ProbeASN
+	if n != nil {
+		asn = n.asn
+		n.measurements++
+	}
 	domain := ""
 	var d *domAgg
 	if rec.Domain != "" {
-		d = a.domain(rec.Domain)
-		d.measurements++
-		domain = d.name
+		domain = rec.Domain
+		if d = a.domain(rec.Domain); d != nil {
+			d.measurements++
+			domain = d.name
+		}
 	}
 
 	intercepted := false
@@ -213,6 +253,9 @@ func (a *Analysis) addJudged(rec *Record, chains []handshakeChain) {
 		}
 		for i := range in.Intermediates {
 			ia := a.inter(&in.Intermediates[i], hc.facts.Windows[i], in.Evidence)
+			if ia == nil {
+				continue
+			}
 			r := &ia.row
 			r.Sightings++
 			if r.FirstSeen.IsZero() || t.Before(r.FirstSeen) {
@@ -221,16 +264,19 @@ func (a *Analysis) addJudged(rec *Record, chains []handshakeChain) {
 			if t.After(r.LastSeen) {
 				r.LastSeen = t
 			}
-			ia.nets[asn] = struct{}{}
+			a.addKey(ia.nets, asn)
 			if dom != "" {
-				ia.doms[dom] = struct{}{}
+				a.addKey(ia.doms, dom)
 			}
 			inside := ia.window.Contains(t)
 			day := t.Unix() / 86400
 			dc := ia.days[day]
-			if dc == nil {
+			if dc == nil && a.charge(entryCost) {
 				dc = &DayCount{Day: time.Unix(day*86400, 0).UTC()}
 				ia.days[day] = dc
+			}
+			if dc == nil {
+				dc = &DayCount{} // counted nowhere: the tables are full
 			}
 			if inside {
 				dc.Inside++
@@ -250,29 +296,64 @@ func (a *Analysis) addJudged(rec *Record, chains []handshakeChain) {
 	if !intercepted {
 		return
 	}
-	n.intercepted++
-	if n.first.IsZero() || t.Before(n.first) {
-		n.first = t
+	a.intercepted++
+	if n != nil {
+		n.intercepted++
+		if n.first.IsZero() || t.Before(n.first) {
+			n.first = t
+		}
+		if t.After(n.last) {
+			n.last = t
+		}
+		if domain != "" {
+			a.addKey(n.doms, domain)
+		}
+		for _, ia := range seen {
+			a.addKey(n.inters, ia.row.SHA1)
+		}
 	}
-	if t.After(n.last) {
-		n.last = t
-	}
-	if domain != "" {
-		n.doms[domain] = struct{}{}
+	if d != nil {
 		d.intercepted++
-		d.nets[asn] = struct{}{}
+		a.addKey(d.nets, asn)
 		if d.first.IsZero() || t.Before(d.first) {
 			d.first = t
 		}
 		if t.After(d.last) {
 			d.last = t
 		}
-	}
-	for _, ia := range seen {
-		n.inters[ia.row.SHA1] = struct{}{}
-		if d != nil {
-			d.inters[ia.row.SHA1] = struct{}{}
+		for _, ia := range seen {
+			a.addKey(d.inters, ia.row.SHA1)
 		}
+	}
+}
+
+// charge takes n bytes of the tables' budget (MaxTableBytes), or returns
+// false, warning once, when they would pass it: the current record then
+// loses what it would have added.
+func (a *Analysis) charge(n int) bool {
+	max := a.cfg.MaxTableBytes
+	if max <= 0 {
+		max = DefaultMaxTableBytes
+	}
+	if a.tableBytes+n <= max {
+		a.tableBytes += n
+		return true
+	}
+	a.lost = true
+	if !a.full {
+		a.full = true
+		a.Warn(Warning{Source: a.source, Message: fmt.Sprintf("the tables reached their %d MB bound (MaxTableBytes): from here on no new network, domain, intermediate or list entry is added; the summary counts every measurement", max>>20)})
+	}
+	return false
+}
+
+// addKey adds k to set, within the tables' budget.
+func (a *Analysis) addKey(set map[string]struct{}, k string) {
+	if _, ok := set[k]; ok {
+		return
+	}
+	if a.charge(entryCost + len(k)) {
+		set[k] = struct{}{}
 	}
 }
 
@@ -294,10 +375,16 @@ func (a *Analysis) addCandidate(c candidate) {
 func (a *Analysis) network(asn, name string, t time.Time) *netAgg {
 	n := a.networks[asn]
 	if n == nil {
+		if !a.charge(rowCost + len(asn) + len(name)) {
+			return nil
+		}
 		n = &netAgg{asn: asn, doms: map[string]struct{}{}, inters: map[string]struct{}{}}
 		a.networks[asn] = n
 	}
 	if name != "" && (n.name == "" || t.After(n.nameTime) || t.Equal(n.nameTime) && name < n.name) {
+		if len(name) > len(n.name) && !a.charge(len(name)-len(n.name)) {
+			return n
+		}
 		n.name, n.nameTime = name, t
 	}
 	return n
@@ -306,6 +393,9 @@ func (a *Analysis) network(asn, name string, t time.Time) *netAgg {
 func (a *Analysis) domain(name string) *domAgg {
 	d := a.domains[name]
 	if d == nil {
+		if !a.charge(rowCost + len(name)) {
+			return nil
+		}
 		d = &domAgg{name: name, nets: map[string]struct{}{}, inters: map[string]struct{}{}}
 		a.domains[name] = d
 	}
@@ -317,6 +407,9 @@ func (a *Analysis) domain(name string) *domAgg {
 func (a *Analysis) inter(im *chain.Intermediate, w Window, evidence string) *interAgg {
 	ia := a.inters[im.SHA1]
 	if ia == nil {
+		if !a.charge(rowCost + len(im.SHA1) + len(im.SHA256) + len(im.Serial) + len(im.Subject) + len(im.Issuer) + len(im.SignerRootSHA1) + len(im.SignerRootName)) {
+			return nil
+		}
 		ia = &interAgg{
 			row: IntermediateRow{
 				SHA1:           im.SHA1,
@@ -452,8 +545,9 @@ func (a *Analysis) Result() *Result {
 	s.First, s.Last = a.first, a.last
 	s.Intermediates = len(res.Intermediates)
 	s.Domains = len(res.Domains)
+	s.Intercepted = a.intercepted
+	s.NotTabulated = a.notTabulated
 	for _, n := range res.Networks {
-		s.Intercepted += n.Intercepted
 		if n.ASN == UnlabelledASN {
 			s.Unlabelled, s.UnlabelledIntercepted = n.Measurements, n.Intercepted
 			continue

@@ -46,7 +46,10 @@
 //     never per measurement, and their results do not depend on the order
 //     of the input. The only per-sighting memory is the sightings that fall
 //     outside every validity window known so far (candidates for a gap),
-//     bounded by Config.MaxGapCandidates.
+//     bounded by Config.MaxGapCandidates. The tables themselves are bounded
+//     by Config.MaxTableBytes, and the Judge's cache by Judge.MaxBytes: an
+//     input of millions of distinct networks or forged intermediates stops
+//     adding rows, with a warning, instead of taking the machine's memory.
 //
 // Package [kzprobe/analysis/render] prints the results (terminal table,
 // CSV, Markdown, JSON, HTML) and draws the timeline (SVG and PNG);

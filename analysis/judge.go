@@ -16,6 +16,9 @@ import (
 // remembered chain costs about 2 KiB.
 const DefaultCacheSize = 8192
 
+// DefaultCacheBytes is Judge.MaxBytes's default.
+const DefaultCacheBytes = 32 << 20
+
 // ChainFacts is what the analysis needs from one presented chain: the
 // parts of chain.Judgement that depend neither on the measurement time nor
 // on the server name, so that one judgement serves every handshake that
@@ -51,11 +54,16 @@ type Judge struct {
 	// Size is how many chains are remembered; zero means DefaultCacheSize,
 	// negative disables the cache.
 	Size int
+	// MaxBytes bounds the memory the remembered facts take (estimated):
+	// a forged chain of 64 intermediates with long names costs far more
+	// than the 2 KiB of a real one. Zero means DefaultCacheBytes.
+	MaxBytes int
 
 	once    sync.Once
 	mu      sync.Mutex
 	entries map[[32]byte]*list.Element
 	lru     *list.List
+	bytes   int // the entries' estimated size
 	hits    int64
 	misses  int64
 }
@@ -63,6 +71,23 @@ type Judge struct {
 type cacheEntry struct {
 	key   [32]byte
 	facts *ChainFacts
+	cost  int
+}
+
+// cost estimates the bytes f holds: its structs and strings.
+func (f *ChainFacts) cost() int {
+	n := 256
+	if in := f.Interception; in != nil {
+		n += len(in.Evidence) + len(in.RootSHA1) + len(in.RootName)
+		for _, r := range in.Rules {
+			n += 16 + len(r)
+		}
+		for _, im := range in.Intermediates {
+			n += 256 + len(im.SHA1) + len(im.SHA256) + len(im.Serial) + len(im.Subject) + len(im.Issuer) +
+				len(im.NotBefore) + len(im.NotAfter) + len(im.SignerRootSHA1) + len(im.SignerRootName)
+		}
+	}
+	return n
 }
 
 func (j *Judge) init() {
@@ -124,11 +149,19 @@ func (j *Judge) Facts(der [][]byte) *ChainFacts {
 	if e, ok := j.entries[key]; ok { // judged meanwhile by another goroutine
 		return e.Value.(*cacheEntry).facts
 	}
-	j.entries[key] = j.lru.PushFront(&cacheEntry{key: key, facts: f})
-	for j.lru.Len() > size {
+	maxBytes := j.MaxBytes
+	if maxBytes <= 0 {
+		maxBytes = DefaultCacheBytes
+	}
+	e := &cacheEntry{key: key, facts: f, cost: f.cost()}
+	j.entries[key] = j.lru.PushFront(e)
+	j.bytes += e.cost
+	for j.lru.Len() > size || j.bytes > maxBytes && j.lru.Len() > 0 {
 		old := j.lru.Back()
 		j.lru.Remove(old)
-		delete(j.entries, old.Value.(*cacheEntry).key)
+		oe := old.Value.(*cacheEntry)
+		delete(j.entries, oe.key)
+		j.bytes -= oe.cost
 	}
 	return f
 }

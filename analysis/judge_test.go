@@ -9,8 +9,8 @@ import (
 )
 
 // TestJudgeCache: a chain is judged once however often it is presented,
-// the cache holds at most Size chains, and a negative Size judges every
-// time with the same facts.
+// the cache holds at most Size chains and MaxBytes of facts, and a
+// negative Size judges every time with the same facts.
 func TestAnalysisJudgeCache(t *testing.T) {
 	t.Parallel()
 	p, err := analysistest.NewReportPKI()
@@ -28,16 +28,21 @@ func TestAnalysisJudgeCache(t *testing.T) {
 	for _, tc := range []struct {
 		name         string
 		size         int
+		maxBytes     int
 		hits, misses int64
 	}{
-		{"unbounded_enough", 0, 15, 5}, // 4 rounds over 5 chains
-		{"evicts", 3, 0, 20},           // LRU of 3 over a cycle of 5: every look-up misses
-		{"disabled", -1, 0, 20},
+		{"unbounded_enough", 0, 0, 15, 5}, // 4 rounds over 5 chains
+		{"evicts", 3, 0, 0, 20},           // LRU of 3 over a cycle of 5: every look-up misses
+		{"disabled", -1, 0, 0, 20},
+		// Bounded by bytes (issue 16): room for about two chains' facts,
+		// so over a cycle of 5 every look-up misses.
+		{"evicts_by_bytes", 0, 2000, 0, 20},
+		{"bytes_enough", 0, 10000, 15, 5},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			j := fixtureJudge(t, p)
-			j.Size = tc.size
+			j.Size, j.MaxBytes = tc.size, tc.maxBytes
 			for range 4 {
 				for _, c := range chains {
 					f := j.Facts(c)

@@ -66,6 +66,9 @@ type Summary struct {
 	// GapSightings counts sightings when no intermediate was valid.
 	GapSightings    int `json:"gap_sightings"`
 	WarningsOmitted int `json:"warnings_omitted"`
+	// NotTabulated counts measurements that lost a row or a list entry
+	// to the tables' bound (Config.MaxTableBytes); zero on real data.
+	NotTabulated int `json:"not_tabulated,omitempty"`
 }
 
 // IntermediateRow is one row of the intermediates table, the report's

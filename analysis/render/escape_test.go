@@ -2,6 +2,7 @@ package render_test
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -135,5 +136,42 @@ func TestCSVNeutralisesFormulas(t *testing.T) {
 	render.Compare(&b, c.Matrix(), render.FormatCSV)
 	if !strings.HasPrefix(b.String(), "domain,'=1+1\n") {
 		t.Errorf("compare CSV header: %q", b.String())
+	}
+}
+
+// TestCompareMatrixTooLarge: a matrix of more than MaxMatrixCells
+// domain x network pairs is refused as a table (it would print every
+// pair: 1.6 billion for 40 000 networks and domains) but not as JSON,
+// which lists the cells measured; the report leaves it out with a warning.
+func TestCompareMatrixTooLarge(t *testing.T) {
+	t.Parallel()
+	c := analysis.NewComparison(analysis.Config{})
+	for i := range 1001 {
+		r := &analysis.Record{MeasurementStartTime: "2024-01-02 03:04:05", ProbeASN: fmt.Sprintf("AS%d", i+1), TestName: "kzprobe_tls_mitm", Source: "f:1"}
+		r.TestKeys.Domain, r.TestKeys.Verdict = fmt.Sprintf("d%d.example", i), "ok"
+		r.Normalize()
+		c.Add(r)
+	}
+	m := c.Matrix()
+	for _, format := range []string{render.FormatTable, render.FormatCSV, render.FormatMarkdown, render.FormatHTML} {
+		var b bytes.Buffer
+		if err := render.Compare(&b, m, format); err == nil || !strings.Contains(err.Error(), "1001 domains x 1001 networks") || b.Len() > 0 {
+			t.Errorf("%s: err %v, %d bytes written; want the matrix refused", format, err, b.Len())
+		}
+	}
+	var b bytes.Buffer
+	if err := render.Compare(&b, m, render.FormatJSON); err != nil || !strings.Contains(b.String(), `"d1000.example"`) {
+		t.Errorf("json: %v", err)
+	}
+	b.Reset()
+	res := &analysis.Result{}
+	if err := render.Report(&b, render.ReportData{Result: res, Matrix: m}); err != nil {
+		t.Fatal(err)
+	}
+	if page := b.String(); strings.Contains(page, "Domains by network") || !strings.Contains(page, "matrix is left out") {
+		t.Errorf("the report draws the matrix or does not say why not")
+	}
+	if len(res.Warnings) != 0 {
+		t.Errorf("Report changed its input's warnings: %v", res.Warnings)
 	}
 }

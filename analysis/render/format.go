@@ -86,8 +86,29 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// Compare writes the matrix in format.
+// MaxMatrixCells bounds the domain x network cells of a matrix printed as
+// a table (text, CSV, Markdown, HTML), which has one for every pair,
+// measured or not: 40 000 networks and as many domains would be 1.6
+// billion. JSON lists only the cells measured.
+const MaxMatrixCells = 1_000_000
+
+// matrixTooLarge says why m cannot be printed as a table, nil when it can.
+func matrixTooLarge(m *analysis.Matrix) error {
+	if n := len(m.Domains) * len(m.Networks); n > MaxMatrixCells {
+		return fmt.Errorf("render: the matrix has %d domains x %d networks, %d cells, too many to print as a table (at most %d); --format json lists only the cells measured, or narrow the input (--since, --until, fewer files)",
+			len(m.Domains), len(m.Networks), n, MaxMatrixCells)
+	}
+	return nil
+}
+
+// Compare writes the matrix in format. A matrix of more than
+// MaxMatrixCells is refused in every format but JSON.
 func Compare(w io.Writer, m *analysis.Matrix, format string) error {
+	if format != FormatJSON {
+		if err := matrixTooLarge(m); err != nil {
+			return err
+		}
+	}
 	switch format {
 	case FormatJSON:
 		return writeJSON(w, m)

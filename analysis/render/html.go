@@ -545,6 +545,14 @@ func Report(w io.Writer, d ReportData) error {
 	if d.Title == "" {
 		d.Title = "TLS interception with Kazakhstan's ISCA root: analysis"
 	}
+	if d.Matrix != nil {
+		if err := matrixTooLarge(d.Matrix); err != nil {
+			// The page without the matrix, and a warning saying why.
+			res := *d.Result
+			res.Warnings = append([]analysis.Warning{{Source: "report", Message: "the domain x network matrix is left out: " + err.Error()}}, res.Warnings...)
+			d.Result, d.Matrix = &res, nil
+		}
+	}
 	var svgBuf bytes.Buffer
 	if err := Timeline(&svgBuf, d.Result, TimelineOptions{}); err != nil {
 		return err

@@ -100,6 +100,9 @@ func summaryTable(res *analysis.Result) Table {
 	if s.OutsideTimeWindow > 0 {
 		add("outside --since/--until", s.OutsideTimeWindow)
 	}
+	if s.NotTabulated > 0 {
+		add("not all in the tables (tables full, see the warnings)", s.NotTabulated)
+	}
 	add("first measurement", FormatTime(s.First))
 	add("last measurement", FormatTime(s.Last))
 	add("handshakes with a chain", s.Handshakes)

@@ -99,34 +99,71 @@ func TestAnalyzeHostileInputBoundedMemory(t *testing.T) {
 			path := filepath.Join(dir, tc.name+".jsonl.gz")
 			writeHostile(t, path, tc.lines, tc.head, tc.elem, tc.tail, size)
 			fi, _ := os.Stat(path)
-			cmd := exec.Command(bin, "analyze", path, "--format", "json", "--table", "warnings")
-			var stdout, stderr bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			killed := watchRSS(cmd.Process.Pid, 1<<30)
-			err := cmd.Wait()
-			if killed.Load() {
-				t.Fatalf("%s (%d KB of gzip): killed past 1 GB of resident memory", tc.name, fi.Size()>>10)
-			}
-			if err != nil {
-				t.Fatalf("%v\n%s", err, stderr.String())
-			}
-			rss := maxRSS(t, cmd.ProcessState)
-			t.Logf("%s: %d KB of gzip, %d line(s) of %d MiB: peak RSS %d MiB", tc.name, fi.Size()>>10, tc.lines, size>>20, rss>>20)
-			if rss > hostileRSSBound {
-				t.Errorf("peak RSS %d MiB; want under %d MiB", rss>>20, hostileRSSBound>>20)
-			}
+			stdout := runBounded(t, bin, "analyze", path, "--format", "json", "--table", "warnings")
+			t.Logf("%s: %d KB of gzip, %d line(s) of %d MiB", tc.name, fi.Size()>>10, tc.lines, size>>20)
 			src := path + ":1"
 			if tc.pretty {
 				src = path + ":@0"
 			}
-			if n := strings.Count(stdout.String(), tc.want); n != tc.lines || !strings.Contains(stdout.String(), src) {
-				t.Errorf("warnings name %q %d times (want %d) at %s:\n%s", tc.want, n, tc.lines, src, truncateOutput(stdout.String()))
+			if n := strings.Count(stdout, tc.want); n != tc.lines || !strings.Contains(stdout, src) {
+				t.Errorf("warnings name %q %d times (want %d) at %s:\n%s", tc.want, n, tc.lines, src, truncateOutput(stdout))
 			}
 		})
 	}
+
+	// A million distinct networks and domains in a few MB of gzip: the
+	// tables stop at their bound (analysis.Config.MaxTableBytes) where
+	// two million took 3.9 GB.
+	t.Run("distinct_networks_and_domains", func(t *testing.T) {
+		path := filepath.Join(dir, "distinct.jsonl.gz")
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		zw := gzip.NewWriter(f)
+		bw := bufio.NewWriterSize(zw, 1<<20)
+		for i := range 1_000_000 {
+			fmt.Fprintf(bw, `{"measurement_start_time":"2024-01-01 00:00:00","probe_asn":"AS%d","probe_network_name":"Network %d","test_name":"kzprobe_tls_mitm","test_keys":{"domain":"d%d.example","verdict":"ok"}}`+"\n", i+1, i, i)
+		}
+		bw.Flush()
+		zw.Close()
+		f.Close()
+		for _, args := range [][]string{
+			{"analyze", path, "--format", "json", "--table", "summary,warnings"},
+			{"compare", path, "--format", "json"},
+		} {
+			out := runBounded(t, bin, args...)
+			if !strings.Contains(out, "reached its") && !strings.Contains(out, "reached their") {
+				t.Errorf("%s: no warning that the tables are full:\n%s", args[0], truncateOutput(out))
+			}
+		}
+	})
+}
+
+// runBounded runs the real kzprobe, checks it exits 0 and that its peak
+// resident set stays under hostileRSSBound, and returns its stdout.
+func runBounded(t *testing.T, bin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	killed := watchRSS(cmd.Process.Pid, 1<<30)
+	err := cmd.Wait()
+	if killed.Load() {
+		t.Fatalf("kzprobe %s: killed past 1 GB of resident memory", strings.Join(args, " "))
+	}
+	if err != nil {
+		t.Fatalf("kzprobe %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	rss := maxRSS(t, cmd.ProcessState)
+	t.Logf("kzprobe %s: peak RSS %d MiB", args[0], rss>>20)
+	if rss > hostileRSSBound {
+		t.Errorf("kzprobe %s: peak RSS %d MiB; want under %d MiB", strings.Join(args, " "), rss>>20, hostileRSSBound>>20)
+	}
+	return stdout.String()
 }
 
 // watchRSS polls the resident set of pid (Linux's /proc) and kills the
