@@ -67,16 +67,7 @@ func writeKeyPair(t *testing.T, dir string, cert *tls.Certificate) (certFile, ke
 // and stops it as Ctrl-C would.
 func TestControlServeCommand(t *testing.T) {
 	clearEnv(t)
-	l, err := lab.Start(lab.Config{Scenario: lab.DefaultScenario()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	dir := t.TempDir()
-	files, err := l.WriteFiles(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, dir, files := startLab(t, lab.Config{Scenario: lab.DefaultScenario()})
 	cert, err := l.PKI.IssuePublic([]string{"control.example"}, []net.IP{net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -190,16 +181,7 @@ func TestControlServeUsage(t *testing.T) {
 // verdict cites both views.
 func TestRunWithLabControlServer(t *testing.T) {
 	clearEnv(t)
-	l, err := lab.Start(lab.Config{Scenario: lab.DefaultScenario()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	dir := t.TempDir()
-	files, err := l.WriteFiles(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, dir, files := startLab(t, lab.Config{Scenario: lab.DefaultScenario()})
 	cfg := labConfig(l, files, dir)
 	cfg.Targets.Domains = []string{"rutracker.org", "dns-blockpage.example"}
 	line := labCommandLine(cfg)

@@ -25,16 +25,7 @@ import (
 // scenario's verdict in the JSONL it wrote.
 func TestRunAgainstLab(t *testing.T) {
 	clearEnv(t)
-	l, err := lab.Start(lab.Config{Scenario: lab.DefaultScenario()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	dir := t.TempDir()
-	files, err := l.WriteFiles(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, dir, files := startLab(t, lab.Config{Scenario: lab.DefaultScenario()})
 	cfg := labConfig(l, files, dir)
 	out := filepath.Join(dir, "run.jsonl")
 	args := strings.Fields(labCommandLine(cfg))[2:] // drop "kzprobe run"
@@ -269,16 +260,7 @@ func TestLabServe(t *testing.T) {
 // run configuration it stands for.
 func TestLabConfigFile(t *testing.T) {
 	clearEnv(t)
-	l, err := lab.Start(lab.Config{Scenario: lab.DefaultScenario()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	dir := t.TempDir()
-	files, err := l.WriteFiles(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, dir, files := startLab(t, lab.Config{Scenario: lab.DefaultScenario()})
 	want := labConfig(l, files, dir)
 	want.Targets.Files = []string{filepath.Join(dir, "targets.txt")}
 	want.Targets.Domains = nil

@@ -186,16 +186,7 @@ var specTestKeys = []specField{
 // the shape OONI's collectors give, with the ASN and the country.
 func TestRecordsFollowOONISpecs(t *testing.T) {
 	clearEnv(t)
-	l, err := lab.Start(lab.Config{Scenario: lab.DefaultScenario()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	dir := t.TempDir()
-	files, err := l.WriteFiles(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, dir, files := startLab(t, lab.Config{Scenario: lab.DefaultScenario()})
 	cfg := labConfig(l, files, dir)
 	const url = "https://wikipedia.org/wiki/Main_Page?action=history"
 	args := strings.Fields(labCommandLine(cfg))[2:] // drop "kzprobe run"

@@ -27,16 +27,7 @@ func fileLab(t *testing.T, n int, latency time.Duration) (domains, args []string
 		sc.Sites = append(sc.Sites, lab.Site{Domain: fmt.Sprintf("site-%03d.example", i), TLS: lab.Pass})
 		domains = append(domains, sc.Sites[i].Domain)
 	}
-	l, err := lab.Start(lab.Config{Scenario: sc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	dir := t.TempDir()
-	files, err := l.WriteFiles(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, dir, files := startLab(t, lab.Config{Scenario: sc})
 	cfg := labConfig(l, files, dir)
 	cfg.Targets.Domains = nil
 	return domains, append([]string{"run", "-q", "--parallel", "2"}, strings.Fields(labCommandLine(cfg))[2:]...)

@@ -86,16 +86,7 @@ func runCaptured(args []string) (int, string) {
 // the terminal output or the messages — unless --include-ip.
 func TestVantageAndPrivacy(t *testing.T) {
 	clearEnv(t)
-	l, err := lab.Start(lab.Config{Scenario: lab.DefaultScenario()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	dir := t.TempDir()
-	files, err := l.WriteFiles(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, dir, files := startLab(t, lab.Config{Scenario: lab.DefaultScenario()})
 	client := l.Net.Addr().Next()
 	for range 249 { // 127.a.b.250: a lab address where nothing listens
 		client = client.Next()

@@ -62,16 +62,7 @@ func slowLab(t *testing.T, n int, latency time.Duration) (*lab.Lab, []string) {
 		}
 		sc.Sites = append(sc.Sites, lab.Site{Domain: fmt.Sprintf("site-%03d.example", i), TLS: tlsb})
 	}
-	l, err := lab.Start(lab.Config{Scenario: sc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	dir := t.TempDir()
-	files, err := l.WriteFiles(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, dir, files := startLab(t, lab.Config{Scenario: sc})
 	args := strings.Fields(labCommandLine(labConfig(l, files, dir)))[2:]
 	return l, append([]string{"run", "-q", "--parallel", "2"}, args...)
 }

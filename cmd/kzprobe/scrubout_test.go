@@ -32,16 +32,7 @@ func privacyLab(t *testing.T, cfg lab.Config) (*lab.Lab, []string) {
 			{Domain: "unreachable.example", TLS: lab.Unreachable},
 		}}
 	}
-	l, err := lab.Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	dir := t.TempDir()
-	files, err := l.WriteFiles(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, dir, files := startLab(t, cfg)
 	return l, strings.Fields(labCommandLine(labConfig(l, files, dir)))[1:] // "run" + flags
 }
 

@@ -70,16 +70,7 @@ func ulimitN(n int) []string {
 // the `kzprobe run` arguments that measure it (quiet; add -o).
 func startLabRun(t *testing.T, sc lab.Scenario) (*lab.Lab, []string) {
 	t.Helper()
-	l, err := lab.Start(lab.Config{Scenario: sc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	dir := t.TempDir()
-	files, err := l.WriteFiles(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, dir, files := startLab(t, lab.Config{Scenario: sc})
 	args := strings.Fields(labCommandLine(labConfig(l, files, dir)))[2:] // drop "kzprobe run"
 	return l, append([]string{"run", "-q"}, args...)
 }
