@@ -56,6 +56,11 @@ func (a *readArgs) open(paths []string, output string, stdout io.Writer) (analys
 // config turns the flags into an analysis configuration.
 func (a *readArgs) config() (analysis.Config, error) {
 	var cfg analysis.Config
+	if a.trustRoots != "" {
+		if _, err := os.Stat(a.trustRoots); err != nil {
+			return cfg, pathError("--trust-roots", a.trustRoots, err, false)
+		}
+	}
 	trust, err := loadTrust(a.trustRoots)
 	if err != nil {
 		return cfg, err
@@ -67,7 +72,7 @@ func (a *readArgs) config() (analysis.Config, error) {
 	for _, f := range a.interceptionRoots {
 		data, err := os.ReadFile(f)
 		if err != nil {
-			return cfg, usageError("--interception-roots: %v", err)
+			return cfg, pathError("--interception-roots", f, err, false)
 		}
 		if _, err := kb.AddRootsPEM(data, f); err != nil {
 			return cfg, usageError("--interception-roots: %s: %v", f, err)
@@ -114,7 +119,7 @@ func checkInputs(paths []string) error {
 			continue
 		}
 		if _, err := os.Stat(p); err != nil {
-			return usageError("input %v", err)
+			return pathError("input", p, err, true)
 		}
 	}
 	return nil

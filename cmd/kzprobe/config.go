@@ -390,6 +390,7 @@ func loadConfig(file string, flags *pflag.FlagSet, flagKeys map[string]string) (
 	var cfg Config
 	hook := mapstructure.ComposeDecodeHookFunc(
 		durationHook,
+		scalarHook,
 		mapstructure.StringToSliceHookFunc(","),
 	)
 	src := sourceNamer{file: file, lines: lines, flags: flags, flagKeys: flagKeys}
@@ -449,7 +450,7 @@ func flagName(f *pflag.Flag) string {
 func checkKeys(file string, data []byte) (map[string]int, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("%w: %s: not valid YAML: %v", ErrConfig, file, err)
+		return nil, yamlSyntaxError(file, data, err)
 	}
 	lines := map[string]int{}
 	if len(doc.Content) == 0 {

@@ -59,7 +59,7 @@ func newControlCmd() *cobra.Command {
 		Short: "Run the control server that probes may ask (a vantage outside the network)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return usageError("kzprobe control: say what to do, e.g. kzprobe control serve")
+			return usageError("say what to do with the control server, e.g. kzprobe control serve (see kzprobe control --help)")
 		},
 	}
 	cmd.AddCommand(newControlServeCmd())

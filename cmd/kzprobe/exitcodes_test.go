@@ -61,16 +61,16 @@ func TestExitCodes(t *testing.T) {
 	}{
 		// kzprobe itself.
 		{"root: unknown command", []string{"rn"}, exitUsage, `unknown command "rn" for "kzprobe" (did you mean run?)`},
-		{"root: unknown flag", []string{"--nope"}, exitUsage, "unknown flag: --nope"},
+		{"root: unknown flag", []string{"--nope"}, exitUsage, "unknown flag --nope"},
 		{"root: help", []string{"--help"}, exitOK, ""},
 		{"version: extra argument", []string{"version", "extra"}, exitUsage, `unknown command "extra" for "kzprobe version"`},
 		{"version", []string{"version"}, exitOK, ""},
 		{"completion: unknown shell", []string{"completion", "nope"}, exitUsage, `unknown command "nope"`},
 
 		// run.
-		{"run: unknown flag", []string{"run", "--nope"}, exitUsage, "unknown flag: --nope"},
+		{"run: unknown flag", []string{"run", "--nope"}, exitUsage, "unknown flag --nope"},
 		{"run: extra argument", []string{"run", "extra"}, exitUsage, `unknown command "extra" for "kzprobe run"`},
-		{"run: duration flag without a unit", []string{"run", "--timeout", "10"}, exitUsage, `invalid argument "10" for "--timeout"`},
+		{"run: duration flag without a unit", []string{"run", "--timeout", "10"}, exitUsage, `--timeout "10": not a duration`},
 		{"run: bad value", []string{"run", "--parallel", "0"}, exitUsage, "run.parallel"},
 		{"run: unknown key in the file", []string{"run", "-c", badKey}, exitUsage, `did you mean "tls.timeout"`},
 		{"run: missing target list", []string{"run", "-i", filepath.Join(dir, "nope.txt")}, exitUsage, "nope.txt"},

@@ -82,9 +82,7 @@ const exitCodesHelp = `Exit codes, the same for every command:
 // arguments, an unknown command. They exited 1, like a runtime failure,
 // while the same mistake caught by kzprobe itself exited 2.
 func usageErrors(c *cobra.Command) {
-	c.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return &exitError{code: exitUsage, err: err}
-	})
+	c.SetFlagErrorFunc(flagError) // "did you mean", what a value should be
 	if !c.Runnable() && c.HasSubCommands() {
 		// A command that only groups others (kzprobe, kzprobe completion)
 		// printed its help for any word after it, and exited 0: run, it

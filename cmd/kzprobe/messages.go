@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -88,4 +90,33 @@ func shellQuote(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// pathProblem says in plain words why the file at path could not be read
+// (err is from opening or reading it): "x does not exist", "x is not
+// readable; check its permissions", else "x: " and the system's reason,
+// without Go's "open x:" before it.
+func pathProblem(path string, err error) string {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return path + " does not exist; check the path"
+	case errors.Is(err, fs.ErrPermission):
+		return path + " is not readable; check its permissions"
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return path + ": " + pe.Err.Error()
+	}
+	return path + ": " + err.Error()
+}
+
+// pathError is the usage error of a file given on the command line that
+// cannot be read: what it is ("input", "--trust-roots"), and pathProblem;
+// stdin adds that "-" reads standard input instead.
+func pathError(what, path string, err error, stdin bool) error {
+	msg := what + " " + pathProblem(path, err)
+	if stdin && errors.Is(err, fs.ErrNotExist) {
+		msg += ", or give - to read from stdin"
+	}
+	return usageError("%s", msg)
 }

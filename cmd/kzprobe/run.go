@@ -166,7 +166,7 @@ func newAnalyzer(cfg *Config) (*chain.Analyzer, error) {
 	for _, f := range cfg.Interception.ExtraRoots {
 		data, err := os.ReadFile(f)
 		if err != nil {
-			return nil, fmt.Errorf("%w: interception.extra_roots: %v", ErrConfig, err)
+			return nil, fmt.Errorf("%w: interception.extra_roots: %s", ErrConfig, pathProblem(f, err))
 		}
 		if _, err := kb.AddRootsPEM(data, f); err != nil {
 			return nil, fmt.Errorf("%w: interception.extra_roots: %s: %v", ErrConfig, f, err)
@@ -253,7 +253,7 @@ func loadTrust(file string) (*x509.CertPool, error) {
 func loadPool(file, key string) (*x509.CertPool, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrConfig, key, err)
+		return nil, fmt.Errorf("%w: %s: %s", ErrConfig, key, pathProblem(file, err))
 	}
 	pool := x509.NewCertPool()
 	n := 0

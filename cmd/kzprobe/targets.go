@@ -48,6 +48,9 @@ func openTargets(cfg *Config, stdin io.Reader) (*targetSource, error) {
 		if f == "-" {
 			continue
 		}
+		if _, err := os.Stat(f); err != nil {
+			return nil, pathError("target list", f, err, true)
+		}
 		_, c, err := targets.Open(f, nil)
 		if err != nil {
 			return nil, usageError("%v", err)
