@@ -195,10 +195,10 @@ func readInputs(cmd *cobra.Command, ra *readArgs, paths []string, warn func(anal
 		return stats, noMeasurement(paths, stats, bad, unread, first)
 	}
 	if bad > 0 {
-		fmt.Fprintf(stderr, "kzprobe: %d bad line(s) skipped; see the warnings in the output\n", bad)
+		fmt.Fprintf(stderr, "kzprobe: %s skipped; see the warnings in the output\n", plural(bad, "bad line"))
 	}
 	if unread > 0 {
-		fmt.Fprintf(stderr, "kzprobe: %d file(s) skipped or unreadable; see the warnings in the output\n", unread)
+		fmt.Fprintf(stderr, "kzprobe: %s skipped or unreadable; see the warnings in the output\n", plural(unread, "file"))
 	}
 	return stats, nil
 }
@@ -218,11 +218,11 @@ func noMeasurement(paths []string, stats []analysis.FileStats, bad, unread int, 
 	if len(stats) == 0 {
 		return fmt.Errorf("%w: no measurement file in %s (folders are walked for *.json, *.jsonl and their .gz)", errNoMeasurement, oneLine(render.Printable(strings.Join(paths, " "))))
 	}
-	msg := fmt.Sprintf("%d file(s)", len(stats))
+	msg := plural(len(stats), "file")
 	if unread > 0 {
 		msg += fmt.Sprintf(", %d skipped or unreadable", unread)
 	}
-	msg += fmt.Sprintf(", %d bad line(s)", bad)
+	msg += ", " + plural(bad, "bad line")
 	if first != nil {
 		msg += "; first: " + oneLine(render.Printable(first.String()))
 	}
@@ -415,7 +415,7 @@ writes SVG to stdout.`,
 				return err
 			}
 			if a.output != "-" {
-				fmt.Fprintf(cmd.ErrOrStderr(), "timeline of %d intermediate(s), %d gap(s): %s\n", len(res.Intermediates), len(res.Gaps), a.output)
+				fmt.Fprintf(cmd.ErrOrStderr(), "timeline of %s, %s: %s\n", plural(len(res.Intermediates), "intermediate"), plural(len(res.Gaps), "gap"), a.output)
 			}
 			return nil
 		},

@@ -50,7 +50,7 @@ func TestAnalyzeCommandReportFixture(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	if !strings.Contains(stderr, "2 bad line(s) skipped") {
+	if !strings.Contains(stderr, "2 bad lines skipped") {
 		t.Errorf("stderr %q; want the bad lines counted", stderr)
 	}
 	var res analysis.Result
@@ -95,7 +95,7 @@ func TestAnalyzeCommandErrors(t *testing.T) {
 	}{
 		{"format", []string{"analyze", good, "--format", "xml"}, `--format "xml"`},
 		{"table", []string{"analyze", good, "--table", "roots"}, `--table "roots"`},
-		{"missing", []string{"analyze", filepath.Join(dir, "nope.jsonl")}, "nope.jsonl: no such file"},
+		{"missing", []string{"analyze", filepath.Join(dir, "nope.jsonl")}, "nope.jsonl does not exist"},
 		{"since", []string{"analyze", good, "--since", "yesterday"}, `--since "yesterday"`},
 		{"until_before_since", []string{"compare", good, "--since", "2024-02-01", "--until", "2024-01-01"}, "is not after"},
 		{"roots", []string{"analyze", good, "--interception-roots", good}, "no PEM certificate"},

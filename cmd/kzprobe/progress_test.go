@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"kzprobe/analysis"
 	"kzprobe/measurement"
 )
 
@@ -129,5 +130,22 @@ func TestConsoleQuietVerbose(t *testing.T) {
 	}
 	if strings.Contains(errw.String(), "\r") {
 		t.Errorf("-q drew a progress line: %q", errw.String())
+	}
+}
+
+// TestReadProgressFitsTerminal: the reading commands' progress line on a
+// terminal is never wider than it (a wrapped line left a copy of itself at
+// every redraw) and clears the rest of the line after it.
+func TestReadProgressFitsTerminal(t *testing.T) {
+	var buf bytes.Buffer
+	rp := &readProgress{w: &buf, terminal: true, cols: func() int { return 60 }, start: time.Now().Add(-time.Minute)}
+	rp.update(analysis.Progress{FilesDone: 2, Files: 5, Bytes: 300 << 20, TotalBytes: 1200 << 20, Records: 1203455, Bad: 12})
+	out := buf.String()
+	line, rest, ok := strings.Cut(strings.TrimPrefix(out, "\r"), "\033[K")
+	if !strings.HasPrefix(out, "\r") || !ok || rest != "" {
+		t.Fatalf("progress %q; want \\r, the line, then clear to the end of the line", out)
+	}
+	if textWidth(line) >= 60 || !strings.HasPrefix(line, "reading 2/5 files: 300.0 MB of 1200.0 MB") {
+		t.Errorf("line of %d columns on a terminal of 60: %q", textWidth(line), line)
 	}
 }

@@ -154,8 +154,8 @@ func TestReadCommandsNoMeasurementIsAnError(t *testing.T) {
 		{"analyze_empty_folder", []string{"analyze", empty}, "no measurement read: no measurement file in " + empty},
 		{"timeline_empty_folder", []string{"timeline", empty, "-o", filepath.Join(outDir, "x.png")}, "no measurement read: no measurement file"},
 		{"report_empty_folder", []string{"report", empty, "-o", filepath.Join(outDir, "r.html")}, "no measurement read"},
-		{"analyze_readme", []string{"analyze", readme}, "no measurement read: 1 file(s), 2 bad line(s); first: " + readme + `:1: analysis: not a measurement object (starts with "# kzprobe")`},
-		{"compare_readme", []string{"compare", readme}, "no measurement read: 1 file(s), 2 bad line(s)"},
+		{"analyze_readme", []string{"analyze", readme}, "no measurement read: 1 file, 2 bad lines; first: " + readme + `:1: analysis: not a measurement object (starts with "# kzprobe")`},
+		{"compare_readme", []string{"compare", readme}, "no measurement read: 1 file, 2 bad lines"},
 		{"compare_only_ooni", []string{"compare", ooni}, "no kzprobe measurement to compare (1 without a kzprobe verdict"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -210,8 +210,8 @@ func TestReadProgressFlag(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"analyze", in, "--progress"}, "kzprobe: read 1/1 file(s): 0.0 MB, 5 measurement(s), 0 bad, "},
-		{[]string{"compare", in, "--progress"}, "kzprobe: read 1/1 file(s)"},
+		{[]string{"analyze", in, "--progress"}, "kzprobe: read 1/1 file: 0.0 MB, 5 measurements, 0 bad, "},
+		{[]string{"compare", in, "--progress"}, "kzprobe: read 1/1 file"},
 		{[]string{"analyze", in}, ""},
 		{[]string{"analyze", in, "--progress=false"}, ""},
 	} {
@@ -224,7 +224,7 @@ func TestReadProgressFlag(t *testing.T) {
 		}
 	}
 	p := analysis.Progress{FilesDone: 2, Files: 5, Bytes: 300 << 20, TotalBytes: 1200 << 20, Records: 1203455, Bad: 12}
-	if line := progressText(p, 4*time.Second, false); line != "reading 2/5 file(s): 300.0 MB of 1200.0 MB (25%), 1203455 measurement(s), 12 bad, 300864/s" {
+	if line := progressText(p, 4*time.Second, false); line != "reading 2/5 files: 300.0 MB of 1200.0 MB (25%), 1203455 measurements, 12 bad, 300864/s" {
 		t.Errorf("progress line %q", line)
 	}
 }

@@ -19,6 +19,7 @@ type readProgress struct {
 	mu       sync.Mutex
 	w        io.Writer
 	terminal bool          // redraw one line in place
+	cols     func() int    // the terminal's width now
 	delay    time.Duration // before the first line
 	every    time.Duration // between lines
 	start    time.Time
@@ -38,7 +39,8 @@ func newReadProgress(w io.Writer, flag, set bool) *readProgress {
 	if set && !flag || !set && !terminal {
 		return nil
 	}
-	rp := &readProgress{w: w, terminal: terminal, start: time.Now(), delay: time.Second, every: 250 * time.Millisecond}
+	rp := &readProgress{w: w, terminal: terminal, start: time.Now(), delay: time.Second, every: 250 * time.Millisecond,
+		cols: func() int { return terminalWidth(w) }}
 	if !terminal {
 		rp.delay, rp.every = 5*time.Second, 5*time.Second
 	}
@@ -57,7 +59,9 @@ func (rp *readProgress) update(p analysis.Progress) {
 	rp.last = now
 	rp.line = progressText(p, now.Sub(rp.start), false)
 	if rp.terminal {
-		fmt.Fprintf(rp.w, "\r\033[K%s", rp.line)
+		// Never wider than the terminal: a line that wraps leaves a copy
+		// of itself at each redraw.
+		fmt.Fprintf(rp.w, "\r%s\033[K", fitText(rp.line, rp.cols()-1))
 	} else {
 		fmt.Fprintf(rp.w, "kzprobe: %s\n", rp.line)
 	}
@@ -76,19 +80,23 @@ func (rp *readProgress) finish() {
 	fmt.Fprintf(rp.w, "kzprobe: %s\n", progressText(rp.p, time.Since(rp.start), true))
 }
 
-// progressText is one progress line: "reading 3/12 file(s): 412.0 MB of
-// 1228.8 MB (34%), 1203455 measurement(s), 12 bad, 250312/s". The bytes
+// progressText is one progress line: "reading 3/12 files: 412.0 MB of
+// 1228.8 MB (34%), 1203455 measurements, 12 bad, 250312/s". The bytes
 // are the files' (compressed for gzip), the rate is measurements'.
 func progressText(p analysis.Progress, elapsed time.Duration, done bool) string {
 	verb := "reading"
 	if done {
 		verb = "read"
 	}
-	s := fmt.Sprintf("%s %d/%d file(s): %s", verb, p.FilesDone, p.Files, mb(p.Bytes))
+	files := "files"
+	if p.Files == 1 {
+		files = "file"
+	}
+	s := fmt.Sprintf("%s %d/%d %s: %s", verb, p.FilesDone, p.Files, files, mb(p.Bytes))
 	if p.TotalBytes > 0 && !done {
 		s += fmt.Sprintf(" of %s (%d%%)", mb(p.TotalBytes), p.Bytes*100/p.TotalBytes)
 	}
-	s += fmt.Sprintf(", %d measurement(s), %d bad", p.Records, p.Bad)
+	s += fmt.Sprintf(", %s, %d bad", plural(int(p.Records), "measurement"), p.Bad)
 	if secs := elapsed.Seconds(); secs > 0 {
 		s += fmt.Sprintf(", %.0f/s", float64(p.Records)/secs)
 	}
