@@ -215,11 +215,35 @@ func Classify(err error) string {
 		// The kernel gave up (SYN or data retransmissions); not on loopback.
 		return GenericTimeout
 	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		if f, ok := winsockFailures[errno]; ok {
+			return f
+		}
+	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		return GenericTimeout
 	}
 	return classifyText(err.Error())
+}
+
+// winsockFailures maps the Winsock error numbers that Windows returns where
+// Unix returns ECONNREFUSED and the like (Go's syscall.Errno.Is does not
+// translate them, and their messages are in the user's language). The
+// numbers (WSABASEERR+n, above 10000) are no errno on Linux or macOS, so
+// the map is consulted everywhere. OONI does the same
+// (netxlite/errno_windows.go). Reproduce on Windows: dial a closed
+// loopback port ("connectex: No connection could be made because the
+// target machine actively refused it.").
+var winsockFailures = map[syscall.Errno]string{
+	10024: TooManyOpenFiles,   // WSAEMFILE
+	10051: NetworkUnreachable, // WSAENETUNREACH
+	10053: ConnectionAborted,  // WSAECONNABORTED
+	10054: ConnectionReset,    // WSAECONNRESET
+	10060: GenericTimeout,     // WSAETIMEDOUT
+	10061: ConnectionRefused,  // WSAECONNREFUSED
+	10065: HostUnreachable,    // WSAEHOSTUNREACH
 }
 
 // classifyText is the last resort, for libraries that flatten errors into

@@ -74,6 +74,14 @@ func TestFailureClassifyTable(t *testing.T) {
 		{"network unreachable", opErr("dial", syscall.ENETUNREACH), failure.NetworkUnreachable},
 		{"too many open files", &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("socket", syscall.EMFILE)}, failure.TooManyOpenFiles},
 		{"file table full", opErr("dial", syscall.ENFILE), failure.TooManyOpenFiles},
+		// Windows: Winsock numbers, with messages in the user's language.
+		{"windows refused", opErr("connectex", syscall.Errno(10061)), failure.ConnectionRefused},
+		{"windows reset", opErr("wsarecv", syscall.Errno(10054)), failure.ConnectionReset},
+		{"windows aborted", opErr("wsasend", syscall.Errno(10053)), failure.ConnectionAborted},
+		{"windows timed out", opErr("connectex", syscall.Errno(10060)), failure.GenericTimeout},
+		{"windows host unreachable", opErr("connectex", syscall.Errno(10065)), failure.HostUnreachable},
+		{"windows network unreachable", opErr("connectex", syscall.Errno(10051)), failure.NetworkUnreachable},
+		{"windows too many sockets", &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("socket", syscall.Errno(10024))}, failure.TooManyOpenFiles},
 
 		// Last resort: libraries that flatten errors into strings.
 		{"text reset", errors.New("read tcp 1.2.3.4:5: connection reset by peer"), failure.ConnectionReset},
