@@ -129,7 +129,16 @@ func (w *Writer) Close() error {
 }
 
 // isUnsyncable reports errors that only say the output cannot be synced
-// (a pipe, a terminal): not a failure.
+// (a pipe, a terminal): not a failure. Windows says it in its own numbers
+// (unsyncable, sync_windows.go).
 func isUnsyncable(err error) bool {
-	return errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOTSUP)
+	if errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOTSUP) {
+		return true
+	}
+	for _, e := range unsyncable {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
