@@ -28,6 +28,7 @@ const (
 )
 
 func main() {
+	enableTerminalEscapes()
 	os.Exit(execute(os.Args[1:]))
 }
 
