@@ -84,7 +84,10 @@ type EngineRun struct {
 // Result is what a bench measured; its JSON form is stable for
 // comparisons over time. Durations are in seconds.
 type Result struct {
-	Scenario string `json:"scenario"`
+	// SoftwareVersion is kzprobe's version, as in the records the run
+	// wrote; the caller sets it (Run leaves it empty).
+	SoftwareVersion string `json:"software_version"`
+	Scenario        string `json:"scenario"`
 	// ControlServer says whether the lab's control server was asked.
 	ControlServer bool `json:"control_server"`
 	// N, Parallel: targets and targets measured at once.

@@ -140,6 +140,7 @@ func runBench(ctx context.Context, a benchArgs, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	res.SoftwareVersion = softwareVersion()
 	if a.json {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -180,6 +181,7 @@ func printBench(w io.Writer, r bench.Result) {
 	if r.LabInProcess {
 		where = "client and lab (lab in this process)"
 	}
+	fmt.Fprintf(tw, "kzprobe\t%s\n", r.SoftwareVersion)
 	fmt.Fprintf(tw, "scenario\t%s: N=%d P=%d RTT=%v timeout=%v control server=%v\n", r.Scenario, r.N, r.Parallel, secs(r.RTT), secs(r.Timeout), r.ControlServer)
 	fmt.Fprintf(tw, "wall\t%.3f s\n", r.Wall)
 	fmt.Fprintf(tw, "latency bound\t%.3f s = ceil(%d/%d) x (%.2f RTT%s)\n", r.Bound, r.N, r.Parallel, r.RoundTrips, wait)

@@ -9,18 +9,34 @@ import (
 	"kzprobe/measurement"
 )
 
-// version is set at build time with -ldflags "-X main.version=v1.2.3";
-// otherwise it comes from the module's build information.
+// version is stamped at build time by scripts/release.sh with
+// -ldflags "-X main.version=v1.2.3". It is kzprobe's one version string:
+// --version, `kzprobe version`, bench output and every record's
+// software_version all print softwareVersion(), never another string.
 var version = ""
 
+// devVersion is the version of a build that was neither stamped nor given
+// a version by the go command (go build -buildvcs=false, go test).
+const devVersion = "0.1.0-dev"
+
+// softwareVersion returns the stamped version, else the main module's
+// version from the build information (go build sets it from the VCS since
+// Go 1.24, e.g. v0.0.0-20260101120000-0123456789ab+dirty), else devVersion.
 func softwareVersion() string {
-	if version != "" {
-		return version
+	bi, _ := debug.ReadBuildInfo()
+	return versionOf(version, bi)
+}
+
+// versionOf is softwareVersion for a given stamp and build information
+// (bi may be nil).
+func versionOf(stamped string, bi *debug.BuildInfo) string {
+	if stamped != "" {
+		return stamped
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+	if bi != nil && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 		return bi.Main.Version
 	}
-	return "0.1.0-dev"
+	return devVersion
 }
 
 const rootLong = `kzprobe finds TLS interception done with Kazakhstan's government root CA
@@ -63,6 +79,9 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 		Version:       softwareVersion(),
 	}
+	// --version prints the version string alone, the same string as in the
+	// records, so that scripts and bug reports can quote it as is.
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.AddCommand(newRunCmd(), newLabCmd(), newAnalyzeCmd(), newCompareCmd(), newTimelineCmd(), newReportCmd(), newControlCmd(), newBenchCmd(), newVersionCmd())
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
