@@ -10,33 +10,56 @@ import (
 )
 
 // version is stamped at build time by scripts/release.sh with
-// -ldflags "-X main.version=v1.2.3". It is kzprobe's one version string:
-// --version, `kzprobe version`, bench output and every record's
-// software_version all print softwareVersion(), never another string.
+// -ldflags "-X main.version=v1.2.3". softwareVersion() is kzprobe's one
+// version string: --version, `kzprobe version`, bench output and every
+// record's software_version all print it, never another string.
 var version = ""
 
-// devVersion is the version of a build that was neither stamped nor given
-// a version by the go command (go build -buildvcs=false, go test).
+// devVersion is the version of a build that was neither stamped nor
+// given a version or a commit by the go command (go test, go run,
+// go build -buildvcs=false).
 const devVersion = "0.1.0-dev"
 
-// softwareVersion returns the stamped version, else the main module's
-// version from the build information (go build sets it from the VCS since
-// Go 1.24, e.g. v0.0.0-20260101120000-0123456789ab+dirty), else devVersion.
+// softwareVersion returns the stamped version, else what the build
+// information knows (versionOf).
 func softwareVersion() string {
 	bi, _ := debug.ReadBuildInfo()
 	return versionOf(version, bi)
 }
 
 // versionOf is softwareVersion for a given stamp and build information
-// (bi may be nil).
+// (bi may be nil): the stamp; else the main module's version when the go
+// command set one (go install of a tagged module); else devVersion with
+// the commit the go command recorded from the checkout, as semver build
+// metadata (0.1.0-dev+0123456789ab, .dirty with uncommitted changes);
+// else devVersion.
 func versionOf(stamped string, bi *debug.BuildInfo) string {
 	if stamped != "" {
 		return stamped
 	}
-	if bi != nil && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
+	if bi == nil {
+		return devVersion
 	}
-	return devVersion
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	var rev, modified string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			modified = s.Value
+		}
+	}
+	if rev == "" {
+		return devVersion
+	}
+	v := devVersion + "+" + rev[:min(len(rev), 12)]
+	if modified == "true" {
+		v += ".dirty"
+	}
+	return v
 }
 
 const rootLong = `kzprobe finds TLS interception done with Kazakhstan's government root CA

@@ -7,20 +7,28 @@ import (
 )
 
 // TestVersionOf: the stamp wins, then the module version the go command
-// records, then devVersion.
+// records, then the commit it records, then devVersion.
 func TestVersionOf(t *testing.T) {
-	withMain := func(v string) *debug.BuildInfo {
-		return &debug.BuildInfo{Main: debug.Module{Path: "kzprobe", Version: v}}
+	withMain := func(v string, settings ...string) *debug.BuildInfo {
+		bi := &debug.BuildInfo{Main: debug.Module{Path: "kzprobe", Version: v}}
+		for i := 0; i+1 < len(settings); i += 2 {
+			bi.Settings = append(bi.Settings, debug.BuildSetting{Key: settings[i], Value: settings[i+1]})
+		}
+		return bi
 	}
+	const rev = "0123456789abcdef0123456789abcdef01234567"
 	for _, tc := range []struct {
 		name    string
 		stamped string
 		bi      *debug.BuildInfo
 		want    string
 	}{
-		{"stamped", "v1.2.3", withMain("v0.0.0-20260101120000-0123456789ab"), "v1.2.3"},
+		{"stamped", "v1.2.3", withMain("v1.0.0", "vcs.revision", rev), "v1.2.3"},
 		{"stamped, no build info", "v1.2.3", nil, "v1.2.3"},
-		{"go build from a checkout", "", withMain("v0.0.0-20260101120000-0123456789ab+dirty"), "v0.0.0-20260101120000-0123456789ab+dirty"},
+		{"go install of a tagged module", "", withMain("v1.0.0", "vcs.revision", rev), "v1.0.0"},
+		{"go build from a checkout", "", withMain("(devel)", "vcs", "git", "vcs.revision", rev, "vcs.modified", "false"), "0.1.0-dev+0123456789ab"},
+		{"go build from a modified checkout", "", withMain("(devel)", "vcs.revision", rev, "vcs.modified", "true"), "0.1.0-dev+0123456789ab.dirty"},
+		{"short revision", "", withMain("(devel)", "vcs.revision", "abc"), "0.1.0-dev+abc"},
 		{"go build -buildvcs=false", "", withMain("(devel)"), devVersion},
 		{"go test", "", withMain(""), devVersion},
 		{"no build info", "", nil, devVersion},
