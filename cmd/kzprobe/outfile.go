@@ -59,7 +59,7 @@ func openOutput(path string, mode outputMode, start time.Time, stdout, warn io.W
 		return &runOutput{Writer: stdout, Path: "-"}, nil
 	}
 	if path == "" {
-		path = "measurements-" + start.UTC().Format("20060102T150405Z") + ".jsonl"
+		path = defaultOutputName(start)
 	}
 	if err := checkOutputFolder(path); err != nil {
 		return nil, err
@@ -163,4 +163,12 @@ func (c *RunConfig) outputMode() outputMode {
 		return outputAppend
 	}
 	return outputNew
+}
+
+// defaultOutputName is the output file of a run started at start:
+// measurements-20260102T150405Z.jsonl, in UTC. ISO 8601's basic format
+// has no ':', so the name is valid on Windows, macOS and Linux alike, and
+// names sort by time.
+func defaultOutputName(start time.Time) string {
+	return "measurements-" + start.UTC().Format("20060102T150405Z") + ".jsonl"
 }
