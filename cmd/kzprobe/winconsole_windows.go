@@ -4,9 +4,19 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 
+	"github.com/spf13/cobra"
 	"golang.org/x/sys/windows"
 )
+
+func init() {
+	// Started from Explorer: say how to run it, and wait for Enter so that
+	// the window does not close before the text is read (cobra's default
+	// shows "open cmd.exe" for 5 seconds).
+	cobra.MousetrapHelpText = doubleClickText(filepath.Base(os.Args[0]))
+	cobra.MousetrapDisplayDuration = 0
+}
 
 // enableTerminalEscapes asks the Windows console to interpret the ANSI
 // escapes kzprobe writes to a terminal (the progress line's "\r\033[K",

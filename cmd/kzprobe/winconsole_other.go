@@ -3,5 +3,5 @@
 package main
 
 // enableTerminalEscapes does nothing: Unix terminals interpret ANSI
-// escapes (see console_windows.go).
+// escapes (see winconsole_windows.go).
 func enableTerminalEscapes() {}
