@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"runtime/debug"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -108,8 +109,43 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newRunCmd(), newLabCmd(), newAnalyzeCmd(), newCompareCmd(), newTimelineCmd(), newReportCmd(), newControlCmd(), newBenchCmd(), newVersionCmd())
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
+	strictHelp(root)
 	usageErrors(root)
 	return root
+}
+
+// strictHelp makes "kzprobe help TOPIC" a usage error (exit 2, with "did
+// you mean") when TOPIC is not a command; cobra's help command printed
+// "Unknown help topic" and the root's help, and exited 0.
+func strictHelp(root *cobra.Command) {
+	for _, c := range root.Commands() {
+		if c.Name() != "help" {
+			continue
+		}
+		c.Run = nil
+		c.RunE = func(c *cobra.Command, args []string) error {
+			cmd, rest, err := c.Root().Find(args)
+			if err != nil || cmd == nil || len(rest) > 0 {
+				topic := strings.Join(args, " ")
+				if len(rest) > 0 {
+					topic = rest[0]
+				}
+				msg := fmt.Errorf("unknown help topic %q: see kzprobe --help for the commands", topic)
+				if cmd != nil {
+					if cmd.SuggestionsMinimumDistance <= 0 {
+						cmd.SuggestionsMinimumDistance = 2
+					}
+					if s := cmd.SuggestionsFor(topic); len(s) > 0 {
+						msg = fmt.Errorf("unknown help topic %q (did you mean %s?)", topic, strings.Join(s, " or "))
+					}
+				}
+				return &exitError{code: exitUsage, err: msg}
+			}
+			cmd.InitDefaultHelpFlag()
+			cmd.InitDefaultVersionFlag()
+			return cmd.Help()
+		}
+	}
 }
 
 func newVersionCmd() *cobra.Command {
