@@ -34,7 +34,27 @@ const (
 	// as the server sees it, for a probe that wants to know its public
 	// address (the vantage). Rate limit and token apply.
 	WhoAmIPath = "/v1/whoami"
+	// SNIEndpointPath answers GET with an [SNIEndpointResponse]: where
+	// the server's neutral SNI endpoint listens and its key pin, for
+	// `kzprobe sweep --control-server`. Rate limit and token apply; a
+	// server without an endpoint answers 404 not_found.
+	SNIEndpointPath = "/v1/sni-endpoint"
 )
+
+// SNIEndpointResponse is the answer to GET /v1/sni-endpoint.
+type SNIEndpointResponse struct {
+	// Version is APIVersion.
+	Version int `json:"version"`
+	// Address is the endpoint's IP address when it listens on one; empty
+	// when it listens on every address of the server (":443"): the
+	// client then dials the address it reached the control server at.
+	Address string `json:"address"`
+	// Port is the endpoint's TCP port.
+	Port int `json:"port"`
+	// Pin is the SHA-256 of the endpoint certificate's
+	// SubjectPublicKeyInfo, "sha256:<base64>" (chain.Pin).
+	Pin string `json:"pin"`
+}
 
 // WhoAmIResponse is the answer to GET /v1/whoami.
 type WhoAmIResponse struct {

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/netip"
 	"net/url"
 	"slices"
@@ -407,4 +408,64 @@ func (c *Client) WhoAmI(ctx context.Context) (netip.Addr, error) {
 		return netip.Addr{}, fmt.Errorf("control: whoami: the server answered no address")
 	}
 	return a.Unmap(), nil
+}
+
+// SNIEndpoint asks the server where its neutral SNI endpoint listens and
+// for its key pin (GET /v1/sni-endpoint), for `kzprobe sweep`. An answer
+// without an address names the address this client reached the server
+// at. The pin comes over the API's verified TLS (and with the token), so
+// it is as trustworthy as the server.
+func (c *Client) SNIEndpoint(ctx context.Context) (netip.AddrPort, chain.Pin, error) {
+	actx, cancel := context.WithTimeout(ctx, c.timeout())
+	defer cancel()
+	var remote netip.Addr
+	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
+		if ap, err := netip.ParseAddrPort(info.Conn.RemoteAddr().String()); err == nil {
+			remote = ap.Addr().Unmap()
+		}
+	}}
+	u := strings.TrimSuffix(c.endpoint, CheckPath) + SNIEndpointPath
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(actx, trace), http.MethodGet, u, nil)
+	if err != nil {
+		return netip.AddrPort{}, chain.Pin{}, err
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.opts.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.opts.Token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return netip.AddrPort{}, chain.Pin{}, fmt.Errorf("control: %s: %w", SNIEndpointPath, requestError(ctx, actx, err))
+	}
+	defer discard(resp.Body)
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return netip.AddrPort{}, chain.Pin{}, fmt.Errorf("control: %s: %w", SNIEndpointPath, requestError(ctx, actx, err))
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e ErrorResponse
+		json.Unmarshal(data, &e)
+		return netip.AddrPort{}, chain.Pin{}, fmt.Errorf("control: %s: HTTP %d %s: %s", SNIEndpointPath, resp.StatusCode, truncate(e.Error, 64), truncate(e.Message, 200))
+	}
+	var e SNIEndpointResponse
+	if err := json.Unmarshal(data, &e); err != nil || e.Version != APIVersion {
+		return netip.AddrPort{}, chain.Pin{}, fmt.Errorf("control: %s: not a version %d answer", SNIEndpointPath, APIVersion)
+	}
+	pin, err := chain.ParsePin(e.Pin)
+	if err != nil {
+		return netip.AddrPort{}, chain.Pin{}, fmt.Errorf("control: %s: %w", SNIEndpointPath, err)
+	}
+	if e.Port <= 0 || e.Port > 65535 {
+		return netip.AddrPort{}, chain.Pin{}, fmt.Errorf("control: %s: port %d out of range", SNIEndpointPath, e.Port)
+	}
+	addr := remote
+	if e.Address != "" {
+		if addr, err = netip.ParseAddr(e.Address); err != nil {
+			return netip.AddrPort{}, chain.Pin{}, fmt.Errorf("control: %s: address %q is not an IP address", SNIEndpointPath, truncate(e.Address, 64))
+		}
+	}
+	if !addr.IsValid() {
+		return netip.AddrPort{}, chain.Pin{}, fmt.Errorf("control: %s: no address to dial", SNIEndpointPath)
+	}
+	return netip.AddrPortFrom(addr.Unmap(), uint16(e.Port)), pin, nil
 }

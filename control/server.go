@@ -141,6 +141,10 @@ type ServerConfig struct {
 	// error code, counts, duration; never the body nor the domain). Nil
 	// means no logs.
 	Logger *slog.Logger
+	// SNIEndpoint, when set, is the neutral SNI endpoint this server runs
+	// beside the API (kzprobe control serve --sni-endpoint): GET
+	// /v1/sni-endpoint returns it. Nil means none (404).
+	SNIEndpoint *SNIEndpointResponse
 	// Now is the clock: a check's test_runtime, the time chains are
 	// verified at, every record's t0 and t (see probe.Epoch), and the
 	// durations logged are read on it. Nil means time.Now.
@@ -345,13 +349,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.writeJSON(w, rl, http.StatusOK, map[string]any{"version": APIVersion, "status": "ok"})
 		return
-	case CheckPath, WhoAmIPath:
+	case CheckPath, WhoAmIPath, SNIEndpointPath:
 	default:
 		s.writeError(w, rl, &apiError{http.StatusNotFound, ErrNotFound, "the API is POST " + CheckPath})
 		return
 	}
 	method := http.MethodPost
-	if r.URL.Path == WhoAmIPath {
+	if r.URL.Path == WhoAmIPath || r.URL.Path == SNIEndpointPath {
 		method = http.MethodGet
 	}
 	if r.Method != method {
@@ -366,6 +370,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.URL.Path == WhoAmIPath {
 		s.writeJSON(w, rl, http.StatusOK, WhoAmIResponse{Version: APIVersion, ClientAddress: client.String()})
+		return
+	}
+	if r.URL.Path == SNIEndpointPath {
+		if s.cfg.SNIEndpoint == nil {
+			s.writeError(w, rl, &apiError{http.StatusNotFound, ErrNotFound, "this server runs no SNI endpoint (kzprobe control serve --sni-endpoint)"})
+			return
+		}
+		e := *s.cfg.SNIEndpoint
+		e.Version = APIVersion
+		s.writeJSON(w, rl, http.StatusOK, e)
 		return
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {

@@ -93,8 +93,9 @@ func (l *Lab) startControlServer() error {
 		// Each step (DNS, connect, handshake) gets a quarter: 4s, ample
 		// on loopback even on a loaded machine, and within a probe's
 		// target timeout.
-		Deadline: 16 * time.Second,
-		Logger:   logger,
+		Deadline:    16 * time.Second,
+		SNIEndpoint: l.sniEndpointInfo(),
+		Logger:      logger,
 	})
 	if err != nil {
 		return err

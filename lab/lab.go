@@ -16,6 +16,9 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"kzprobe/control"
+	"kzprobe/probe/chain"
 )
 
 // Host numbers in the lab's /24 (see the package documentation).
@@ -129,6 +132,16 @@ type Lab struct {
 	Scenario Scenario
 	// PKI holds the lab's certificate authorities.
 	PKI *PKI
+	// SNIEndpointAddr is the neutral SNI endpoint's address, "ip:port",
+	// for kzprobe sweep: the lab's middlebox is on the way, and what it
+	// lets pass reaches a control.SNIEndpoint (lab/sniendpoint.go). The
+	// control server returns it (GET /v1/sni-endpoint).
+	SNIEndpointAddr netip.AddrPort
+	// SNIEndpointPin is the endpoint's key pin.
+	SNIEndpointPin chain.Pin
+	// SNIBlockedAddr is an endpoint address the network resets, whatever
+	// the SNI; SNIDeadAddr one where nothing listens.
+	SNIBlockedAddr, SNIDeadAddr netip.AddrPort
 
 	latency  time.Duration
 	dnsDrop  float64
@@ -137,6 +150,8 @@ type Lab struct {
 	reqLog   *log.Logger // Config.RequestLog, nil for none
 	dohAddr  netip.Addr
 	control  *controlServer
+
+	sniEndpoint *control.SNIEndpoint
 
 	sites       []SiteInfo
 	byName      map[string]int
@@ -261,7 +276,7 @@ func start(cfg Config, sc Scenario, pki *PKI, certs []*tls.Certificate, prefix n
 	}
 
 	// Bind everything first, so that a conflict costs no goroutine.
-	hosts := []int{hostDoH, hostDoT, hostBlockpage}
+	hosts := []int{hostDoH, hostDoT, hostBlockpage, hostSNIEndpoint, hostSNIOrigin, hostSNIBlocked}
 	if l.hasIPv6() {
 		hosts = append(hosts, hostOutside6)
 	}
@@ -354,6 +369,9 @@ func start(cfg Config, sc Scenario, pki *PKI, certs []*tls.Certificate, prefix n
 		go l.serveMiddlebox(ln6, siteByIPv6SNI)
 		l.wg.Add(1)
 		go l.serveMiddlebox(lns[hostOutside6], siteOutside6)
+	}
+	if err := l.startSNIEndpoint(lns); err != nil {
+		return nil, err
 	}
 	l.interceptLn = newChanListener(&net.TCPAddr{IP: l.Net.Addr().AsSlice()})
 	l.wg.Add(1)
@@ -520,6 +538,9 @@ func (l *Lab) Close() error {
 		}
 		for _, srv := range l.dnsServers {
 			srv.Shutdown()
+		}
+		if l.sniEndpoint != nil {
+			l.sniEndpoint.Close()
 		}
 		l.wg.Wait()
 		l.stopControlServer()

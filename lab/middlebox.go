@@ -27,6 +27,9 @@ import (
 // On ::1, which all IPv6 sites share (Site.IPv6), the SNI also picks the
 // site: one of an IPv6 site is handled as on its IPv4 address (Pass
 // splices to its origin); any other SNI, or none, is closed.
+//
+// On the neutral SNI endpoint's address (lab/sniendpoint.go) the SNI
+// picks the behaviour as anywhere, and Pass splices to the endpoint.
 
 const (
 	// helloTimeout bounds the wait for a client's first flight.
@@ -79,7 +82,12 @@ func (l *Lab) handleMiddlebox(c net.Conn, site int) {
 		// What the middlebox did, once the SNI has named the site.
 		l.logRequest("tls %s -> %s: sni %q: %s", c.RemoteAddr(), c.LocalAddr(), name, behaviour)
 	}()
-	if site < 0 {
+	var origin netip.Addr // where Pass splices to: the site's origin, unless set here
+	if site == siteSNIEndpoint {
+		// The neutral SNI endpoint's address: the SNI picks the
+		// behaviour, and what passes reaches the endpoint.
+		origin = hostAddr(l.Net, hostSNIOrigin)
+	} else if site < 0 {
 		// A listener of the IPv6 sites: the SNI names the site, which must
 		// be one of them.
 		i, ok := l.siteIndex(name)
@@ -120,7 +128,10 @@ func (l *Lab) handleMiddlebox(c net.Conn, site int) {
 	case Drip, Garbage, ChainLong, ChainHeavy, ChainMalformed, CertAbsurd, CertInvalidFields, AlertMidHandshake:
 		l.hostileTLS(c, raw, name, behaviour)
 	default: // Pass
-		l.splice(c, raw, l.sites[site].OriginAddr)
+		if !origin.IsValid() {
+			origin = l.sites[site].OriginAddr
+		}
+		l.splice(c, raw, origin)
 	}
 }
 

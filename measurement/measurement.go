@@ -150,6 +150,9 @@ type TestKeys struct {
 	Verdict Verdict `json:"verdict"`
 	// VerdictReason says in a few words why.
 	VerdictReason string `json:"verdict_reason"`
+	// SNISweep holds a kzprobe_sni_sweep record's own facts (sweep.go);
+	// absent from kzprobe_tls_mitm records.
+	SNISweep *SNISweep `json:"sni_sweep,omitempty"`
 }
 
 // DNSQuery is one DNS round trip, in the shape of OONI's

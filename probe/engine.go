@@ -433,10 +433,6 @@ func (p *Prober) testHelpers() map[string]measurement.TestHelper {
 	return th
 }
 
-// testNameID is the test name as OONI writes it inside IDs: without
-// underscores.
-var testNameID = strings.ReplaceAll(measurement.TestName, "_", "")
-
 // NewReportID returns a fresh report ID for a run that started at start
 // from the network asn ("AS<n>"; empty or unparsable is AS0) in the country
 // cc (empty is "ZZ"), in the shape of the IDs OONI's collectors assign: the
@@ -446,11 +442,17 @@ var testNameID = strings.ReplaceAll(measurement.TestName, "_", "")
 // collector is "n0": no OONI collector assigned it (OONI's number
 // themselves from 1).
 func NewReportID(start time.Time, asn, cc string) string {
+	return NewReportIDFor(measurement.TestName, start, asn, cc)
+}
+
+// NewReportIDFor is NewReportID for another test of kzprobe's
+// (measurement.SweepTestName): the ID names that test.
+func NewReportIDFor(testName string, start time.Time, asn, cc string) string {
 	n, err := strconv.ParseUint(strings.TrimPrefix(asn, "AS"), 10, 32)
 	if err != nil {
 		n = 0
 	}
-	return fmt.Sprintf("%s_%s_%s_%d_n0_%s", start.UTC().Format("20060102T150405Z"), testNameID, cmp.Or(cc, "ZZ"), n, rand.Text()[:16])
+	return fmt.Sprintf("%s_%s_%s_%d_n0_%s", start.UTC().Format("20060102T150405Z"), strings.ReplaceAll(testName, "_", ""), cmp.Or(cc, "ZZ"), n, rand.Text()[:16])
 }
 
 // newMeasurementUID is a measurement_uid in the shape of OONI's: the start
@@ -458,7 +460,13 @@ func NewReportID(start time.Time, asn, cc string) string {
 // and 16 random hex digits, e.g.
 // "20250601120000.000000_KZ_kzprobetlsmitm_0123456789abcdef".
 func newMeasurementUID(start time.Time, cc string) string {
-	return start.UTC().Format("20060102150405.000000") + "_" + cc + "_" + testNameID + "_" + randomHex(8)
+	return NewMeasurementUID(measurement.TestName, start, cc)
+}
+
+// NewMeasurementUID is a measurement_uid for a record of testName that
+// started at start in the country cc (see newMeasurementUID).
+func NewMeasurementUID(testName string, start time.Time, cc string) string {
+	return start.UTC().Format("20060102150405.000000") + "_" + cmp.Or(cc, "ZZ") + "_" + strings.ReplaceAll(testName, "_", "") + "_" + randomHex(8)
 }
 
 func randomHex(n int) string {

@@ -55,13 +55,13 @@ const (
 // error (undecided).
 func verdictColor(v measurement.Verdict) string {
 	switch v {
-	case measurement.VerdictMITMISCA:
+	case measurement.VerdictMITMISCA, measurement.VerdictSNIInterceptedISCA:
 		return sgrBold
-	case measurement.VerdictMITMOther:
+	case measurement.VerdictMITMOther, measurement.VerdictSNIInterceptedOther:
 		return sgrRed
-	case measurement.VerdictDNSTampering, measurement.VerdictTLSBlocking, measurement.VerdictTCPBlocking:
+	case measurement.VerdictDNSTampering, measurement.VerdictTLSBlocking, measurement.VerdictTCPBlocking, measurement.VerdictSNIBlocked:
 		return sgrYellow
-	case measurement.VerdictOK:
+	case measurement.VerdictOK, measurement.VerdictClean:
 		return sgrGreen
 	case measurement.VerdictDown:
 		return sgrGrey

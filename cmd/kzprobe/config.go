@@ -23,7 +23,10 @@ import (
 	"kzprobe/dnsx"
 	"kzprobe/measurement"
 	"kzprobe/probe"
+	"kzprobe/probe/chain"
 	"kzprobe/probe/guard"
+	"kzprobe/sweep"
+	"kzprobe/targets"
 )
 
 // envPrefix is the prefix of every environment variable kzprobe reads:
@@ -42,6 +45,31 @@ type Config struct {
 	Run          RunConfig          `mapstructure:"run"`
 	Network      NetworkConfig      `mapstructure:"network"`
 	Vantage      VantageConfig      `mapstructure:"vantage"`
+	Sweep        SweepConfig        `mapstructure:"sweep"`
+}
+
+// SweepConfig is `kzprobe sweep`'s own settings (the rest it shares with
+// kzprobe run: targets, tls, network, vantage, control.server).
+type SweepConfig struct {
+	// Endpoint is the neutral endpoint's "ip:port"; empty means the one
+	// the control server (control.server) names.
+	Endpoint string `mapstructure:"endpoint"`
+	// EndpointPin is the endpoint's key pin, "sha256:<base64 or hex>";
+	// required with Endpoint, and checked against the control server's
+	// when both are given.
+	EndpointPin string `mapstructure:"endpoint_pin"`
+	// ControlSNI is the control name, one nobody blocks.
+	ControlSNI string `mapstructure:"control_sni"`
+	// ControlEvery is how many names go between two control handshakes.
+	ControlEvery int `mapstructure:"control_every"`
+	// Rate is the names started per second, "N/s" or "N"; "0" means no
+	// limit.
+	Rate string `mapstructure:"rate"`
+	// Parallel is the names in progress at once.
+	Parallel int `mapstructure:"parallel"`
+	// Found is a file the intercepted and blocked names are written to,
+	// one a line, for kzprobe run -i; empty means none.
+	Found string `mapstructure:"found"`
 }
 
 // TargetsConfig says what to measure.
@@ -258,6 +286,15 @@ var settings = []setting{
 	{"vantage.include_ip", false, "include-ip", "", "write your public IP address into the measurements and keep raw certificates and DNS answers that hold it (off: it is scrubbed from the output and the terminal, and such raw fields are withheld)"},
 	{"vantage.no_asn", false, "no-asn", "", "leave the network (ASN and name) out of the measurements"},
 	{"vantage.no_cc", false, "no-cc", "", "leave the country out of the measurements"},
+
+	// kzprobe sweep's own keys: their flags are sweep's (sweepFlags), not run's.
+	{"sweep.endpoint", "", "", "", ""},
+	{"sweep.endpoint_pin", "", "", "", ""},
+	{"sweep.control_sni", sweep.DefaultControlSNI, "", "", ""},
+	{"sweep.control_every", sweep.DefaultControlEvery, "", "", ""},
+	{"sweep.rate", strconv.Itoa(sweep.DefaultRate) + "/s", "", "", ""},
+	{"sweep.parallel", sweep.DefaultParallel, "", "", ""},
+	{"sweep.found", "", "", "", ""},
 }
 
 // Specs are the control resolvers to ask, in order: URL, then Fallbacks
@@ -605,6 +642,30 @@ func (c *Config) validate() error {
 		if _, err := netip.ParseAddr(c.Network.Bind); err != nil {
 			bad("network.bind", "must be an IP address, got %q", c.Network.Bind)
 		}
+	}
+	if c.Sweep.Endpoint != "" {
+		if _, err := netip.ParseAddrPort(c.Sweep.Endpoint); err != nil {
+			bad("sweep.endpoint", "must be ip:port (an IP literal: nothing is resolved), got %q", c.Sweep.Endpoint)
+		}
+	}
+	if c.Sweep.EndpointPin != "" {
+		if _, err := chain.ParsePin(c.Sweep.EndpointPin); err != nil {
+			bad("sweep.endpoint_pin", "%v", err)
+		}
+	}
+	if c.Sweep.ControlSNI != "" {
+		if t, err := targets.Normalize(c.Sweep.ControlSNI); err != nil || t.Domain != strings.ToLower(strings.TrimSuffix(c.Sweep.ControlSNI, ".")) {
+			bad("sweep.control_sni", "must be a host name such as example.com, got %q", c.Sweep.ControlSNI)
+		}
+	}
+	if c.Sweep.ControlEvery < 1 {
+		bad("sweep.control_every", "must be at least 1, got %d", c.Sweep.ControlEvery)
+	}
+	if _, err := parseRate(c.Sweep.Rate); err != nil {
+		bad("sweep.rate", "%v", err)
+	}
+	if c.Sweep.Parallel < 1 || c.Sweep.Parallel > 10000 {
+		bad("sweep.parallel", "must be 1-10000, got %d", c.Sweep.Parallel)
 	}
 	if c.Vantage.Whoami != "" {
 		if _, err := netip.ParseAddrPort(c.Vantage.Whoami); err != nil {

@@ -239,7 +239,11 @@ func resultLine(m *measurement.Measurement, lay tableLayout) string {
 		// The root by its hash: the table's legend names it.
 		reason = strings.ReplaceAll(reason, rootLabel(in.RootName, in.RootSHA1), "root "+chain.Short(in.RootSHA1))
 	}
-	line := padText(v, verdictWidth) + columnGap + m.Input + columnGap + reason
+	width := verdictWidth
+	if lay.verdictWidth > 0 {
+		width = lay.verdictWidth
+	}
+	line := padText(v, width) + columnGap + m.Input + columnGap + reason
 	if lay.width > 0 {
 		line = fitText(line, lay.width-1)
 	}

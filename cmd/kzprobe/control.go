@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -51,6 +52,9 @@ type controlServeArgs struct {
 	tokenFile      string
 	trustedProxies []string
 	logFormat      string
+	sniEndpoint    string
+	sniCert        string
+	sniKey         string
 }
 
 func newControlCmd() *cobra.Command {
@@ -123,6 +127,9 @@ Logs go to stderr, one structured record per request, never the request body.`,
 	f.StringVar(&a.tokenFile, "token-file", "", "require the bearer token read from this `file`")
 	f.StringSliceVar(&a.trustedProxies, "trusted-proxy", nil, "`CIDRs` of reverse proxies whose X-Forwarded-For names the client")
 	f.StringVar(&a.logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&a.sniEndpoint, "sni-endpoint", "", "also run the neutral SNI endpoint of kzprobe sweep on this `address` (ip:port or :port, e.g. :443): a TLS handshake for any SNI with one certificate of its own, then a close; GET /v1/sni-endpoint returns its address and key pin")
+	f.StringVar(&a.sniCert, "sni-cert", "", "PEM `file` of the SNI endpoint's certificate; with --sni-key, both are generated (self-signed, ECDSA P-256) and kept there when neither exists, so the pin survives a restart (default: generated at each start)")
+	f.StringVar(&a.sniKey, "sni-key", "", "PEM `file` of the SNI endpoint's private key (see --sni-cert)")
 	return cmd
 }
 
@@ -182,6 +189,7 @@ func (a controlServeArgs) newServer(p controlServeFiles, dial guard.DialFunc, lo
 		Deadline:       a.deadline,
 		Token:          p.token,
 		TrustedProxies: p.proxies,
+		SNIEndpoint:    p.sniInfo,
 		Logger:         logger,
 	})
 	if err != nil {
@@ -227,6 +235,13 @@ type controlServeFiles struct {
 	// resolverRoots verify --resolver (nil: the embedded bundle); trust
 	// judges the sites' chains (nil: the embedded bundle).
 	resolverRoots, trust *x509.CertPool
+	// sniEndpoint is the neutral SNI endpoint of --sni-endpoint and
+	// sniInfo what the API says of it; nil without the flag.
+	sniEndpoint *control.SNIEndpoint
+	sniInfo     *control.SNIEndpointResponse
+	// sniGenerated names the files the endpoint's certificate was just
+	// written to, "" when it was read or is in memory only.
+	sniGenerated string
 }
 
 // parse checks the flags that need more than their type and reads the
@@ -254,8 +269,72 @@ func (a controlServeArgs) parse() (controlServeFiles, error) {
 			return p, err
 		}
 	}
-	p.trust, err = loadTrust(a.trustRoots)
+	if p.trust, err = loadTrust(a.trustRoots); err != nil {
+		return p, err
+	}
+	err = a.sniEndpointFiles(&p)
 	return p, err
+}
+
+// sniEndpointFiles builds the SNI endpoint of --sni-endpoint: its
+// certificate read from --sni-cert and --sni-key, or generated (and
+// written there when both are named and neither exists).
+func (a controlServeArgs) sniEndpointFiles(p *controlServeFiles) error {
+	if a.sniEndpoint == "" {
+		if a.sniCert != "" || a.sniKey != "" {
+			return usageError("--sni-cert and --sni-key are for --sni-endpoint, which is not given")
+		}
+		return nil
+	}
+	if err := checkListen(a.sniEndpoint); err != nil {
+		return usageError("--sni-endpoint: %v", err)
+	}
+	if (a.sniCert == "") != (a.sniKey == "") {
+		return usageError("give both --sni-cert and --sni-key, or neither")
+	}
+	var certPEM, keyPEM []byte
+	var err error
+	switch _, certErr := os.Stat(a.sniCert); {
+	case a.sniCert == "":
+		if certPEM, keyPEM, err = control.NewSNIEndpointCertificate(time.Now()); err != nil {
+			return err
+		}
+	case errors.Is(certErr, os.ErrNotExist):
+		if _, err := os.Stat(a.sniKey); !errors.Is(err, os.ErrNotExist) {
+			return usageError("--sni-key %s exists but --sni-cert %s does not: give both, or neither to generate them", a.sniKey, a.sniCert)
+		}
+		if certPEM, keyPEM, err = control.NewSNIEndpointCertificate(time.Now()); err != nil {
+			return err
+		}
+		if err := os.WriteFile(a.sniKey, keyPEM, 0o600); err != nil {
+			return fmt.Errorf("writing --sni-key: %w", err)
+		}
+		if err := os.WriteFile(a.sniCert, certPEM, 0o644); err != nil {
+			return fmt.Errorf("writing --sni-cert: %w", err)
+		}
+		p.sniGenerated = a.sniCert + " and " + a.sniKey
+	default:
+		if certPEM, err = os.ReadFile(a.sniCert); err != nil {
+			return usageError("--sni-cert: %v", err)
+		}
+		if keyPEM, err = os.ReadFile(a.sniKey); err != nil {
+			return usageError("--sni-key: %v", err)
+		}
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return usageError("loading --sni-cert/--sni-key: %v", err)
+	}
+	if p.sniEndpoint, err = control.NewSNIEndpoint(cert); err != nil {
+		return usageError("%v", err)
+	}
+	host, port, _ := net.SplitHostPort(a.sniEndpoint)
+	n, _ := strconv.Atoi(port)
+	if ip, err := netip.ParseAddr(host); err == nil && ip.IsUnspecified() {
+		host = "" // every address: the client dials the one it reached the API at
+	}
+	p.sniInfo = &control.SNIEndpointResponse{Address: host, Port: n, Pin: p.sniEndpoint.Pin().String()}
+	return nil
 }
 
 // readToken is the bearer token of --token or --token-file; empty means
@@ -311,6 +390,23 @@ func serveControl(ctx context.Context, srv *control.Server, a controlServeArgs, 
 	}
 	logger.Info("control server listening", "url", scheme+"://"+ln.Addr().String(), "api", control.CheckPath,
 		"ports", a.ports, "allow_net", p.admit, "guard", g.String(), "token", p.token != "")
+	if p.sniEndpoint != nil {
+		sln, err := net.Listen("tcp", a.sniEndpoint)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listening on --sni-endpoint %s: %w", a.sniEndpoint, err)
+		}
+		defer p.sniEndpoint.Close()
+		p.sniInfo.Port = sln.Addr().(*net.TCPAddr).Port // the port bound, for :0
+		go p.sniEndpoint.Serve(sln)
+		attrs := []any{"address", sln.Addr().String(), "pin", p.sniEndpoint.Pin().String(), "api", control.SNIEndpointPath}
+		if p.sniGenerated != "" {
+			attrs = append(attrs, "generated", p.sniGenerated)
+		} else if a.sniCert == "" {
+			attrs = append(attrs, "note", "certificate generated for this start only: give --sni-cert and --sni-key to keep the pin")
+		}
+		logger.Info("SNI endpoint listening", attrs...)
+	}
 	errc := make(chan error, 1)
 	go func() {
 		if p.tlsConfig != nil {

@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -21,6 +22,7 @@ import (
 	"kzprobe/control"
 	"kzprobe/lab"
 	"kzprobe/measurement"
+	"kzprobe/probe/chain"
 )
 
 // lockedBuffer is a bytes.Buffer safe for a writer and a reader at once.
@@ -215,5 +217,98 @@ func TestRunWithLabControlServer(t *testing.T) {
 	}
 	if seen != 2 {
 		t.Errorf("%d records; want 2", seen)
+	}
+}
+
+// TestControlServeSNIEndpoint runs `kzprobe control serve --sni-endpoint`:
+// the API gives the endpoint's address and pin only with the token, the
+// endpoint completes a handshake for any SNI with the certificate so
+// pinned, and the certificate generated into --sni-cert/--sni-key is read
+// back at the next start: the pin is kept.
+func TestControlServeSNIEndpoint(t *testing.T) {
+	clearEnv(t)
+	l, dir, files := startLab(t, lab.Config{})
+	cert, err := l.PKI.IssuePublic([]string{"control.example"}, []net.IP{net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile := writeKeyPair(t, dir, cert)
+	sniCert, sniKey := filepath.Join(dir, "sni.pem"), filepath.Join(dir, "sni.key")
+	roots := x509.NewCertPool()
+	roots.AddCert(l.PKI.PublicRoot)
+
+	serve := func() (url string, stop func()) {
+		cmd := newControlServeCmd()
+		ctx, cancel := context.WithCancel(context.Background())
+		var logs lockedBuffer
+		done := make(chan error, 1)
+		cmd.SetContext(ctx)
+		cmd.SetErr(&logs)
+		cmd.SetArgs([]string{"--listen", "127.0.0.1:0", "--tls-cert", certFile, "--tls-key", keyFile,
+			"--resolver", l.DoHURL, "--resolver-name", l.ControlServerName, "--resolver-ca", files.PublicRoot,
+			"--token", "lab-token", "--log-format", "json",
+			"--sni-endpoint", "127.0.0.1:0", "--sni-cert", sniCert, "--sni-key", sniKey})
+		go func() { done <- cmd.Execute() }()
+		urlRE := regexp.MustCompile(`"url":"(https://127\.0\.0\.1:[0-9]+)"`)
+		for range 300 {
+			if m := urlRE.FindStringSubmatch(logs.String()); m != nil && strings.Contains(logs.String(), "SNI endpoint listening") {
+				url = m[1]
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if url == "" {
+			cancel()
+			t.Fatalf("the server did not log its URL and its SNI endpoint: %s (%v)", logs.String(), <-done)
+		}
+		return url, func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		}
+	}
+	ask := func(url, token string) (netip.AddrPort, chain.Pin, error) {
+		c, err := control.NewClient(url, control.ClientOptions{Token: token, RootCAs: roots})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.SNIEndpoint(context.Background())
+	}
+
+	url, stop := serve()
+	if _, _, err := ask(url, ""); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("without the token: %v; want HTTP 401", err)
+	}
+	addr, pin, err := ask(url, "lab-token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(sniCert)
+	if err != nil {
+		t.Fatalf("the generated certificate was not kept: %v", err)
+	}
+	block, _ := pem.Decode(data)
+	if filePin, err := chain.SPKIPin(block.Bytes); err != nil || filePin != pin {
+		t.Errorf("API pin %s; the certificate in --sni-cert has %s (%v)", pin, filePin, err)
+	}
+	for _, sni := range []string{"rutracker.org", "example.com", ""} {
+		conn, err := tls.Dial("tcp", addr.String(), &tls.Config{ServerName: sni, InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatalf("handshake with SNI %q: %v", sni, err)
+		}
+		got, _ := chain.SPKIPin(conn.ConnectionState().PeerCertificates[0].Raw)
+		conn.Close()
+		if got != pin {
+			t.Errorf("SNI %q: presented key %s; want the pin %s", sni, got, pin)
+		}
+	}
+	stop()
+
+	url, stop = serve()
+	defer stop()
+	if _, again, err := ask(url, "lab-token"); err != nil || again != pin {
+		t.Errorf("after a restart: pin %s, %v; want the kept %s", again, err, pin)
 	}
 }

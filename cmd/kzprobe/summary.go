@@ -60,7 +60,7 @@ func newSummary(failOn ...measurement.Verdict) *summary {
 func (s *summary) add(m *measurement.Measurement) probe.Decision {
 	tk := &m.TestKeys
 	s.counts[tk.Verdict]++
-	d := probe.Decide(m)
+	d := decision(m)
 	if d.Local {
 		s.local[d.Code]++
 	}
@@ -81,13 +81,26 @@ func (s *summary) add(m *measurement.Measurement) probe.Decision {
 		}
 	}
 	s.total++
+	isOK := tk.Verdict == measurement.VerdictOK || tk.Verdict == measurement.VerdictClean
 	switch {
-	case tk.Verdict == measurement.VerdictOK && len(s.ok) < maxTableRows:
+	case isOK && len(s.ok) < maxTableRows:
 		s.ok = append(s.ok, r)
-	case tk.Verdict != measurement.VerdictOK && len(s.other) < maxTableRows:
+	case !isOK && len(s.other) < maxTableRows:
 		s.other = append(s.other, r)
 	}
 	return d
+}
+
+// decision is the verdict's decision of m: the verdict rules of kzprobe
+// run (probe.Decide), or, for a sweep record, the rule it names
+// (test_keys.sni_sweep.reason_code; probe_fault is the probe's own
+// failure, the code of run's rule of the same name).
+func decision(m *measurement.Measurement) probe.Decision {
+	if sw := m.TestKeys.SNISweep; m.TestName == measurement.SweepTestName && sw != nil {
+		return probe.Decision{Code: probe.ReasonCode(sw.ReasonCode), Verdict: m.TestKeys.Verdict,
+			Reason: m.TestKeys.VerdictReason, Local: sw.ReasonCode == measurement.SweepProbeFault}
+	}
+	return probe.Decide(m)
 }
 
 // localFailures is how many targets ended in the probe's own failure, and
@@ -130,6 +143,9 @@ type tableLayout struct {
 	fullHashes bool
 	// color paints the verdicts.
 	color bool
+	// verdictWidth is the width of the verdict in a result line; 0 means
+	// verdictWidth (kzprobe run's widest, dns_tampering).
+	verdictWidth int
 }
 
 // minReasonWidth is the narrowest REASON column worth a line of its own
@@ -365,7 +381,8 @@ func (s *summary) countLine() string {
 var verdictOrder = []measurement.Verdict{
 	measurement.VerdictMITMISCA, measurement.VerdictMITMOther, measurement.VerdictDNSTampering,
 	measurement.VerdictTLSBlocking, measurement.VerdictTCPBlocking, measurement.VerdictDown,
-	measurement.VerdictError, measurement.VerdictOK,
+	measurement.VerdictSNIInterceptedISCA, measurement.VerdictSNIInterceptedOther, measurement.VerdictSNIBlocked,
+	measurement.VerdictError, measurement.VerdictOK, measurement.VerdictClean,
 }
 
 func dash(s string) string {

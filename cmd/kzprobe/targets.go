@@ -164,6 +164,9 @@ func (s *targetSource) skipAlreadyMeasured(r io.Reader, name string) (reportID s
 		if m.TestKeys.Domain == "" || m.TestKeys.Verdict == "" {
 			return nil // not a complete kzprobe record: measure again
 		}
+		if sw := m.TestKeys.SNISweep; sw != nil && sw.ReasonCode == measurement.SweepControlFailed {
+			return nil // a sweep's name the endpoint's failure left undecided: sweep again
+		}
 		if reportID == "" {
 			reportID = m.ReportID
 		}

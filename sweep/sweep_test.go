@@ -1,0 +1,242 @@
+package sweep_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"kzprobe/lab"
+	"kzprobe/measurement"
+	"kzprobe/probe"
+	"kzprobe/probe/chain"
+	"kzprobe/probe/guard"
+	"kzprobe/sweep"
+)
+
+// startLab starts the default lab and closes it at cleanup.
+func startLab(t testing.TB) *lab.Lab {
+	t.Helper()
+	l, err := lab.Start(lab.Config{})
+	if err != nil {
+		t.Fatalf("starting the lab: %v", err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// newSweeper is a Sweeper wired to the lab: its guard, its roots, its ISCA
+// root known, short timeouts, no rate limit.
+func newSweeper(t testing.TB, l *lab.Lab, ep sweep.Endpoint, w *measurement.Writer) *sweep.Sweeper {
+	t.Helper()
+	trust := x509.NewCertPool()
+	trust.AddCert(l.PKI.PublicRoot)
+	kb, err := chain.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kb.AddRootsPEM(l.PKI.ISCARootPEM(), "lab"); err != nil {
+		t.Fatal(err)
+	}
+	dial := guard.New(l.Nets()...).Dialer(nil)
+	return &sweep.Sweeper{
+		Endpoint:     ep,
+		Connector:    &probe.Connector{Dial: dial, Timeout: time.Second},
+		Handshaker:   &probe.Handshaker{Timeout: time.Second},
+		Analyzer:     chain.NewAnalyzer(trust, kb),
+		ControlEvery: 5,
+		Rate:         -1,
+		Parallel:     8,
+		Writer:       w,
+	}
+}
+
+// feed sends names on a channel it closes.
+func feed(names ...string) <-chan probe.Input {
+	ch := make(chan probe.Input, len(names))
+	for _, n := range names {
+		ch <- probe.Input{Domain: n}
+	}
+	close(ch)
+	return ch
+}
+
+// run sweeps names and returns the records by name, and Run's error.
+func run(t *testing.T, s *sweep.Sweeper, buf *bytes.Buffer, names ...string) (map[string]*measurement.Measurement, sweep.Stats, error) {
+	t.Helper()
+	var mu sync.Mutex
+	var order []string
+	s.OnResult = func(m *measurement.Measurement) {
+		mu.Lock()
+		order = append(order, m.Input)
+		mu.Unlock()
+	}
+	stats, err := s.Run(context.Background(), feed(names...))
+	if err := s.Writer.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]*measurement.Measurement{}
+	if _, rerr := measurement.ReadJSONL(buf, func(m *measurement.Measurement) error {
+		got[m.TestKeys.Domain] = m
+		return nil
+	}); rerr != nil {
+		t.Fatal(rerr)
+	}
+	if len(got) != stats.Written || len(order) != stats.Written {
+		t.Errorf("%d records read, %d results seen; Stats.Written %d", len(got), len(order), stats.Written)
+	}
+	return got, stats, err
+}
+
+// TestSweepLab sweeps every name of the default scenario through the
+// lab's middlebox to its neutral endpoint: each gets the verdict its TLS
+// behaviour says (lab.ExpectedSweepVerdict), and the records say why.
+func TestSweepLab(t *testing.T) {
+	t.Parallel()
+	l := startLab(t)
+	var buf bytes.Buffer
+	s := newSweeper(t, l, sweep.Endpoint{Addr: l.SNIEndpointAddr, Pin: l.SNIEndpointPin, PinSource: sweep.PinFromFlag}, measurement.NewWriter(&buf, -1))
+	want := map[string]string{}
+	var names []string
+	for _, site := range l.Sites() {
+		if v := lab.ExpectedSweepVerdict(site.TLS, false); v != "" {
+			want[site.Domain] = v
+			names = append(names, site.Domain)
+		}
+	}
+	got, stats, err := run(t, s, &buf, names...)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	seen := map[measurement.Verdict]bool{}
+	for _, name := range names {
+		m := got[name]
+		if m == nil {
+			t.Errorf("%s: no record", name)
+			continue
+		}
+		tk := m.TestKeys
+		seen[tk.Verdict] = true
+		if string(tk.Verdict) != want[name] {
+			t.Errorf("%s: verdict %s (%s); want %s", name, tk.Verdict, tk.VerdictReason, want[name])
+		}
+		if m.TestName != measurement.SweepTestName || tk.SNISweep == nil {
+			t.Fatalf("%s: test_name %q, sni_sweep %v; want a sweep record", name, m.TestName, tk.SNISweep)
+		}
+		sw := tk.SNISweep
+		if sw.EndpointPin != l.SNIEndpointPin.String() || sw.Endpoint != l.SNIEndpointAddr.String() {
+			t.Errorf("%s: endpoint %s pin %s; want %s %s", name, sw.Endpoint, sw.EndpointPin, l.SNIEndpointAddr, l.SNIEndpointPin)
+		}
+		if len(tk.TLSHandshakes) != 1 || tk.TLSHandshakes[0].ServerName != name {
+			t.Errorf("%s: handshakes %+v; want one with the name as SNI", name, tk.TLSHandshakes)
+		}
+		switch tk.Verdict {
+		case measurement.VerdictClean:
+			if sw.Control != nil {
+				t.Errorf("%s: a clean name got a confirming control", name)
+			}
+		case measurement.VerdictSNIInterceptedISCA:
+			in := tk.Interception
+			if in == nil || in.RootName != lab.ISCACommonName || len(in.Intermediates) == 0 {
+				t.Errorf("%s: interception %+v; want the lab's ISCA root and its intermediate", name, in)
+			}
+			expired := site(l, name).TLS == lab.InterceptISCAExpired
+			if in != nil && in.BrowserErrorEvenWithRootInstalled != expired {
+				t.Errorf("%s: browser error even with the root installed %v; want %v", name, in.BrowserErrorEvenWithRootInstalled, expired)
+			}
+			fallthrough
+		default:
+			if sw.Control == nil || !sw.Control.OK {
+				t.Errorf("%s: %s without a control that confirmed the endpoint after it: %+v", name, tk.Verdict, sw.Control)
+			}
+		}
+	}
+	for _, v := range []measurement.Verdict{measurement.VerdictClean, measurement.VerdictSNIInterceptedISCA, measurement.VerdictSNIInterceptedOther, measurement.VerdictSNIBlocked} {
+		if !seen[v] {
+			t.Errorf("no name got %s", v)
+		}
+	}
+	if stats.Controls < 1+len(names)/5 {
+		t.Errorf("%d controls for %d names, every 5; want at least %d", stats.Controls, len(names), 1+len(names)/5)
+	}
+}
+
+func site(l *lab.Lab, name string) lab.SiteInfo {
+	s, _ := l.Site(name)
+	return s
+}
+
+// TestSweepEndpointFails: a dead endpoint, one whose address the network
+// resets, and a pin that is not the endpoint's each stop the sweep before
+// any name, with an error that says which, and never yield a finding.
+func TestSweepEndpointFails(t *testing.T) {
+	t.Parallel()
+	l := startLab(t)
+	wrong := chain.Pin(sha256.Sum256([]byte("not the endpoint's key")))
+	cases := []struct {
+		name string
+		ep   sweep.Endpoint
+		want string
+	}{
+		{"dead endpoint", sweep.Endpoint{Addr: l.SNIDeadAddr, Pin: l.SNIEndpointPin}, "TCP connect connection_refused: the endpoint is down"},
+		{"blocked endpoint", sweep.Endpoint{Addr: l.SNIBlockedAddr, Pin: l.SNIEndpointPin}, "connection_reset: the endpoint's address is blocked"},
+		{"pin mismatch", sweep.Endpoint{Addr: l.SNIEndpointAddr, Pin: wrong}, "pin mismatch: it presented a certificate with the key " + l.SNIEndpointPin.String()},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var buf bytes.Buffer
+			s := newSweeper(t, l, tc.ep, measurement.NewWriter(&buf, -1))
+			got, _, err := run(t, s, &buf, "rutracker.org", "clean-1.example", "corp-proxy.example", "tls-reset.example")
+			var ee *sweep.EndpointError
+			if !errors.As(err, &ee) || !errors.Is(err, sweep.ErrEndpoint) {
+				t.Fatalf("Run: %v; want an *EndpointError", err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q; want it to say %q", err, tc.want)
+			}
+			if len(got) != 0 {
+				t.Errorf("%d records; want none: the first control failed", len(got))
+			}
+		})
+	}
+}
+
+// TestSweepWrongPinNeverIntercepts is the regression guard against a
+// wrong pin read as interception: pinned to the key of the middlebox's
+// forged leaf, every name the middlebox intercepts would "match" and every
+// other name would look intercepted by the endpoint's own certificate.
+// The control SNI gets the endpoint's own key, which is not the pin, so
+// the sweep stops with ErrEndpoint and no record says intercepted or
+// blocked.
+func TestSweepWrongPinNeverIntercepts(t *testing.T) {
+	t.Parallel()
+	l := startLab(t)
+	// A pin equal to the key of the middlebox's forged leaves: every
+	// forged chain "matches", the endpoint's own does not.
+	forged, err := l.PKI.Forge("rutracker.org", lab.InterceptISCA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pin, err := chain.SPKIPin(forged.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	s := newSweeper(t, l, sweep.Endpoint{Addr: l.SNIEndpointAddr, Pin: pin}, measurement.NewWriter(&buf, -1))
+	got, _, err := run(t, s, &buf, "rutracker.org", "clean-1.example", "tls-reset.example")
+	if !errors.Is(err, sweep.ErrEndpoint) {
+		t.Fatalf("Run: %v; want ErrEndpoint (the control got another key)", err)
+	}
+	for name, m := range got {
+		switch m.TestKeys.Verdict {
+		case measurement.VerdictSNIInterceptedISCA, measurement.VerdictSNIInterceptedOther, measurement.VerdictSNIBlocked:
+			t.Errorf("%s: %s with a wrong pin (%s)", name, m.TestKeys.Verdict, m.TestKeys.VerdictReason)
+		}
+	}
+}
