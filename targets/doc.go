@@ -24,8 +24,9 @@
 // a million lines never sits in memory. A bad line is not fatal: Next returns
 // a [*LineError] that names the file, the line and the input, and the caller
 // keeps calling Next; the rest of the list still runs. Only I/O errors end a
-// list. [Open] picks the format (text or CSV) from the file name or its first
-// line, and reads standard input for "-".
+// list. [Open] picks the format (text, CSV, or a Tranco-style ranked list of
+// "rank,domain" lines) from the file name or its first line, and reads
+// standard input for "-".
 //
 // Duplicates are removed by the caller with a [Deduper], which keeps 64-bit
 // hashes rather than strings, so that a million targets cost about 17 MB.

@@ -18,9 +18,11 @@ import (
 const StdinName = "-"
 
 // Open opens a target list. path "-" reads stdin (which Open does not close);
-// anything else is a file. The format is CSV when the name ends in ".csv"
-// (any case) or when the first line is a CSV header with a url column (see
-// [NewCSVReader]), and plain text otherwise (see [NewTextReader]). Targets
+// anything else is a file. The format is a ranked list when the first line
+// is "rank,domain" (a Tranco list; see [NewRankedReader]), CSV when the
+// name ends in ".csv" (any case) or when the first line is a CSV header
+// with a url column (see [NewCSVReader]), and plain text otherwise (see
+// [NewTextReader]). Targets
 // read from a file have Source "path:line"; from stdin, "stdin:line".
 //
 // The returned Closer releases the file; call it when done with the Reader.
@@ -60,15 +62,19 @@ func Open(path string, stdin io.Reader) (*Reader, io.Closer, error) {
 	return r, f, nil
 }
 
-// newReader picks the format of a list: CSV when isCSV or when the first
-// line is a CSV header with a url column, text otherwise.
+// newReader picks the format of a list: ranked (Tranco-style) when the
+// first line is "rank,domain", whatever the name; else CSV when isCSV or
+// when the first line is a CSV header with a url column; text otherwise.
 func newReader(r io.Reader, name string, isCSV bool) (*Reader, error) {
 	br := bufio.NewReaderSize(r, maxLine)
+	line, err := peekLine(br)
+	if err != nil {
+		return nil, fmt.Errorf("targets: reading %s: %w", name, err)
+	}
+	if isRankedLine(line) {
+		return NewRankedReader(br, name), nil
+	}
 	if !isCSV {
-		line, err := peekLine(br)
-		if err != nil {
-			return nil, fmt.Errorf("targets: reading %s: %w", name, err)
-		}
 		isCSV = isCSVHeader(line)
 	}
 	if isCSV {

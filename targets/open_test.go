@@ -51,6 +51,19 @@ func TestOpen(t *testing.T) {
 			want:    []Target{tg("a.kz", 0, "https://a.kz/", "stdin:2")},
 		},
 		{
+			name:     "ranked list (Tranco) by its first line, whatever the name",
+			file:     "top-1m.csv",
+			content:  "1,a.kz\r\n2, b.kz \n\n# comment\n3,1.2.3.4\nx,c.kz\n5,https://d.kz/\n",
+			want:     []Target{tg("a.kz", 0, "a.kz", "@:1"), tg("b.kz", 0, "b.kz", "@:2"), tg("d.kz", 0, "https://d.kz/", "@:7")},
+			wantErrs: []string{`@:5: "1.2.3.4": IP literal, not a domain (skipped)`, `@:6: "x,c.kz": not a "rank,domain" line of a ranked list (skipped)`},
+		},
+		{
+			name:    "ranked list on stdin, with a BOM",
+			file:    "-",
+			content: "\ufeff1,a.kz\n2,b.kz",
+			want:    []Target{tg("a.kz", 0, "a.kz", "stdin:1"), tg("b.kz", 0, "b.kz", "stdin:2")},
+		},
+		{
 			name:    "empty stdin",
 			file:    "-",
 			content: "",

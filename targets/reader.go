@@ -90,8 +90,9 @@ type Reader struct {
 	// last CSV record read.
 	line int
 
-	// text lists
-	br *bufio.Reader
+	// text lists; ranked: a Tranco list, "rank,domain" a line
+	br     *bufio.Reader
+	ranked bool
 
 	// CSV lists
 	cr     *csv.Reader
@@ -107,6 +108,38 @@ type Reader struct {
 // in Source ("name:line") and in errors.
 func NewTextReader(r io.Reader, name string) *Reader {
 	return &Reader{name: name, br: bufio.NewReaderSize(r, maxLine)}
+}
+
+// ErrNoRank means a line of a Tranco-style list that is not
+// "rank,domain".
+var ErrNoRank = errors.New(`targets: not a "rank,domain" line of a ranked list`)
+
+// NewRankedReader returns a Reader for a Tranco-style ranked list (Tranco,
+// Alexa, Umbrella, Majestic's top lists): one "rank,domain" a line, no
+// header, e.g. "1,google.com". The rank is checked (digits) and dropped; the
+// domain goes through [Normalize]. Blank lines, comments, line endings and a
+// byte order mark are as in [NewTextReader]; a line that is not
+// "rank,domain" is a [*LineError] wrapping [ErrNoRank].
+func NewRankedReader(r io.Reader, name string) *Reader {
+	return &Reader{name: name, br: bufio.NewReaderSize(r, maxLine), ranked: true}
+}
+
+// cutRank splits "rank,domain", the rank all digits.
+func cutRank(line string) (domain string, ok bool) {
+	rank, domain, ok := strings.Cut(line, ",")
+	rank = strings.TrimSpace(rank)
+	if !ok || rank == "" || len(rank) > 10 || strings.Trim(rank, "0123456789") != "" {
+		return "", false
+	}
+	return strings.TrimSpace(domain), true
+}
+
+// isRankedLine reports whether line (a list's first) looks like
+// "rank,domain": digits, a comma, then one field.
+func isRankedLine(line []byte) bool {
+	text := strings.TrimSpace(strings.TrimPrefix(string(line), utf8BOM))
+	domain, ok := cutRank(text)
+	return ok && domain != "" && !strings.ContainsAny(domain, ", \t\"")
 }
 
 // NewCSVReader returns a Reader for a CSV list with a header row, such as
@@ -212,6 +245,13 @@ func (r *Reader) nextText() (Target, error) {
 			continue
 		}
 		input := string(text)
+		if r.ranked {
+			domain, ok := cutRank(input)
+			if !ok {
+				return Target{}, &LineError{File: r.name, Line: r.line, Input: input, Err: ErrNoRank}
+			}
+			input = domain
+		}
 		t, err := Normalize(input)
 		if err != nil {
 			return Target{}, &LineError{File: r.name, Line: r.line, Input: input, Err: err}

@@ -862,3 +862,41 @@ func FuzzCSVReader(f *testing.F) {
 		t.Fatalf("Next did not return io.EOF")
 	})
 }
+
+// FuzzRankedReader: a ranked list never fails fatally in memory, each
+// target renormalises to itself, and line numbers only grow.
+func FuzzRankedReader(f *testing.F) {
+	f.Add([]byte("1,a.kz\n2,b.kz\r\n"))
+	f.Add([]byte("\ufeff1,xn--e1afmkfd.xn--p1ai\n# c\n\n3,1.2.3.4\nx,y.kz\n4,https://c.kz:8443/p\n5,\n,6\n"))
+	f.Add([]byte("99999999999,a.kz\n1,a.kz,extra\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := NewRankedReader(bytes.NewReader(data), "fuzz")
+		lastLine := 0
+		for range bytes.Count(data, []byte("\n")) + 2 {
+			got, err := r.Next()
+			if err == io.EOF {
+				return
+			}
+			line := 0
+			var le *LineError
+			switch {
+			case errors.As(err, &le):
+				line = le.Line
+			case err != nil:
+				t.Fatalf("got fatal error %v from an in-memory list; want none", err)
+			default:
+				checkRenormalizes(t, got)
+				n, err := strconv.Atoi(strings.TrimPrefix(got.Source, "fuzz:"))
+				if err != nil {
+					t.Fatalf("Source = %q; want fuzz:<line>", got.Source)
+				}
+				line = n
+			}
+			if line <= lastLine {
+				t.Fatalf("line %d after line %d; want increasing line numbers", line, lastLine)
+			}
+			lastLine = line
+		}
+		t.Fatalf("Next did not return io.EOF")
+	})
+}

@@ -238,7 +238,7 @@ type setting struct {
 
 // settings is every configuration key, in probe.yaml's order.
 var settings = []setting{
-	{"targets.files", []string{}, "input", "i", "target list `FILE` (one domain or URL a line, or a Citizen Lab CSV; - for stdin); repeatable"},
+	{"targets.files", []string{}, "input", "i", "target list `FILE` (one domain or URL a line, a Citizen Lab CSV, or a Tranco-style rank,domain list; - for stdin); repeatable"},
 	{"targets.domains", []string{}, "domain", "d", "measure this domain (repeatable); without -i or -d the embedded list of the 14 report domains is used"},
 	{"targets.port", probe.DefaultPort, "port", "", "TLS `port` for targets that name none"},
 

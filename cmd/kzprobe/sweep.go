@@ -101,7 +101,8 @@ an endpoint whose address is blocked and a pin that does not match end the
 sweep with error and a message saying which, never with a list of false
 findings.
 
-Lists: one name a line or a Citizen Lab CSV, read as a stream (any size); --resume FILE continues an interrupted sweep. One
+Lists: one name a line, a Citizen Lab CSV or a Tranco-style rank,domain list
+(found by its first line, whatever its name), read as a stream (any size); --resume FILE continues an interrupted sweep. One
 JSON line per name (test_name kzprobe_sni_sweep, the format of kzprobe run's
 records, documented in measurement/sweep.go). --found FILE collects the
 intercepted and blocked names: confirm each on its real addresses, with DNS
@@ -114,7 +115,7 @@ or the probe's own failure: --allow-net, out of file descriptors).
 Exit codes: 0 done; 1 a runtime failure, the endpoint failing the control or a
 name failing for a local reason among them; 2 a usage or configuration error;
 130 interrupted. See kzprobe --help.`,
-		Example: `  kzprobe sweep -i list.csv --control-server https://203.0.113.5:8443 --control-token "$(cat token)" --found found.txt
+		Example: `  kzprobe sweep -i top-1m.csv --control-server https://203.0.113.5:8443 --control-token "$(cat token)" --found found.txt
   kzprobe sweep -i list.txt --endpoint 203.0.113.5:443 --endpoint-pin sha256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=
   kzprobe run -i found.txt                      # confirm what the sweep found
 
