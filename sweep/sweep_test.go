@@ -4,10 +4,15 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
+	"net"
+	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -238,5 +243,73 @@ func TestSweepWrongPinNeverIntercepts(t *testing.T) {
 		case measurement.VerdictSNIInterceptedISCA, measurement.VerdictSNIInterceptedOther, measurement.VerdictSNIBlocked:
 			t.Errorf("%s: %s with a wrong pin (%s)", name, m.TestKeys.Verdict, m.TestKeys.VerdictReason)
 		}
+	}
+}
+
+// TestSweepEndpointChangesMidSweep: an endpoint whose certificate changes
+// after the sweep has started (a renewal with a new key, or the endpoint's
+// address intercepted from then on) presents another key for every name.
+// Each such name's confirming control gets that key too, so the names are
+// error, the sweep stops with a pin mismatch, and none is intercepted.
+func TestSweepEndpointChangesMidSweep(t *testing.T) {
+	t.Parallel()
+	l := startLab(t) // for its PKI only
+	before, err := l.PKI.IssuePublic([]string{"endpoint.example"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := l.PKI.IssuePublic([]string{"endpoint.example"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pin, err := chain.SPKIPin(before.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const switchAfter = 6 // connections: the first control and 5 names
+	var conns atomic.Int64
+	srv := tls.NewListener(ln, &tls.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+		if conns.Add(1) > switchAfter {
+			return after, nil
+		}
+		return before, nil
+	}})
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := srv.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				c.(*tls.Conn).Handshake()
+				c.Close()
+			})
+		}
+	})
+	var names []string
+	for i := range 40 {
+		names = append(names, fmt.Sprintf("name-%02d.example", i))
+	}
+	var buf bytes.Buffer
+	s := newSweeper(t, l, sweep.Endpoint{Addr: netip.MustParseAddrPort(ln.Addr().String()), Pin: pin}, measurement.NewWriter(&buf, -1))
+	s.Connector.Dial = nil // 127.0.0.1 is outside the lab's /24
+	s.Parallel, s.ControlEvery = 1, 1000
+	got, _, err := run(t, s, &buf, names...)
+	if !errors.Is(err, sweep.ErrEndpoint) || !strings.Contains(err.Error(), "pin mismatch") {
+		t.Fatalf("Run: %v; want ErrEndpoint with a pin mismatch", err)
+	}
+	counts := map[measurement.Verdict]int{}
+	for _, m := range got {
+		counts[m.TestKeys.Verdict]++
+	}
+	if counts[measurement.VerdictClean] != switchAfter-1 || counts[measurement.VerdictError] != 1 || len(got) != switchAfter {
+		t.Errorf("verdicts %v over %d records; want %d clean, then one error and a stop", counts, len(got), switchAfter-1)
 	}
 }
