@@ -19,6 +19,7 @@ import (
 	"kzprobe/lab"
 	"kzprobe/measurement"
 	"kzprobe/probe"
+	"kzprobe/sweep"
 )
 
 // labArgs are the flags of `kzprobe lab`.
@@ -45,7 +46,10 @@ test key generated now, never the real one) and a middlebox that intercepts
 by SNI, a local resolver that lies for some names, a DNS-over-HTTPS control
 resolver, and a control server (kzprobe control serve) that sees the sites
 from outside the middlebox. Then run the real probe against it and show, for
-each domain, the verdict next to the one the scenario expects.
+each domain, the verdict next to the one the scenario expects. Then sweep
+the same names by SNI (kzprobe sweep) against the lab's neutral endpoint,
+whose address passes the middlebox, and show each sweep verdict next to the
+one the name's TLS behaviour gives.
 
 Nothing leaves the machine: the probe runs with --allow-net 127.0.0.0/8
 (and ::1/128 when the scenario has IPv6 sites).
@@ -147,6 +151,9 @@ func runLab(ctx context.Context, a labArgs, stdout, stderr io.Writer) (err error
 	if err := checkLab(cfg.Run.Output, sc, stdout, terminalWidth(stdout)); err != nil {
 		return err
 	}
+	if err := labSweep(ctx, l, cfg, stdout, stderr); err != nil {
+		return err
+	}
 	fmt.Fprintf(stdout, "\nRead them again, judged with the lab's root:\n\n%s\n", indentLines(readCommands(cfg.Run.Output, root, false)))
 	return nil
 }
@@ -177,6 +184,9 @@ func serveLab(ctx context.Context, l *lab.Lab, cfg *Config, work *labWorkDir, ro
 	}
 	fmt.Fprintf(stdout, "lab %q is up on %s (TLS port %d); %s.\n\n", l.Scenario.Name, l.Net, l.Port, where)
 	fmt.Fprintf(stdout, "Measure it from another terminal with:\n\n  %s\n\n", shellJoin("kzprobe", "run", "-c", conf))
+	sweepOut := strings.TrimSuffix(cfg.Run.Output, filepath.Ext(cfg.Run.Output)) + "-sweep.jsonl"
+	fmt.Fprintf(stdout, "sweep its names by SNI against its neutral endpoint (%s, behind the middlebox) with:\n\n  %s\n\n",
+		l.SNIEndpointAddr, shellJoin("kzprobe", "sweep", "-c", conf, "--rate", "0", "-o", sweepOut))
 	fmt.Fprintf(stdout, "then read what it measured, judged with the lab's root:\n\n%s\n\n", indentLines(readCommands(cfg.Run.Output, root, true)))
 	fmt.Fprintf(stdout, "Requests are logged below. Ctrl-C stops the lab.\n\n")
 	<-ctx.Done()
@@ -347,6 +357,8 @@ func labConfig(l *lab.Lab, files lab.Files, dir string) *Config {
 		}
 	}
 	cfg.Vantage.Network = "kzprobe lab"
+	cfg.Sweep = SweepConfig{ControlSNI: sweep.DefaultControlSNI, ControlEvery: sweep.DefaultControlEvery,
+		Rate: defaults["sweep.rate"].(string), Parallel: sweep.DefaultParallel}
 	return cfg
 }
 
@@ -410,6 +422,84 @@ func checkLab(path string, sc lab.Scenario, w io.Writer, width int) error {
 	}
 	fmt.Fprintf(w, "all %s match the scenario\n", plural(len(sc.Sites), "verdict"))
 	return nil
+}
+
+// labSweep sweeps the scenario's names by SNI against the lab's neutral
+// endpoint (found through the lab's control server), as kzprobe sweep
+// would, into <output>-sweep.jsonl, and shows each name's verdict next to
+// the one the scenario's TLS behaviour gives (lab.ExpectedSweepVerdict).
+func labSweep(ctx context.Context, l *lab.Lab, run *Config, stdout, stderr io.Writer) error {
+	cfg := *run
+	cfg.Run.Output = strings.TrimSuffix(run.Run.Output, filepath.Ext(run.Run.Output)) + "-sweep.jsonl"
+	cfg.Run.Quiet = true
+	cfg.Sweep.Rate, cfg.Sweep.Parallel = "0", run.Run.Parallel
+	// Beside the run's new measurements: the last demo's sweep is
+	// replaced, as the lab's other files are.
+	if err := os.Remove(cfg.Run.Output); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("replacing the lab's sweep: %w", err)
+	}
+	fmt.Fprintf(stderr, "\nsweeping the same %s by SNI against the lab's neutral endpoint %s, behind its middlebox\n", plural(len(l.Sites()), "name"), l.SNIEndpointAddr)
+	// The sweep's own table would repeat the check's: only its errors show.
+	if err := runSweep(ctx, &cfg, strings.NewReader(""), io.Discard, io.Discard); err != nil {
+		return fmt.Errorf("the lab's sweep: %w", err)
+	}
+	return checkSweep(cfg.Run.Output, l.Scenario, stdout, terminalWidth(stdout))
+}
+
+// checkSweep compares a lab sweep's verdicts with the scenario's and
+// prints them side by side; a name whose behaviour says nothing about SNI
+// filtering (the hostile ones) shows its verdict unchecked.
+func checkSweep(path string, sc lab.Scenario, w io.Writer, width int) error {
+	got, err := readVerdicts(path)
+	if err != nil {
+		return err
+	}
+	header := []string{"DOMAIN", "TLS BEHAVIOUR", "SWEEP EXPECTED", "GOT"}
+	var rows [][]string
+	bad, checked := 0, 0
+	for _, s := range sc.Sites {
+		want := lab.ExpectedSweepVerdict(s.TLS, false)
+		mark := "✓"
+		switch {
+		case want == "":
+			mark = dash(got[s.Domain]) + " (not checked)"
+		case got[s.Domain] != want:
+			mark = "✗ " + dash(got[s.Domain])
+			bad++
+			checked++
+		default:
+			checked++
+		}
+		rows = append(rows, []string{s.Domain, cmpOr(s.TLS, lab.Pass), dash(want), mark})
+	}
+	widths := naturalWidths(header, rows)
+	if width > 0 {
+		for _, col := range []int{1, 0} {
+			if over := sumWidths(widths) - (width - 1); over > 0 {
+				widths[col] = max(widths[col]-over, min(widths[col], 12))
+			}
+		}
+	}
+	var b strings.Builder
+	b.WriteString("\n" + tableRow(header, widths, nil) + "\n")
+	for _, r := range rows {
+		b.WriteString(tableRow(r, widths, nil) + "\n")
+	}
+	b.WriteString("\nsweep: " + displayPath(path) + "\n")
+	io.WriteString(w, b.String())
+	if bad > 0 {
+		return fmt.Errorf("%d of %d sweep verdicts differ from the scenario's expectations", bad, checked)
+	}
+	fmt.Fprintf(w, "all %s of the sweep match the scenario\n", plural(checked, "verdict"))
+	return nil
+}
+
+// cmpOr is s, or def when s is empty.
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // labBehaviour says what the lab does for a site: its DNS behaviour

@@ -62,6 +62,22 @@ func TestLabCommand(t *testing.T) {
 	if n := countLines(filepath.Join(dir, "lab-measurements.jsonl")); n != len(got) {
 		t.Errorf("%d lines for %d domains; want one record a domain (the last run's)", n, len(got))
 	}
+	// The sweep beside the run: every name swept once, by the last lab,
+	// each as its TLS behaviour says (checkSweep made the lab exit 1
+	// otherwise).
+	sweepFile := filepath.Join(dir, "lab-measurements-sweep.jsonl")
+	swept, err := readVerdicts(sweepFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := countLines(sweepFile); n != len(swept) || len(swept) != len(got) {
+		t.Errorf("sweep: %d lines for %d names, the run %d; want one record a name (the last lab's)", n, len(swept), len(got))
+	}
+	for _, s := range lab.DefaultScenario().Sites {
+		if want := lab.ExpectedSweepVerdict(s.TLS, false); swept[s.Domain] != want {
+			t.Errorf("sweep %s (tls %s): %q; want %q", s.Domain, s.TLS, swept[s.Domain], want)
+		}
+	}
 }
 
 // labTemps lists the lab's temporary folders in dir.
