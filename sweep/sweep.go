@@ -233,8 +233,8 @@ func (s *Sweeper) Run(ctx context.Context, inputs <-chan probe.Input) (Stats, er
 		outErr error
 		epErr  *EndpointError
 	)
-	control := func() Control {
-		c := s.control(ctx)
+	control := func(t0 probe.Epoch) Control {
+		c := s.control(ctx, t0)
 		mu.Lock()
 		stats.Controls++
 		mu.Unlock()
@@ -252,7 +252,7 @@ func (s *Sweeper) Run(ctx context.Context, inputs <-chan probe.Input) (Stats, er
 		stop()
 	}
 
-	first := control()
+	first := control(probe.NewEpoch(s.Now))
 	if s.OnControl != nil {
 		s.OnControl(first)
 	}
@@ -304,7 +304,7 @@ func (s *Sweeper) Run(ctx context.Context, inputs <-chan probe.Input) (Stats, er
 		wg.Go(func() {
 			for j := range jobs {
 				if j.control {
-					c := control()
+					c := control(probe.NewEpoch(s.Now))
 					mu.Lock()
 					if s.OnControl != nil {
 						s.OnControl(c)
@@ -384,8 +384,9 @@ func (s *Sweeper) presented(h *measurement.TLSHandshake) (string, *bool) {
 
 // control makes one control handshake, and a second after a pause when
 // the first failed without a certificate (a lost packet is no dead
-// endpoint); a pin mismatch is not retried.
-func (s *Sweeper) control(ctx context.Context) Control {
+// endpoint); a pin mismatch is not retried. Its times are read on t0: the
+// confirmed name's epoch, so that the record's times are one timeline.
+func (s *Sweeper) control(ctx context.Context, t0 probe.Epoch) Control {
 	var c Control
 	for attempt := range 2 {
 		if attempt > 0 {
@@ -395,7 +396,6 @@ func (s *Sweeper) control(ctx context.Context) Control {
 			case <-time.After(controlRetryDelay):
 			}
 		}
-		t0 := probe.NewEpoch(s.Now)
 		tc, h := s.handshake(ctx, s.controlSNI(), t0)
 		c = Control{Pinned: s.Endpoint.Pin, Record: measurement.SweepControl{TCPConnect: tc, TLSHandshake: h}}
 		c.Record.PresentedPin, c.Record.PinMatch = s.presented(h)
@@ -418,7 +418,7 @@ func (s *Sweeper) control(ctx context.Context) Control {
 // measure hand-shakes for one name and decides its verdict, making a
 // confirming control (returned) when the result is not clean. It returns
 // nil when ctx was cancelled before the record was complete.
-func (s *Sweeper) measure(ctx context.Context, in probe.Input, control func() Control) (*measurement.Measurement, *Control) {
+func (s *Sweeper) measure(ctx context.Context, in probe.Input, control func(probe.Epoch) Control) (*measurement.Measurement, *Control) {
 	t0 := probe.NewEpoch(s.Now)
 	start := t0.Start()
 	m := s.newMeasurement(in, start)
@@ -443,7 +443,7 @@ func (s *Sweeper) measure(ctx context.Context, in probe.Input, control func() Co
 	}
 	var confirm *Control
 	if !clean(tc, h, sw) && !failure.IsLocal(deref(tc.Status.Failure)) {
-		c := control()
+		c := control(t0)
 		if ctx.Err() != nil {
 			return nil, nil
 		}
@@ -493,7 +493,7 @@ func decide(tk *measurement.TestKeys, controlSNI string, confirm *Control) (code
 	}
 	if sw.PinMatch != nil && !*sw.PinMatch {
 		if in := tk.Interception; in != nil {
-			r := "another certificate than the endpoint's; chain leads to " + rootLabel(in) + " (evidence: " + in.Evidence + ")"
+			r := "chain leads to " + rootLabel(in) + " (evidence: " + in.Evidence + "), not the endpoint's certificate"
 			if in.BrowserErrorEvenWithRootInstalled {
 				r += "; error even with the root installed: " + strings.Join(in.BrowserErrorReasons, ",")
 			}
@@ -502,7 +502,7 @@ func decide(tk *measurement.TestKeys, controlSNI string, confirm *Control) (code
 			}
 			return measurement.SweepIntercepted, measurement.VerdictSNIInterceptedISCA, r + "; the control SNI got the endpoint's own"
 		}
-		r := "another certificate than the endpoint's (" + issuerOf(tk) + "), not the ISCA PKI"
+		r := "not the endpoint's certificate (" + issuerOf(tk) + "), not the ISCA PKI"
 		if h.Failure != nil {
 			r += "; then the handshake failed (" + *h.Failure + ")"
 		}

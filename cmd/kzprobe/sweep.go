@@ -337,16 +337,16 @@ func sweepStartLines(cfg *Config, ep sweep.Endpoint, outPath string) []string {
 	if outPath == "-" {
 		output = "stdout"
 	}
-	rate := cfg.Sweep.Rate
-	if r, _ := parseRate(rate); r < 0 {
-		rate = "no limit"
+	rate := "at most " + cfg.Sweep.Rate
+	if r, _ := parseRate(cfg.Sweep.Rate); r < 0 {
+		rate = "no rate limit"
 	}
 	pinFrom := "--endpoint-pin"
 	if ep.PinSource == sweep.PinFromControlServer {
 		pinFrom = "the control server"
 	}
 	lines := []string{
-		fmt.Sprintf("kzprobe: sweeping names by SNI against %s, %d at once, at most %s, fingerprint %s", ep.Addr, cfg.Sweep.Parallel, rate, cfg.TLS.Fingerprints[0]),
+		fmt.Sprintf("kzprobe: sweeping names by SNI against %s, %d at once, %s, fingerprint %s", ep.Addr, cfg.Sweep.Parallel, rate, cfg.TLS.Fingerprints[0]),
 	}
 	for _, d := range [][2]string{
 		{"pin", ep.Pin.String() + " (from " + pinFrom + ")"},
