@@ -66,18 +66,18 @@ type ErrorResponse struct {
 
 // Error codes of ErrorResponse.
 const (
-	ErrBadRequest       = "bad_request"       // 400: not JSON, not an object, a bad field
-	ErrNotAChain        = "not_a_chain"       // 400: peer_certificates that are not certificates
-	ErrProbeIP          = "probe_ip"          // 400: a probe_ip other than the placeholder
-	ErrReportMismatch   = "report_mismatch"   // 400: content's report_id, test_name, probe_cc or probe_asn not the report's
-	ErrUnauthorized     = "unauthorized"      // 401
-	ErrNotFound         = "not_found"         // 404: no such path, or no such report
-	ErrReportClosed     = "report_closed"     // 410: closed, or stale (inactive past StaleAfter)
+	ErrBadRequest       = "bad_request"        // 400: not JSON, not an object, a bad field
+	ErrNotAChain        = "not_a_chain"        // 400: peer_certificates that are not certificates
+	ErrProbeIP          = "probe_ip"           // 400: a probe_ip other than the placeholder
+	ErrReportMismatch   = "report_mismatch"    // 400: content's report_id, test_name, probe_cc or probe_asn not the report's
+	ErrUnauthorized     = "unauthorized"       // 401
+	ErrNotFound         = "not_found"          // 404: no such path, or no such report
+	ErrReportClosed     = "report_closed"      // 410: closed, or stale (inactive past StaleAfter)
 	ErrMethodNotAllowed = "method_not_allowed" // 405
-	ErrBodyTooLarge     = "body_too_large"    // 413
-	ErrUnsupportedMedia = "unsupported_media" // 415: a Content-Encoding, or YAML
-	ErrRateLimited      = "rate_limited"      // 429
-	ErrOverloaded       = "overloaded"        // 503: too many requests in progress
-	ErrStorage          = "storage"           // 503: the store failed; nothing was acknowledged
-	ErrInternal         = "internal"          // 500
+	ErrBodyTooLarge     = "body_too_large"     // 413
+	ErrUnsupportedMedia = "unsupported_media"  // 415: a Content-Encoding, or YAML
+	ErrRateLimited      = "rate_limited"       // 429
+	ErrOverloaded       = "overloaded"         // 503: too many requests in progress
+	ErrStorage          = "storage"            // 503: the store failed; nothing was acknowledged
+	ErrInternal         = "internal"           // 500
 )
