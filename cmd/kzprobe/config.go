@@ -46,6 +46,7 @@ type Config struct {
 	Network      NetworkConfig      `mapstructure:"network"`
 	Vantage      VantageConfig      `mapstructure:"vantage"`
 	Sweep        SweepConfig        `mapstructure:"sweep"`
+	Submit       SubmitConfig       `mapstructure:"submit"`
 }
 
 // SweepConfig is `kzprobe sweep`'s own settings (the rest it shares with
@@ -70,6 +71,27 @@ type SweepConfig struct {
 	// Found is a file the intercepted and blocked names are written to,
 	// one a line, for kzprobe run -i; empty means none.
 	Found string `mapstructure:"found"`
+}
+
+// defaultSubmitWait is submit.wait's default.
+const defaultSubmitWait = 30 * time.Second
+
+// SubmitConfig is where a run's records are submitted (kzprobe collector
+// serve, or any collector speaking OONI's protocol).
+type SubmitConfig struct {
+	// URL is the collector, https://IP:PORT; empty means no submission.
+	URL string `mapstructure:"url"`
+	// Pin is "sha256:BASE64", the collector's key as `kzprobe collector
+	// serve` prints it; empty means the certificate is verified against
+	// CA (or the embedded Mozilla bundle).
+	Pin string `mapstructure:"pin"`
+	// CA is a PEM file of roots for the collector's certificate.
+	CA string `mapstructure:"ca"`
+	// TokenFile holds the collector's bearer token; empty means none.
+	TokenFile string `mapstructure:"token_file"`
+	// Wait is how long a run keeps submitting after its last target;
+	// what is left stays in the outbox for kzprobe submit.
+	Wait time.Duration `mapstructure:"wait"`
 }
 
 // TargetsConfig says what to measure.
@@ -295,6 +317,12 @@ var settings = []setting{
 	{"sweep.rate", strconv.Itoa(sweep.DefaultRate) + "/s", "", "", ""},
 	{"sweep.parallel", sweep.DefaultParallel, "", "", ""},
 	{"sweep.found", "", "", "", ""},
+
+	{"submit.url", "", "submit", "", "submit each record, as it is written, to this collector `URL` (https://IP:PORT, kzprobe collector serve); the output file and FILE.submit are the outbox"},
+	{"submit.pin", "", "submit-pin", "", "the collector's key `pin`, sha256:BASE64, as kzprobe collector serve prints it"},
+	{"submit.ca", "", "submit-ca", "", "PEM `file` of roots for the collector's certificate (default: the embedded Mozilla bundle)"},
+	{"submit.token_file", "", "submit-token-file", "", "`file` holding the collector's bearer token"},
+	{"submit.wait", defaultSubmitWait, "submit-wait", "", "after the last target, keep submitting this long; the rest stays in the outbox for kzprobe submit"},
 }
 
 // Specs are the control resolvers to ask, in order: URL, then Fallbacks
@@ -629,6 +657,17 @@ func (c *Config) validate() error {
 	}
 	if c.Run.SyncInterval < 0 {
 		bad("run.sync_interval", "must not be negative")
+	}
+	if c.Submit.URL != "" {
+		if u, err := url.Parse(c.Submit.URL); err != nil || u.Scheme != "https" || u.Host == "" {
+			bad("submit.url", "must be an https URL such as https://203.0.113.5:8443, got %q", c.Submit.URL)
+		}
+		if c.Run.Output == "-" {
+			bad("submit.url", "needs an output file (the outbox), not -o - (stdout)")
+		}
+	}
+	if c.Submit.Wait < 0 {
+		bad("submit.wait", "must not be negative")
 	}
 	for _, v := range c.Run.FailOn {
 		if !slices.Contains(measurement.Verdicts(), v) {

@@ -326,6 +326,7 @@ func indentLines(lines []string) string {
 func labConfig(l *lab.Lab, files lab.Files, dir string) *Config {
 	cfg := &Config{}
 	cfg.Targets.Port = l.Port
+	cfg.Submit.Wait = defaultSubmitWait
 	for _, s := range l.Sites() {
 		cfg.Targets.Domains = append(cfg.Targets.Domains, s.Domain)
 	}

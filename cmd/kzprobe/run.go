@@ -319,7 +319,11 @@ func runProbe(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr 
 	if err != nil {
 		return err
 	}
-	if e := &w.prober.Envelope; e.ReportID == "" { // not resumed
+	sub, err := startRunSubmission(ctx, cfg, &w.prober.Envelope, w.dial, outPath, stderr)
+	if err != nil {
+		return err
+	}
+	if e := &w.prober.Envelope; e.ReportID == "" { // not resumed, not given by the collector
 		e.ReportID = probe.NewReportID(start, e.ProbeASN, e.ProbeCC)
 	}
 	priv.addPublic(cfg, public)
@@ -334,7 +338,7 @@ func runProbe(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr 
 		Prober:   w.prober,
 		Parallel: cfg.Run.Parallel,
 		Writer:   writer,
-		OnResult: con.result,
+		OnResult: func(m *measurement.Measurement) { con.result(m); sub.notify() },
 	}
 	inputs := make(chan probe.Input)
 	go src.feed(ctx, inputs, stderr, con)
@@ -343,6 +347,7 @@ func runProbe(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr 
 		runErr = err
 	}
 	con.finish()
+	subErr := sub.finish(stderr)
 	con.printSummary(src.skipped())
 	if outPath != "-" {
 		con.wrote(stats.Written, outPath)
@@ -355,6 +360,9 @@ func runProbe(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr 
 			return fmt.Errorf("%w\n(%s safe in %s; free space or choose another -o, then continue with: kzprobe run --resume %s and the same targets)", runErr, plural(stats.Written, "measurement")+isAre(stats.Written), outPath, outPath)
 		}
 		return runErr
+	}
+	if subErr != nil {
+		return subErr
 	}
 	if stats.Written == 0 && src.resumed == 0 {
 		// Exit 1, as a reading command that read no measurement: the
