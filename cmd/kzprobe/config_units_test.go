@@ -14,7 +14,7 @@ import (
 // value came from (file:line for the file). "tls: timeout: 10" in a file
 // was read as 10 ns, where the flag and the environment refused "10".
 func TestDurationsNeedAUnit(t *testing.T) {
-	durationKeys := []string{"dns.timeout", "tls.timeout", "run.target_timeout", "run.sync_interval"}
+	durationKeys := []string{"dns.timeout", "tls.timeout", "run.target_timeout", "run.sync_interval", "submit.wait"}
 	for _, s := range settings {
 		if _, ok := s.def.(time.Duration); ok && !strings.Contains(strings.Join(durationKeys, " "), s.key) {
 			t.Errorf("duration key %s is not covered by this test", s.key)
@@ -76,7 +76,7 @@ func TestDurationsNeedAUnit(t *testing.T) {
 
 func durationOf(cfg *Config, key string) time.Duration {
 	return map[string]time.Duration{"dns.timeout": cfg.DNS.Timeout, "tls.timeout": cfg.TLS.Timeout,
-		"run.target_timeout": cfg.Run.TargetTimeout, "run.sync_interval": cfg.Run.SyncInterval}[key]
+		"run.target_timeout": cfg.Run.TargetTimeout, "run.sync_interval": cfg.Run.SyncInterval, "submit.wait": cfg.Submit.Wait}[key]
 }
 
 // TestRunRefusesEmptyAndZeroValues runs the real binary with values that
