@@ -131,6 +131,8 @@ func (d *decoder) record(b []byte, rec *Record) error {
 			dst = &rec.SoftwareName
 		case "report_id":
 			dst = &rec.ReportID
+		case "measurement_uid":
+			dst = &rec.MeasurementUID
 		case "test_keys":
 			if string(val) == "null" {
 				return nil

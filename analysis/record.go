@@ -32,7 +32,10 @@ type Record struct {
 	TestName         string `json:"test_name"`
 	SoftwareName     string `json:"software_name"`
 	ReportID         string `json:"report_id"`
-	TestKeys         Keys   `json:"test_keys"`
+	// MeasurementUID is OONI's measurement_uid (kzprobe writes one too);
+	// empty in older files. Stores deduplicate on it.
+	MeasurementUID string `json:"measurement_uid"`
+	TestKeys       Keys   `json:"test_keys"`
 
 	// Source is where the record was read, "file:line" (or "file:@offset"
 	// inside a multi-line JSON document). Set by the Reader.

@@ -4,7 +4,9 @@
 # everything torn down at the end. All the set-up lives in the Go test
 # (e2e/e2e_test.go); this script only installs the packages and runs it.
 # It also installs headless Chromium (chromium-headless-shell), which the
-# report's browser test (analysis/render TestReportInBrowser) renders with.
+# report's browser test (analysis/render TestReportInBrowser) renders with,
+# and ClickHouse (scripts/clickhouse.sh install), which store/clickhouse's
+# tests and cmd/kzprobe's ingest tests start on loopback.
 #
 # Usage (as root, on Debian or Ubuntu):
 #   scripts/e2e.sh                  install what is missing, run the suite
@@ -26,7 +28,7 @@ while [ $# -gt 0 ]; do
     --keep) export KZPROBE_E2E_KEEP=1 ;;
     --break) export KZPROBE_E2E_BREAK=1 ;;
     --) shift; go_args=("$@"); break ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "e2e.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -73,6 +75,13 @@ if [ ${#missing[@]} -gt 0 ] && [ "$install" = 1 ]; then
       case " ${missing[*]} " in *" $svc "*) systemctl disable --now "$svc" >/dev/null 2>&1 || true ;; esac
     done
   fi
+fi
+
+# ClickHouse (Debian's clickhouse-server, 18.16) for store/clickhouse's
+# tests and kzprobe ingest / analyze --clickhouse; its own script installs
+# it without starting the service.
+if [ "$install" = 1 ]; then
+  bash scripts/clickhouse.sh install
 fi
 
 if [ "$run" = 0 ]; then

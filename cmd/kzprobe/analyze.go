@@ -27,6 +27,10 @@ type readArgs struct {
 	since, until      string
 	cacheSize         int
 	progress          bool
+	// cc and asn keep only these probe_cc and probe_asn (--cc, --asn).
+	cc, asn []string
+	// clickhouse reads the tables in ClickHouse instead of files.
+	clickhouse string
 }
 
 func (a *readArgs) addFlags(f *pflag.FlagSet) {
@@ -36,6 +40,9 @@ func (a *readArgs) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&a.until, "until", "", "only measurements before this `time`")
 	f.IntVar(&a.cacheSize, "cache", 0, "distinct chains whose analysis is remembered (0: 8192, -1: none)")
 	f.BoolVar(&a.progress, "progress", false, "show how far reading has got on stderr (default: on a terminal, for reads over a second)")
+	f.StringSliceVar(&a.cc, "cc", nil, "only measurements from these `countries` (probe_cc, e.g. KZ; repeatable)")
+	f.StringSliceVar(&a.asn, "asn", nil, "only measurements from these `networks` (probe_asn, e.g. AS9198 or 9198; repeatable)")
+	f.StringVar(&a.clickhouse, "clickhouse", "", "read the measurements stored by kzprobe ingest in ClickHouse instead of files; "+clickhouseURLHelp)
 }
 
 // open checks the shared flags and the input paths, then opens the
@@ -125,6 +132,19 @@ func checkInputs(paths []string) error {
 	return nil
 }
 
+// result computes the tables: from the files in paths, or in ClickHouse
+// with --clickhouse.
+func (a *readArgs) result(cmd *cobra.Command, paths []string, cfg analysis.Config) (*analysis.Result, error) {
+	if a.clickhouse != "" {
+		return resultFromClickHouse(cmd, a, cfg)
+	}
+	an, err := readAll(cmd, a, paths, cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	return an.Result(), nil
+}
+
 // readAll reads paths once into an analysis and, when cmp is not nil, a
 // comparison (see readInputs).
 func readAll(cmd *cobra.Command, ra *readArgs, paths []string, cfg analysis.Config, cmp *analysis.Comparison) (*analysis.Analysis, error) {
@@ -135,6 +155,9 @@ func readAll(cmd *cobra.Command, ra *readArgs, paths []string, cfg analysis.Conf
 			cmp.Warn(w)
 		}
 	}, func(r *analysis.Record) {
+		if !ra.keep(r) {
+			return
+		}
 		a.Add(r)
 		if cmp != nil {
 			cmp.Add(r)
@@ -273,7 +296,7 @@ embedded knowledge base (add the lab's root with --interception-roots).`,
   kzprobe analyze 2024-*.jsonl.gz --format markdown > tables.md
   kzprobe analyze kz.jsonl --table gaps --format csv
   kzprobe analyze lab.jsonl --interception-roots lab/isca-root.pem`,
-		Args: cobra.MinimumNArgs(1),
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkFormat(a.format, render.AnalysisFormats); err != nil {
 				return err
@@ -283,16 +306,19 @@ embedded knowledge base (add the lab's root with --interception-roots).`,
 					return usageError("--table %q: one of %s", t, strings.Join(render.AnalysisTables, ", "))
 				}
 			}
+			if err := a.checkSource(args); err != nil {
+				return err
+			}
 			cfg, out, err := a.open(args, a.output, cmd.OutOrStdout())
 			if err != nil {
 				return err
 			}
 			defer out.Abort()
-			an, err := readAll(cmd, &a.readArgs, args, cfg, nil)
+			res, err := a.result(cmd, args, cfg)
 			if err != nil {
 				return err
 			}
-			if err := render.Analysis(out, an.Result(), a.format, a.tables); err != nil {
+			if err := render.Analysis(out, res, a.format, a.tables); err != nil {
 				return err
 			}
 			return out.Commit()
@@ -333,6 +359,9 @@ no kzprobe verdict and are skipped unless --ooni, which gives them
   kzprobe compare runs/ --since 2024-09-01 --format html -o matrix.html`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if a.clickhouse != "" {
+				return usageError("--clickhouse: %s reads files only for now (analyze and timeline read ClickHouse)", cmd.Name())
+			}
 			if err := checkFormat(a.format, render.CompareFormats); err != nil {
 				return err
 			}
@@ -343,7 +372,11 @@ no kzprobe verdict and are skipped unless --ooni, which gives them
 			cfg.DeriveVerdicts = a.ooni
 			defer out.Abort()
 			c := analysis.NewComparison(cfg)
-			stats, err := readInputs(cmd, &a.readArgs, args, c.Warn, c.Add)
+			stats, err := readInputs(cmd, &a.readArgs, args, c.Warn, func(r *analysis.Record) {
+				if a.keep(r) {
+					c.Add(r)
+				}
+			})
 			c.AddFileStats(stats...)
 			if err != nil {
 				return err
@@ -388,7 +421,7 @@ rasterized by kzprobe itself with the Go fonts (no browser needed). "-o -"
 writes SVG to stdout.`,
 		Example: `  kzprobe timeline measurements/ -o timeline.svg
   kzprobe timeline measurements/ -o timeline.png --width 1600`,
-		Args: cobra.MinimumNArgs(1),
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			draw := render.Timeline
 			switch ext := strings.ToLower(filepath.Ext(a.output)); {
@@ -398,16 +431,18 @@ writes SVG to stdout.`,
 			default:
 				return usageError("-o %s: the timeline is written as SVG or PNG; name the file .svg or .png", a.output)
 			}
+			if err := a.checkSource(args); err != nil {
+				return err
+			}
 			cfg, out, err := a.open(args, a.output, cmd.OutOrStdout())
 			if err != nil {
 				return err
 			}
 			defer out.Abort()
-			an, err := readAll(cmd, &a.readArgs, args, cfg, nil)
+			res, err := a.result(cmd, args, cfg)
 			if err != nil {
 				return err
 			}
-			res := an.Result()
 			if err := draw(out, res, render.TimelineOptions{Width: a.width, Title: a.title}); err != nil {
 				return err
 			}
@@ -448,6 +483,9 @@ The page has inline CSS and no script; it fetches nothing.`,
 		Example: `  kzprobe report measurements/ -o report.html`,
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if a.clickhouse != "" {
+				return usageError("--clickhouse: %s reads files only for now (analyze and timeline read ClickHouse)", cmd.Name())
+			}
 			cfg, out, err := a.open(args, a.output, cmd.OutOrStdout())
 			if err != nil {
 				return err

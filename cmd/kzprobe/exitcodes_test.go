@@ -93,7 +93,7 @@ func TestExitCodes(t *testing.T) {
 		{"lab: verdicts differ from the scenario", []string{"lab", "-q", "--dir", filepath.Join(dir, "lab-wrong"), "--scenario", wrongExpect}, exitFailure, "1 of 1 lab verdicts differ"},
 
 		// The reading commands.
-		{"analyze: no argument", []string{"analyze"}, exitUsage, "requires at least 1 arg"},
+		{"analyze: no argument", []string{"analyze"}, exitUsage, "no input: name files or folders to read, or --clickhouse URL"},
 		{"analyze: missing input", []string{"analyze", filepath.Join(dir, "nope.jsonl")}, exitUsage, "nope.jsonl"},
 		{"analyze: bad --format", []string{"analyze", "--format", "xml", measured}, exitUsage, `--format "xml"`},
 		{"analyze: output folder missing", []string{"analyze", measured, "-o", noFolder}, exitUsage, "does not exist"},

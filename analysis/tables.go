@@ -1,0 +1,102 @@
+package analysis
+
+import "time"
+
+// DecodeRecord decodes one measurement (one JSONL line, one JSON object)
+// within lim and normalizes it, as the Reader does for each line. skipped
+// says what the bounds left out, "" when nothing. Source is left empty.
+// Stores that receive one record at a time (the collector's) use it, so
+// that every reader of a record reads the same fields.
+func DecodeRecord(b []byte, lim Limits) (rec *Record, skipped string, err error) {
+	return decodeRecord(trimSpace(b), lim)
+}
+
+// Tables is what an Analysis holds, aggregated elsewhere (by ClickHouse's
+// SQL in store/clickhouse): the same groups and counts that Add builds from
+// records one by one. FromTables turns it into a Result through the same
+// code as Analysis.Result, so that the two agree on ordering, the summary
+// and the gaps.
+type Tables struct {
+	// Measurements counts the records inside Since/Until,
+	// OutsideTimeWindow those outside, Handshakes the handshakes with a
+	// chain, Intercepted the records with an interception chain.
+	Measurements, OutsideTimeWindow, Handshakes, Intercepted int
+	// First and Last are the records' first and last times.
+	First, Last time.Time
+	// Intermediates are the rows of the intermediates table with their
+	// Networks, Domains and Days filled in (any order; lists sorted or
+	// not). Evidence is the strongest of the chains the intermediate was
+	// in.
+	Intermediates []IntermediateRow
+	// Networks and Domains are the rows of their tables (any order).
+	Networks []NetworkRow
+	Domains  []DomainRow
+	// Outside are the sightings outside every intermediate's window (the
+	// gaps' sightings), with Record naming each one's measurement, at
+	// most Config.MaxGapCandidates of them; Dropped counts the rest.
+	Outside []GapSighting
+	Dropped int
+}
+
+// GapSighting is one sighting outside every validity window: an entry of
+// Tables.Outside.
+type GapSighting struct {
+	Time         time.Time
+	Record       uint64 // the same for every sighting of one measurement
+	Intermediate string // SHA-1
+	ASN          string
+	Domain       string
+	Source       string
+}
+
+// FromTables returns an Analysis holding t, for its Result. Judge in cfg
+// is not used (the chains were judged where the tables were made); the
+// summary's ChainsJudged and CacheHits are zero, and Files and Warnings
+// are what AddFileStats and Warn add.
+func FromTables(cfg Config, t Tables) *Analysis {
+	a := New(cfg)
+	a.records, a.skipped, a.handshakes, a.intercepted = t.Measurements, t.OutsideTimeWindow, t.Handshakes, t.Intercepted
+	a.first, a.last = t.First, t.Last
+	set := func(keys []string) map[string]struct{} {
+		m := make(map[string]struct{}, len(keys))
+		for _, k := range keys {
+			m[k] = struct{}{}
+		}
+		return m
+	}
+	for _, r := range t.Intermediates {
+		ia := &interAgg{
+			row:    r,
+			window: Window{r.NotBefore, r.NotAfter},
+			rank:   evidenceRank(r.Evidence),
+			nets:   set(r.Networks),
+			doms:   set(r.Domains),
+			days:   make(map[int64]*DayCount, len(r.Days)),
+		}
+		ia.row.Networks, ia.row.Domains, ia.row.Days = nil, nil, nil
+		for _, d := range r.Days {
+			d := d
+			ia.days[d.Day.Unix()/86400] = &d
+		}
+		a.inters[r.SHA1] = ia
+		a.windows = append(a.windows, ia.window)
+	}
+	a.windows = mergeWindows(a.windows)
+	for _, r := range t.Networks {
+		a.networks[r.ASN] = &netAgg{
+			asn: r.ASN, name: r.Name, measurements: r.Measurements, intercepted: r.Intercepted,
+			first: r.FirstSeen, last: r.LastSeen, doms: set(r.Domains), inters: set(r.Intermediates),
+		}
+	}
+	for _, r := range t.Domains {
+		a.domains[r.Domain] = &domAgg{
+			name: r.Domain, measurements: r.Measurements, intercepted: r.Intercepted,
+			first: r.FirstSeen, last: r.LastSeen, nets: set(r.Networks), inters: set(r.Intermediates),
+		}
+	}
+	for _, s := range t.Outside {
+		a.candidates = append(a.candidates, candidate{t: s.Time, rec: s.Record, inter: s.Intermediate, asn: s.ASN, domain: s.Domain, source: s.Source})
+	}
+	a.dropped = t.Dropped
+	return a
+}

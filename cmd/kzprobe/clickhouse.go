@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"kzprobe/analysis"
+	"kzprobe/store/clickhouse"
+)
+
+// clickhouseURLHelp is the --clickhouse flag's usage, shared by the
+// commands that take it.
+const clickhouseURLHelp = "ClickHouse `URL`: http://host:8123/DATABASE, or for a cluster every shard, http://a:8123,b:8123/DATABASE?cluster=NAME"
+
+// openClickHouse opens the tables at raw (creating them where missing),
+// judging chains with cfg's Judge.
+func openClickHouse(ctx context.Context, raw string, cfg analysis.Config) (*clickhouse.DB, error) {
+	ccfg, err := clickhouse.ParseURL(raw)
+	if err != nil {
+		return nil, usageError("--clickhouse: %v", err)
+	}
+	db, err := clickhouse.Open(ctx, ccfg, cfg.Judge)
+	if err != nil {
+		return nil, fmt.Errorf("--clickhouse %s: %w", raw, err)
+	}
+	return db, nil
+}
+
+// filter is the records --since, --until, --cc and --asn keep, for the SQL.
+func (a *readArgs) filter(cfg analysis.Config) clickhouse.Filter {
+	return clickhouse.Filter{Since: cfg.Since, Until: cfg.Until, CC: a.ccs(), ASN: a.asns()}
+}
+
+// ccs and asns are --cc and --asn as stored: "KZ", "AS9198".
+func (a *readArgs) ccs() []string {
+	var out []string
+	for _, c := range a.cc {
+		out = append(out, strings.ToUpper(strings.TrimSpace(c)))
+	}
+	return out
+}
+
+func (a *readArgs) asns() []string {
+	var out []string
+	for _, s := range a.asn {
+		s = strings.ToUpper(strings.TrimSpace(s))
+		if !strings.HasPrefix(s, "AS") {
+			s = "AS" + s
+		}
+		out = append(out, analysis.NormalizeASN(s))
+	}
+	return out
+}
+
+// keep reports whether --cc and --asn keep rec (the file-reading side of
+// the filter that the SQL pushes down).
+func (a *readArgs) keep(rec *analysis.Record) bool {
+	if len(a.cc) > 0 && !slices.Contains(a.ccs(), rec.ProbeCC) {
+		return false
+	}
+	return len(a.asn) == 0 || slices.Contains(a.asns(), rec.ProbeASN)
+}
+
+// clickhouseArgs checks the command line of a reading command: FILE|DIR
+// arguments, or --clickhouse and none.
+func (a *readArgs) checkSource(args []string) error {
+	if a.clickhouse == "" && len(args) == 0 {
+		return usageError("no input: name files or folders to read, or --clickhouse URL")
+	}
+	if a.clickhouse != "" && len(args) > 0 {
+		return usageError("--clickhouse reads the tables in ClickHouse: name no file (load files with kzprobe ingest)")
+	}
+	return nil
+}
+
+// resultFromClickHouse computes the tables in ClickHouse.
+func resultFromClickHouse(cmd *cobra.Command, a *readArgs, cfg analysis.Config) (*analysis.Result, error) {
+	ctx := cmd.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	db, err := openClickHouse(ctx, a.clickhouse, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	res, err := db.Analyze(ctx, a.filter(cfg), cfg)
+	if err != nil {
+		return nil, err
+	}
+	if len(res.Files) == 0 {
+		return nil, fmt.Errorf("%w: no measurement in %s (load files with kzprobe ingest)", errNoMeasurement, a.clickhouse)
+	}
+	return res, nil
+}
+
+// ingestArgs are the flags of `kzprobe ingest`.
+type ingestArgs struct {
+	readArgs
+	workers int
+}
+
+func newIngestCmd() *cobra.Command {
+	var a ingestArgs
+	cmd := &cobra.Command{
+		Use:   "ingest FILE|DIR... --clickhouse URL",
+		Short: "Load kzprobe and OONI measurement files into ClickHouse, for analyze --clickhouse",
+		Long: `Read measurements as analyze does (kzprobe's JSONL and OONI's, plain or
+gzipped, folders walked) and store them in ClickHouse: a row per
+measurement in the measurements table and a row per handshake with a chain
+in chain_sightings, each chain judged now with the embedded knowledge base
+(add roots with --interception-roots, as for analyze). The tables are
+created where missing.
+
+Every core works: files, and pieces of large uncompressed JSONL files, are
+read, judged and inserted in parallel. Ingesting the same file again adds
+nothing: rows are deduplicated on the measurement_uid (or, for records
+without one, a hash of their report, time, input and chains). A line that
+is not a measurement is skipped and named (file:line) on stderr; the ingest
+goes on. --progress shows how far it has got.
+
+Then analyze, timeline and report read the tables with --clickhouse URL
+instead of files. For a cluster, list every shard's HTTP address and name
+the cluster (remote_servers): http://a:8123,b:8123/kzprobe?cluster=NAME
+makes local tables on each shard and Distributed tables over them.`,
+		Example: `  kzprobe ingest ooni-kz-2021-2024/ measurements/ --clickhouse http://127.0.0.1:8123/kzprobe
+  kzprobe analyze --clickhouse http://127.0.0.1:8123/kzprobe --since 2024-01-01 --cc KZ`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if a.clickhouse == "" {
+				return usageError("ingest needs --clickhouse URL")
+			}
+			for _, n := range []string{"since", "until", "cc", "asn"} {
+				if cmd.Flags().Changed(n) {
+					return usageError("--%s: ingest stores every measurement; filter when reading (analyze --clickhouse --%s)", n, n)
+				}
+			}
+			cfg, err := a.config()
+			if err != nil {
+				return err
+			}
+			if err := checkInputs(args); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			if ctx == nil {
+				ctx = context.Background()
+			}
+			db, err := openClickHouse(ctx, a.clickhouse, cfg)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			stderr := cmd.ErrOrStderr()
+			warnings := 0
+			opt := clickhouse.IngestOptions{
+				Workers: a.workers,
+				Warn: func(w analysis.Warning) {
+					warnings++
+					if warnings <= 100 {
+						fmt.Fprintf(stderr, "kzprobe: %s\n", oneLine(w.String()))
+					}
+				},
+			}
+			rp := newReadProgress(stderr, a.progress, cmd.Flags().Changed("progress"))
+			if rp != nil {
+				opt.Progress = rp.update
+			}
+			start := time.Now()
+			st, err := db.Ingest(ctx, args, opt)
+			if rp != nil {
+				rp.finish()
+			}
+			if err != nil {
+				return err
+			}
+			if warnings > 100 {
+				fmt.Fprintf(stderr, "kzprobe: %d more warnings not shown\n", warnings-100)
+			}
+			if st.Records == 0 {
+				return fmt.Errorf("%w: %s, %s", errNoMeasurement, plural(len(st.Files), "file"), plural(st.Bad, "bad line"))
+			}
+			el := time.Since(start)
+			fmt.Fprintf(cmd.OutOrStdout(), "ingested %s from %s (%s skipped) in %.1fs, %.1f MB/s\n",
+				plural(st.Records, "measurement"), plural(len(st.Files), "file"), plural(st.Bad, "bad line"),
+				el.Seconds(), float64(st.Bytes)/1e6/el.Seconds())
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	a.addFlags(f)
+	f.IntVar(&a.workers, "workers", 0, "pieces read, judged and inserted at once (0: one per core, "+fmt.Sprint(runtime.GOMAXPROCS(0))+" here)")
+	hideFlags(f, "since", "until", "cc", "asn")
+	return cmd
+}
+
+// hideFlags hides the shared reading flags that a command does not use.
+func hideFlags(f interface{ MarkHidden(string) error }, names ...string) {
+	for _, n := range names {
+		if err := f.MarkHidden(n); err != nil {
+			fmt.Fprintln(os.Stderr, "kzprobe:", err)
+		}
+	}
+}

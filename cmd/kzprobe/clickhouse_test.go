@@ -1,0 +1,137 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"kzprobe/analysis/analysistest"
+	"kzprobe/store/clickhouse/clickhousetest"
+)
+
+// chServers are two ClickHouse servers (the shards of one cluster),
+// started by the first test that needs them and stopped by TestMain: one
+// start for the package.
+var chServers struct {
+	once sync.Once
+	s    *clickhousetest.Servers
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	chServers.s.Stop()
+	os.Exit(code)
+}
+
+func clickhouseServers(t *testing.T) *clickhousetest.Servers {
+	t.Helper()
+	chServers.once.Do(func() { chServers.s, chServers.err = clickhousetest.Start(2) })
+	if chServers.err != nil {
+		t.Fatal(chServers.err)
+	}
+	chServers.s.Need(t)
+	return chServers.s
+}
+
+// readTables are the tables that depend only on the measurements (the
+// summary and the warnings also say which files were read).
+const readTables = "intermediates,networks,domains,gaps"
+
+// TestIngestAnalyzeClickHouse runs the real binary: kzprobe ingest of the
+// report fixture and of a lab run (twice: the second adds nothing), then
+// analyze --clickhouse and timeline --clickhouse, on one server and
+// through a Distributed table over two shards, print exactly what they
+// print from the files, with and without --since, --cc and --asn.
+func TestIngestAnalyzeClickHouse(t *testing.T) {
+	srv := clickhouseServers(t)
+	fx, err := analysistest.WriteReportFixture(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	labDir := t.TempDir()
+	if code, _, stderr := runKzprobe(t, "", "lab", "-q", "--dir", labDir); code != 0 {
+		t.Fatalf("kzprobe lab: exit %d\n%s", code, stderr)
+	}
+	inputs := []struct {
+		name  string
+		paths []string
+		roots string
+	}{
+		{"report_fixture", []string{fx.Dir}, fx.RootsPEM},
+		{"lab", []string{filepath.Join(labDir, "lab-measurements.jsonl")}, filepath.Join(labDir, "lab-measurements-isca-root.pem")},
+	}
+	filters := [][]string{
+		nil,
+		{"--since", "2023-01-01", "--until", "2024-06-01 12:00:00"},
+		{"--cc", "kz", "--asn", "9198,AS48716"},
+	}
+	for _, in := range inputs {
+		for _, cluster := range []bool{false, true} {
+			name := in.name + "/one_server"
+			if cluster {
+				name = in.name + "/two_shards"
+			}
+			t.Run(name, func(t *testing.T) {
+				url := srv.URL(t, cluster)
+				for i := range 2 {
+					args := append([]string{"ingest", "--clickhouse", url, "--interception-roots", in.roots}, in.paths...)
+					code, stdout, stderr := runKzprobe(t, "", args...)
+					if code != 0 || !strings.Contains(stdout, "ingested") {
+						t.Fatalf("kzprobe ingest (%d): exit %d\n%s%s", i+1, code, stdout, stderr)
+					}
+				}
+				for _, f := range filters {
+					for _, format := range []string{"table", "csv", "json"} {
+						common := append([]string{"analyze", "--interception-roots", in.roots, "--format", format, "--table", readTables}, f...)
+						code, want, stderr := runKzprobe(t, "", append(common, in.paths...)...)
+						if code != 0 {
+							t.Fatalf("analyze files %v: exit %d\n%s", f, code, stderr)
+						}
+						code, got, stderr := runKzprobe(t, "", append(common, "--clickhouse", url)...)
+						if code != 0 {
+							t.Fatalf("analyze --clickhouse %v: exit %d\n%s", f, code, stderr)
+						}
+						if got != want {
+							t.Errorf("analyze --clickhouse %v --format %s differs from the files':\n--- files\n%s\n--- clickhouse\n%s", f, format, want, got)
+						}
+					}
+				}
+				dir := t.TempDir()
+				fromFiles, fromCH := filepath.Join(dir, "files.svg"), filepath.Join(dir, "ch.svg")
+				if code, _, stderr := runKzprobe(t, "", append([]string{"timeline", "--interception-roots", in.roots, "-o", fromFiles}, in.paths...)...); code != 0 {
+					t.Fatalf("timeline: exit %d\n%s", code, stderr)
+				}
+				if code, _, stderr := runKzprobe(t, "", "timeline", "--clickhouse", url, "-o", fromCH); code != 0 {
+					t.Fatalf("timeline --clickhouse: exit %d\n%s", code, stderr)
+				}
+				a, _ := os.ReadFile(fromFiles)
+				b, _ := os.ReadFile(fromCH)
+				if len(a) == 0 || string(a) != string(b) {
+					t.Errorf("timeline --clickhouse differs from the files' (%d and %d bytes)", len(a), len(b))
+				}
+			})
+		}
+	}
+}
+
+// TestClickHouseUsage: the reading commands take files or --clickhouse,
+// not both; ingest needs --clickhouse and refuses reading filters.
+func TestClickHouseUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"analyze"},
+		{"analyze", "x.jsonl", "--clickhouse", "http://127.0.0.1:1/db"},
+		{"analyze", "--clickhouse", "ftp://127.0.0.1/db"},
+		{"ingest", "x.jsonl"},
+		{"ingest", "x.jsonl", "--clickhouse", "http://127.0.0.1:1/db", "--since", "2024-01-01"},
+		{"compare", "x.jsonl", "--clickhouse", "http://127.0.0.1:1/db"},
+	} {
+		t.Run(strings.Join(args, "_"), func(t *testing.T) {
+			if code, _, stderr := runKzprobe(t, "", args...); code != exitUsage {
+				t.Errorf("kzprobe %s: exit %d; want %d (usage)\n%s", strings.Join(args, " "), code, exitUsage, stderr)
+			}
+		})
+	}
+}

@@ -1,0 +1,162 @@
+package clickhouse
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"strings"
+
+	"kzprobe/analysis"
+)
+
+// measurementRow is one row of TableMeasurements, as JSONEachRow.
+type measurementRow struct {
+	UID          string `json:"uid"`
+	TS           int64  `json:"ts"`
+	ReportID     string `json:"report_id"`
+	TestName     string `json:"test_name"`
+	SoftwareName string `json:"software_name"`
+	ProbeCC      string `json:"probe_cc"`
+	ProbeASN     string `json:"probe_asn"`
+	NetworkName  string `json:"network_name"`
+	Domain       string `json:"domain"`
+	Input        string `json:"input"`
+	Verdict      string `json:"verdict"`
+	Handshakes   uint32 `json:"handshakes"`
+	Intercepted  uint8  `json:"intercepted"`
+	Source       string `json:"source"`
+	HasRaw       uint8  `json:"has_raw"`
+	Raw          string `json:"raw"`
+}
+
+// sightingRow is one row of TableSightings: one handshake with a chain.
+type sightingRow struct {
+	UID             string   `json:"uid"`
+	HS              uint16   `json:"hs"`
+	TS              int64    `json:"ts"`
+	ProbeCC         string   `json:"probe_cc"`
+	ProbeASN        string   `json:"probe_asn"`
+	NetworkName     string   `json:"network_name"`
+	Domain          string   `json:"domain"`
+	ServerName      string   `json:"server_name"`
+	Address         string   `json:"address"`
+	Intercepted     uint8    `json:"intercepted"`
+	Evidence        string   `json:"evidence"`
+	RootSHA1        string   `json:"root_sha1"`
+	Verdict         string   `json:"verdict"`
+	Expired         uint8    `json:"expired"`
+	InterSHA1       []string `json:"inter_sha1"`
+	InterSHA256     []string `json:"inter_sha256"`
+	InterSerial     []string `json:"inter_serial"`
+	InterSubject    []string `json:"inter_subject"`
+	InterIssuer     []string `json:"inter_issuer"`
+	InterNotBefore  []int64  `json:"inter_not_before"`
+	InterNotAfter   []int64  `json:"inter_not_after"`
+	InterSignerSHA1 []string `json:"inter_signer_sha1"`
+	InterSignerName []string `json:"inter_signer_name"`
+	InterKnown      []int    `json:"inter_known"` // 0 or 1 ([]uint8 would be base64)
+	Source          string   `json:"source"`
+}
+
+// RecordUID is the key a record is deduplicated on: its measurement_uid,
+// or for records without one (older OONI files), a hash of the fields
+// that tell two measurements apart, prefixed "h:".
+func RecordUID(rec *analysis.Record) string {
+	if rec.MeasurementUID != "" {
+		return rec.MeasurementUID
+	}
+	h := sha256.New()
+	for _, s := range []string{rec.ReportID, rec.TestName, rec.MeasurementStartTime, rec.TestStartTime, rec.ProbeASN, rec.ProbeCC, rec.Input} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	for _, hs := range rec.Handshakes() {
+		h.Write([]byte(hs.Address))
+		h.Write([]byte{0})
+		for _, c := range hs.PeerCertificates {
+			h.Write(c)
+		}
+		h.Write([]byte{0})
+	}
+	return "h:" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// rows judges rec's chains with j and appends its rows, as JSON lines, to
+// the two buffers. raw, when not nil, is the record's JSON (the
+// collector's), kept in the measurements row.
+func rows(rec *analysis.Record, j *analysis.Judge, raw []byte, mbuf, sbuf []byte) ([]byte, []byte) {
+	uid := RecordUID(rec)
+	ts := rec.Time.Unix()
+	m := measurementRow{
+		UID: uid, TS: ts, ReportID: rec.ReportID, TestName: rec.TestName, SoftwareName: rec.SoftwareName,
+		ProbeCC: rec.ProbeCC, ProbeASN: rec.ProbeASN, NetworkName: rec.ProbeNetworkName,
+		Domain: rec.Domain, Input: rec.Input, Verdict: rec.TestKeys.Verdict, Source: rec.Source,
+	}
+	if raw != nil {
+		m.HasRaw, m.Raw = 1, strings.TrimSpace(string(raw))
+	}
+	for i, h := range rec.Handshakes() {
+		if len(h.PeerCertificates) == 0 {
+			continue
+		}
+		m.Handshakes++
+		der := make([][]byte, len(h.PeerCertificates))
+		for k, c := range h.PeerCertificates {
+			der[k] = c
+		}
+		f := j.Facts(der)
+		s := sightingRow{
+			UID: uid, HS: uint16(min(i, 65535)), TS: ts, ProbeCC: rec.ProbeCC, ProbeASN: rec.ProbeASN,
+			NetworkName: rec.ProbeNetworkName, Domain: rec.Domain, ServerName: h.ServerName, Address: h.Address,
+			Verdict: rec.TestKeys.Verdict, Source: rec.Source,
+			InterSHA1: []string{}, InterSHA256: []string{}, InterSerial: []string{}, InterSubject: []string{},
+			InterIssuer: []string{}, InterNotBefore: []int64{}, InterNotAfter: []int64{},
+			InterSignerSHA1: []string{}, InterSignerName: []string{}, InterKnown: []int{},
+		}
+		if s.Domain == "" {
+			s.Domain = h.ServerName // as Analysis.Add does
+		}
+		if in := f.Interception; in != nil {
+			m.Intercepted = 1
+			s.Intercepted, s.Evidence, s.RootSHA1 = 1, in.Evidence, in.RootSHA1
+			for k, im := range in.Intermediates {
+				w := f.Windows[k]
+				known := 0
+				if im.Known {
+					known = 1
+				}
+				s.InterSHA1 = append(s.InterSHA1, im.SHA1)
+				s.InterSHA256 = append(s.InterSHA256, im.SHA256)
+				s.InterSerial = append(s.InterSerial, im.Serial)
+				s.InterSubject = append(s.InterSubject, im.Subject)
+				s.InterIssuer = append(s.InterIssuer, im.Issuer)
+				s.InterNotBefore = append(s.InterNotBefore, w.NotBefore.Unix())
+				s.InterNotAfter = append(s.InterNotAfter, w.NotAfter.Unix())
+				s.InterSignerSHA1 = append(s.InterSignerSHA1, im.SignerRootSHA1)
+				s.InterSignerName = append(s.InterSignerName, im.SignerRootName)
+				s.InterKnown = append(s.InterKnown, known)
+				if !w.Contains(rec.Time) {
+					s.Expired = 1
+				}
+			}
+			if s.Verdict == "" {
+				s.Verdict = analysis.DerivedISCA
+			}
+		} else if s.Verdict == "" {
+			s.Verdict = analysis.DerivedNoISCA
+		}
+		sbuf = appendJSON(sbuf, &s)
+	}
+	mbuf = appendJSON(mbuf, &m)
+	return mbuf, sbuf
+}
+
+func appendJSON(buf []byte, v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Only strings, numbers and slices of them: cannot fail.
+		panic("clickhouse: encoding a row: " + err.Error())
+	}
+	buf = append(buf, b...)
+	return append(buf, '\n')
+}
