@@ -2,7 +2,7 @@ package control
 
 // The neutral SNI endpoint of `kzprobe sweep`: a TLS listener that
 // completes a handshake for any SNI with one certificate of its own, then
-// closes. A probe inside the censored network hand-shakes with it once per
+// closes once the client has. A probe inside the censored network hand-shakes with it once per
 // name, the SNI the only thing that changes; a certificate other than this
 // one (by its key pin) is interception on the way.
 
@@ -17,6 +17,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"sync"
@@ -41,8 +42,10 @@ const SNIEndpointCommonName = "kzprobe neutral SNI endpoint"
 
 // SNIEndpoint is the neutral endpoint: for every connection it accepts,
 // one TLS handshake (TLS 1.2 or 1.3, any SNI or none, ALPN h2 or
-// http/1.1) with its one certificate, then a close. It reads nothing
-// after the handshake and writes nothing but the handshake. Create it with
+// http/1.1) with its one certificate, then a close once the client has
+// closed (or the handshake timeout, counted from the accept, is over). It
+// drops whatever it reads after the handshake and writes nothing but the
+// handshake. Create it with
 // NewSNIEndpoint, run it with Serve, stop it with Close.
 type SNIEndpoint struct {
 	// HandshakeTimeout bounds one handshake. Zero means
@@ -171,6 +174,14 @@ func (e *SNIEndpoint) handle(c net.Conn) {
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return
 	}
+	// Wait for the client to close first (reading and dropping at most
+	// 16 KiB), within the same deadline, as any server waiting for a
+	// request does. An interceptor that connects upstream before it
+	// finishes the client's handshake (sslsplit does) tears the client's
+	// handshake down when upstream closes first: closing right after the
+	// handshake turned every intercepted name into a failed handshake,
+	// sni_blocked instead of sni_intercepted_* (e2e TestE2E/sweep).
+	_, _ = io.Copy(io.Discard, io.LimitReader(tc, 16<<10))
 	tc.Close() // close_notify, then the TCP close
 }
 

@@ -127,7 +127,7 @@ Logs go to stderr, one structured record per request, never the request body.`,
 	f.StringVar(&a.tokenFile, "token-file", "", "require the bearer token read from this `file`")
 	f.StringSliceVar(&a.trustedProxies, "trusted-proxy", nil, "`CIDRs` of reverse proxies whose X-Forwarded-For names the client")
 	f.StringVar(&a.logFormat, "log-format", "text", "log format: text or json")
-	f.StringVar(&a.sniEndpoint, "sni-endpoint", "", "also run the neutral SNI endpoint of kzprobe sweep on this `address` (ip:port or :port, e.g. :443): a TLS handshake for any SNI with one certificate of its own, then a close; GET /v1/sni-endpoint returns its address and key pin")
+	f.StringVar(&a.sniEndpoint, "sni-endpoint", "", "also run the neutral SNI endpoint of kzprobe sweep on this `address` (ip:port or :port, e.g. :443): a TLS handshake for any SNI with one certificate of its own, then a close once the client has closed; GET /v1/sni-endpoint returns its address and key pin")
 	f.StringVar(&a.sniCert, "sni-cert", "", "PEM `file` of the SNI endpoint's certificate; with --sni-key, both are generated (self-signed, ECDSA P-256) and kept there when neither exists, so the pin survives a restart (default: generated at each start)")
 	f.StringVar(&a.sniKey, "sni-key", "", "PEM `file` of the SNI endpoint's private key (see --sni-cert)")
 	return cmd
