@@ -171,7 +171,7 @@ func (m measurement) Interception() *interception {
 }
 
 // tools are the third-party programs the suite runs.
-type tools struct{ unbound, nginx, sslsplit, openssl string }
+type tools struct{ unbound, nginx, sslsplit, openssl, haproxy string }
 
 // findTools returns the programs, or skips the test naming what is missing.
 func findTools(t *testing.T) tools {
@@ -189,9 +189,9 @@ func findTools(t *testing.T) tools {
 		missing = append(missing, name)
 		return ""
 	}
-	tl := tools{unbound: find("unbound"), nginx: find("nginx"), sslsplit: find("sslsplit"), openssl: find("openssl")}
+	tl := tools{unbound: find("unbound"), nginx: find("nginx"), sslsplit: find("sslsplit"), openssl: find("openssl"), haproxy: find("haproxy")}
 	if len(missing) > 0 {
-		cannotRun(t, "missing %s; install with scripts/e2e.sh --install-only, or apt-get install -y unbound nginx-light sslsplit openssl", strings.Join(missing, ", "))
+		cannotRun(t, "missing %s; install with scripts/e2e.sh --install-only, or apt-get install -y unbound nginx-light sslsplit openssl haproxy", strings.Join(missing, ", "))
 	}
 	return tl
 }
@@ -205,7 +205,7 @@ func isExecutable(p string) bool {
 // loopback and checks every domain of sites against expectations.
 func TestE2E(t *testing.T) {
 	if os.Getenv(envRun) != "1" {
-		t.Skipf("set %s=1 to run the end-to-end suite (root, unbound, nginx, sslsplit, openssl; see e2e/README.md)", envRun)
+		t.Skipf("set %s=1 to run the end-to-end suite (root, unbound, nginx, sslsplit, openssl, haproxy; see e2e/README.md)", envRun)
 	}
 	if os.Geteuid() != 0 {
 		cannotRun(t, "the end-to-end suite must run as root (sslsplit, started as root, drops to nobody; the packages need installing); run scripts/e2e.sh as root")
@@ -239,7 +239,7 @@ func TestE2E(t *testing.T) {
 	}
 	doh := fmt.Sprintf("https://%s/dns-query", hostPort(controlIP, dohPort))
 	bin := probeBin()
-	got := runProbe(t, bin, dir, p, "doh", doh, domains)
+	got := runProbe(t, bin, dir, p, "doh", doh, targetFlags(domains))
 	printTable(t, got, want)
 
 	for _, s := range sites {
@@ -255,7 +255,7 @@ func TestE2E(t *testing.T) {
 	// The same probe with the control over DoT, on the two domains whose
 	// verdict depends on the control's answers.
 	dot := "tls://" + hostPort(controlIP, dotPort)
-	gotDoT := runProbe(t, bin, dir, p, "dot", dot, []string{"clean.e2e.test", "dnslie.e2e.test"})
+	gotDoT := runProbe(t, bin, dir, p, "dot", dot, targetFlags([]string{"clean.e2e.test", "dnslie.e2e.test"}))
 	for _, d := range []string{"clean.e2e.test", "dnslie.e2e.test"} {
 		t.Run("dot/"+d, func(t *testing.T) {
 			m, ok := gotDoT[d]
@@ -267,7 +267,19 @@ func TestE2E(t *testing.T) {
 			}
 		})
 	}
+
+	// kzprobe sweep through an SNI-selective middlebox (sweep_test.go).
+	t.Run("sweep", func(t *testing.T) { testSweep(t, tl, dir, bin, p, now, want) })
 	t.Logf("end-to-end suite took %v", time.Since(start).Round(time.Millisecond))
+}
+
+// targetFlags gives each domain to kzprobe run with -d.
+func targetFlags(domains []string) []string {
+	var args []string
+	for _, d := range domains {
+		args = append(args, "-d", d)
+	}
+	return args
 }
 
 // workDir makes the folder for configs, keys, logs and output. It is kept
@@ -526,10 +538,11 @@ func answerA(r *dns.Msg) string {
 }
 
 // runProbe runs `kzprobe run` with flags only, the control at control,
-// and returns its measurements by domain. Its environment holds no
+// the targets given by targetArgs (-d NAME..., or -i FILE), and returns
+// its measurements by domain. Its environment holds no
 // KZPROBE_* variable and HOME is dir, so no configuration but the flags
 // applies.
-func runProbe(t *testing.T, bin, dir string, p *pki, name, control string, domains []string) map[string]measurement {
+func runProbe(t *testing.T, bin, dir string, p *pki, name, control string, targetArgs []string) map[string]measurement {
 	t.Helper()
 	out := filepath.Join(dir, "probe-"+name+".jsonl")
 	args := []string{"run", "-q", "-o", out,
@@ -544,9 +557,7 @@ func runProbe(t *testing.T, bin, dir string, p *pki, name, control string, domai
 		"--timeout", "3s",
 		"--fingerprint", "chrome",
 	}
-	for _, d := range domains {
-		args = append(args, "-d", d)
-	}
+	args = append(args, targetArgs...)
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)

@@ -42,7 +42,7 @@ fi
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
 
 missing=()
-for tool in unbound nginx sslsplit openssl; do
+for tool in unbound nginx sslsplit openssl haproxy; do
   have "$tool" || missing+=("$tool")
 done
 browser=()
@@ -52,8 +52,8 @@ if ! have chromium-headless-shell && ! have chromium; then
 fi
 
 if [ ${#missing[@]} -gt 0 ] && [ "$install" = 1 ]; then
-  echo "e2e.sh: installing unbound nginx-light sslsplit openssl ${browser[*]} (missing: ${missing[*]})"
-  # Debian starts unbound and nginx on install, listening on every
+  echo "e2e.sh: installing unbound nginx-light sslsplit openssl haproxy ${browser[*]} (missing: ${missing[*]})"
+  # Debian starts unbound, nginx and haproxy on install, listening on every
   # interface; a policy-rc.d that exits 101 forbids that. Ours is removed
   # afterwards; an existing one is left alone.
   policy=/usr/sbin/policy-rc.d
@@ -65,13 +65,13 @@ if [ ${#missing[@]} -gt 0 ] && [ "$install" = 1 ]; then
   export DEBIAN_FRONTEND=noninteractive RUNLEVEL=1
   apt-get update -qq
   # Debian 13 dropped nginx-light; plain nginx is the same server.
-  apt-get install -y -qq --no-install-recommends unbound nginx-light sslsplit openssl ${browser[@]+"${browser[@]}"} ||
-    apt-get install -y -qq --no-install-recommends unbound nginx sslsplit openssl ${browser[@]+"${browser[@]}"}
+  apt-get install -y -qq --no-install-recommends unbound nginx-light sslsplit openssl haproxy ${browser[@]+"${browser[@]}"} ||
+    apt-get install -y -qq --no-install-recommends unbound nginx sslsplit openssl haproxy ${browser[@]+"${browser[@]}"}
   # On a machine booted with systemd the packages were also enabled for
   # the next boot; the suite runs its own instances, so disable the
   # services this script just installed.
   if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
-    for svc in unbound nginx; do
+    for svc in unbound nginx haproxy; do
       case " ${missing[*]} " in *" $svc "*) systemctl disable --now "$svc" >/dev/null 2>&1 || true ;; esac
     done
   fi
