@@ -49,6 +49,11 @@ const (
 	mbKillIP = "127.77.6.3"
 	// sweepDeadIP is where nothing listens: a dead endpoint.
 	sweepDeadIP = "127.77.6.4"
+	// mbAllIP is haproxy sending every name, the control SNI too, to
+	// sslsplit (ISCA) in front of the server abroad (sweepAllSplitIP): an
+	// endpoint whose whole address is intercepted.
+	mbAllIP         = "127.77.6.5"
+	sweepAllSplitIP = "127.77.6.15"
 	// sweepControlSNI is the sweep's control name (--control-sni).
 	sweepControlSNI = "control-sni.e2e.test"
 )
@@ -136,6 +141,7 @@ type sweepRecord struct {
 		SNISweep          *struct {
 			Endpoint     string `json:"endpoint"`
 			EndpointPin  string `json:"endpoint_pin"`
+			PinSource    string `json:"pin_source"`
 			PresentedPin string `json:"presented_pin"`
 			PinMatch     *bool  `json:"pin_match"`
 			Hello        string `json:"hello"`
@@ -229,6 +235,27 @@ func testSweep(t *testing.T, tl tools, dir, bin string, p *pki, now time.Time, w
 		})
 	}
 
+	// The same list with the endpoint asked of the control API
+	// (--control-server): the API names the endpoint's own address, which
+	// no middlebox sits in front of here, so every name is clean (the
+	// verdicts above are the middlebox's doing) and the pin's source is
+	// the control server.
+	t.Run("control-server-direct", func(t *testing.T) {
+		r := env.sweep(t, "control-server-direct", "-i", list, "--control-server", fmt.Sprintf("http://%s", hostPort(sweepEndpointIP, sweepAPIPort)))
+		if r.code != 0 {
+			t.Fatalf("exit code %d; want 0\n%s", r.code, r.stderr)
+		}
+		if len(r.records) != len(sweepWant()) {
+			t.Errorf("%d records; want %d", len(r.records), len(sweepWant()))
+		}
+		for _, rec := range r.records {
+			ss := rec.TestKeys.SNISweep
+			if rec.TestKeys.Verdict != "clean" || ss == nil || ss.Endpoint != hostPort(sweepEndpointIP, tlsPort) || ss.EndpointPin != env.endpointPin || ss.PinSource != "control_server" {
+				t.Errorf("%s: %s (%s), sni_sweep %+v; want clean at %s, pin %s from control_server", rec.TestKeys.Domain, rec.TestKeys.Verdict, rec.TestKeys.VerdictReason, ss, hostPort(sweepEndpointIP, tlsPort), env.endpointPin)
+			}
+		}
+	})
+
 	t.Run("found", func(t *testing.T) {
 		b, err := os.ReadFile(found)
 		if err != nil {
@@ -280,6 +307,7 @@ func testSweep(t *testing.T, tl tools, dir, bin string, p *pki, now time.Time, w
 	}{
 		{"dead", hostPort(sweepDeadIP, tlsPort), env.abroadPin, "connection_refused: the endpoint is down"},
 		{"blocked", hostPort(mbKillIP, tlsPort), env.abroadPin, "the endpoint's address is blocked"},
+		{"intercepted", hostPort(mbAllIP, tlsPort), env.abroadPin, "leads to Information Security Certification Authority"},
 		{"pin-mismatch", hostPort(mbAbroadIP, tlsPort), env.stalePin, "pin mismatch"},
 	} {
 		t.Run("endpoint-"+c.name, func(t *testing.T) {
@@ -525,7 +553,7 @@ func startSweepServers(t *testing.T, tl tools, dir, bin string, p *pki, now time
 	env := &sweepEnv{bin: bin, dir: dir, p: p, chains: &chainCache{openssl: tl.openssl, m: map[string][][]byte{}}}
 	day := 24 * time.Hour
 	for _, a := range []string{hostPort(sweepEndpointIP, tlsPort), hostPort(sweepEndpointIP, sweepAPIPort), hostPort(sweepAbroadIP, tlsPort),
-		hostPort(mbEndpointIP, tlsPort), hostPort(mbAbroadIP, tlsPort), hostPort(mbKillIP, tlsPort), hostPort(sweepDeadIP, tlsPort)} {
+		hostPort(mbEndpointIP, tlsPort), hostPort(mbAbroadIP, tlsPort), hostPort(mbKillIP, tlsPort), hostPort(sweepDeadIP, tlsPort), hostPort(mbAllIP, tlsPort), hostPort(sweepAllSplitIP, tlsPort)} {
 		if c, err := net.DialTimeout("tcp", a, time.Second); err == nil {
 			c.Close()
 			t.Fatalf("%s is already in use: stop whatever listens there (a leftover e2e daemon?) and rerun", a)
@@ -567,6 +595,8 @@ func startSweepServers(t *testing.T, tl tools, dir, bin string, p *pki, now time
 			splitAddrs = append(splitAddrs, hostPort(ip, tlsPort))
 		}
 	}
+	splits = append(splits, startDaemon(t, dir, "sslsplit-sweep-all", sslsplitArgs(tl.sslsplit, dir, "sslsplit-sweep-all", sweepAllSplitIP, sweepAbroadIP, p.ISCAInter)...))
+	splitAddrs = append(splitAddrs, hostPort(sweepAllSplitIP, tlsPort))
 	hconf := writeFile(t, dir, "haproxy.cfg", haproxyConfig())
 	if out, err := run(t.Context(), "", tl.haproxy, "-c", "-f", hconf); err != nil {
 		t.Fatalf("haproxy -c: %v\n%s", err, out)
@@ -579,7 +609,7 @@ func startSweepServers(t *testing.T, tl tools, dir, bin string, p *pki, now time
 	for i, d := range splits {
 		waitTCP(t, d, splitAddrs[i])
 	}
-	for _, ip := range []string{mbEndpointIP, mbAbroadIP, mbKillIP} {
+	for _, ip := range []string{mbEndpointIP, mbAbroadIP, mbKillIP, mbAllIP} {
 		waitTCP(t, hap, hostPort(ip, tlsPort))
 	}
 
@@ -653,7 +683,8 @@ func nginxAbroadConfig(dir string, c *cert) string {
 // a frontend that reads the SNI of the ClientHello (req.ssl_sni), closes
 // or refuses the blocked names (sweepBlocked), sends the intercepted ones
 // to their sslsplit and passes the rest to the endpoint; and a frontend
-// that resets every connection as soon as it is accepted (mbKillIP).
+// that resets every connection as soon as it is accepted (mbKillIP), and
+// one that intercepts every name (mbAllIP).
 // haproxy stays in the foreground (-db).
 func haproxyConfig() string {
 	var b strings.Builder
@@ -692,6 +723,11 @@ func haproxyConfig() string {
 	w("  bind %s", hostPort(mbKillIP, tlsPort))
 	w("  tcp-request connection reject")
 	w("  default_backend abroad")
+	w("frontend mb-all")
+	w("  bind %s", hostPort(mbAllIP, tlsPort))
+	w("  default_backend all")
+	w("backend all")
+	w("  server s %s", hostPort(sweepAllSplitIP, tlsPort))
 	return b.String()
 }
 
