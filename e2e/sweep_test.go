@@ -365,6 +365,9 @@ func testSweep(t *testing.T, tl tools, dir, bin string, p *pki, now time.Time, w
 		}
 		checkSweep(t, env, r.records, addr, env.endpointPin, 1)
 		for _, rec := range r.records {
+			if ss := rec.TestKeys.SNISweep; ss == nil || ss.Hello != "tls12" {
+				t.Errorf("%s: sni_sweep %+v; want hello tls12", rec.TestKeys.Domain, ss)
+			}
 			if ch := rec.chain(t); !slices.EqualFunc(ch, recorded[rec.TestKeys.Domain], bytes.Equal) {
 				t.Errorf("%s: --hello tls12 recorded %s; the default hello %s", rec.TestKeys.Domain, describe(ch), describe(recorded[rec.TestKeys.Domain]))
 			}
