@@ -179,6 +179,7 @@ func TestRunSubmitToCollector(t *testing.T) {
 	if resp.StatusCode != 200 || !bytes.Contains(page, []byte("<html")) || !bytes.Contains(page, []byte("clean-1.example")) {
 		t.Errorf("GET /: %d, %d bytes; want the report with the lab's domains", resp.StatusCode, len(page))
 	}
+	t.Run("browser", func(t *testing.T) { checkPageInBrowser(t, col, "clean-1.example", "ukraina.ru") })
 }
 
 func pinnedClient(t *testing.T, pin string) *http.Client {
