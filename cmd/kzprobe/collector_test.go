@@ -166,6 +166,10 @@ func TestRunSubmitToCollector(t *testing.T) {
 	if !strings.Contains(rec.ReportID, "_n1_") {
 		t.Errorf("report_id %q: want the collector's", rec.ReportID)
 	}
+	// A run that submitted everything closes its report.
+	if journal, _ := os.ReadFile(filepath.Join(col.store, "reports.journal")); !bytes.Contains(journal, []byte(`"id":"`+rec.ReportID+`"`)) || !bytes.Contains(journal, []byte(`"closed":true`)) {
+		t.Errorf("the run's report is not closed in the journal:\n%s", journal)
+	}
 	an := exec.Command(kzprobeBinary(t), "analyze", "--format", "json", "--interception-roots", files.ISCARoot, col.store)
 	if data, err := an.Output(); err != nil || !bytes.Contains(data, []byte(`"records"`)) {
 		t.Errorf("analyze of the store: %v\n%.300s", err, data)

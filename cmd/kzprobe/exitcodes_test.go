@@ -38,6 +38,7 @@ func TestExitCodes(t *testing.T) {
 	noFolder := filepath.Join(dir, "no-such-folder", "out")
 	comments := write("comments.txt", "# nothing to measure\n")
 	badKey := write("bad.yaml", "tls:\n  timout: 5s\n")
+	lines := write("one.jsonl", `{"report_id":"r","measurement_uid":"u1234567"}`+"\n")
 	wrongExpect := write("wrong.yaml", "sites:\n  - domain: clean.example\n    tls: pass\n    expect: mitm_isca\n")
 	closed := closedTCP(t)
 	inUse, err := net.Listen("tcp4", "127.0.0.1:0")
@@ -122,6 +123,19 @@ func TestExitCodes(t *testing.T) {
 		{"control serve: no certificate", []string{"control", "serve"}, exitUsage, "--tls-cert and --tls-key are required"},
 		{"control serve: bad --listen", []string{"control", "serve", "--insecure-http", "--listen", "localhost:80"}, exitUsage, "IP literal"},
 		{"control serve: address in use", []string{"control", "serve", "--insecure-http", "--listen", inUse.Addr().String()}, exitFailure, "address already in use"},
+
+		// collector and submit.
+		{"collector: no subcommand", []string{"collector"}, exitUsage, "say what to do"},
+		{"collector serve: no store", []string{"collector", "serve"}, exitUsage, "--store DIR is required"},
+		{"collector serve: bad --listen", []string{"collector", "serve", "--store", empty, "--listen", "localhost:80"}, exitUsage, "IP literal"},
+		{"collector serve: one of cert and key", []string{"collector", "serve", "--store", empty, "--tls-cert", comments}, exitUsage, "give both --tls-cert and --tls-key"},
+		{"collector serve: address in use", []string{"collector", "serve", "--store", empty, "--listen", inUse.Addr().String()}, exitFailure, "address already in use"},
+		{"submit: no collector", []string{"submit", comments}, exitUsage, "--submit URL is required"},
+		{"submit: no file", []string{"submit", filepath.Join(dir, "nope.jsonl"), "--submit", "https://127.0.0.1:1"}, exitUsage, "nope.jsonl"},
+		{"submit: a name, not an IP", []string{"submit", comments, "--submit", "https://collector.example:8443"}, exitUsage, "IP literal"},
+		{"submit: collector down", []string{"submit", lines, "--submit", "https://127.0.0.1:1", "--submit-pin", "sha256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "--wait", "1s"}, exitFailure, "kzprobe submit again"},
+		{"submit: nothing to send", []string{"submit", comments, "--submit", "https://127.0.0.1:1", "--submit-pin", "sha256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "--wait", "1s"}, exitOK, "0 records submitted"},
+		{"run: --submit with -o -", []string{"run", "-d", "x.example", "-o", "-", "--submit", "https://127.0.0.1:1"}, exitUsage, "needs an output file"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

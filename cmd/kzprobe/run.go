@@ -347,7 +347,7 @@ func runProbe(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr 
 		runErr = err
 	}
 	con.finish()
-	subErr := sub.finish(stderr)
+	subErr := sub.finish(stderr, runErr == nil && ctx.Err() == nil)
 	con.printSummary(src.skipped())
 	if outPath != "-" {
 		con.wrote(stats.Written, outPath)

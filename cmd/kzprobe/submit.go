@@ -23,6 +23,10 @@ import (
 // sending in the background while the run measures.
 type runSubmission struct {
 	ob     *client.Outbox
+	c      *client.Client
+	// report is the report the collector opened for the run, "" when it
+	// did not answer at the start.
+	report string
 	url    string
 	wait   time.Duration
 	done   chan struct{}
@@ -53,6 +57,7 @@ func startRunSubmission(ctx context.Context, cfg *Config, e *probe.Envelope, dia
 		return nil, err
 	}
 	ob.Warn = func(msg string) { fmt.Fprintln(stderr, "kzprobe: submit: "+msg) }
+	report := ""
 	if e.ReportID == "" {
 		octx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		id, err := c.Open(octx, client.OpenRequestOf(measurement.DataFormatVersion, cmp.Or(e.ProbeASN, "AS0"), cmp.Or(e.ProbeCC, "ZZ"),
@@ -61,14 +66,14 @@ func startRunSubmission(ctx context.Context, cfg *Config, e *probe.Envelope, dia
 		if err != nil {
 			fmt.Fprintf(stderr, "kzprobe: submit: %v; measuring anyway: the records are kept in %s and submitted when the collector answers (or later with kzprobe submit)\n", err, outPath)
 		} else {
-			e.ReportID = id
+			e.ReportID, report = id, id
 			if err := ob.Adopt(id, time.Now()); err != nil {
 				return nil, fmt.Errorf("writing the outbox cursor: %w", err)
 			}
 		}
 	}
 	sctx, cancel := context.WithCancel(ctx)
-	s := &runSubmission{ob: ob, url: cfg.Submit.URL, wait: cfg.Submit.Wait, done: make(chan struct{}), result: make(chan error, 1), cancel: cancel}
+	s := &runSubmission{ob: ob, c: c, report: report, url: cfg.Submit.URL, wait: cfg.Submit.Wait, done: make(chan struct{}), result: make(chan error, 1), cancel: cancel}
 	go func() { s.result <- ob.Run(sctx, s.done) }()
 	return s, nil
 }
@@ -81,8 +86,9 @@ func (s *runSubmission) notify() {
 }
 
 // finish lets the submitter send what is left for at most --submit-wait
-// and says what was submitted and what is kept.
-func (s *runSubmission) finish(stderr io.Writer) error {
+// and says what was submitted and what is kept. A run that measured
+// every target and submitted every record closes its report (bk-003 3.3).
+func (s *runSubmission) finish(stderr io.Writer, complete bool) error {
 	if s == nil {
 		return nil
 	}
@@ -108,6 +114,14 @@ func (s *runSubmission) finish(stderr io.Writer) error {
 	if errors.Is(err, client.ErrUnauthorized) {
 		return err
 	}
+	if complete && err == nil && pending == 0 && s.report != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.c.Close(ctx, s.report); err != nil {
+			fmt.Fprintf(stderr, "kzprobe: submit: closing the report: %v\n", err)
+		}
+	}
+	s.c.CloseIdle()
 	return nil
 }
 
