@@ -22,8 +22,8 @@ import (
 // runSubmission is a run's submitter: the outbox of the output file,
 // sending in the background while the run measures.
 type runSubmission struct {
-	ob     *client.Outbox
-	c      *client.Client
+	ob *client.Outbox
+	c  *client.Client
 	// report is the report the collector opened for the run, "" when it
 	// did not answer at the start.
 	report string
