@@ -125,7 +125,7 @@ func (s *runSubmission) finish(stderr io.Writer, complete bool) error {
 	return nil
 }
 
-// submitArgs are the flags of `kzprobe submit`.
+// submitCmdArgs are the flags of `kzprobe submit`.
 type submitCmdArgs struct {
 	url, pin, ca, tokenFile string
 	allowNet                []string
