@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs kzprobe's end-to-end suite (e2e/) by hand: real unbound, nginx and
 # sslsplit on 127.77.0.0/16, the real kzprobe binary, a verdict table, and
-# everything torn down at the end. All the set-up lives in the Go test
+# everything torn down at the end; and the trace suite (TestTrace): network
+# namespaces, nftables and haproxy, a 4-hop network for kzprobe trace.
+# All the set-up lives in the Go test
 # (e2e/e2e_test.go); this script only installs the packages and runs it.
 # It also installs headless Chromium (chromium-headless-shell), which the
 # report's browser test (analysis/render TestReportInBrowser) renders with,
@@ -28,7 +30,7 @@ while [ $# -gt 0 ]; do
     --keep) export KZPROBE_E2E_KEEP=1 ;;
     --break) export KZPROBE_E2E_BREAK=1 ;;
     --) shift; go_args=("$@"); break ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "e2e.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -42,7 +44,7 @@ fi
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
 
 missing=()
-for tool in unbound nginx sslsplit openssl haproxy; do
+for tool in unbound nginx sslsplit openssl nft haproxy; do
   have "$tool" || missing+=("$tool")
 done
 browser=()
@@ -52,7 +54,7 @@ if ! have chromium-headless-shell && ! have chromium; then
 fi
 
 if [ ${#missing[@]} -gt 0 ] && [ "$install" = 1 ]; then
-  echo "e2e.sh: installing unbound nginx-light sslsplit openssl haproxy ${browser[*]} (missing: ${missing[*]})"
+  echo "e2e.sh: installing unbound nginx-light sslsplit openssl nftables haproxy ${browser[*]} (missing: ${missing[*]})"
   # Debian starts unbound, nginx and haproxy on install, listening on every
   # interface; a policy-rc.d that exits 101 forbids that. Ours is removed
   # afterwards; an existing one is left alone.
@@ -65,8 +67,8 @@ if [ ${#missing[@]} -gt 0 ] && [ "$install" = 1 ]; then
   export DEBIAN_FRONTEND=noninteractive RUNLEVEL=1
   apt-get update -qq
   # Debian 13 dropped nginx-light; plain nginx is the same server.
-  apt-get install -y -qq --no-install-recommends unbound nginx-light sslsplit openssl haproxy ${browser[@]+"${browser[@]}"} ||
-    apt-get install -y -qq --no-install-recommends unbound nginx sslsplit openssl haproxy ${browser[@]+"${browser[@]}"}
+  apt-get install -y -qq --no-install-recommends unbound nginx-light sslsplit openssl nftables haproxy iproute2 procps ${browser[@]+"${browser[@]}"} ||
+    apt-get install -y -qq --no-install-recommends unbound nginx sslsplit openssl nftables haproxy iproute2 procps ${browser[@]+"${browser[@]}"}
   # On a machine booted with systemd the packages were also enabled for
   # the next boot; the suite runs its own instances, so disable the
   # services this script just installed.
@@ -89,4 +91,4 @@ if [ "$run" = 0 ]; then
 fi
 
 # -count=1: the suite talks to daemons, never cache its result.
-KZPROBE_E2E=1 go test -count=1 -v -run '^TestE2E$' ./e2e/ ${go_args[@]+"${go_args[@]}"}
+KZPROBE_E2E=1 go test -count=1 -v -run '^(TestE2E|TestTrace)$' ./e2e/ ${go_args[@]+"${go_args[@]}"}

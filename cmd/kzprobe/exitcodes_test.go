@@ -87,6 +87,13 @@ func TestExitCodes(t *testing.T) {
 		{"run: done", append(slices.Clone(labArgs), "-o", measured), exitOK, ""},
 		{"run: --fail-on found", append(slices.Clone(labArgs), "-o", filepath.Join(dir, "f.jsonl"), "--fail-on", "mitm_isca"), exitFailOn, "1 of 2 targets got a verdict of --fail-on (mitm_isca 1)"},
 
+		// trace.
+		{"trace: nothing to trace", []string{"trace"}, exitUsage, "nothing to trace"},
+		{"trace: --to without --sni", []string{"trace", "--to", "127.0.0.1"}, exitUsage, "--to 127.0.0.1 needs --sni"},
+		{"trace: an address as TARGET", []string{"trace", "127.0.0.1"}, exitUsage, "give --sni NAME --to 127.0.0.1"},
+		{"trace: bad --max-hops", []string{"trace", "x.example", "--max-hops", "0"}, exitUsage, "--max-hops 0"},
+		{"trace: bad --to", []string{"trace", "--sni", "x.example", "--to", "nope", "-o", filepath.Join(dir, "t0.jsonl")}, exitUsage, `--to "nope"`},
+
 		// lab.
 		{"lab: unknown flag", []string{"lab", "--nope"}, exitUsage, "unknown flag"},
 		{"lab: missing scenario", []string{"lab", "--scenario", filepath.Join(dir, "nope.yaml")}, exitUsage, "nope.yaml"},

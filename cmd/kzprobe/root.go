@@ -106,7 +106,7 @@ func newRootCmd() *cobra.Command {
 	// --version prints the version string alone, the same string as in the
 	// records, so that scripts and bug reports can quote it as is.
 	root.SetVersionTemplate("{{.Version}}\n")
-	root.AddCommand(newRunCmd(), newSweepCmd(), newLabCmd(), newAnalyzeCmd(), newCompareCmd(), newTimelineCmd(), newReportCmd(), newIngestCmd(), newControlCmd(), newCollectorCmd(), newSubmitCmd(), newBenchCmd(), newVersionCmd())
+	root.AddCommand(newRunCmd(), newSweepCmd(), newTraceCmd(), newLabCmd(), newAnalyzeCmd(), newCompareCmd(), newTimelineCmd(), newReportCmd(), newIngestCmd(), newControlCmd(), newCollectorCmd(), newSubmitCmd(), newBenchCmd(), newVersionCmd())
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
 	strictHelp(root)

@@ -1,0 +1,102 @@
+//go:build linux
+
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"kzprobe/lab"
+	"kzprobe/measurement"
+)
+
+// TestTraceCommand runs the real binary's `kzprobe trace` on a domain of
+// an in-process lab on loopback, resolved through the lab's resolver as
+// run resolves it: one kzprobe_trace record in the run's envelope, the
+// resolver's answers in it, the destination at hop 1 (loopback), the
+// target SNI answered there with the lab's ISCA interception chain, and a
+// hop table of at most 80 columns on the terminal.
+func TestTraceCommand(t *testing.T) {
+	clearEnv(t)
+	l, dir, files := startLab(t, lab.Config{Scenario: lab.Scenario{Name: "trace", Sites: []lab.Site{
+		{Domain: "isca.example", TLS: lab.InterceptISCA}, {Domain: "clean.example", TLS: lab.Pass}}}})
+	cfg := labConfig(l, files, dir)
+	out := filepath.Join(t.TempDir(), "trace.jsonl")
+	args := []string{"trace", "isca.example", "--resolver", cfg.DNS.Resolver, "--port", strconv.Itoa(cfg.Targets.Port),
+		"--trust-roots", cfg.TLS.TrustRoots, "--allow-net", strings.Join(cfg.Network.Allow, ","),
+		"--control-sni", "clean.example", "--hop-timeout", "1s", "--max-hops", "3", "-o", out}
+	for _, r := range cfg.Interception.ExtraRoots {
+		args = append(args, "--interception-roots", r)
+	}
+	r := runWrapped(t, nil, 60*time.Second, args...)
+	if r.code != exitOK {
+		t.Fatalf("exit code %d; want 0\n%s", r.code, r.stderr)
+	}
+	for _, line := range strings.Split(r.stdout, "\n") {
+		if n := len([]rune(line)); n > 80 {
+			t.Errorf("a line of %d columns; want at most 80: %q", n, line)
+		}
+	}
+	if !strings.Contains(r.stdout, "INTERCEPT") || !strings.Contains(r.stdout, "finding: The target SNI was answered with an interception chain at hop 1") {
+		t.Errorf("the hop table lacks the interception at hop 1:\n%s", r.stdout)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("%d records; want 1 (the lab's one address)", len(lines))
+	}
+	var rec measurement.Trace
+	if err := json.Unmarshal([]byte(lines[0]), &rec); err != nil {
+		t.Fatal(err)
+	}
+	tk, f := rec.TestKeys, rec.TestKeys.Finding
+	if rec.TestName != measurement.TraceTestName || rec.Input != "isca.example" || rec.ReportID == "" || rec.ProbeIP != "127.0.0.1" {
+		t.Errorf("envelope: test_name %q, input %q, report_id %q, probe_ip %q", rec.TestName, rec.Input, rec.ReportID, rec.ProbeIP)
+	}
+	if len(tk.Queries) != 2 || tk.SNI != "isca.example" || tk.ControlSNI != "clean.example" {
+		t.Errorf("queries %d, sni %q, control %q; want 2, isca.example, clean.example", len(tk.Queries), tk.SNI, tk.ControlSNI)
+	}
+	if f.TCPAnswerHop == nil || *f.TCPAnswerHop != 1 || f.Interference != measurement.InterferenceChain || f.InterferenceHop == nil || *f.InterferenceHop != 1 {
+		t.Errorf("finding %+v; want TCP answered and the interception at hop 1", f)
+	}
+	if h := f.AnsweringHop; h == nil || h.Class != measurement.HopOther || h.Prefix != "" || !h.Destination {
+		t.Errorf("answering hop %+v; want the loopback destination, no prefix", h)
+	}
+}
+
+// TestTraceExitCodes: an address outside --allow-net is traced as
+// blocked_by_allow_net and the command exits 1 saying so (nothing is
+// sent); a port nothing listens on is a trace done (exit 0): the reset
+// answers at hop 1.
+func TestTraceExitCodes(t *testing.T) {
+	clearEnv(t)
+	dir := t.TempDir()
+	closed := closedTCP(t)
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"outside --allow-net", []string{"trace", "-q", "--sni", "x.example", "--to", "192.0.2.1", "--allow-net", "127.0.0.0/8", "-o", filepath.Join(dir, "a.jsonl")},
+			exitFailure, "1 of 1 traces failed for a local reason"},
+		{"a closed port", []string{"trace", "-q", "--sni", "x.example", "--to", closed, "--allow-net", "127.0.0.0/8", "--hop-timeout", "1s", "-o", filepath.Join(dir, "b.jsonl")},
+			exitOK, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runWrapped(t, nil, 60*time.Second, tc.args...)
+			if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
+				t.Errorf("exit code %d, stderr %q; want %d and %q", r.code, r.stderr, tc.code, tc.want)
+			}
+		})
+	}
+}

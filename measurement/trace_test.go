@@ -1,0 +1,48 @@
+package measurement
+
+import (
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// jsonNames lists the JSON names of a struct type's fields.
+func jsonNames(t reflect.Type) []string {
+	var out []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Anonymous {
+			out = append(out, jsonNames(f.Type)...)
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// TestEnvelopeMatchesMeasurement keeps Envelope, the trace record's
+// envelope, equal to Measurement's fields other than test_keys, in name
+// and type, so that a reader of the envelope reads both records alike.
+func TestEnvelopeMatchesMeasurement(t *testing.T) {
+	m := reflect.TypeFor[Measurement]()
+	e := reflect.TypeFor[Envelope]()
+	want := slices.DeleteFunc(jsonNames(m), func(s string) bool { return s == "test_keys" })
+	if got := jsonNames(e); !slices.Equal(got, want) {
+		t.Errorf("Envelope's fields %v; Measurement's %v", got, want)
+	}
+	for i := range e.NumField() {
+		f := e.Field(i)
+		mf, ok := m.FieldByName(f.Name)
+		if !ok || mf.Type != f.Type || mf.Tag.Get("json") != f.Tag.Get("json") {
+			t.Errorf("Envelope.%s (%s %q) differs from Measurement's", f.Name, f.Type, f.Tag.Get("json"))
+		}
+	}
+	tr := reflect.TypeFor[Trace]()
+	if got := jsonNames(tr); !slices.Equal(got, append(want, "test_keys")) {
+		t.Errorf("Trace's fields %v", got)
+	}
+}
