@@ -20,6 +20,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/maxmind/mmdbwriter"
+	"github.com/maxmind/mmdbwriter/mmdbtype"
 )
 
 // The trace suite's network: a client, three routers and three servers,
@@ -304,6 +307,9 @@ type traceProbe struct {
 type traceHop struct {
 	Class       string `json:"class"`
 	Prefix      string `json:"prefix"`
+	ASN         string `json:"asn"`
+	CC          string `json:"cc"`
+	Network     string `json:"network"`
 	Destination bool   `json:"destination"`
 }
 
@@ -321,13 +327,14 @@ type traceIter struct {
 // traceProbeRun runs `kzprobe trace` in the client's namespace to one
 // server address and returns its record, the terminal output and how
 // long it took.
-func traceProbeRun(t *testing.T, bin, dir string, tp *topology, p *pki, addr string) (traceRecord, string, time.Duration) {
+func traceProbeRun(t *testing.T, bin, dir string, tp *topology, p *pki, dbs [2]string, addr string) (traceRecord, string, time.Duration) {
 	t.Helper()
 	out := filepath.Join(dir, "trace-"+strings.NewReplacer(":", "_", ".", "_").Replace(addr)+fmt.Sprint(time.Now().UnixNano())+".jsonl")
 	argv := []string{"ip", "netns", "exec", tp.client.name, bin, "trace",
 		"--sni", traceSNI, "--to", addr, "--control-sni", traceControlSNI,
 		"--trust-roots", p.PublicRoot.CertFile, "--interception-roots", p.ISCARoot.CertFile,
 		"--allow-net", "192.0.2.0/24,2001:db8:10::/48",
+		"--asn-db", dbs[0], "--country-db", dbs[1],
 		"--hop-timeout", "1s", "--max-hops", "8", "-o", out}
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
@@ -421,6 +428,7 @@ func TestTrace(t *testing.T) {
 		}
 	})
 	t.Logf("topology and servers up after %v", time.Since(start).Round(time.Millisecond))
+	dbs := writeTraceMMDBs(t, dir)
 	bin := probeBin()
 
 	for _, v6 := range []bool{false, true} {
@@ -431,7 +439,7 @@ func TestTrace(t *testing.T) {
 				addr = s.v6
 			}
 			t.Run(family+"/"+s.name, func(t *testing.T) {
-				rec, table, took := traceProbeRun(t, bin, dir, tp, p, addr)
+				rec, table, took := traceProbeRun(t, bin, dir, tp, p, dbs, addr)
 				t.Logf("%s (%v):%s", addr, took.Round(time.Millisecond), table)
 				checkTrace(t, rec, s, v6)
 			})
@@ -464,7 +472,7 @@ func TestTrace(t *testing.T) {
 			if v6 {
 				addr = serverC.v6
 			}
-			rec, table, took := traceProbeRun(t, bin, dir, tp, p, addr)
+			rec, table, took := traceProbeRun(t, bin, dir, tp, p, dbs, addr)
 			t.Logf("%s (%v):%s", addr, took.Round(time.Millisecond), table)
 			checkSilentTrace(t, rec, v6, took)
 		})
@@ -514,6 +522,9 @@ func checkTrace(t *testing.T, rec traceRecord, s traceServer, v6 bool) {
 			t.Errorf("control_travels %q, control_trusted %v; want same_hop with a trusted chain", f.ControlTravels, derefB(f.ControlTrusted))
 		}
 		checkAnswering(t, f.AnsweringHop, r2Prefix[v6], "r2")
+		if h := f.AnsweringHop; h == nil || h.ASN != "AS64501" || h.CC != "KZ" || h.Network != "r2 Transit" {
+			t.Errorf("answering hop %+v; want r2's network AS64501, KZ, r2 Transit (from --asn-db, --country-db)", h)
+		}
 	case "B":
 		// The kill at hop 3, by haproxy in r3.
 		if f.InterferenceHop == nil || *f.InterferenceHop != 3 || !slices.Contains([]string{"reset", "eof"}, f.Interference) {
@@ -524,6 +535,9 @@ func checkTrace(t *testing.T, rec traceRecord, s traceServer, v6 bool) {
 		}
 		checkAnswering(t, f.AnsweringHop, r3Prefix[v6], "r3")
 		checkAnswering(t, f.BeforeHop, r2Prefix[v6], "r2 (before)")
+		if a, b := f.AnsweringHop, f.BeforeHop; a == nil || b == nil || a.ASN != "AS64502" || b.ASN != "AS64501" {
+			t.Errorf("answering hop %+v, before %+v; want AS64502 (r3) after AS64501 (r2)", a, b)
+		}
 	case "C":
 		// The real server, at hop 4, with its trusted chain.
 		if f.Interference != "none" || f.TargetHop == nil || *f.TargetHop != 4 {
@@ -654,4 +668,63 @@ func (p *pki) forge(t *testing.T, dir, name string, now time.Time, names ...stri
 	tmpl := template(pkix.Name{CommonName: names[0]}, now.Add(-time.Hour), now.Add(30*24*time.Hour), false)
 	tmpl.DNSNames = names
 	return issue(t, dir, name, tmpl, p.ISCAInter, ecKey(t))
+}
+
+// writeTraceMMDBs writes an ASN and a country MMDB (GeoLite2's shapes)
+// for the topology's public prefixes: r2's network AS64501 "r2 Transit"
+// and r3's AS64502 "r3 Backbone", both in KZ, the servers' AS64510 in NL.
+func writeTraceMMDBs(t *testing.T, dir string) [2]string {
+	t.Helper()
+	nets := []struct {
+		cidrs   []string
+		asn     uint32
+		name    string
+		cc, ccn string
+	}{
+		{[]string{"198.51.100.0/24", "2001:db8:1::/48"}, 64501, "r2 Transit", "KZ", "Kazakhstan"},
+		{[]string{"203.0.113.0/24", "2001:db8:2::/48"}, 64502, "r3 Backbone", "KZ", "Kazakhstan"},
+		{[]string{"192.0.2.0/24", "2001:db8:10::/48"}, 64510, "Origins", "NL", "Netherlands"},
+	}
+	asn := map[string]mmdbtype.Map{}
+	country := map[string]mmdbtype.Map{}
+	for _, n := range nets {
+		for _, c := range n.cidrs {
+			asn[c] = mmdbtype.Map{
+				"autonomous_system_number":       mmdbtype.Uint32(n.asn),
+				"autonomous_system_organization": mmdbtype.String(n.name),
+			}
+			cc := mmdbtype.Map{"iso_code": mmdbtype.String(n.cc), "names": mmdbtype.Map{"en": mmdbtype.String(n.ccn)}}
+			country[c] = mmdbtype.Map{"country": cc, "registered_country": cc}
+		}
+	}
+	return [2]string{writeMMDB(t, dir, "GeoLite2-ASN", asn), writeMMDB(t, dir, "GeoLite2-Country", country)}
+}
+
+// writeMMDB writes an MMDB file of dbType holding recs (CIDR → record)
+// into dir.
+func writeMMDB(t *testing.T, dir, dbType string, recs map[string]mmdbtype.Map) string {
+	t.Helper()
+	tree, err := mmdbwriter.New(mmdbwriter.Options{DatabaseType: dbType, IPVersion: 6, RecordSize: 24, IncludeReservedNetworks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for cidr, rec := range recs {
+		_, n, err := net.ParseCIDR(cidr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tree.Insert(n, rec); err != nil {
+			t.Fatalf("insert %s: %v", cidr, err)
+		}
+	}
+	path := filepath.Join(dir, dbType+".mmdb")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := tree.WriteTo(f); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

@@ -178,6 +178,10 @@ const (
 	HopLinkLocal = "link_local"
 	// HopOther: loopback, unspecified, multicast and the like, no address.
 	HopOther = "other"
+	// HopVantage: a public address whose /24 (/48) holds the probe's own
+	// public address: the volunteer's own network, recorded with its
+	// network (ASN, country) but no prefix.
+	HopVantage = "vantage"
 )
 
 // TraceHop is one hop's address as recorded: never the whole address of
@@ -185,10 +189,10 @@ const (
 // tlsmiddlebox records routers (source_ip_prefix).
 type TraceHop struct {
 	// Class is one of HopPublic, HopPrivate, HopCGNAT, HopLinkLocal,
-	// HopOther.
+	// HopOther, HopVantage.
 	Class string `json:"class"`
 	// Prefix is the address's /24 (IPv4) or /48 (IPv6), for a public
-	// address only; "" otherwise.
+	// address only (not HopVantage); "" otherwise.
 	Prefix string `json:"prefix"`
 	// ASN ("AS64500"), CC ("KZ") and Network (the AS's name) are the
 	// prefix's, from the MMDB files configured (vantage.asn_db,

@@ -41,3 +41,22 @@ func TestClassifyAndPrefix(t *testing.T) {
 		})
 	}
 }
+
+// TestHopInOwnNetwork: a router in the /24 (/48) of the probe's own
+// address is the volunteer's network: recorded with its network, no
+// prefix.
+func TestHopInOwnNetwork(t *testing.T) {
+	cfg := &Config{Own: []netip.Addr{netip.MustParseAddr("198.51.100.9"), netip.MustParseAddr("2001:db8:7:1::9")}}
+	for _, tc := range []struct{ addr, class, prefix string }{
+		{"198.51.100.1", measurement.HopVantage, ""},
+		{"198.51.101.1", measurement.HopPublic, "198.51.101.0/24"},
+		{"2001:db8:7:ffff::1", measurement.HopVantage, ""},
+		{"2001:db8:8::1", measurement.HopPublic, "2001:db8:8::/48"},
+		{"10.0.0.1", measurement.HopPrivate, ""},
+	} {
+		h := hopOf(cfg, netip.MustParseAddr(tc.addr), netip.Addr{})
+		if h.Class != tc.class || h.Prefix != tc.prefix {
+			t.Errorf("%s: %+v; want class %s, prefix %q", tc.addr, h, tc.class, tc.prefix)
+		}
+	}
+}

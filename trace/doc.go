@@ -45,8 +45,9 @@
 // ASN, country and network name ([measurement.TraceHop]), never its whole
 // address; private (RFC 1918, unique local), CGNAT and link-local routers,
 // the volunteer's side, are recorded as such with no address at all
-// ([Classify]). The command's scrubber still runs over the records and
-// the terminal.
+// ([Classify]), and a router in the /24 (/48) of one of the probe's own
+// addresses ([Config].Own) as measurement.HopVantage, with no prefix. The
+// command's scrubber still runs over the records and the terminal.
 //
 // # Systems
 //

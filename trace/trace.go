@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -107,6 +108,10 @@ type Config struct {
 	// Lookup gives the network of a router's address (vantage.DB.Lookup);
 	// nil means none is known.
 	Lookup func(netip.Addr) vantage.Info
+	// Own are the probe's own addresses (its public address, the bound
+	// one): a router whose /24 (/48) holds one of them is the volunteer's
+	// own network, recorded as measurement.HopVantage with no prefix.
+	Own []netip.Addr
 	// Progress, when set, is called after each probe.
 	Progress func(Step)
 	// Now is the clock; nil means time.Now.
@@ -458,7 +463,11 @@ func hopOf(cfg *Config, a, dst netip.Addr) *measurement.TraceHop {
 	if h.Class != measurement.HopPublic {
 		return h
 	}
-	h.Prefix = PrefixOf(a).String()
+	if p := PrefixOf(a); !slices.ContainsFunc(cfg.Own, func(o netip.Addr) bool { return p.Contains(o.Unmap()) }) {
+		h.Prefix = p.String()
+	} else {
+		h.Class = measurement.HopVantage
+	}
 	if cfg.Lookup != nil {
 		info := cfg.Lookup(a)
 		h.ASN, h.CC, h.Network = info.ASN, info.CC, info.Network

@@ -276,7 +276,7 @@ func runTrace(ctx context.Context, cfg *Config, a *traceArgs, target string, std
 			Fingerprint: fingerprint,
 			Handshaker:  &probe.Handshaker{},
 			Analyzer:    analyzer, Guard: g, Dial: dial, Bind: bind,
-			Lookup: db.Lookup,
+			Lookup: hopLookup(db, cfg.Vantage), Own: priv.hide,
 		}
 		if !quiet {
 			fmt.Fprintf(stderr, "kzprobe: tracing %s at %s (control SNI %s, at most %d hops, %s a probe)\n",
@@ -328,6 +328,22 @@ func runTrace(ctx context.Context, cfg *Config, a *traceArgs, target string, std
 		return fmt.Errorf("%d of %d traces failed for a local reason (blocked_by_allow_net: the address is outside --allow-net)", local, len(tts))
 	}
 	return nil
+}
+
+// hopLookup is the routers' network lookup: the MMDB files, less what
+// --no-asn and --no-cc leave out (a router's network would otherwise name
+// the volunteer's).
+func hopLookup(db *vantage.DB, v VantageConfig) func(netip.Addr) vantage.Info {
+	return func(a netip.Addr) vantage.Info {
+		info := db.Lookup(a)
+		if v.NoASN {
+			info.ASN, info.Network = "", ""
+		}
+		if v.NoCC {
+			info.CC = ""
+		}
+		return info
+	}
 }
 
 // resolveTrace resolves target (a domain, or domain:port) with the local
