@@ -4,6 +4,7 @@ package main
 
 import (
 	"encoding/json"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,8 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/maxmind/mmdbwriter/mmdbtype"
+
 	"kzprobe/lab"
 	"kzprobe/measurement"
+	"kzprobe/vantage"
 )
 
 // TestTraceCommand runs the real binary's `kzprobe trace` on a domain of
@@ -98,5 +102,35 @@ func TestTraceExitCodes(t *testing.T) {
 				t.Errorf("exit code %d, stderr %q; want %d and %q", r.code, r.stderr, tc.code, tc.want)
 			}
 		})
+	}
+}
+
+// TestHopLookupLeavesOut: a router's network comes from the MMDB files,
+// and --no-asn and --no-cc leave it out as they leave the probe's out (a
+// router's network would name the volunteer's).
+func TestHopLookupLeavesOut(t *testing.T) {
+	r := netip.MustParseAddr("198.51.100.2")
+	asnDB := writeMMDB(t, "GeoLite2-ASN", map[netip.Addr]mmdbtype.Map{r: {
+		"autonomous_system_number": mmdbtype.Uint32(64501), "autonomous_system_organization": mmdbtype.String("Transit")}})
+	ccDB := writeMMDB(t, "GeoLite2-Country", map[netip.Addr]mmdbtype.Map{r: {
+		"country": mmdbtype.Map{"iso_code": mmdbtype.String("KZ")}}})
+	db, err := vantage.Open(asnDB, ccDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, tc := range []struct {
+		name         string
+		v            VantageConfig
+		asn, net, cc string
+	}{
+		{"all", VantageConfig{}, "AS64501", "Transit", "KZ"},
+		{"--no-asn", VantageConfig{NoASN: true}, "", "", "KZ"},
+		{"--no-cc", VantageConfig{NoCC: true}, "AS64501", "Transit", ""},
+	} {
+		info := hopLookup(db, tc.v)(r)
+		if info.ASN != tc.asn || info.Network != tc.net || info.CC != tc.cc {
+			t.Errorf("%s: %+v; want %s %q %s", tc.name, info, tc.asn, tc.net, tc.cc)
+		}
 	}
 }
