@@ -47,6 +47,21 @@ const FingerprintGolang = "golang"
 // see it only in a hello this small; see [Prober.SmallHelloRetry].
 const FingerprintSmall = "small"
 
+// HelloTLS12 is a certificate-only hello for `kzprobe sweep --hello
+// tls12`: Go's crypto/tls offering TLS 1.2 only (a ClientHello of about
+// 200 bytes, no key share), and the handshake ends on purpose as soon as
+// the server's Certificate message is read. In TLS 1.2 the certificate
+// comes in clear, before any key exchange: the client computes no shared
+// secret and sends no Finished (it sends a bad_certificate alert and
+// closes). [Handshaker.Handshake] records it with Failure null when the
+// certificate came, NegotiatedProtocol empty and the chain as usual. It is
+// not one of [Fingerprints]: `kzprobe run` wants completed handshakes,
+// and a server or middlebox that speaks TLS 1.3 only fails it.
+const HelloTLS12 = "tls12"
+
+// errCertificateRead ends a HelloTLS12 handshake once the chain is read.
+var errCertificateRead = errors.New("probe: certificate read, handshake ended on purpose (tls12)")
+
 // fingerprint is a ClientHello fingerprint: its name, and the utls
 // ClientHelloID of its hello, zero for Go's crypto/tls.
 type fingerprint struct {
@@ -259,7 +274,7 @@ func (h *Handshaker) Handshake(ctx context.Context, conn net.Conn, serverName, f
 	if ra := conn.RemoteAddr(); ra != nil {
 		rec.Address = ra.String()
 	}
-	if !validFingerprint(fingerprint) {
+	if !validFingerprint(fingerprint) && fingerprint != HelloTLS12 {
 		conn.Close()
 		return finish(&failure.Error{Failure: failure.UnknownPrefix + "unknown fingerprint " + fingerprint,
 			Operation: "tls_handshake", Err: fmt.Errorf("probe: unknown fingerprint %q (valid: %s)",
@@ -282,8 +297,8 @@ func (h *Handshaker) Handshake(ctx context.Context, conn net.Conn, serverName, f
 		closer interface{ Close() error }
 		err    error
 	)
-	if fingerprint == FingerprintGolang || fingerprint == FingerprintSmall {
-		state, closer, err = h.handshakeGo(hctx, tap, serverName, fingerprint == FingerprintSmall, &peer, &keys)
+	if fingerprint == FingerprintGolang || fingerprint == FingerprintSmall || fingerprint == HelloTLS12 {
+		state, closer, err = h.handshakeGo(hctx, tap, serverName, fingerprint, &peer, &keys)
 	} else {
 		state, closer, err = h.handshakeUTLS(hctx, tap, serverName, fingerprint, &peer, &keys)
 	}
@@ -311,6 +326,10 @@ func (h *Handshaker) Handshake(ctx context.Context, conn net.Conn, serverName, f
 		rec.CipherSuite = cipherSuiteString(state.CipherSuite)
 	}
 
+	if fingerprint == HelloTLS12 && errors.Is(err, errCertificateRead) && peer.called {
+		conn.Close() // the alert is sent: nothing more to say
+		return finish(nil)
+	}
 	if err != nil {
 		conn.Close()
 		return finish(handshakeError(ctx, hctx, err))
@@ -340,8 +359,9 @@ func handshakeError(parent, op context.Context, err error) error {
 	return failure.New("tls_handshake", err)
 }
 
-// handshakeGo is the "golang" fingerprint: crypto/tls with its defaults.
-func (h *Handshaker) handshakeGo(ctx context.Context, conn net.Conn, serverName string, small bool, peer *chainCapture, keys *keyLog) (tls.ConnectionState, interface{ Close() error }, error) {
+// handshakeGo is the "golang" fingerprint: crypto/tls with its defaults;
+// "small" and HelloTLS12 are crypto/tls too.
+func (h *Handshaker) handshakeGo(ctx context.Context, conn net.Conn, serverName, fingerprint string, peer *chainCapture, keys *keyLog) (tls.ConnectionState, interface{ Close() error }, error) {
 	cfg := &tls.Config{
 		ServerName:            serverName,
 		InsecureSkipVerify:    true, // judged afterwards by probe/chain
@@ -349,9 +369,16 @@ func (h *Handshaker) handshakeGo(ctx context.Context, conn net.Conn, serverName 
 		NextProtos:            h.nextProtos(),
 		KeyLogWriter:          keys,
 	}
-	if small {
+	switch fingerprint {
+	case FingerprintSmall:
 		// No post-quantum key share (1.2 KB): the hello fits in 300 bytes.
 		cfg.CurvePreferences = []tls.CurveID{tls.X25519, tls.CurveP256}
+	case HelloTLS12:
+		cfg.MaxVersion = tls.VersionTLS12
+		cfg.VerifyPeerCertificate = func(raw [][]byte, chains [][]*x509.Certificate) error {
+			peer.verify(raw, chains)
+			return errCertificateRead // before the ServerKeyExchange is even read
+		}
 	}
 	c := tls.Client(conn, cfg)
 	err := c.HandshakeContext(ctx)

@@ -99,17 +99,33 @@ func run(t *testing.T, s *sweep.Sweeper, buf *bytes.Buffer, names ...string) (ma
 }
 
 // TestSweepLab sweeps every name of the default scenario through the
-// lab's middlebox to its neutral endpoint: each gets the verdict its TLS
-// behaviour says (lab.ExpectedSweepVerdict), and the records say why.
+// lab's middlebox to its neutral endpoint, with a browser's hello and with
+// the tls12 certificate-only hello: each name gets the verdict its TLS
+// behaviour says (lab.ExpectedSweepVerdict; the small tls12 hello gets
+// through the SNI-peeking middlebox, which intercepts it), and the records
+// say why.
 func TestSweepLab(t *testing.T) {
 	t.Parallel()
 	l := startLab(t)
+	for _, hello := range []struct {
+		name  string
+		small bool
+	}{{"chrome", false}, {probe.HelloTLS12, true}} {
+		t.Run(hello.name, func(t *testing.T) {
+			t.Parallel()
+			sweepLab(t, l, hello.name, hello.small)
+		})
+	}
+}
+
+func sweepLab(t *testing.T, l *lab.Lab, hello string, small bool) {
 	var buf bytes.Buffer
 	s := newSweeper(t, l, sweep.Endpoint{Addr: l.SNIEndpointAddr, Pin: l.SNIEndpointPin, PinSource: sweep.PinFromFlag}, measurement.NewWriter(&buf, -1))
+	s.Fingerprint = hello
 	want := map[string]string{}
 	var names []string
 	for _, site := range l.Sites() {
-		if v := lab.ExpectedSweepVerdict(site.TLS, false); v != "" {
+		if v := lab.ExpectedSweepVerdict(site.TLS, small); v != "" {
 			want[site.Domain] = v
 			names = append(names, site.Domain)
 		}
@@ -137,8 +153,8 @@ func TestSweepLab(t *testing.T) {
 		if sw.EndpointPin != l.SNIEndpointPin.String() || sw.Endpoint != l.SNIEndpointAddr.String() {
 			t.Errorf("%s: endpoint %s pin %s; want %s %s", name, sw.Endpoint, sw.EndpointPin, l.SNIEndpointAddr, l.SNIEndpointPin)
 		}
-		if len(tk.TLSHandshakes) != 1 || tk.TLSHandshakes[0].ServerName != name {
-			t.Errorf("%s: handshakes %+v; want one with the name as SNI", name, tk.TLSHandshakes)
+		if len(tk.TLSHandshakes) != 1 || tk.TLSHandshakes[0].ServerName != name || tk.TLSHandshakes[0].Fingerprint != hello || sw.Hello != hello {
+			t.Errorf("%s: handshakes %+v, hello %q; want one with the name as SNI and the hello %s", name, tk.TLSHandshakes, sw.Hello, hello)
 		}
 		switch tk.Verdict {
 		case measurement.VerdictClean:

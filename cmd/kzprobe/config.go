@@ -68,6 +68,10 @@ type SweepConfig struct {
 	Rate string `mapstructure:"rate"`
 	// Parallel is the names in progress at once.
 	Parallel int `mapstructure:"parallel"`
+	// Hello is the ClientHello: "fingerprint" (the first of
+	// tls.fingerprints) or "tls12" (TLS 1.2 only, the handshake ended once
+	// the certificate is read: less work per name; see probe.HelloTLS12).
+	Hello string `mapstructure:"hello"`
 	// Found is a file the intercepted and blocked names are written to,
 	// one a line, for kzprobe run -i; empty means none.
 	Found string `mapstructure:"found"`
@@ -316,6 +320,7 @@ var settings = []setting{
 	{"sweep.control_every", sweep.DefaultControlEvery, "", "", ""},
 	{"sweep.rate", strconv.Itoa(sweep.DefaultRate) + "/s", "", "", ""},
 	{"sweep.parallel", sweep.DefaultParallel, "", "", ""},
+	{"sweep.hello", "fingerprint", "", "", ""},
 	{"sweep.found", "", "", "", ""},
 
 	{"submit.url", "", "submit", "", "submit each record, as it is written, to this collector `URL` (https://IP:PORT, kzprobe collector serve); the output file and FILE.submit are the outbox"},
@@ -702,6 +707,9 @@ func (c *Config) validate() error {
 	}
 	if _, err := parseRate(c.Sweep.Rate); err != nil {
 		bad("sweep.rate", "%v", err)
+	}
+	if c.Sweep.Hello != "fingerprint" && c.Sweep.Hello != probe.HelloTLS12 {
+		bad("sweep.hello", "must be fingerprint or %s, got %q", probe.HelloTLS12, c.Sweep.Hello)
 	}
 	if c.Sweep.Parallel < 1 || c.Sweep.Parallel > 10000 {
 		bad("sweep.parallel", "must be 1-10000, got %d", c.Sweep.Parallel)

@@ -359,7 +359,7 @@ func labConfig(l *lab.Lab, files lab.Files, dir string) *Config {
 	}
 	cfg.Vantage.Network = "kzprobe lab"
 	cfg.Sweep = SweepConfig{ControlSNI: sweep.DefaultControlSNI, ControlEvery: sweep.DefaultControlEvery,
-		Rate: defaults["sweep.rate"].(string), Parallel: sweep.DefaultParallel}
+		Rate: defaults["sweep.rate"].(string), Parallel: sweep.DefaultParallel, Hello: defaults["sweep.hello"].(string)}
 	return cfg
 }
 

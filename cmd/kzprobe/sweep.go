@@ -43,6 +43,7 @@ var sweepOwnFlags = [][4]string{
 	{"control-every", "", "sweep.control_every", "names between two control handshakes"},
 	{"rate", "", "sweep.rate", "names started per `N/s` (modest by default: a sweep is loud); 0 for no limit"},
 	{"parallel", "", "sweep.parallel", "names in progress at once"},
+	{"hello", "", "sweep.hello", "the ClientHello: `fingerprint` (the first --fingerprint) or tls12 (TLS 1.2 only, ended once the certificate is read: less work per name, but it does not see what a middlebox does to TLS 1.3 or after the certificate; see README)"},
 	{"found", "", "sweep.found", "write the intercepted and blocked names to this `file`, one a line, to confirm with kzprobe run -i FILE"},
 }
 
@@ -280,7 +281,7 @@ func runSweep(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr 
 		Connector:    &probe.Connector{Dial: dial, Timeout: cfg.TLS.Timeout},
 		Handshaker:   &probe.Handshaker{Timeout: cfg.TLS.Timeout},
 		Analyzer:     analyzer,
-		Fingerprint:  cfg.TLS.Fingerprints[0],
+		Fingerprint:  sweepHello(cfg),
 		ControlSNI:   cfg.Sweep.ControlSNI,
 		ControlEvery: cfg.Sweep.ControlEvery,
 		Rate:         rate,
@@ -328,6 +329,14 @@ func runSweep(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr 
 	return runOutcome(con.summary)
 }
 
+// sweepHello is the hello of cfg: the first fingerprint, or tls12.
+func sweepHello(cfg *Config) string {
+	if cfg.Sweep.Hello == probe.HelloTLS12 {
+		return probe.HelloTLS12
+	}
+	return cfg.TLS.Fingerprints[0]
+}
+
 // sweepVerdictWidth is the widest sweep verdict, "sni_intercepted_other".
 const sweepVerdictWidth = 21
 
@@ -346,7 +355,7 @@ func sweepStartLines(cfg *Config, ep sweep.Endpoint, outPath string) []string {
 		pinFrom = "the control server"
 	}
 	lines := []string{
-		fmt.Sprintf("kzprobe: sweeping names by SNI against %s, %d at once, %s, fingerprint %s", ep.Addr, cfg.Sweep.Parallel, rate, cfg.TLS.Fingerprints[0]),
+		fmt.Sprintf("kzprobe: sweeping names by SNI against %s, %d at once, %s, hello %s", ep.Addr, cfg.Sweep.Parallel, rate, sweepHello(cfg)),
 	}
 	for _, d := range [][2]string{
 		{"pin", ep.Pin.String() + " (from " + pinFrom + ")"},
