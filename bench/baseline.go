@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -23,8 +24,13 @@ const baselineTimeout = 10 * time.Second
 // own with the lab's baseline origin, from the dial to the judgement of
 // the chain.
 type baseline struct {
-	addr      netip.Addr
-	port      int
+	addr netip.Addr
+	port int
+	// sweep: the lab's SNI endpoint (through its middlebox), with hello,
+	// whose chain must have the pin instead of being trusted.
+	sweep     bool
+	hello     string
+	pin       chain.Pin
 	connector *probe.Connector
 	handshake *probe.Handshaker
 	analyzer  *chain.Analyzer
@@ -33,11 +39,30 @@ type baseline struct {
 // newBaseline prepares the baseline against the lab of info: its baseline
 // origin, judged against the lab's public root, over loopback only.
 func newBaseline(info labInfo) (*baseline, error) {
-	b := &baseline{port: info.Port}
+	return newRunOrSweepBaseline(info, false, "")
+}
+
+// newSweepBaseline is the baseline of a sweep: a handshake with hello (""
+// for the default) to the lab's neutral SNI endpoint, as the sweep
+// reaches it (through the middlebox), whose key must be its pin, and the
+// chain judged.
+func newSweepBaseline(info labInfo, hello string) (*baseline, error) {
+	return newRunOrSweepBaseline(info, true, hello)
+}
+
+func newRunOrSweepBaseline(info labInfo, sweep bool, hello string) (*baseline, error) {
+	b := &baseline{port: info.Port, sweep: sweep, hello: cmp.Or(hello, probe.DefaultFingerprint)}
 	for _, s := range info.Sites {
 		if s.Domain == "*."+baseZone {
 			b.addr = s.OriginAddr
 		}
+	}
+	if sweep {
+		pin, err := chain.ParsePin(info.SNIEndpointPin)
+		if err != nil {
+			return nil, fmt.Errorf("the lab's SNI endpoint: %w", err)
+		}
+		b.addr, b.port, b.pin = info.SNIEndpoint.Addr(), int(info.SNIEndpoint.Port()), pin
 	}
 	if !b.addr.IsValid() {
 		return nil, errors.New("the lab has no baseline site")
@@ -73,7 +98,7 @@ func (b *baseline) one(ctx context.Context, i int) error {
 	if conn == nil {
 		return fmt.Errorf("connect: %s", deref(c.Status.Failure))
 	}
-	h := b.handshake.Handshake(ctx, conn, name, probe.DefaultFingerprint, t0)
+	h := b.handshake.Handshake(ctx, conn, name, b.hello, t0)
 	if h.Failure != nil {
 		return fmt.Errorf("handshake: %s", *h.Failure)
 	}
@@ -81,7 +106,17 @@ func (b *baseline) one(ctx context.Context, i int) error {
 	for j, c := range h.PeerCertificates {
 		der[j] = c
 	}
-	if j := b.analyzer.Judge(der, name, t0.Start()); !j.Trusted {
+	j := b.analyzer.Judge(der, name, t0.Start())
+	if b.sweep {
+		if len(der) == 0 {
+			return errors.New("the SNI endpoint presented no certificate")
+		}
+		if pin, err := chain.SPKIPin(der[0]); err != nil || pin != b.pin {
+			return fmt.Errorf("the SNI endpoint's key is not its pin %s", b.pin)
+		}
+		return nil
+	}
+	if !j.Trusted {
 		return fmt.Errorf("the baseline chain is not trusted: %s", deref(j.TrustFailure))
 	}
 	return nil

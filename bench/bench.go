@@ -37,6 +37,12 @@ type Config struct {
 	// ControlServer keeps the lab's control server in the run; without it
 	// the probe works from DNS and its own handshakes.
 	ControlServer bool
+	// Sweep benches kzprobe sweep instead of kzprobe run: one handshake
+	// per name to the lab's neutral SNI endpoint, behind its middlebox,
+	// and a baseline of one handshake to that endpoint. Hello is the
+	// sweep's hello: "" for the Chrome fingerprint, or probe.HelloTLS12.
+	Sweep bool
+	Hello string
 	// Output keeps the measurements in this JSONL file. Empty means a
 	// temporary file, removed.
 	Output string
@@ -73,6 +79,10 @@ type EngineRun struct {
 	Timeout time.Duration
 	// ControlServer says whether the lab's control server is asked.
 	ControlServer bool
+	// Sweep asks for kzprobe sweep against Lab.SNIEndpointAddr instead of
+	// kzprobe run, with the hello Hello ("" for the default).
+	Sweep bool
+	Hello string
 	// Output is the JSONL file to write.
 	Output string
 	// Quiet turns the progress display off; Stderr takes the run's
@@ -90,6 +100,9 @@ type Result struct {
 	Scenario        string `json:"scenario"`
 	// ControlServer says whether the lab's control server was asked.
 	ControlServer bool `json:"control_server"`
+	// Sweep says the run was kzprobe sweep, with the hello Hello.
+	Sweep bool   `json:"sweep"`
+	Hello string `json:"hello,omitempty"`
 	// N, Parallel: targets and targets measured at once.
 	N        int `json:"n"`
 	Parallel int `json:"parallel"`
@@ -178,7 +191,11 @@ func Run(ctx context.Context, cfg Config, stderr io.Writer) (Result, error) {
 
 	// The baseline runs before and after the run, never during it, so
 	// that its CPU is not mixed with the run's.
-	base, err := newBaseline(l.info)
+	newBase := newBaseline
+	if cfg.Sweep {
+		newBase = func(info labInfo) (*baseline, error) { return newSweepBaseline(info, cfg.Hello) }
+	}
+	base, err := newBase(l.info)
 	if err != nil {
 		return Result{}, fmt.Errorf("baseline: %w", err)
 	}
@@ -232,6 +249,7 @@ func (cfg Config) engineRun(info labInfo, dir string, stderr io.Writer) EngineRu
 		Lab: info.addresses(), Files: info.Files, Dir: dir,
 		Targets:  filepath.Join(dir, "targets.txt"),
 		Parallel: cfg.Parallel, Timeout: cfg.Timeout, ControlServer: cfg.ControlServer,
+		Sweep: cfg.Sweep, Hello: cfg.Hello,
 		Output: filepath.Join(dir, "measurements.jsonl"),
 		Quiet:  true, Stderr: &limitedBuffer{},
 	}
@@ -251,11 +269,22 @@ func (cfg Config) newResult(behaviours []lab.Site) Result {
 		Scenario: cfg.Scenario, N: cfg.N, Parallel: cfg.Parallel,
 		RTT: cfg.RTT.Seconds(), Timeout: cfg.Timeout.Seconds(),
 		BaselineOps: cfg.BaselineOps, ControlServer: cfg.ControlServer,
+		Sweep: cfg.Sweep, Hello: cfg.Hello,
 	}
-	if cfg.Scenario == ScenarioBlackhole {
+	switch {
+	case cfg.Sweep:
+		total := 0
+		for i := range cfg.N {
+			total += sweepRoundTrips(behaviours[i%len(behaviours)])
+		}
+		res.RoundTrips = float64(total)/float64(cfg.N) + 1/float64(sweepControlEvery)
+		if cfg.Scenario == ScenarioBlackhole {
+			res.Wait = cfg.Timeout.Seconds()
+		}
+	case cfg.Scenario == ScenarioBlackhole:
 		// DNS, then the handshake's timeout instead of a server flight.
 		res.RoundTrips, res.Wait = 1, cfg.Timeout.Seconds()
-	} else {
+	default:
 		total := 0
 		for i := range cfg.N {
 			total += roundTrips(behaviours[i%len(behaviours)])

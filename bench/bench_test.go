@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"kzprobe/probe"
 )
 
 // startTestLab starts a scenario's lab in this process for the test.
@@ -214,4 +216,30 @@ func BenchmarkBaseline(b *testing.B) {
 		}
 	}
 	b.ReportMetric((cpuSeconds()-cpu0)*1000/float64(b.N), "cpu-ms/op")
+}
+
+// TestSweepBaseline runs the sweep's baseline, a handshake with the lab's
+// neutral SNI endpoint through its middlebox, with each hello; a pin that
+// is not the endpoint's fails it, which shows the key is checked.
+func TestSweepBaseline(t *testing.T) {
+	t.Parallel()
+	l := startTestLab(t, ScenarioPass)
+	for _, hello := range []string{"", probe.HelloTLS12} {
+		b, err := newSweepBaseline(l.info, hello)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.one(t.Context(), 1); err != nil {
+			t.Errorf("hello %q: sweep baseline against the lab: %v", hello, err)
+		}
+	}
+	other := l.info
+	other.SNIEndpointPin = "sha256:" + strings.Repeat("A", 43) + "="
+	b, err := newSweepBaseline(other, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.one(t.Context(), 1); err == nil || !strings.Contains(err.Error(), "not its pin") {
+		t.Errorf("sweep baseline with another pin: %v; want the key refused", err)
+	}
 }

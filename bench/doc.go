@@ -14,6 +14,13 @@
 //     Chrome fingerprint and the [chain.Analyzer] judgement of the chain)
 //     against one of the lab's origins, CPU per operation.
 //
+// With [Config.Sweep] it benches `kzprobe sweep` instead: one handshake
+// per name to the lab's neutral SNI endpoint, behind its middlebox
+// ([sweepRoundTrips]: 1 round trip for a clean name, 2 for one followed
+// by its confirming control), and the baseline is one handshake with the
+// same hello to that endpoint, its key checked against the pin, and the
+// chain judged.
+//
 // # Design
 //
 // The engine is given, not built here: [Config.Engine] runs the probe over

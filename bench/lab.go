@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/netip"
 	"os/exec"
 	"time"
 
 	"kzprobe/lab"
+	"kzprobe/probe/chain"
 )
 
 // labArgs is what the lab process is asked to start: the first line its
@@ -34,14 +36,20 @@ type labInfo struct {
 	ControlServerURL  string         `json:"control_server_url"`
 	Sites             []lab.SiteInfo `json:"sites"`
 	Files             lab.Files      `json:"files"`
+	// SNIEndpoint and SNIEndpointPin are the lab's neutral SNI endpoint
+	// (behind its middlebox) and its key pin, for a sweep.
+	SNIEndpoint    netip.AddrPort `json:"sni_endpoint"`
+	SNIEndpointPin string         `json:"sni_endpoint_pin"`
 }
 
 // addresses is the lab.Lab that info describes, as far as a client needs:
 // its addresses.
 func (info labInfo) addresses() *lab.Lab {
+	pin, _ := chain.ParsePin(info.SNIEndpointPin)
 	return &lab.Lab{
 		Port: info.Port, LocalDNS: info.LocalDNS, DoHURL: info.DoHURL,
 		ControlServerName: info.ControlServerName, ControlServerURL: info.ControlServerURL,
+		SNIEndpointAddr: info.SNIEndpoint, SNIEndpointPin: pin,
 	}
 }
 
@@ -69,6 +77,7 @@ func startLab(a labArgs) (*lab.Lab, labInfo, error) {
 		Net: l.Net.String(), Port: l.Port, LocalDNS: l.LocalDNS, DoHURL: l.DoHURL,
 		ControlServerName: l.ControlServerName, ControlServerURL: l.ControlServerURL,
 		Sites: l.Sites(), Files: files,
+		SNIEndpoint: l.SNIEndpointAddr, SNIEndpointPin: l.SNIEndpointPin.String(),
 	}, nil
 }
 

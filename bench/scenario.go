@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"kzprobe/lab"
+	"kzprobe/sweep"
 )
 
 // The scenarios: which behaviours the targets cycle through.
@@ -81,6 +82,30 @@ func label(s lab.Site) string {
 func roundTrips(s lab.Site) int {
 	if s.TLS == lab.Reset || s.TLS == lab.EOF {
 		return 3
+	}
+	return 2
+}
+
+// sweepControlEvery is the names between two periodic controls of the
+// benched sweep (kzprobe sweep's default).
+const sweepControlEvery = sweep.DefaultControlEvery
+
+// sweepRoundTrips is the number of lab round trips on the critical path
+// of a swept name with behaviour s (sweep.Sweeper.Run): no DNS; the TCP
+// connect, which the lab does not delay; the server's first flight, 1
+// RTT (through the middlebox, whose splice or forged handshake the lab
+// delays once). A name that is not clean is followed by a confirming
+// control handshake, 1 RTT more: intercepted, reset and EOF (which wait 1
+// RTT before closing) are 2. A blackhole waits for the timeout instead of
+// the first flight (Result.Wait), then its control: 1. A periodic control
+// every sweepControlEvery names adds 1/sweepControlEvery on average
+// (newResult).
+func sweepRoundTrips(s lab.Site) int {
+	switch s.TLS {
+	case lab.Pass, "":
+		return 1
+	case lab.Blackhole:
+		return 1
 	}
 	return 2
 }

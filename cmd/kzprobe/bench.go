@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"kzprobe/bench"
+	"kzprobe/probe"
 )
 
 // benchArgs are the flags of `kzprobe bench`.
@@ -32,7 +33,11 @@ type benchArgs struct {
 	// controlServer keeps the lab's control server in the run (labConfig
 	// sets it); without it the probe works from DNS and its own handshakes.
 	controlServer bool
-	cpuProfile    string
+	// sweep benches kzprobe sweep (against the lab's neutral endpoint)
+	// instead of kzprobe run, with the hello hello.
+	sweep      bool
+	hello      string
+	cpuProfile string
 	// labCPUProfile is the lab's CPU profile.
 	labCPUProfile string
 	// memProfile is a heap profile of the run, taken when the heap in use
@@ -71,10 +76,17 @@ measure them with the real engine at parallelism P, wired as kzprobe run is
   peak RSS and targets per second.
 
 Scenarios: mix (pass, ISCA and corporate interception, reset, EOF, block
-page), pass, blackhole (no server flight ever; use a short --timeout).`,
+page), pass, blackhole (no server flight ever; use a short --timeout).
+
+With --sweep it benches kzprobe sweep instead: one handshake per name to the
+lab's neutral SNI endpoint behind its middlebox (1 round trip for a clean
+name, 2 for one that is not, whose control follows it; a control every 100
+names), with --hello fingerprint (Chrome) or tls12, and a baseline of one
+handshake (with the same hello) and chain judgement against that endpoint.`,
 		Example: `  kzprobe bench --n 2000 --parallel 200 --rtt 50ms
   kzprobe bench --n 20000 --parallel 64 --rtt 0 --json
-  kzprobe bench --scenario blackhole --timeout 200ms --n 100000 --parallel 1000`,
+  kzprobe bench --scenario blackhole --timeout 200ms --n 100000 --parallel 1000
+  kzprobe bench --sweep --scenario pass --n 1000000 --parallel 500 --rtt 0 --hello tls12`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -95,6 +107,8 @@ page), pass, blackhole (no server flight ever; use a short --timeout).`,
 	f.StringVarP(&a.output, "output", "o", "", "keep the measurements in this JSONL `file` (default: a temporary file, removed)")
 	f.IntVar(&a.baselineOps, "baseline-ops", 500, "baseline operations (the engine's connect, Chrome handshake and chain judgement) measured for the CPU baseline, before the run and again after it")
 	f.BoolVar(&a.controlServer, "control-server", false, "also ask the lab's control server about every target, as kzprobe lab does (kzprobe run asks none unless configured; the server's own handshakes cost the lab CPU)")
+	f.BoolVar(&a.sweep, "sweep", false, "bench kzprobe sweep (against the lab's neutral SNI endpoint) instead of kzprobe run")
+	f.StringVar(&a.hello, "hello", "fingerprint", "with --sweep: the sweep's ClientHello, fingerprint (Chrome) or tls12")
 	f.StringVar(&a.cpuProfile, "cpuprofile", "", "write a CPU profile of the run (not the baseline) to `file`")
 	f.StringVar(&a.memProfile, "memprofile", "", "write a heap profile of the run, taken when its heap was largest, to `file`")
 	f.StringVar(&a.labCPUProfile, "lab-cpuprofile", "", "write a CPU profile of the lab (the child process) to `file`")
@@ -117,9 +131,25 @@ func runBench(ctx context.Context, a benchArgs, stdout, stderr io.Writer) error 
 			return err
 		}
 	}
+	if a.hello == "" {
+		a.hello = "fingerprint"
+	}
+	switch {
+	case a.hello != "fingerprint" && a.hello != probe.HelloTLS12:
+		return usageError("--hello %q: want fingerprint or %s", a.hello, probe.HelloTLS12)
+	case a.hello != "fingerprint" && !a.sweep:
+		return usageError("--hello is for --sweep")
+	case a.sweep && a.controlServer:
+		return usageError("--control-server is for a bench of kzprobe run; a sweep asks the control server nothing per name")
+	}
+	hello := ""
+	if a.hello == probe.HelloTLS12 {
+		hello = probe.HelloTLS12
+	}
 	cfg := bench.Config{
 		Scenario: a.scenario, N: a.n, Parallel: a.parallel, RTT: a.rtt, Timeout: a.timeout,
 		BaselineOps: a.baselineOps, ControlServer: a.controlServer, Output: a.output,
+		Sweep: a.sweep, Hello: hello,
 		CPUProfile: a.cpuProfile, MemProfile: a.memProfile, LabCPUProfile: a.labCPUProfile,
 		Engine: benchEngine,
 	}
@@ -154,6 +184,9 @@ func runBench(ctx context.Context, a benchArgs, stdout, stderr io.Writer) error 
 // and `kzprobe run` are: labConfig, then runProbe.
 func benchEngine(ctx context.Context, r bench.EngineRun) error {
 	cfg := labConfig(r.Lab, r.Files, r.Dir)
+	if r.Sweep {
+		return benchSweep(ctx, cfg, r)
+	}
 	cfg.Targets.Domains = nil
 	cfg.Targets.Files = []string{r.Targets}
 	cfg.Run.Parallel = r.Parallel
@@ -164,6 +197,25 @@ func benchEngine(ctx context.Context, r bench.EngineRun) error {
 		cfg.Control.Server = ""
 	}
 	return runProbe(ctx, cfg, strings.NewReader(""), io.Discard, r.Stderr)
+}
+
+// benchSweep runs kzprobe sweep for a bench, wired as kzprobe lab's sweep
+// is, against the lab's endpoint given by address and pin.
+func benchSweep(ctx context.Context, cfg *Config, r bench.EngineRun) error {
+	cfg.Targets.Domains = nil
+	cfg.Targets.Files = []string{r.Targets}
+	cfg.Control.Server = ""
+	cfg.Sweep.Endpoint = r.Lab.SNIEndpointAddr.String()
+	cfg.Sweep.EndpointPin = r.Lab.SNIEndpointPin.String()
+	cfg.Sweep.Rate = "0"
+	cfg.Sweep.Parallel = r.Parallel
+	if r.Hello != "" {
+		cfg.Sweep.Hello = r.Hello
+	}
+	cfg.Run.Quiet = r.Quiet
+	cfg.Run.Output = r.Output
+	cfg.TLS.Timeout = r.Timeout
+	return runSweep(ctx, cfg, strings.NewReader(""), io.Discard, r.Stderr)
 }
 
 // printBench writes the result as a table.
@@ -182,7 +234,11 @@ func printBench(w io.Writer, r bench.Result) {
 		where = "client and lab (lab in this process)"
 	}
 	fmt.Fprintf(tw, "kzprobe\t%s\n", r.SoftwareVersion)
-	fmt.Fprintf(tw, "scenario\t%s: N=%d P=%d RTT=%v timeout=%v control server=%v\n", r.Scenario, r.N, r.Parallel, secs(r.RTT), secs(r.Timeout), r.ControlServer)
+	if r.Sweep {
+		fmt.Fprintf(tw, "sweep\t%s: N=%d P=%d RTT=%v timeout=%v hello %s\n", r.Scenario, r.N, r.Parallel, secs(r.RTT), secs(r.Timeout), cmpOr(r.Hello, "chrome"))
+	} else {
+		fmt.Fprintf(tw, "scenario\t%s: N=%d P=%d RTT=%v timeout=%v control server=%v\n", r.Scenario, r.N, r.Parallel, secs(r.RTT), secs(r.Timeout), r.ControlServer)
+	}
 	fmt.Fprintf(tw, "wall\t%.3f s\n", r.Wall)
 	fmt.Fprintf(tw, "latency bound\t%.3f s = ceil(%d/%d) x (%.2f RTT%s)\n", r.Bound, r.N, r.Parallel, r.RoundTrips, wait)
 	fmt.Fprintf(tw, "wall / bound\t%s\n", ratio)
@@ -198,8 +254,12 @@ func printBench(w io.Writer, r bench.Result) {
 	}
 	fmt.Fprintf(tw, "targets/s\t%.1f\n", r.TargetsPerSecond)
 	fmt.Fprintf(tw, "CPU per target\t%.3f ms (%s)\n", r.CPUPerTarget, where)
-	fmt.Fprintf(tw, "baseline CPU\t%.3f ms per engine connect + Chrome handshake + chain judgement (mean of %.3f before the run and %.3f after, %d ops each)\n",
-		r.BaselineCPU, r.BaselineBefore, r.BaselineAfter, r.BaselineOps)
+	base := "engine connect + Chrome handshake + chain judgement"
+	if r.Sweep {
+		base = "engine connect + " + cmpOr(r.Hello, "Chrome") + " handshake + chain judgement at the SNI endpoint"
+	}
+	fmt.Fprintf(tw, "baseline CPU\t%.3f ms per %s (mean of %.3f before the run and %.3f after, %d ops each)\n",
+		r.BaselineCPU, base, r.BaselineBefore, r.BaselineAfter, r.BaselineOps)
 	fmt.Fprintf(tw, "CPU / baseline\t%.2f\n", r.CPURatio)
 	fmt.Fprintf(tw, "peak RSS\t%.1f MiB\n", r.PeakRSS)
 	if !r.LabInProcess {

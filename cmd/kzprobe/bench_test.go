@@ -74,3 +74,35 @@ func TestBenchLabProcess(t *testing.T) {
 		t.Errorf("lab in process %v, lab CPU %v s, baseline %v ms; want a child process with its CPU, and a baseline", r.LabInProcess, r.LabCPU, r.BaselineCPU)
 	}
 }
+
+// TestBenchSweepSmoke runs `kzprobe bench --sweep` on 20 names of the mix
+// scenario with the lab in process, with each hello: every name swept,
+// with the verdict its behaviour gives, and the sweep's round trips.
+func TestBenchSweepSmoke(t *testing.T) {
+	for _, hello := range []string{"fingerprint", "tls12"} {
+		t.Run(hello, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			a := benchArgs{n: 20, parallel: 8, rtt: 5 * time.Millisecond, timeout: 2 * time.Second,
+				scenario: bench.ScenarioMix, json: true, baselineOps: 5, labInProcess: true, sweep: true, hello: hello}
+			if err := runBench(context.Background(), a, &out, &errOut); err != nil {
+				t.Fatalf("runBench: %v\n%s", err, errOut.String())
+			}
+			var r bench.Result
+			if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+				t.Fatalf("output is not JSON: %v\n%s", err, out.String())
+			}
+			// 20 names over mix's 7 behaviours: pass and the block page
+			// (DNS only) are clean, 3+2; 3 each of ISCA, expired ISCA,
+			// corporate, reset and EOF.
+			want := map[string]int{"clean": 5, "sni_intercepted_isca": 6, "sni_intercepted_other": 3, "sni_blocked": 6}
+			if !maps.Equal(r.Verdicts, want) || r.Written != 20 || !r.Sweep {
+				t.Errorf("sweep %v, written %d, verdicts %v; want a sweep of 20 with %v", r.Sweep, r.Written, r.Verdicts, want)
+			}
+			// 1 round trip for the 5 clean names, 2 for the 15 others,
+			// and a periodic control every 100 names: 35/20 + 0.01.
+			if math.Abs(r.RoundTrips-(35.0/20+0.01)) > 1e-9 || r.BaselineCPU <= 0 || r.CPUPerTarget <= 0 {
+				t.Errorf("round trips %v, baseline %v, CPU %v; want 1.76 and both > 0", r.RoundTrips, r.BaselineCPU, r.CPUPerTarget)
+			}
+		})
+	}
+}
