@@ -10,11 +10,14 @@ package measurement
 //   - domain: the name, sent as the SNI; port: the endpoint's port;
 //   - queries, control_queries, dns_consistency, control: null (a sweep
 //     resolves nothing);
-//   - tcp_connect: the one connect to the endpoint; tls_handshakes: the
-//     one handshake with that SNI (server_name), every presented
-//     certificate as DER; chains: its judgement by package chain, as in
+//   - tcp_connect: the connect to the endpoint; tls_handshakes: the
+//     handshake with that SNI (server_name), every presented certificate
+//     as DER; chains: its judgement by package chain, as in
 //     kzprobe_tls_mitm (null when no certificate came);
-//     interception_chain: 0 when that chain has an interception finding;
+//     interception_chain: the chain with an interception finding, null
+//     when none. A handshake that timed out before any certificate is
+//     tried a second time once the control answered: then each list has
+//     two entries, and the second decides;
 //   - sni_sweep ([SNISweep]): the endpoint, its pin, the pin of what was
 //     presented, the control SNI and the control handshake that confirmed
 //     a verdict other than clean;

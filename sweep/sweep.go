@@ -162,12 +162,13 @@ type EndpointError struct {
 	ControlSNI string
 	// Control is the failed control handshake.
 	Control Control
-	// Written is how many records had been written when it failed.
+	// Written is how many records were written, the names in flight
+	// when it failed included.
 	Written int
 }
 
 func (e *EndpointError) Error() string {
-	return fmt.Sprintf("the control SNI %s failed at the endpoint %s: %s; stopped after %d names (every later name would say nothing)",
+	return fmt.Sprintf("the control SNI %s failed at the endpoint %s: %s; stopped after %d names (every later one would say nothing)",
 		e.ControlSNI, e.Endpoint, e.Control.Problem(), e.Written)
 }
 
@@ -344,6 +345,9 @@ func (s *Sweeper) Run(ctx context.Context, inputs <-chan probe.Input) (Stats, er
 		})
 	}
 	wg.Wait()
+	if epErr != nil {
+		epErr.Written = stats.Written // the names in flight are written too
+	}
 	switch {
 	case outErr != nil:
 		return stats, outErr
@@ -423,23 +427,28 @@ func (s *Sweeper) measure(ctx context.Context, in probe.Input, control func(prob
 	start := t0.Start()
 	m := s.newMeasurement(in, start)
 	tk := &m.TestKeys
-	tc, h := s.handshake(ctx, in.Domain, t0)
-	if ctx.Err() != nil {
-		return nil, nil
-	}
-	tk.TCPConnect = []measurement.TCPConnect{tc}
+	tk.TCPConnect = []measurement.TCPConnect{}
 	tk.Chains = []*chain.Judgement{}
 	tk.TLSHandshakes = []measurement.TLSHandshake{}
 	sw := tk.SNISweep
-	if h != nil {
-		tk.TLSHandshakes = append(tk.TLSHandshakes, *h)
-		var j *chain.Judgement
-		if len(h.PeerCertificates) > 0 {
-			j = s.Analyzer.Judge(ders(h.PeerCertificates), in.Domain, start)
+	try := func() (measurement.TCPConnect, *measurement.TLSHandshake) {
+		tc, h := s.handshake(ctx, in.Domain, t0)
+		tk.TCPConnect = append(tk.TCPConnect, tc)
+		if h != nil {
+			tk.TLSHandshakes = append(tk.TLSHandshakes, *h)
+			var j *chain.Judgement
+			if len(h.PeerCertificates) > 0 {
+				j = s.Analyzer.Judge(ders(h.PeerCertificates), in.Domain, start)
+			}
+			tk.Chains = append(tk.Chains, j)
+			tk.SetInterception(chain.Strongest(tk.Chains))
 		}
-		tk.Chains = append(tk.Chains, j)
-		tk.SetInterception(chain.Strongest(tk.Chains))
 		sw.PresentedPin, sw.PinMatch = s.presented(h)
+		return tc, h
+	}
+	tc, h := try()
+	if ctx.Err() != nil {
+		return nil, nil
 	}
 	var confirm *Control
 	if !clean(tc, h, sw) && !failure.IsLocal(deref(tc.Status.Failure)) {
@@ -450,10 +459,24 @@ func (s *Sweeper) measure(ctx context.Context, in probe.Input, control func(prob
 		confirm = &c
 		rec := c.Record
 		sw.Control = &rec
+		if c.OK() && timedOut(h) {
+			// A silence is the weakest sign: a lost packet or a loaded
+			// endpoint looks the same. The name gets a second try, now
+			// that the control has shown the endpoint answers.
+			if try(); ctx.Err() != nil {
+				return nil, nil
+			}
+		}
 	}
 	sw.ReasonCode, tk.Verdict, tk.VerdictReason = decide(tk, s.controlSNI(), confirm)
 	m.TestRuntime = t0.Since()
 	return m, confirm
+}
+
+// timedOut reports whether a handshake was silent: a timeout before any
+// certificate.
+func timedOut(h *measurement.TLSHandshake) bool {
+	return h != nil && len(h.PeerCertificates) == 0 && deref(h.Failure) == failure.GenericTimeout
 }
 
 // clean reports whether the name got the endpoint's own certificate and a
@@ -467,16 +490,21 @@ func clean(tc measurement.TCPConnect, h *measurement.TLSHandshake, sw *measureme
 // package's documented table, in order.
 func decide(tk *measurement.TestKeys, controlSNI string, confirm *Control) (code string, v measurement.Verdict, reason string) {
 	sw := tk.SNISweep
-	tc := tk.TCPConnect[0]
+	// The last try decides (a silent name gets a second one).
+	tc := tk.TCPConnect[len(tk.TCPConnect)-1]
 	var h *measurement.TLSHandshake
-	if len(tk.TLSHandshakes) > 0 {
-		h = &tk.TLSHandshakes[0]
+	if len(tk.TLSHandshakes) == len(tk.TCPConnect) {
+		h = &tk.TLSHandshakes[len(tk.TLSHandshakes)-1]
 	}
+	retried := len(tk.TCPConnect) > 1
 	if f := deref(tc.Status.Failure); failure.IsLocal(f) {
 		return measurement.SweepProbeFault, measurement.VerdictError,
 			"the probe's own failure, not the network's: TCP connect " + f + " (--allow-net, ulimit -n)"
 	}
 	if clean(tc, h, sw) {
+		if retried {
+			return measurement.SweepPinMatch, measurement.VerdictClean, "the endpoint's own certificate (pin match) at the second try; the first timed out"
+		}
 		return measurement.SweepPinMatch, measurement.VerdictClean, "the endpoint's own certificate (pin match)"
 	}
 	if confirm == nil || !confirm.OK() {
@@ -512,6 +540,10 @@ func decide(tk *measurement.TestKeys, controlSNI string, confirm *Control) (code
 	if sw.PinMatch != nil {
 		return measurement.SweepBlocked, measurement.VerdictSNIBlocked,
 			"the endpoint's own certificate, then the handshake failed (" + f + ") for this SNI; the control SNI succeeded right after"
+	}
+	if retried {
+		return measurement.SweepBlocked, measurement.VerdictSNIBlocked,
+			"TLS handshake " + f + " for this SNI, twice; the control SNI succeeded between the two tries"
 	}
 	return measurement.SweepBlocked, measurement.VerdictSNIBlocked,
 		"TLS handshake " + f + " for this SNI; the control SNI succeeded right after"

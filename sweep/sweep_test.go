@@ -153,8 +153,18 @@ func sweepLab(t *testing.T, l *lab.Lab, hello string, small bool) {
 		if sw.EndpointPin != l.SNIEndpointPin.String() || sw.Endpoint != l.SNIEndpointAddr.String() {
 			t.Errorf("%s: endpoint %s pin %s; want %s %s", name, sw.Endpoint, sw.EndpointPin, l.SNIEndpointAddr, l.SNIEndpointPin)
 		}
-		if len(tk.TLSHandshakes) != 1 || tk.TLSHandshakes[0].ServerName != name || tk.TLSHandshakes[0].Fingerprint != hello || sw.Hello != hello {
-			t.Errorf("%s: handshakes %+v, hello %q; want one with the name as SNI and the hello %s", name, tk.TLSHandshakes, sw.Hello, hello)
+		// A silent name gets a second try once the control answered.
+		tries := 1
+		if site(l, name).TLS == lab.Blackhole {
+			tries = 2
+		}
+		if len(tk.TLSHandshakes) != tries || len(tk.TCPConnect) != tries || sw.Hello != hello {
+			t.Errorf("%s: %d connects, %d handshakes, hello %q; want %d of each and the hello %s", name, len(tk.TCPConnect), len(tk.TLSHandshakes), sw.Hello, tries, hello)
+		}
+		for _, h := range tk.TLSHandshakes {
+			if h.ServerName != name || h.Fingerprint != hello {
+				t.Errorf("%s: a handshake with SNI %q and hello %q; want the name and %s", name, h.ServerName, h.Fingerprint, hello)
+			}
 		}
 		switch tk.Verdict {
 		case measurement.VerdictClean:
@@ -328,4 +338,80 @@ func TestSweepEndpointChangesMidSweep(t *testing.T) {
 	if counts[measurement.VerdictClean] != switchAfter-1 || counts[measurement.VerdictError] != 1 || len(got) != switchAfter {
 		t.Errorf("verdicts %v over %d records; want %d clean, then one error and a stop", counts, len(got), switchAfter-1)
 	}
+}
+
+// TestSweepSilenceRetried: a name whose first handshake meets silence (a
+// lost packet, a loaded endpoint) is tried again once the control has
+// answered, and the second try decides: clean, not sni_blocked.
+func TestSweepSilenceRetried(t *testing.T) {
+	t.Parallel()
+	l := startLab(t) // for its PKI only
+	cert, err := l.PKI.IssuePublic([]string{"endpoint.example"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pin, err := chain.SPKIPin(cert.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var flaky atomic.Int64
+	done := make(chan struct{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{*cert},
+		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			if hello.ServerName == "flaky.example" && flaky.Add(1) == 1 {
+				select { // silent past the client's timeout, once
+				case <-time.After(2 * time.Second):
+				case <-done:
+				}
+			}
+			return nil, nil
+		}})
+	var wg sync.WaitGroup
+	t.Cleanup(func() { close(done); ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := srv.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				c.(*tls.Conn).Handshake()
+				c.Close()
+			})
+		}
+	})
+	var buf bytes.Buffer
+	s := newSweeper(t, l, sweep.Endpoint{Addr: netip.MustParseAddrPort(ln.Addr().String()), Pin: pin}, measurement.NewWriter(&buf, -1))
+	s.Connector.Dial = nil // 127.0.0.1 is outside the lab's /24
+	s.Handshaker.Timeout = 300 * time.Millisecond
+	got, _, err := run(t, s, &buf, "flaky.example", "steady.example")
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	m := got["flaky.example"]
+	if m == nil {
+		t.Fatal("no record for flaky.example")
+	}
+	tk := m.TestKeys
+	if tk.Verdict != measurement.VerdictClean || len(tk.TLSHandshakes) != 2 || deref(tk.TLSHandshakes[0].Failure) != "generic_timeout_error" || !strings.Contains(tk.VerdictReason, "second try") {
+		t.Errorf("flaky.example: %s (%s) after %d handshakes; want clean at the second, the first a timeout", tk.Verdict, tk.VerdictReason, len(tk.TLSHandshakes))
+	}
+	if tk.SNISweep.Control == nil || !tk.SNISweep.Control.OK {
+		t.Errorf("flaky.example: control %+v; want the control between the tries", tk.SNISweep.Control)
+	}
+	if v := got["steady.example"].TestKeys.Verdict; v != measurement.VerdictClean {
+		t.Errorf("steady.example: %s; want clean", v)
+	}
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
