@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -111,13 +112,16 @@ func newTopology(t *testing.T) *topology {
 }
 
 // serveOrigin serves TLS on [::]:443 in ns with leaf (and its issuing CA)
-// for every SNI, as a real origin: it answers, and closes after the
-// handshake.
-func serveOrigin(t *testing.T, ns *netns, leaf tls.Certificate) {
+// for every SNI, as a real origin: it answers, and closes when the client
+// does. It returns the number of connections open at the moment.
+func serveOrigin(t *testing.T, ns *netns, leaf tls.Certificate) *atomic.Int64 {
 	t.Helper()
 	ln := ns.listen(t, "[::]:443")
 	cfg := &tls.Config{Certificates: []tls.Certificate{leaf}}
+	open := new(atomic.Int64)
 	go acceptLoop(ln, func(c net.Conn) {
+		open.Add(1)
+		defer open.Add(-1)
 		defer c.Close()
 		c.SetDeadline(time.Now().Add(10 * time.Second))
 		tc := tls.Server(c, cfg)
@@ -125,6 +129,7 @@ func serveOrigin(t *testing.T, ns *netns, leaf tls.Certificate) {
 			io.Copy(io.Discard, tc)
 		}
 	})
+	return open
 }
 
 // acceptLoop serves every connection of ln in its own goroutine until ln
@@ -402,8 +407,9 @@ func TestTrace(t *testing.T) {
 	forged := p.forge(t, dir, "trace-forged", now, traceSNI)
 
 	tp := newTopology(t)
-	for _, s := range []*netns{tp.a, tp.b, tp.c} {
-		serveOrigin(t, s, tlsCert(t, origin, p.PublicInter))
+	open := map[string]*atomic.Int64{}
+	for name, s := range map[string]*netns{"A": tp.a, "B": tp.b, "C": tp.c} {
+		open[name] = serveOrigin(t, s, tlsCert(t, origin, p.PublicInter))
 	}
 	ic := &interceptor{ns: tp.r2, forged: tlsCert(t, forged, p.ISCAInter), forge: traceSNI,
 		upstream4: net.JoinHostPort(serverA.v4, "443"), upstream6: net.JoinHostPort(serverA.v6, "443")}
@@ -442,6 +448,9 @@ func TestTrace(t *testing.T) {
 				rec, table, took := traceProbeRun(t, bin, dir, tp, p, dbs, addr)
 				t.Logf("%s (%v):%s", addr, took.Round(time.Millisecond), table)
 				checkTrace(t, rec, s, v6)
+				if s.name == "C" {
+					checkClosed(t, open["C"])
+				}
 			})
 		}
 	}
@@ -549,6 +558,23 @@ func checkTrace(t *testing.T, rec traceRecord, s traceServer, v6 bool) {
 	}
 	if len(f.SilentHops) != 0 {
 		t.Errorf("silent_hops %v; want none", f.SilentHops)
+	}
+}
+
+// checkClosed checks that the trace left no connection open at the
+// server: each TLS iteration's connection is closed with the TTL put back,
+// so that its FIN reaches the server. With the TTL left lowered, the FIN
+// of every iteration whose hello died on the way died there too, and the
+// server held those connections until its own timeout (10 s here): one
+// that serves a connection at a time never answered the next TTL.
+func checkClosed(t *testing.T, open *atomic.Int64) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for open.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := open.Load(); n > 0 {
+		t.Errorf("%d connections still open at the server 3 s after the trace; want none", n)
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"kzprobe/probe/chain"
 )
 
 // jsonNames lists the JSON names of a struct type's fields.
@@ -44,5 +46,31 @@ func TestEnvelopeMatchesMeasurement(t *testing.T) {
 	tr := reflect.TypeFor[Trace]()
 	if got := jsonNames(tr); !slices.Equal(got, append(want, "test_keys")) {
 		t.Errorf("Trace's fields %v", got)
+	}
+}
+
+// TestWithholdTrace: a certificate or DNS response of a trace that holds
+// the probe's address is withheld, with what was judged of it kept.
+func TestWithholdTrace(t *testing.T) {
+	holds := func(b []byte) bool { return string(b) == "mine" }
+	tr := &Trace{TestKeys: TraceTestKeys{
+		Queries: []DNSQuery{{RawResponse: []byte("mine")}, {RawResponse: []byte("other")}},
+		TargetTrace: []TLSIteration{{TTL: 1}, {TTL: 2, Handshake: &TLSHandshake{PeerCertificates: []BinaryData{[]byte("mine"), []byte("ca")}},
+			Chain: &chain.Judgement{Trusted: false}}},
+		ControlTrace: []TLSIteration{{TTL: 2, Handshake: &TLSHandshake{PeerCertificates: []BinaryData{[]byte("other")}}}},
+	}}
+	if n := WithholdTrace(tr, holds); n != 2 {
+		t.Errorf("withheld %d; want 2", n)
+	}
+	tk := tr.TestKeys
+	if tk.Queries[0].RawResponse != nil || tk.Queries[0].RawResponseWithheld == nil || tk.Queries[1].RawResponse == nil {
+		t.Errorf("queries: %+v", tk.Queries)
+	}
+	h := tk.TargetTrace[1].Handshake
+	if h.PeerCertificates[0] != nil || h.PeerCertificates[1] == nil || len(h.WithheldCertificates) != 1 || h.WithheldCertificates[0].Index != 0 {
+		t.Errorf("target handshake: %+v", h)
+	}
+	if tk.ControlTrace[0].Handshake.PeerCertificates[0] == nil {
+		t.Error("the control's certificate was withheld")
 	}
 }

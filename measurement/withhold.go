@@ -134,3 +134,18 @@ func withheld(b []byte) Withheld {
 	sum := sha256.Sum256(b)
 	return Withheld{Reason: WithheldProbeAddress, SHA256: hex.EncodeToString(sum[:]), Size: len(b)}
 }
+
+// WithholdTrace is [Withhold] for a trace record: the DNS responses of
+// its queries and the certificates presented to its TLS iterations.
+func WithholdTrace(t *Trace, holds func([]byte) bool) int {
+	tk := &t.TestKeys
+	n := withholdQueries(tk.Queries, holds)
+	for _, its := range [][]TLSIteration{tk.TargetTrace, tk.ControlTrace} {
+		for i := range its {
+			if h := its[i].Handshake; h != nil {
+				n += withholdChain(h, its[i].Chain, holds)
+			}
+		}
+	}
+	return n
+}

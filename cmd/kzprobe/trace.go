@@ -303,6 +303,11 @@ func runTrace(ctx context.Context, cfg *Config, a *traceArgs, target string, std
 			res.TestKeys.Queries = []measurement.DNSQuery{}
 		}
 		rec := res.Record(env, tt.input, append(trace.Options(&tc), "targets.port="+strconv.Itoa(int(tt.addr.Port()))), resolverIP)
+		if !priv.sc.Empty() {
+			// Raw bytes that hold the probe's address (a forged leaf that
+			// names the client) are withheld, as in run's records.
+			measurement.WithholdTrace(rec, priv.sc.Contains)
+		}
 		line, err := json.Marshal(rec)
 		if err != nil {
 			return fmt.Errorf("encoding the trace of %s: %w", tt.addr, err)
