@@ -83,9 +83,10 @@ Then the finding: the hop at which the SNI is answered by an interception
 chain or a reset, how far the control SNI goes, the destination's distance
 and the networks of the hops around it (with --asn-db / --country-db).
 
-Routers are written as their /24 (IPv6 /48) prefix with ASN and country,
-never a whole address; private, CGNAT and link-local hops (your side) as
-such, with no address. One JSON line (test_name kzprobe_trace) per address
+The ClientHello is the first --fingerprint's. Routers are written as their
+/24 (IPv6 /48) prefix with ASN and country, never a whole address; private,
+CGNAT and link-local hops (your side) as such, with no address, and a
+router in your own address's /24 (/48) as "vantage". One JSON line (test_name kzprobe_trace) per address
 goes to -o; a hop table to the terminal.
 
 Exit codes: 0 done; 1 a runtime failure (not Linux, an address outside
