@@ -3,6 +3,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -88,6 +89,10 @@ func BenchmarkCollectorLoad(b *testing.B) {
 	clients, ids, st := benchCollector(b, workers)
 	per := max(1, b.N/workers)
 	interval := time.Second * workers / rate
+	bases := make([][]byte, workers)
+	for w := range workers {
+		bases[w] = records(b, 1, ids[w])[0]
+	}
 	var mu sync.Mutex
 	var lat []time.Duration
 	var wg sync.WaitGroup
@@ -103,10 +108,7 @@ func BenchmarkCollectorLoad(b *testing.B) {
 				if d := time.Until(due); d > 0 {
 					time.Sleep(d)
 				}
-				content := records(b, 1, ids[w])[0]
-				content = []byte(string(content[:len(content)-1]) + fmt.Sprintf(`,"bench":"%d-%d"}`, w, i))
-				uid := fmt.Sprintf("20250601120000.000000_KZ_kzprobetlsmitm_%08x%08x", w, i)
-				content = replaceUID(content, uid)
+				content := replaceUID(bases[w], fmt.Sprintf("20250601120000.000000_KZ_kzprobetlsmitm_%08x%08x", w, i))
 				if _, err := clients[w].Update(context.Background(), ids[w], content); err != nil {
 					b.Error(err)
 					return
@@ -163,14 +165,9 @@ func BenchmarkCollectorMax(b *testing.B) {
 	loadResult(b, lat, elapsed, cpu)
 }
 
-// replaceUID sets the golden record's measurement_uid.
+// replaceUID returns a copy of the golden record with measurement_uid uid
+// (of the same length).
 func replaceUID(rec []byte, uid string) []byte {
 	const golden = "20250601120000.000000_KZ_kzprobetlsmitm_0000000000000000"
-	s := string(rec)
-	for i := 0; i+len(golden) <= len(s); i++ {
-		if s[i:i+len(golden)] == golden {
-			return []byte(s[:i] + uid + s[i+len(golden):])
-		}
-	}
-	return rec
+	return bytes.Replace(rec, []byte(golden), []byte(uid), 1)
 }
