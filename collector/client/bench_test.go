@@ -6,7 +6,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"net"
 	"net/http/httptest"
 	"path/filepath"
 	"sort"
@@ -33,11 +36,24 @@ func benchCollector(b *testing.B, workers int) (clients []*Client, ids []string,
 	if err != nil {
 		b.Fatal(err)
 	}
-	ts := httptest.NewTLSServer(srv)
-	b.Cleanup(func() { ts.Close(); srv.Close(); st.Close() })
-	pin := FormatPin(sha256.Sum256(ts.Certificate().RawSubjectPublicKeyInfo))
+	// The server kzprobe collector serve runs (HTTP/2 and HTTP/1.1 over
+	// TLS, its timeouts), on httptest's certificate.
+	cert := httptest.NewUnstartedServer(nil).TLS
+	ts := httptest.NewUnstartedServer(nil)
+	ts.StartTLS()
+	cert = ts.TLS
+	ts.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	hs := srv.HTTPServer(&tls.Config{Certificates: cert.Certificates})
+	go hs.ServeTLS(ln, "", "")
+	b.Cleanup(func() { hs.Close(); srv.Close(); st.Close() })
+	leaf, _ := x509.ParseCertificate(cert.Certificates[0].Certificate[0])
+	pin := FormatPin(sha256.Sum256(leaf.RawSubjectPublicKeyInfo))
 	for range workers {
-		c, err := New(ts.URL, Options{Pin: pin})
+		c, err := New("https://"+ln.Addr().String(), Options{Pin: pin})
 		if err != nil {
 			b.Fatal(err)
 		}
