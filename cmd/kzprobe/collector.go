@@ -92,7 +92,7 @@ stored; a store failure (a full disk) a 503, and the probe keeps the record.
 Bodies, requests per client and requests at once are bounded.
 
 GET / is the live HTML report of everything stored, as kzprobe report
-writes it (rendered at most every 30 s).
+writes it (rendered at most every 30 s); it needs no token.
 
 Without --tls-cert and --tls-key, a self-signed key pair is made once in
 DIR (tls-cert.pem, tls-key.pem) and its pin printed: probes then give
