@@ -96,6 +96,12 @@ type Analysis struct {
 	files           []FileStats
 	warnings        []Warning
 	warningsOmitted int
+
+	// The sweep's records, kept out of the tables above, and the judge's
+	// work on them, kept out of the summary's chain counts.
+	sweep                  *sweepAgg
+	sweepBudget            *sweepBudget
+	sweepHits, sweepMisses int64
 }
 
 type interAgg struct {
@@ -141,13 +147,16 @@ func New(cfg Config) *Analysis {
 	if j == nil {
 		j = &Judge{}
 	}
-	return &Analysis{
+	a := &Analysis{
 		cfg:      cfg,
 		judge:    j,
 		inters:   map[string]*interAgg{},
 		networks: map[string]*netAgg{},
 		domains:  map[string]*domAgg{},
 	}
+	a.sweepBudget = newSweepBudget(cfg.MaxTableBytes)
+	a.sweep = newSweepAgg(a.sweepBudget.charge)
+	return a
 }
 
 // Judge returns the judge the analysis uses.
@@ -182,11 +191,20 @@ type handshakeChain struct {
 
 // Add analyses one normalized record: every handshake's chain is judged
 // (through the Judge's cache) and every interception intermediate in it
-// counts as a sighting at the record's time, network and domain.
+// counts as a sighting at the record's time, network and domain. A record
+// of `kzprobe sweep` goes to Result.Sweep only (see SweepResult).
 func (a *Analysis) Add(rec *Record) {
 	if !a.InWindow(rec.Time) {
 		a.skipped++
 		return
+	}
+	if rec.IsSweep() {
+		a.addSweep(rec)
+		return
+	}
+	if rec.isRun() {
+		a.sweepBudget.source = rec.Source
+		a.sweep.addRun(rec)
 	}
 	hs := rec.Handshakes()
 	chains := make([]handshakeChain, 0, len(hs))
@@ -201,6 +219,21 @@ func (a *Analysis) Add(rec *Record) {
 		chains = append(chains, handshakeChain{h.ServerName, a.judge.Facts(der)})
 	}
 	a.addJudged(rec, chains)
+}
+
+// addSweep folds a sweep record into the sweep's tables; its chains are
+// judged only when it found something.
+func (a *Analysis) addSweep(rec *Record) {
+	a.sweepBudget.source = rec.Source
+	var facts []*ChainFacts
+	if isSweepFinding(rec.TestKeys.Verdict) {
+		h0, m0 := a.judge.Stats()
+		facts = sweepFacts(a.judge, rec)
+		h1, m1 := a.judge.Stats()
+		a.sweepHits += h1 - h0
+		a.sweepMisses += m1 - m0
+	}
+	a.sweep.add(rec, facts)
 }
 
 func (a *Analysis) addJudged(rec *Record, chains []handshakeChain) {
@@ -541,7 +574,12 @@ func (a *Analysis) Result() *Result {
 	s.Measurements = a.records
 	s.OutsideTimeWindow = a.skipped
 	s.Handshakes = a.handshakes
-	s.ChainsJudged, s.CacheHits = misses, hits
+	s.ChainsJudged, s.CacheHits = misses-a.sweepMisses, hits-a.sweepHits
+	s.SweepMeasurements = a.sweep.records
+	res.Sweep = a.sweep.result()
+	if w := a.sweepBudget.warning(a.sweep); w != nil {
+		res.Warnings = append(res.Warnings, *w)
+	}
 	s.First, s.Last = a.first, a.last
 	s.Intermediates = len(res.Intermediates)
 	s.Domains = len(res.Domains)

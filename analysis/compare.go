@@ -35,6 +35,10 @@ type Comparison struct {
 	full         bool
 	notTabulated int
 	lostSeq      uint64 // the last record counted in notTabulated
+
+	// The sweep's records, kept out of the matrix.
+	sweep       *sweepAgg
+	sweepBudget *sweepBudget
 }
 
 // Vantage is one column of the matrix: a network measured from.
@@ -103,6 +107,10 @@ type Matrix struct {
 	// NotTabulated counts records left out of the matrix, or of a cell's
 	// verdicts, by Config.MaxTableBytes; zero on real data.
 	NotTabulated int `json:"not_tabulated,omitempty"`
+	// Sweep is what the records of `kzprobe sweep` say, per network and
+	// name; they are not in the matrix, whose cells are measurements of
+	// sites. Absent when none was read.
+	Sweep *SweepResult `json:"sni_sweep,omitempty"`
 
 	index map[[2]string]int
 }
@@ -129,13 +137,16 @@ func NewComparison(cfg Config) *Comparison {
 	if j == nil {
 		j = &Judge{}
 	}
-	return &Comparison{
+	c := &Comparison{
 		cfg: cfg, judge: j,
 		nets:     map[string]*Vantage{},
 		doms:     map[string]struct{}{},
 		cells:    map[[2]string]*Cell{},
 		ooniSeen: map[string]bool{},
 	}
+	c.sweepBudget = newSweepBudget(cfg.MaxTableBytes)
+	c.sweep = newSweepAgg(c.sweepBudget.charge)
+	return c
 }
 
 // Warn records a warning (bounded by Config.MaxWarnings).
@@ -176,11 +187,24 @@ const (
 // AddFileStats records what reading files found.
 func (c *Comparison) AddFileStats(st ...FileStats) { c.files = append(c.files, st...) }
 
-// Add adds one normalized record.
+// Add adds one normalized record. A record of `kzprobe sweep` goes to
+// Matrix.Sweep only.
 func (c *Comparison) Add(rec *Record) {
 	if (!c.cfg.Since.IsZero() && rec.Time.Before(c.cfg.Since)) || (!c.cfg.Until.IsZero() && !rec.Time.Before(c.cfg.Until)) {
 		c.outside++
 		return
+	}
+	c.sweepBudget.source = rec.Source
+	if rec.IsSweep() {
+		var facts []*ChainFacts
+		if isSweepFinding(rec.TestKeys.Verdict) {
+			facts = sweepFacts(c.judge, rec)
+		}
+		c.sweep.add(rec, facts)
+		return
+	}
+	if rec.isRun() {
+		c.sweep.addRun(rec)
 	}
 	verdict := rec.TestKeys.Verdict
 	var derived *ChainFacts
@@ -341,6 +365,10 @@ func (c *Comparison) Matrix() *Matrix {
 		Warnings:          append([]Warning{}, c.warnings...),
 		WarningsOmitted:   c.omitted,
 		NotTabulated:      c.notTabulated,
+		Sweep:             c.sweep.result(),
+	}
+	if w := c.sweepBudget.warning(c.sweep); w != nil {
+		m.Warnings = append(m.Warnings, *w)
 	}
 	for _, v := range c.nets {
 		m.Networks = append(m.Networks, *v)

@@ -4,7 +4,7 @@
 //
 // # Design
 //
-// Three steps, each streaming:
+// Three steps, each streaming, and the sweep's records apart:
 //
 //   - Reading. A [Reader] turns files, folders and streams into [Record]s:
 //     kzprobe JSONL, and OONI measurements as one JSON document, a JSON
@@ -50,6 +50,14 @@
 //     by Config.MaxTableBytes, and the Judge's cache by Judge.MaxBytes: an
 //     input of millions of distinct networks or forged intermediates stops
 //     adding rows, with a warning, instead of taking the machine's memory.
+//
+//   - Sweep records. A record of `kzprobe sweep` (test_name
+//     kzprobe_sni_sweep) is one handshake with a neutral endpoint, not a
+//     measurement of a site: it is counted in none of the tables above
+//     nor in the matrix, and folds into a [SweepResult] of its own (the
+//     names found by SNI per network, and each network swept), where each
+//     name is told confirmed or not by the `kzprobe run` records of the
+//     same name and network, whatever the order of the input.
 //
 // Package [kzprobe/analysis/render] prints the results (terminal table,
 // CSV, Markdown, JSON, HTML) and draws the timeline (SVG and PNG);

@@ -49,8 +49,8 @@ func fuzzRead(t *testing.T, data []byte, judge *analysis.Judge) {
 	}
 	a.AddFileStats(st)
 	res := a.Result()
-	if res.Summary.Measurements != n {
-		t.Fatalf("analysed %d of %d records", res.Summary.Measurements, n)
+	if got := res.Summary.Measurements + res.Summary.SweepMeasurements; got != n {
+		t.Fatalf("analysed %d and %d sweep records of %d records", res.Summary.Measurements, res.Summary.SweepMeasurements, n)
 	}
 	if _, err := json.Marshal(res); err != nil {
 		t.Fatalf("result does not marshal: %v", err)
@@ -90,7 +90,11 @@ func checkLimits(t *testing.T, r *analysis.Record, lim analysis.Limits) {
 			t.Errorf("interception lists of %d, %d, %d; the bound is %d", len(in.Intermediates), len(in.Rules), len(in.BrowserErrorReasons), lim.MaxEntries)
 		}
 	}
-	for _, s := range []string{r.Input, r.ProbeASN, r.ProbeNetworkName, r.TestKeys.Domain, r.TestKeys.Verdict} {
+	strs := []string{r.Input, r.ProbeASN, r.ProbeNetworkName, r.TestKeys.Domain, r.TestKeys.Verdict}
+	if sk := r.TestKeys.SNISweep; sk != nil {
+		strs = append(strs, sk.Endpoint, sk.EndpointPin, sk.ControlSNI, sk.ReasonCode)
+	}
+	for _, s := range strs {
 		if len(s) > lim.MaxStringBytes+2 { // NormalizeASN may add "AS"
 			t.Errorf("a string of %d bytes; the bound is %d", len(s), lim.MaxStringBytes)
 		}
@@ -278,4 +282,47 @@ func cutCount(data []byte, max int) int {
 			elems = append(elems, n)
 		}
 	}
+}
+
+// FuzzSweepKeys feeds test_keys.sni_sweep values to the fast decoder
+// inside a sweep record: where encoding/json reads the record too, both
+// read the same sweep keys (keys spelt as the format spells them: the
+// fast decoder matches them exactly, encoding/json in any case), and the
+// record goes through the analysis and the comparison.
+func FuzzSweepKeys(f *testing.F) {
+	f.Add([]byte(`{"endpoint":"203.0.113.5:443","endpoint_pin":"sha256:AAAA","pin_source":"flag","presented_pin":"","pin_match":null,"hello":"chrome","control_sni":"example.com","control":{"ok":true,"tcp_connect":{}},"reason_code":"blocked"}`))
+	f.Add([]byte(`null`))
+	f.Add([]byte(`{"endpoint":null,"reason_code":"\u0041\n"}`))
+	f.Add([]byte(`{"endpoint":5}`))
+	f.Add([]byte(`{"Endpoint":"x","endpoint":"y"}`))
+	f.Add([]byte(`[]`))
+	names := []string{"endpoint", "endpoint_pin", "control_sni", "reason_code"}
+	f.Fuzz(func(t *testing.T, val []byte) {
+		line := []byte(`{"measurement_start_time":"2024-01-01 00:00:00","test_name":"kzprobe_sni_sweep","probe_asn":"AS1","test_keys":{"domain":"a.example","verdict":"sni_blocked","sni_sweep":` +
+			string(val) + `}}`)
+		var fast analysis.Record
+		ferr := analysis.DecodeFast(line, &fast)
+		var slow analysis.Record
+		serr := json.Unmarshal(line, &slow)
+		if ferr == nil && serr == nil {
+			var keys map[string]json.RawMessage
+			exact := json.Unmarshal(val, &keys) != nil // not an object: nothing to spell
+			if !exact {
+				exact = true
+				for k := range keys {
+					for _, n := range names {
+						if strings.EqualFold(k, n) && k != n {
+							exact = false
+						}
+					}
+				}
+			}
+			if exact {
+				if d := cmp.Diff(slow.TestKeys.SNISweep, fast.TestKeys.SNISweep); d != "" {
+					t.Errorf("sni_sweep %q: encoding/json and the fast decoder differ (-json +fast):\n%s", val, d)
+				}
+			}
+		}
+		fuzzRead(t, append(line, '\n'), nil)
+	})
 }

@@ -64,6 +64,9 @@ type Keys struct {
 	// test_keys.interception in records before format 0.2.0, and the
 	// finding of the chain test_keys.interception_chain names since.
 	Interception *chain.Interception `json:"interception"`
+	// SNISweep is test_keys.sni_sweep of a `kzprobe sweep` record, nil in
+	// others.
+	SNISweep *SweepKeys `json:"sni_sweep"`
 }
 
 // UnmarshalJSON decodes test_keys as the fast decoder does: Interception

@@ -16,6 +16,10 @@ type Result struct {
 	Domains []DomainRow `json:"domains"`
 	// Gaps is table 4: the periods when no intermediate seen was valid.
 	Gaps []Gap `json:"gaps"`
+	// Sweep is what the records of `kzprobe sweep` say, which the tables
+	// above leave out (they count measurements of sites); absent when
+	// none was read.
+	Sweep *SweepResult `json:"sni_sweep,omitempty"`
 	// Files says what each input file held.
 	Files []FileStats `json:"files"`
 	// Warnings lists skipped lines and unreadable files, "file:line: why"
@@ -31,8 +35,12 @@ type Summary struct {
 	TruncatedFiles  int `json:"truncated_files"`
 	// BadLines counts lines (or documents) skipped as not a measurement.
 	BadLines int `json:"bad_lines"`
-	// Measurements counts the records analysed (inside Since/Until).
+	// Measurements counts the records analysed (inside Since/Until) but
+	// the sweep's.
 	Measurements int `json:"measurements"`
+	// SweepMeasurements counts the records of `kzprobe sweep` (inside
+	// Since/Until), in Result.Sweep and in no other table or count.
+	SweepMeasurements int `json:"sweep_measurements,omitempty"`
 	// OutsideTimeWindow counts records skipped by Since/Until.
 	OutsideTimeWindow int `json:"outside_time_window"`
 	// Handshakes counts the handshakes that presented a chain, each judged.

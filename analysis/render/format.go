@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"unicode/utf8"
@@ -28,14 +29,22 @@ var (
 )
 
 // Analysis writes res in format. tables selects tables by name (nil means
-// all of AnalysisTables); JSON then holds only those keys of the result.
+// all of AnalysisTables, the sweep's only when res has sweep records); JSON
+// then holds only those keys of the result.
 // Empty tables are printed with their header and "(none)" in text and
 // Markdown, so a reader sees that nothing was found.
 func Analysis(w io.Writer, res *analysis.Result, format string, tables []string) error {
+	all := len(tables) == 0 || len(tables) == len(AnalysisTables)
 	if len(tables) == 0 {
 		tables = AnalysisTables
+		if res.Sweep == nil {
+			tables = slices.DeleteFunc(slices.Clone(tables), isSweepTable)
+		}
 	}
 	if format == FormatJSON {
+		if all {
+			return writeJSON(w, res)
+		}
 		return analysisJSON(w, res, tables)
 	}
 	var ts []Table
@@ -53,9 +62,6 @@ func Analysis(w io.Writer, res *analysis.Result, format string, tables []string)
 }
 
 func analysisJSON(w io.Writer, res *analysis.Result, tables []string) error {
-	if len(tables) == len(AnalysisTables) {
-		return writeJSON(w, res)
-	}
 	out := map[string]any{}
 	for _, name := range tables {
 		switch name {
@@ -69,6 +75,8 @@ func analysisJSON(w io.Writer, res *analysis.Result, tables []string) error {
 			out[name] = res.Domains
 		case TableGaps, TableGapSightings:
 			out[TableGaps] = res.Gaps
+		case TableSweep, TableSweepNetworks:
+			out[TableSweep] = res.Sweep
 		case TableFiles:
 			out[name] = res.Files
 		case TableWarnings:
@@ -115,9 +123,18 @@ func Compare(w io.Writer, m *analysis.Matrix, format string) error {
 	case FormatHTML:
 		return ComparePage(w, m)
 	case FormatCSV:
-		return Tables(w, format, []Table{MatrixTable(m)})
+		ts := []Table{MatrixTable(m)}
+		if m.Sweep != nil {
+			// Sections, as analyze writes them: only with sweep records,
+			// so that a matrix alone stays a plain CSV file.
+			ts = append(ts, CompareSweepTable(m.Sweep), sweepNetworksTable(m.Sweep))
+		}
+		return Tables(w, format, ts)
 	}
 	ts := []Table{MatrixTable(m), VantageTable(m)}
+	if m.Sweep != nil {
+		ts = append(ts, CompareSweepTable(m.Sweep), sweepNetworksTable(m.Sweep))
+	}
 	if len(m.Warnings) > 0 {
 		ts = append(ts, warningsTable(m.Warnings, m.WarningsOmitted))
 	}

@@ -482,7 +482,7 @@ const reportTmpl = `<!DOCTYPE html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer">
 <title>{{.Title}}</title>
-<style>{{.CSS}}</style>
+<style>{{.CSS}}</style>{{with .SweepCSS}}<style>{{.}}</style>{{end}}
 </head><body>
 <h1>{{.Title}}</h1>
 <p class="meta">{{if not .Generated.IsZero}}Generated {{time .Generated}} UTC by kzprobe from {{else}}From {{end}}{{len .Result.Files}} file(s){{with .Inputs}}: {{join .}}{{end}}. Measurements from {{time .Result.Summary.First}} to {{time .Result.Summary.Last}}.</p>
@@ -508,7 +508,8 @@ const reportTmpl = `<!DOCTYPE html>
 {{with .Matrix}}{{template "table" .}}{{end}}
 {{template "table" .Networks}}
 {{template "table" .Domains}}
-{{template "table" .Files}}
+{{with .Sweep}}{{template "table" .}}{{end}}{{with .SweepNetworks}}{{template "table" .}}{{end}}{{if .Sweep}}
+{{end}}{{template "table" .Files}}
 {{with .Warnings}}{{template "table" .}}{{end}}
 </body></html>
 `
@@ -518,11 +519,12 @@ const compareTmpl = `<!DOCTYPE html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer">
 <title>kzprobe compare</title>
-<style>{{.CSS}}</style>
+<style>{{.CSS}}</style>{{with .SweepCSS}}<style>{{.}}</style>{{end}}
 </head><body>
 <h1>Verdicts by domain and network</h1>
 {{template "table" .Matrix}}
-{{template "table" .Vantages}}
+{{template "table" .Vantages}}{{with .Sweep}}
+{{template "table" .}}{{end}}{{with .SweepNetworks}}{{template "table" .}}{{end}}
 {{with .Warnings}}{{template "table" .}}{{end}}
 </body></html>
 `
@@ -565,6 +567,8 @@ func Report(w io.Writer, d ReportData) error {
 		Intermediates, Gaps, GapSightings, Networks, Domains htmlTable
 		Files                                                htmlTable
 		Matrix, Warnings                                     *htmlTable
+		Sweep, SweepNetworks                                 *htmlTable
+		SweepCSS                                             template.CSS
 	}{
 		ReportData: d, CSS: template.CSS(css), SVG: template.HTML(svgBuf.String()),
 		Intermediates: intermediatesHTML(res), Gaps: gapsHTML(res), GapSightings: gapSightingsHTML(res),
@@ -573,6 +577,10 @@ func Report(w io.Writer, d ReportData) error {
 	if d.Matrix != nil {
 		m := matrixHTML(d.Matrix)
 		page.Matrix = &m
+	}
+	if res.Sweep != nil {
+		sw, sn := sweepHTML(res.Sweep), sweepNetworksHTML(res.Sweep)
+		page.Sweep, page.SweepNetworks, page.SweepCSS = &sw, &sn, sweepCSS
 	}
 	if len(res.Warnings) > 0 {
 		ws := warningsHTML(res.Warnings, res.Summary.WarningsOmitted)
@@ -584,10 +592,15 @@ func Report(w io.Writer, d ReportData) error {
 // ComparePage writes the matrix as a standalone HTML page.
 func ComparePage(w io.Writer, m *analysis.Matrix) error {
 	page := struct {
-		CSS              template.CSS
-		Matrix, Vantages htmlTable
-		Warnings         *htmlTable
+		CSS, SweepCSS        template.CSS
+		Matrix, Vantages     htmlTable
+		Warnings             *htmlTable
+		Sweep, SweepNetworks *htmlTable
 	}{CSS: template.CSS(css), Matrix: matrixHTML(m), Vantages: vantagesHTML(m)}
+	if m.Sweep != nil {
+		sw, sn := compareSweepHTML(m.Sweep), sweepNetworksHTML(m.Sweep)
+		page.Sweep, page.SweepNetworks, page.SweepCSS = &sw, &sn, sweepCSS
+	}
 	if len(m.Warnings) > 0 {
 		ws := warningsHTML(m.Warnings, m.WarningsOmitted)
 		page.Warnings = &ws

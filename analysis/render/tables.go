@@ -35,10 +35,16 @@ const (
 	TableFiles         = "files"
 	TableWarnings      = "warnings"
 	TableMatrix        = "matrix"
+	// TableSweep is the names found by `kzprobe sweep`, per network;
+	// TableSweepNetworks the networks swept from.
+	TableSweep         = "sni_sweep"
+	TableSweepNetworks = "sweep_networks"
 )
 
 // AnalysisTables are the table names of `kzprobe analyze`, in print order.
-var AnalysisTables = []string{TableSummary, TableIntermediates, TableNetworks, TableDomains, TableGaps, TableGapSightings, TableFiles, TableWarnings}
+// The sweep's tables are printed by default only when sweep records were
+// read.
+var AnalysisTables = []string{TableSummary, TableIntermediates, TableNetworks, TableDomains, TableGaps, TableGapSightings, TableSweep, TableSweepNetworks, TableFiles, TableWarnings}
 
 // FormatTime prints t as the records write times (measurement.TimeLayout,
 // UTC, e.g. "2021-06-18 12:54:34"), "" for the zero time.
@@ -76,6 +82,10 @@ func AnalysisTable(res *analysis.Result, name string) (Table, error) {
 		return gapsTable(res), nil
 	case TableGapSightings:
 		return gapSightingsTable(res), nil
+	case TableSweep:
+		return sweepTable(res.Sweep), nil
+	case TableSweepNetworks:
+		return sweepNetworksTable(res.Sweep), nil
 	case TableFiles:
 		return filesTable(res.Files), nil
 	case TableWarnings:
@@ -102,6 +112,9 @@ func summaryTable(res *analysis.Result) Table {
 	}
 	if s.NotTabulated > 0 {
 		add("not all in the tables (tables full, see the warnings)", s.NotTabulated)
+	}
+	if s.SweepMeasurements > 0 {
+		add("sweep records (kzprobe sweep: in the sweep's tables only)", s.SweepMeasurements)
 	}
 	add("first measurement", FormatTime(s.First))
 	add("last measurement", FormatTime(s.Last))

@@ -278,6 +278,12 @@ chain again, and print the tables of the published report:
   domains        where each domain was intercepted, first and last seen
   gaps           periods when no intermediate seen was valid, and the
                  sightings inside them
+  sni_sweep      with kzprobe sweep's records (kzprobe_sni_sweep): per
+                 network, the names intercepted or blocked by SNI, first and
+                 last seen, the intermediates, and whether a kzprobe run
+                 measurement of the name on that network confirmed it
+                 (yes, no, not run); sweep_networks: per network, what was
+                 swept. Sweep records are counted in no other table.
 
 Folders are walked for *.json, *.jsonl and their .gz; "-" reads standard
 input. Only regular files are read: a device, a named pipe or a socket is
@@ -354,7 +360,10 @@ even with the mandated root installed (an expired intermediate).
 
 --since and --until restrict the measurements considered. OONI records carry
 no kzprobe verdict and are skipped unless --ooni, which gives them
-"mitm_isca" or "no_isca_chain" from their chains.`,
+"mitm_isca" or "no_isca_chain" from their chains. kzprobe sweep's records
+are not in the matrix: the names they found are listed after it, each with
+the networks that intercepted or blocked it by SNI and those where a
+kzprobe run measurement confirmed it.`,
 		Example: `  kzprobe compare kazakhtelecom.jsonl kcell.jsonl beeline.jsonl
   kzprobe compare runs/ --since 2024-09-01 --format html -o matrix.html`,
 		Args: cobra.MinimumNArgs(1),
@@ -478,7 +487,8 @@ func newReportCmd() *cobra.Command {
 		Long: `Read measurements as analyze does and write one HTML page holding the
 summary, the timeline (inline SVG), the intermediates and gaps tables, the
 domain x network matrix (as compare; OONI measurements get a verdict derived
-from their chains), the networks and domains tables, and the warnings.
+from their chains), the networks and domains tables, kzprobe sweep's names
+and networks when sweep records were read, and the warnings.
 The page has inline CSS and no script; it fetches nothing.`,
 		Example: `  kzprobe report measurements/ -o report.html`,
 		Args:    cobra.MinimumNArgs(1),

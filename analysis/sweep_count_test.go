@@ -1,0 +1,69 @@
+package analysis_test
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"kzprobe/analysis"
+	"kzprobe/analysis/analysistest"
+)
+
+// TestAnalysisSweepNotCountedAsRun reads the report fixture alone, then
+// with a sweep beside it (analysistest.SweepPlan: records on networks and
+// names the fixture measured, intercepted with the fixture's own
+// intermediate): no table of the report (intermediates, networks,
+// domains, gaps, the summary's counts) and no cell of the matrix may
+// change, since a sweep's record is not a measurement of a site. Before
+// the sweep was read apart, its 10 records counted as 10 more
+// measurements (33), 5 more intercepted (27), 2 more domains, 5 more
+// sightings in the gaps, and moved the last measurement a week on.
+func TestAnalysisSweepNotCountedAsRun(t *testing.T) {
+	fx, judge := reportFixture(t)
+	sweepFile, err := analysistest.WriteSweepFixture(t.TempDir(), fx.PKI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(paths ...string) (*analysis.Result, *analysis.Matrix) {
+		cfg := analysis.Config{Judge: judge, DeriveVerdicts: true}
+		a, c := analysis.New(cfg), analysis.NewComparison(cfg)
+		rd := &analysis.Reader{}
+		if _, err := rd.ReadPaths(paths, func(r *analysis.Record) error {
+			a.Add(r)
+			c.Add(r)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return a.Result(), c.Matrix()
+	}
+	only, mo := read(fx.Dir)
+	mixed, mm := read(fx.Dir, sweepFile)
+	for _, tc := range []struct {
+		name      string
+		only, got any
+	}{
+		{"intermediates", only.Intermediates, mixed.Intermediates},
+		{"networks", only.Networks, mixed.Networks},
+		{"domains", only.Domains, mixed.Domains},
+		{"gaps", only.Gaps, mixed.Gaps},
+		{"summary", only.Summary, mixed.Summary},
+		{"matrix cells", mo.Cells, mm.Cells},
+		{"matrix networks", mo.Networks, mm.Networks},
+		{"matrix domains", mo.Domains, mm.Domains},
+		{"matrix skipped", mo.SkippedNotKzprobe, mm.SkippedNotKzprobe},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := cmp.Options{
+				cmpopts.IgnoreUnexported(analysis.Cell{}),
+				// What reading the second file, and judging its chains,
+				// adds by itself.
+				cmpopts.IgnoreFields(analysis.Summary{}, "Files", "ChainsJudged", "CacheHits", "SweepMeasurements"),
+			}
+			if d := cmp.Diff(tc.only, tc.got, opts); d != "" {
+				t.Errorf("the sweep changed the %s (-fixture alone +with the sweep):\n%s", tc.name, d)
+			}
+		})
+	}
+}
