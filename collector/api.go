@@ -10,6 +10,9 @@ const (
 	ReportPath = "/report"
 	ClosePath  = "/close"
 	HealthPath = "/health"
+	// MeasurementPath takes one measurement in a report of its own
+	// (bk-003 3.4).
+	MeasurementPath = "/measurement"
 )
 
 // BackendVersion is the backend_version the collector answers with.
@@ -50,6 +53,12 @@ type UpdateResponse struct {
 	MeasurementID string `json:"measurement_id"`
 	Chains        int    `json:"chains"`
 	Interception  int    `json:"interception"`
+}
+
+// SingleResponse is the answer to POST /measurement.
+type SingleResponse struct {
+	MeasurementID string `json:"measurement_id"`
+	ReportID      string `json:"report_id"`
 }
 
 // CloseResponse is the answer to POST /report/{id}/close.

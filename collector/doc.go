@@ -12,7 +12,10 @@
 // the report's test_name, probe_cc and probe_asn, a measurement_uid (the
 // store deduplicates on it), and probe_ip absent, null or the placeholder
 // 127.0.0.1 (see [ProbeIPPlaceholder]). POST /report/{id}/close closes it;
-// a report inactive for two hours is closed too. GET / is the live report,
+// a report inactive for two hours is closed too. POST /measurement takes one
+// measurement in a report of its own (bk-003 3.4): the report is opened,
+// the measurement's report_id set to it (the one change to its bytes the
+// spec asks for, [SetReportID]), and closed. GET / is the live report,
 // GET /health says the collector is up.
 //
 // # What is stored, and when 200 is said

@@ -161,6 +161,7 @@ func NewServer(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("POST "+ReportPath, s.openReport)
 	s.mux.HandleFunc("POST "+ReportPath+"/{id}", s.update)
 	s.mux.HandleFunc("POST "+ReportPath+"/{id}"+ClosePath, s.closeReport)
+	s.mux.HandleFunc("POST "+MeasurementPath, s.single)
 	s.mux.HandleFunc("GET "+HealthPath, func(w http.ResponseWriter, r *http.Request) {
 		s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ok", "backend_version": BackendVersion})
 	})
@@ -348,16 +349,25 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, e)
 		return
 	}
-	sub, e := parseSubmission(body, rep.ID, s.cfg.Now())
+	resp, e := s.accept(r, rep, body)
 	if e != nil {
 		s.writeError(w, r, e)
 		return
 	}
+	s.writeJSON(w, r, http.StatusOK, resp)
+}
+
+// accept checks one submission for report rep, judges its chains and
+// stores it.
+func (s *Server) accept(r *http.Request, rep *report, body []byte) (*UpdateResponse, *apiError) {
+	sub, e := parseSubmission(body, rep.ID, s.cfg.Now())
+	if e != nil {
+		return nil, e
+	}
 	if sub.TestName != rep.TestName || sub.ProbeCC != rep.ProbeCC || sub.ProbeASN != rep.ProbeASN {
-		s.writeError(w, r, &apiError{http.StatusBadRequest, ErrReportMismatch,
+		return nil, &apiError{http.StatusBadRequest, ErrReportMismatch,
 			fmt.Sprintf("the measurement's test_name, probe_cc and probe_asn (%s, %s, %s) are not the report's (%s, %s, %s)",
-				sub.TestName, sub.ProbeCC, sub.ProbeASN, rep.TestName, rep.ProbeCC, rep.ProbeASN)})
-		return
+				sub.TestName, sub.ProbeCC, sub.ProbeASN, rep.TestName, rep.ProbeCC, rep.ProbeASN)}
 	}
 	// The chains are judged here, by this collector's knowledge; what the
 	// probe concluded is not read.
@@ -380,11 +390,68 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		s.log.Warn("storing a measurement", "error", err.Error())
-		w.Header().Set("Retry-After", "10")
-		s.writeError(w, r, &apiError{http.StatusServiceUnavailable, ErrStorage, "the measurement could not be stored; keep it and retry later"})
+		return nil, &apiError{http.StatusServiceUnavailable, ErrStorage, "the measurement could not be stored; keep it and retry later"}
+	}
+	return &resp, nil
+}
+
+// single is POST /measurement (bk-003 3.4): a report opened for one
+// measurement, the measurement's report_id set to it (the one change to
+// its bytes the spec asks for), stored, and the report closed.
+func (s *Server) single(w http.ResponseWriter, r *http.Request) {
+	body, e := s.readBody(w, r)
+	if e != nil {
+		s.writeError(w, r, e)
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, resp)
+	var env struct {
+		Format  string          `json:"format"`
+		Content json.RawMessage `json:"content"`
+	}
+	if err := json.Unmarshal(body, &env); err != nil || !isKind(env.Content, '{') {
+		s.writeError(w, r, badRequest("the body is not a JSON object with format and a content object"))
+		return
+	}
+	if env.Format != FormatJSON {
+		s.writeError(w, r, badRequest("format %q: this collector takes json only", truncate(env.Format, 16)))
+		return
+	}
+	var head struct {
+		DataFormatVersion string `json:"data_format_version"`
+		ProbeASN          string `json:"probe_asn"`
+		ProbeCC           string `json:"probe_cc"`
+		SoftwareName      string `json:"software_name"`
+		SoftwareVersion   string `json:"software_version"`
+		TestName          string `json:"test_name"`
+		TestVersion       string `json:"test_version"`
+	}
+	json.Unmarshal(env.Content, &head)
+	q := &OpenRequest{DataFormatVersion: head.DataFormatVersion, Format: FormatJSON, ProbeASN: head.ProbeASN, ProbeCC: head.ProbeCC,
+		SoftwareName: head.SoftwareName, SoftwareVersion: head.SoftwareVersion, TestName: head.TestName, TestVersion: head.TestVersion}
+	open, _ := json.Marshal(q)
+	if q, e = parseOpen(open); e != nil {
+		s.writeError(w, r, e)
+		return
+	}
+	rep, err := s.reports.add(q, s.cfg.Now())
+	if err != nil {
+		s.log.Warn("opening a report", "error", err.Error())
+		w.Header().Set("Retry-After", "10")
+		s.writeError(w, r, &apiError{http.StatusServiceUnavailable, ErrStorage, "cannot open a report now; retry later"})
+		return
+	}
+	defer s.reports.close(rep.ID)
+	content, _, err := SetReportID(bytes.TrimSpace(env.Content), rep.ID)
+	if err != nil {
+		s.writeError(w, r, badRequest("content: %v", err))
+		return
+	}
+	resp, e := s.accept(r, rep, append(append([]byte(bodyPrefix), content...), '}'))
+	if e != nil {
+		s.writeError(w, r, e)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, SingleResponse{MeasurementID: resp.MeasurementID, ReportID: rep.ID})
 }
 
 // closeReport is POST /report/{id}/close.
@@ -458,6 +525,9 @@ func (s *Server) authorized(r *http.Request) bool {
 }
 
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, e *apiError) {
+	if e.status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", "10")
+	}
 	if rl, _ := r.Context().Value(logKey{}).(*reqLog); rl != nil {
 		rl.code = e.code
 	}

@@ -319,3 +319,39 @@ func FuzzParseSubmission(f *testing.F) {
 		}
 	})
 }
+
+// TestSingleMeasurement: POST /measurement (bk-003 3.4) opens a report,
+// sets the measurement's report_id to it (replaced, or added when there
+// is none), stores it and closes the report.
+func TestSingleMeasurement(t *testing.T) {
+	c := startCollector(t, Config{})
+	rec := golden(t)
+	noID := bytes.Replace(rec, []byte(`"report_id":"`+goldenReportID+`",`), nil, 1)
+	noID = bytes.Replace(noID, []byte("0123456789abcdef"), []byte("0123456789abcdee"), 1)
+	for i, content := range [][]byte{rec, noID} {
+		status, body := c.post(t, MeasurementPath, submission(content))
+		var resp SingleResponse
+		json.Unmarshal(body, &resp)
+		if status != http.StatusOK || resp.ReportID == "" || resp.MeasurementID == "" {
+			t.Fatalf("POST /measurement %d: %d %s", i, status, body)
+		}
+		if status, _ := c.post(t, ReportPath+"/"+resp.ReportID, submission(withReport(rec, resp.ReportID))); status != http.StatusNotFound {
+			t.Errorf("the single measurement's report is still open: %d", status)
+		}
+	}
+	lines := storedLines(t, c.dir)
+	if len(lines) != 2 {
+		t.Fatalf("stored %d; want 2", len(lines))
+	}
+	for _, l := range lines {
+		var m map[string]any
+		json.Unmarshal([]byte(l), &m)
+		id, _ := m["report_id"].(string)
+		if !strings.Contains(id, "_n1_") {
+			t.Errorf("stored report_id %q; want the collector's", id)
+		}
+	}
+	if status, _ := c.post(t, MeasurementPath, []byte(`{"format":"json","content":{"test_name":"x"}}`)); status != http.StatusBadRequest {
+		t.Errorf("a measurement without the envelope: %d; want 400", status)
+	}
+}

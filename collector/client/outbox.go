@@ -470,44 +470,9 @@ func (o *Outbox) saveLocked(sync bool) error {
 // top-level report_id replaced by id; every other byte is unchanged. A
 // line with no report_id, or with two, is an error.
 func ReplaceReportID(line []byte, id string) ([]byte, error) {
-	dec := json.NewDecoder(bytes.NewReader(line))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return nil, errors.New("client: the record is not a JSON object")
-	}
-	start, end := int64(-1), int64(-1)
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return nil, fmt.Errorf("client: reading the record: %w", err)
-		}
-		key, _ := t.(string)
-		after := dec.InputOffset()
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, fmt.Errorf("client: reading the record: %w", err)
-		}
-		if key != "report_id" {
-			continue
-		}
-		if start >= 0 {
-			return nil, errors.New("client: the record has two report_id keys")
-		}
-		var s string
-		if err := json.Unmarshal(v, &s); err != nil {
-			return nil, errors.New("client: the record's report_id is not a string")
-		}
-		end = dec.InputOffset()
-		start = after + int64(bytes.IndexByte(line[after:end], '"'))
-	}
-	if _, err := dec.Token(); err != nil {
-		return nil, fmt.Errorf("client: reading the record: %w", err)
-	}
-	if start < 0 {
+	out, replaced, err := collector.SetReportID(line, id)
+	if err == nil && !replaced {
 		return nil, errors.New("client: the record has no report_id")
 	}
-	enc, _ := json.Marshal(id)
-	out := make([]byte, 0, len(line)+len(enc))
-	out = append(out, line[:start]...)
-	out = append(out, enc...)
-	return append(out, line[end:]...), nil
+	return out, err
 }
