@@ -41,10 +41,19 @@ var sweepOwnFlags = [][4]string{
 	{"endpoint-pin", "", "sweep.endpoint_pin", "the endpoint certificate's key `pin`, sha256:BASE64 or sha256:HEX (the SHA-256 of its SubjectPublicKeyInfo; see the example)"},
 	{"control-sni", "", "sweep.control_sni", "the control `name`, one nobody blocks: tried first, every --control-every names and after every name that is not clean"},
 	{"control-every", "", "sweep.control_every", "names between two control handshakes"},
-	{"rate", "", "sweep.rate", "names started per `N/s` (modest by default: a sweep is loud); 0 for no limit"},
+	{"rate", "", "sweep.rate", "names started per second at most, as `N/s` (modest by default: a sweep is loud); 0 for no limit"},
 	{"parallel", "", "sweep.parallel", "names in progress at once"},
-	{"hello", "", "sweep.hello", "the ClientHello: `fingerprint` (the first --fingerprint) or tls12 (TLS 1.2 only, ended once the certificate is read: less work per name, but it does not see what a middlebox does to TLS 1.3 or after the certificate; see README)"},
+	{"hello", "", "sweep.hello", "the `ClientHello`: fingerprint (the first --fingerprint) or tls12 (TLS 1.2 only, ended once the certificate is read: less work per name, but it does not see what a middlebox does to TLS 1.3 or after the certificate; see README)"},
 	{"found", "", "sweep.found", "write the intercepted and blocked names to this `file`, one a line, to confirm with kzprobe run -i FILE"},
+}
+
+// sweepUsage is the help of the shared flags whose run help does not fit
+// a sweep (the same keys, another meaning of the words).
+var sweepUsage = map[string]string{
+	"output":      "JSONL output `file` (default sweep-<UTC time>.jsonl; - for stdout)",
+	"fingerprint": "the ClientHello `fingerprint` of every handshake (the first, if several): " + strings.Join(probe.Fingerprints(), ","),
+	"timeout":     "timeout of one TCP connect and of one TLS handshake",
+	"domain":      "sweep this name (repeatable); without -i or -d the embedded list of the 14 report domains is used",
 }
 
 // sweepFlags maps each flag of kzprobe sweep to its configuration key.
@@ -65,7 +74,11 @@ func addSweepFlags(fs *pflag.FlagSet) {
 	all := pflag.NewFlagSet("run", pflag.ContinueOnError)
 	addRunFlags(all)
 	for _, name := range sweepSharedFlags {
-		fs.AddFlag(all.Lookup(name))
+		f := all.Lookup(name)
+		if u, ok := sweepUsage[name]; ok {
+			f.Usage = u
+		}
+		fs.AddFlag(f)
 	}
 	for _, f := range sweepOwnFlags {
 		switch d := defaults[f[2]].(type) {
@@ -103,8 +116,8 @@ sweep with error and a message saying which, never with a list of false
 findings.
 
 Lists: one name a line, a Citizen Lab CSV or a Tranco-style rank,domain list
-(found by its first line, whatever its name), read as a stream (any size); --resume FILE continues an interrupted sweep. One
-JSON line per name (test_name kzprobe_sni_sweep, the format of kzprobe run's
+(found by its first line, whatever its name), read as a stream (any size);
+--resume FILE continues an interrupted sweep. One JSON line per name (test_name kzprobe_sni_sweep, the format of kzprobe run's
 records, documented in measurement/sweep.go). --found FILE collects the
 intercepted and blocked names: confirm each on its real addresses, with DNS
 consistency, with kzprobe run -i FILE.
