@@ -2,8 +2,12 @@ package main
 
 import (
 	"crypto/sha256"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -140,4 +144,58 @@ func readSweepIfAny(t *testing.T, path string) map[string]*measurement.Measureme
 		return nil
 	}
 	return readSweep(t, path)
+}
+
+// TestSweepRecordsFollowOONISpecs runs kzprobe sweep against the lab and
+// checks every record against OONI's base format (df-000) and the
+// test_keys templates (df-005, df-006), as TestRecordsFollowOONISpecs does
+// for kzprobe run: the same envelope, under the test name
+// kzprobe_sni_sweep, with a report_id in OONI's shape naming it.
+func TestSweepRecordsFollowOONISpecs(t *testing.T) {
+	clearEnv(t)
+	l, dir, files := startLab(t, lab.Config{})
+	out := filepath.Join(dir, "sweep.jsonl")
+	args := sweepArgs(l, files, dir, "--cc", "KZ", "--asn", "AS9198", "--endpoint", l.SNIEndpointAddr.String(), "--endpoint-pin", l.SNIEndpointPin.String(),
+		"-d", "rutracker.org", "-d", "corp-proxy.example", "-d", "tls-reset.example", "-d", "clean-1.example")
+	if code := execute(args); code != exitOK {
+		t.Fatalf("kzprobe %s: exit %d", strings.Join(args, " "), code)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("%d records; want 4", len(lines))
+	}
+	for n, line := range lines {
+		var rec map[string]any
+		dec := json.NewDecoder(strings.NewReader(line))
+		dec.UseNumber()
+		if err := dec.Decode(&rec); err != nil {
+			t.Fatalf("line %d: %v", n+1, err)
+		}
+		tk, _ := rec["test_keys"].(map[string]any)
+		var errs []string
+		checkObject(rec, specBase, "", seen, &errs)
+		checkObject(tk, specTestKeys, "test_keys.", seen, &errs)
+		for k := range rec {
+			if !slices.ContainsFunc(specBase, func(f specField) bool { return f.name == k }) && !slices.Contains(kzprobeBase, k) {
+				errs = append(errs, k+": a toplevel key df-000 does not name")
+			}
+		}
+		if id, _ := rec["report_id"].(string); !regexp.MustCompile(`^\d{8}T\d{6}Z_kzprobesnisweep_KZ_9198_n0_[A-Z2-7]{16}$`).MatchString(id) {
+			errs = append(errs, fmt.Sprintf("report_id %q; want time_kzprobesnisweep_KZ_9198_n0_random", id))
+		}
+		if uid, _ := rec["measurement_uid"].(string); !strings.Contains(uid, "_KZ_kzprobesnisweep_") {
+			errs = append(errs, fmt.Sprintf("measurement_uid %q; want it to name the test", uid))
+		}
+		if rec["test_name"] != measurement.SweepTestName || rec["test_version"] != measurement.SweepTestVersion {
+			errs = append(errs, fmt.Sprintf("test %v %v; want %s %s", rec["test_name"], rec["test_version"], measurement.SweepTestName, measurement.SweepTestVersion))
+		}
+		for _, e := range errs {
+			t.Errorf("line %d (%v): %s", n+1, tk["domain"], e)
+		}
+	}
 }
