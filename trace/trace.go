@@ -50,6 +50,10 @@ const (
 // could not see the routers, and would say something wrong.
 var ErrUnsupported = errors.New("trace: tracing needs Linux's socket error queue (IP_RECVERR), which " + runtime.GOOS + " does not have")
 
+// Supported reports whether this system has what Run needs (Linux's
+// socket error queue): false means Run returns ErrUnsupported.
+func Supported() bool { return supported }
+
 // ErrNoAddress is returned by Run for a Config without an address.
 var ErrNoAddress = errors.New("trace: no address to trace")
 

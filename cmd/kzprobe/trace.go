@@ -20,6 +20,7 @@ import (
 
 	"kzprobe/measurement"
 	"kzprobe/probe"
+	"kzprobe/probe/chain"
 	"kzprobe/probe/failure"
 	"kzprobe/probe/guard"
 	"kzprobe/targets"
@@ -196,28 +197,21 @@ func runTrace(ctx context.Context, cfg *Config, a *traceArgs, target string, std
 	defer func() { err = priv.scrubErr(err) }()
 	start := time.Now()
 
-	g, err := guard.Parse(cfg.Network.Allow...)
-	if err != nil {
-		return fmt.Errorf("%w: network.allow: %v", ErrConfig, err)
+	if !trace.Supported() {
+		return trace.ErrUnsupported // before any file is made
 	}
-	dial := g.Dialer(bindDialer(cfg.Network.Bind))
-	analyzer, err := newAnalyzer(cfg)
+	var to netip.AddrPort
+	if a.to != "" {
+		if to, err = parseTo(a.to, cfg.Targets.Port); err != nil {
+			return err
+		}
+	}
+	parts, err := newTraceParts(cfg)
 	if err != nil {
 		return err
 	}
-	db, err := vantage.Open(cfg.Vantage.ASNDB, cfg.Vantage.CountryDB)
-	if err != nil {
-		return fmt.Errorf("%w: vantage: %v", ErrConfig, err)
-	}
-	defer db.Close()
-	fingerprint := probe.DefaultFingerprint
-	if len(cfg.TLS.Fingerprints) > 0 {
-		fingerprint = cfg.TLS.Fingerprints[0]
-	}
-	var bind netip.Addr
-	if cfg.Network.Bind != "" {
-		bind, _ = netip.ParseAddr(cfg.Network.Bind)
-	}
+	defer parts.Close()
+	dial := parts.dial
 
 	mode := outputNew
 	if a.appendOut {
@@ -241,11 +235,7 @@ func runTrace(ctx context.Context, cfg *Config, a *traceArgs, target string, std
 	var resolverIP string
 	var tts []traceTarget
 	if a.to != "" {
-		ap, err := parseTo(a.to, cfg.Targets.Port)
-		if err != nil {
-			return err
-		}
-		tts = []traceTarget{{input: a.sni + "@" + ap.String(), domain: a.sni, addr: ap}}
+		tts = []traceTarget{{input: a.sni + "@" + to.String(), domain: a.sni, addr: to}}
 	} else {
 		local, err := newLocalResolver(cfg, dial)
 		if err != nil {
@@ -271,14 +261,8 @@ func runTrace(ctx context.Context, cfg *Config, a *traceArgs, target string, std
 	quiet := cfg.Run.Quiet
 	var local int
 	for _, tt := range tts {
-		tc := trace.Config{
-			Address: tt.addr, Domain: tt.domain, SNI: cmp.Or(a.sni, tt.domain), ControlSNI: a.controlSNI,
-			MaxHops: a.maxHops, HopTimeout: a.hopTimeout, Attempts: a.attempts,
-			Fingerprint: fingerprint,
-			Handshaker:  &probe.Handshaker{},
-			Analyzer:    analyzer, Guard: g, Dial: dial, Bind: bind,
-			Lookup: hopLookup(db, cfg.Vantage), Own: priv.hide,
-		}
+		tc := parts.config(tt.addr, tt.domain, cmp.Or(a.sni, tt.domain), a.controlSNI, priv.hide)
+		tc.MaxHops, tc.HopTimeout, tc.Attempts = a.maxHops, a.hopTimeout, a.attempts
 		if !quiet {
 			fmt.Fprintf(stderr, "kzprobe: tracing %s at %s (control SNI %s, at most %d hops, %s a probe)\n",
 				tc.SNI, tt.addr, tc.ControlSNI, a.maxHops, a.hopTimeout)
@@ -304,19 +288,7 @@ func runTrace(ctx context.Context, cfg *Config, a *traceArgs, target string, std
 			res.TestKeys.Queries = []measurement.DNSQuery{}
 		}
 		rec := res.Record(env, tt.input, append(trace.Options(&tc), "targets.port="+strconv.Itoa(int(tt.addr.Port()))), resolverIP)
-		if !priv.sc.Empty() {
-			// Raw bytes that hold the probe's address (a forged leaf that
-			// names the client) are withheld, as in run's records.
-			measurement.WithholdTrace(rec, priv.sc.Contains)
-		}
-		line, err := json.Marshal(rec)
-		if err != nil {
-			return fmt.Errorf("encoding the trace of %s: %w", tt.addr, err)
-		}
-		if !priv.sc.Empty() {
-			line = priv.sc.ScrubBytes(line)
-		}
-		if err := writer.WriteLine(append(line, '\n')); err != nil {
+		if err := writeTraceRecord(writer, priv, rec); err != nil {
 			return err
 		}
 		printTraceTable(table, &res.TestKeys)
@@ -334,6 +306,80 @@ func runTrace(ctx context.Context, cfg *Config, a *traceArgs, target string, std
 		return fmt.Errorf("%d of %d traces failed for a local reason (blocked_by_allow_net: the address is outside --allow-net)", local, len(tts))
 	}
 	return nil
+}
+
+// traceParts are what every trace of a command shares, built once from
+// the configuration: the guard and its dialer (--allow-net, --bind), the
+// chain judge (--trust-roots, --interception-roots), the MMDB files for
+// the routers' networks, the fingerprint. kzprobe trace uses them; so can
+// a command that traces what it found (run --trace): newTraceParts, then
+// trace.Run with parts.config(...) for each address, then
+// Result.Record and writeTraceRecord.
+type traceParts struct {
+	guard       *guard.Guard
+	dial        guard.DialFunc
+	analyzer    *chain.Analyzer
+	db          *vantage.DB
+	fingerprint string
+	bind        netip.Addr
+	vantage     VantageConfig
+}
+
+// newTraceParts builds the parts from cfg; Close releases the MMDB files.
+func newTraceParts(cfg *Config) (*traceParts, error) {
+	g, err := guard.Parse(cfg.Network.Allow...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: network.allow: %v", ErrConfig, err)
+	}
+	analyzer, err := newAnalyzer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	db, err := vantage.Open(cfg.Vantage.ASNDB, cfg.Vantage.CountryDB)
+	if err != nil {
+		return nil, fmt.Errorf("%w: vantage: %v", ErrConfig, err)
+	}
+	tp := &traceParts{guard: g, dial: g.Dialer(bindDialer(cfg.Network.Bind)), analyzer: analyzer, db: db,
+		fingerprint: probe.DefaultFingerprint, vantage: cfg.Vantage}
+	if len(cfg.TLS.Fingerprints) > 0 {
+		tp.fingerprint = cfg.TLS.Fingerprints[0]
+	}
+	if cfg.Network.Bind != "" {
+		tp.bind, _ = netip.ParseAddr(cfg.Network.Bind)
+	}
+	return tp, nil
+}
+
+// Close releases the MMDB files.
+func (tp *traceParts) Close() error { return tp.db.Close() }
+
+// config is the trace of one address with the parts; own are the
+// probe's addresses the scrubber hides (privacy.hide). The bounds are the
+// trace package's defaults until the caller sets them.
+func (tp *traceParts) config(addr netip.AddrPort, domain, sni, controlSNI string, own []netip.Addr) trace.Config {
+	return trace.Config{
+		Address: addr, Domain: domain, SNI: sni, ControlSNI: controlSNI,
+		Fingerprint: tp.fingerprint, Handshaker: &probe.Handshaker{},
+		Analyzer: tp.analyzer, Guard: tp.guard, Dial: tp.dial, Bind: tp.bind,
+		Lookup: hopLookup(tp.db, tp.vantage), Own: own,
+	}
+}
+
+// writeTraceRecord writes one trace record through the privacy layer:
+// raw bytes that hold the probe's address (a forged leaf that names the
+// client) withheld as in run's records, then the line scrubbed.
+func writeTraceRecord(w *measurement.Writer, priv *privacy, rec *measurement.Trace) error {
+	if !priv.sc.Empty() {
+		measurement.WithholdTrace(rec, priv.sc.Contains)
+	}
+	line, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encoding the trace of %s: %w", rec.TestKeys.Address, err)
+	}
+	if !priv.sc.Empty() {
+		line = priv.sc.ScrubBytes(line)
+	}
+	return w.WriteLine(append(line, '\n'))
 }
 
 // hopLookup is the routers' network lookup: the MMDB files, less what
