@@ -116,6 +116,8 @@ func TestSweepCommandEndpointFails(t *testing.T) {
 		{"blocked", []string{"--endpoint", l.SNIBlockedAddr.String(), "--endpoint-pin", l.SNIEndpointPin.String()}, "the endpoint's address is blocked"},
 		{"pin mismatch", []string{"--endpoint", l.SNIEndpointAddr.String(), "--endpoint-pin", wrong}, "pin mismatch"},
 		{"pin not the control server's", []string{"--control-server", l.ControlServerURL, "--endpoint-pin", wrong}, "not --endpoint-pin"},
+		// The guard: the lab's /24 only is allowed.
+		{"outside --allow-net", []string{"--endpoint", "127.0.0.1:443", "--endpoint-pin", l.SNIEndpointPin.String()}, "TCP connect blocked_by_allow_net: the probe's own guard"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
