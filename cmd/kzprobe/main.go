@@ -68,8 +68,10 @@ const exitCodesHelp = `Exit codes, the same for every command:
        the output file, nothing to work on was read, the control server
        could not listen, the lab's verdicts differ from its scenario, a
        target of kzprobe run failed for a local reason (no control resolver
-       answered, out of file descriptors), kzprobe trace where there is no
-       socket error queue (not Linux) or to an address outside --allow-net
+       answered, out of file descriptors), kzprobe sweep's endpoint failing
+       its control SNI (dead, blocked, pin mismatch), kzprobe trace where
+       there is no socket error queue (not Linux) or to an address outside
+       --allow-net
   2    a usage or configuration error: an unknown command or flag, a wrong
        argument or value, a bad configuration file or key, a file named
        that does not exist or cannot be used, an output folder that does not
