@@ -100,3 +100,38 @@ func FromTables(cfg Config, t Tables) *Analysis {
 	a.dropped = t.Dropped
 	return a
 }
+
+// VantageKey is the column of rec in a Comparison's matrix: its ASN, or
+// its network name when the ASN is unknown, or its file's name.
+func VantageKey(rec *Record) string { return vantageKey(rec) }
+
+// CompareTables is what a Comparison holds, aggregated elsewhere (by
+// ClickHouse's SQL): the columns, the cells with their latest verdict, and
+// the counts. MatrixFromTables shapes it as Comparison.Matrix does.
+type CompareTables struct {
+	Networks          []Vantage
+	Cells             []Cell
+	SkippedNotKzprobe int
+	OutsideTimeWindow int
+}
+
+// MatrixFromTables returns the Matrix of t, ordered as Comparison.Matrix
+// orders it, with files and warnings as given.
+func MatrixFromTables(cfg Config, t CompareTables, files []FileStats, warnings []Warning) *Matrix {
+	c := NewComparison(cfg)
+	for i := range t.Networks {
+		v := t.Networks[i]
+		c.nets[v.Key] = &v
+	}
+	for i := range t.Cells {
+		cell := t.Cells[i]
+		c.cells[[2]string{cell.Domain, cell.Network}] = &cell
+		c.doms[cell.Domain] = struct{}{}
+	}
+	c.skipped, c.outside = t.SkippedNotKzprobe, t.OutsideTimeWindow
+	c.files = files
+	for _, w := range warnings {
+		c.Warn(w)
+	}
+	return c.Matrix()
+}

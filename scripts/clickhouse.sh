@@ -10,9 +10,10 @@
 # Usage (as root: the Debian binary runs as the user who starts it, and
 # the folders are root's):
 #   scripts/clickhouse.sh install              install clickhouse-server if missing
-#   scripts/clickhouse.sh start DIR HTTP:TCP [HTTP:TCP...]
+#   scripts/clickhouse.sh start DIR [--watch PID] HTTP:TCP [HTTP:TCP...]
 #                                              start one server per port pair, wait
-#                                              until each answers, print its HTTP URL
+#                                              until each answers, print its HTTP URL;
+#                                              --watch: kill them when PID ends (tests)
 #   scripts/clickhouse.sh stop DIR [--kill]    stop the servers started in DIR
 #                                              (--kill: at once, for throw-away data)
 #
@@ -21,7 +22,7 @@ set -euo pipefail
 
 server=/usr/sbin/clickhouse-server
 
-usage() { sed -n '2,18p' "$0"; }
+usage() { sed -n '2,19p' "$0"; }
 
 install() {
   if [ -x "$server" ]; then
@@ -100,8 +101,12 @@ EOF
 }
 
 start() {
-  local dir=$1
+  local dir=$1 watch=""
   shift
+  if [ "${1:-}" = --watch ]; then
+    watch=${2:?--watch needs a PID}
+    shift 2
+  fi
   if [ $# -eq 0 ]; then usage >&2; exit 2; fi
   if [ ! -x "$server" ]; then
     echo "clickhouse.sh: $server missing (scripts/clickhouse.sh install)" >&2
@@ -145,6 +150,14 @@ start() {
     echo "$url"
     n=$((n + 1))
   done
+  if [ -n "$watch" ]; then
+    # A test killed before its cleanup (a signal, a closed pipe) must not
+    # leave servers behind: stop them when the watched process is gone.
+    (
+      while kill -0 "$watch" 2>/dev/null; do sleep 1; done
+      stop "$dir" KILL
+    ) </dev/null >/dev/null 2>&1 &
+  fi
 }
 
 stop() {

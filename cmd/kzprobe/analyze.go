@@ -145,6 +145,25 @@ func (a *readArgs) result(cmd *cobra.Command, paths []string, cfg analysis.Confi
 	return an.Result(), nil
 }
 
+// matrix computes compare's matrix: from the files in paths, or in
+// ClickHouse with --clickhouse.
+func (a *readArgs) matrix(cmd *cobra.Command, paths []string, cfg analysis.Config) (*analysis.Matrix, error) {
+	if a.clickhouse != "" {
+		return matrixFromClickHouse(cmd, a, cfg)
+	}
+	c := analysis.NewComparison(cfg)
+	stats, err := readInputs(cmd, a, paths, c.Warn, func(r *analysis.Record) {
+		if a.keep(r) {
+			c.Add(r)
+		}
+	})
+	c.AddFileStats(stats...)
+	if err != nil {
+		return nil, err
+	}
+	return c.Matrix(), nil
+}
+
 // readAll reads paths once into an analysis and, when cmp is not nil, a
 // comparison (see readInputs).
 func readAll(cmd *cobra.Command, ra *readArgs, paths []string, cfg analysis.Config, cmp *analysis.Comparison) (*analysis.Analysis, error) {
@@ -366,10 +385,10 @@ the networks that intercepted or blocked it by SNI and those where a
 kzprobe run measurement confirmed it.`,
 		Example: `  kzprobe compare kazakhtelecom.jsonl kcell.jsonl beeline.jsonl
   kzprobe compare runs/ --since 2024-09-01 --format html -o matrix.html`,
-		Args: cobra.MinimumNArgs(1),
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if a.clickhouse != "" {
-				return usageError("--clickhouse: %s reads files only for now (analyze and timeline read ClickHouse)", cmd.Name())
+			if err := a.checkSource(args); err != nil {
+				return err
 			}
 			if err := checkFormat(a.format, render.CompareFormats); err != nil {
 				return err
@@ -380,17 +399,10 @@ kzprobe run measurement confirmed it.`,
 			}
 			cfg.DeriveVerdicts = a.ooni
 			defer out.Abort()
-			c := analysis.NewComparison(cfg)
-			stats, err := readInputs(cmd, &a.readArgs, args, c.Warn, func(r *analysis.Record) {
-				if a.keep(r) {
-					c.Add(r)
-				}
-			})
-			c.AddFileStats(stats...)
+			m, err := a.matrix(cmd, args, cfg)
 			if err != nil {
 				return err
 			}
-			m := c.Matrix()
 			if len(m.Cells) == 0 && m.SkippedNotKzprobe > 0 {
 				return fmt.Errorf("%w: no kzprobe measurement to compare (%d without a kzprobe verdict, OONI's?; --ooni includes them)", errNoMeasurement, m.SkippedNotKzprobe)
 			}
@@ -491,10 +503,10 @@ from their chains), the networks and domains tables, kzprobe sweep's names
 and networks when sweep records were read, and the warnings.
 The page has inline CSS and no script; it fetches nothing.`,
 		Example: `  kzprobe report measurements/ -o report.html`,
-		Args:    cobra.MinimumNArgs(1),
+		Args:    cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if a.clickhouse != "" {
-				return usageError("--clickhouse: %s reads files only for now (analyze and timeline read ClickHouse)", cmd.Name())
+			if err := a.checkSource(args); err != nil {
+				return err
 			}
 			cfg, out, err := a.open(args, a.output, cmd.OutOrStdout())
 			if err != nil {
@@ -503,17 +515,31 @@ The page has inline CSS and no script; it fetches nothing.`,
 			defer out.Abort()
 			ccfg := cfg
 			ccfg.DeriveVerdicts = true
-			c := analysis.NewComparison(ccfg)
-			an, err := readAll(cmd, &a.readArgs, args, cfg, c)
-			if err != nil {
-				return err
+			var res *analysis.Result
+			var m *analysis.Matrix
+			inputs := args
+			if a.clickhouse != "" {
+				if res, err = resultFromClickHouse(cmd, &a.readArgs, cfg); err != nil {
+					return err
+				}
+				if m, err = matrixFromClickHouse(cmd, &a.readArgs, ccfg); err != nil {
+					return err
+				}
+				inputs = []string{redactURL(a.clickhouse)}
+			} else {
+				c := analysis.NewComparison(ccfg)
+				an, err := readAll(cmd, &a.readArgs, args, cfg, c)
+				if err != nil {
+					return err
+				}
+				res, m = an.Result(), c.Matrix()
 			}
 			err = render.Report(out, render.ReportData{
 				Title:     a.title,
 				Generated: time.Now().UTC(),
-				Inputs:    args,
-				Result:    an.Result(),
-				Matrix:    c.Matrix(),
+				Inputs:    inputs,
+				Result:    res,
+				Matrix:    m,
 			})
 			if err != nil {
 				return err

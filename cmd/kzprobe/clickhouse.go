@@ -28,7 +28,7 @@ func openClickHouse(ctx context.Context, raw string, cfg analysis.Config) (*clic
 	}
 	db, err := clickhouse.Open(ctx, ccfg, cfg.Judge)
 	if err != nil {
-		return nil, fmt.Errorf("--clickhouse %s: %w", raw, err)
+		return nil, fmt.Errorf("--clickhouse %s: %w", redactURL(raw), err)
 	}
 	return db, nil
 }
@@ -96,9 +96,46 @@ func resultFromClickHouse(cmd *cobra.Command, a *readArgs, cfg analysis.Config) 
 		return nil, err
 	}
 	if len(res.Files) == 0 {
-		return nil, fmt.Errorf("%w: no measurement in %s (load files with kzprobe ingest)", errNoMeasurement, a.clickhouse)
+		return nil, fmt.Errorf("%w: no measurement in %s (load files with kzprobe ingest)", errNoMeasurement, redactURL(a.clickhouse))
 	}
 	return res, nil
+}
+
+// matrixFromClickHouse computes compare's matrix in ClickHouse.
+func matrixFromClickHouse(cmd *cobra.Command, a *readArgs, cfg analysis.Config) (*analysis.Matrix, error) {
+	ctx := cmd.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	db, err := openClickHouse(ctx, a.clickhouse, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	m, err := db.Compare(ctx, a.filter(cfg), cfg)
+	if err != nil {
+		return nil, err
+	}
+	if len(m.Files) == 0 {
+		return nil, fmt.Errorf("%w: no measurement in %s (load files with kzprobe ingest)", errNoMeasurement, redactURL(a.clickhouse))
+	}
+	return m, nil
+}
+
+// redactURL drops the password from a --clickhouse URL, for messages and
+// the report's inputs.
+func redactURL(raw string) string {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return raw
+	}
+	at := strings.LastIndex(rest, "@")
+	end := strings.IndexAny(rest, "/?#")
+	if at < 0 || end >= 0 && at > end {
+		return raw
+	}
+	user, _, _ := strings.Cut(rest[:at], ":")
+	return scheme + "://" + user + ":xxxxx" + rest[at:]
 }
 
 // ingestArgs are the flags of `kzprobe ingest`.

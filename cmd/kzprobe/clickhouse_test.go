@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"kzprobe/analysis/analysistest"
 	"kzprobe/store/clickhouse/clickhousetest"
 )
@@ -99,7 +101,31 @@ func TestIngestAnalyzeClickHouse(t *testing.T) {
 						}
 					}
 				}
+				for _, f := range filters {
+					for _, extra := range [][]string{{"--format", "csv"}, {"--format", "table", "--ooni"}} {
+						common := append(append([]string{"compare", "--interception-roots", in.roots}, extra...), f...)
+						// Both exit 1 where the filter leaves no kzprobe
+						// measurement to compare.
+						wcode, want, _ := runKzprobe(t, "", append(common, in.paths...)...)
+						gcode, got, stderr := runKzprobe(t, "", append(common, "--clickhouse", url)...)
+						if gcode != wcode {
+							t.Fatalf("compare --clickhouse %v %v: exit %d; files: %d\n%s", extra, f, gcode, wcode, stderr)
+						}
+						// The warnings of reading files (bad lines) are
+						// ingest's to report.
+						if diff := cmp.Diff(withoutWarnings(want), withoutWarnings(got)); diff != "" {
+							t.Errorf("compare --clickhouse %v %v differs from the files' (-files +clickhouse):\n%s", extra, f, diff)
+						}
+					}
+				}
 				dir := t.TempDir()
+				report := filepath.Join(dir, "report.html")
+				if code, _, stderr := runKzprobe(t, "", "report", "--clickhouse", url, "-o", report); code != 0 {
+					t.Fatalf("report --clickhouse: exit %d\n%s", code, stderr)
+				}
+				if page, _ := os.ReadFile(report); !strings.Contains(string(page), "</html>") {
+					t.Errorf("report --clickhouse wrote no page")
+				}
 				fromFiles, fromCH := filepath.Join(dir, "files.svg"), filepath.Join(dir, "ch.svg")
 				if code, _, stderr := runKzprobe(t, "", append([]string{"timeline", "--interception-roots", in.roots, "-o", fromFiles}, in.paths...)...); code != 0 {
 					t.Fatalf("timeline: exit %d\n%s", code, stderr)
@@ -134,4 +160,21 @@ func TestClickHouseUsage(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withoutWarnings returns the lines of a table-format output without its
+// Warnings table.
+func withoutWarnings(out string) []string {
+	var keep []string
+	lines := strings.Split(out, "\n")
+	for i := 0; i < len(lines); i++ {
+		if lines[i] == "Warnings" && i+1 < len(lines) && strings.HasPrefix(lines[i+1], "====") {
+			for i < len(lines) && lines[i] != "" {
+				i++
+			}
+			continue
+		}
+		keep = append(keep, lines[i])
+	}
+	return keep
 }

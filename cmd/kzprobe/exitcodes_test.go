@@ -107,7 +107,7 @@ func TestExitCodes(t *testing.T) {
 		{"analyze: output folder missing", []string{"analyze", measured, "-o", noFolder}, exitUsage, "does not exist"},
 		{"analyze: nothing read", []string{"analyze", empty}, exitFailure, "no measurement"},
 		{"analyze: done", []string{"analyze", measured}, exitOK, ""},
-		{"compare: no argument", []string{"compare"}, exitUsage, "requires at least 1 arg"},
+		{"compare: no argument", []string{"compare"}, exitUsage, "no input: name files or folders to read, or --clickhouse URL"},
 		{"compare: unknown flag", []string{"compare", "--nope", measured}, exitUsage, "unknown flag"},
 		{"compare: nothing read", []string{"compare", empty}, exitFailure, "no measurement"},
 		{"compare: done", []string{"compare", measured}, exitOK, ""},

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"kzprobe/analysis"
 	"kzprobe/analysis/analysistest"
@@ -74,6 +75,24 @@ func fileResult(t testing.TB, paths []string, judge *analysis.Judge, f clickhous
 	}
 	a.AddFileStats(stats...)
 	return a.Result()
+}
+
+// fileMatrix is what `kzprobe compare` computes from the files.
+func fileMatrix(t testing.TB, paths []string, judge *analysis.Judge, f clickhouse.Filter, derive bool) *analysis.Matrix {
+	t.Helper()
+	c := analysis.NewComparison(analysis.Config{Judge: judge, Since: f.Since, Until: f.Until, DeriveVerdicts: derive})
+	rd := &analysis.Reader{Warn: c.Warn}
+	stats, err := rd.ReadPaths(paths, func(r *analysis.Record) error {
+		if (len(f.CC) == 0 || slices.Contains(f.CC, r.ProbeCC)) && (len(f.ASN) == 0 || slices.Contains(f.ASN, r.ProbeASN)) {
+			c.Add(r)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.AddFileStats(stats...)
+	return c.Matrix()
 }
 
 // withFileParts copies into got what only reading files knows: the files,
@@ -158,6 +177,24 @@ func TestAnalyzeEqualsFiles(t *testing.T) {
 					withFileParts(got, want)
 					if diff := cmp.Diff(want, got); diff != "" {
 						t.Fatalf("Analyze differs from the files' analysis (-files +clickhouse):\n%s", diff)
+					}
+					for _, derive := range []bool{false, true} {
+						want := fileMatrix(t, paths, judge, fc.f, derive)
+						got, err := db.Compare(context.Background(), fc.f, analysis.Config{DeriveVerdicts: derive})
+						if err != nil {
+							t.Fatal(err)
+						}
+						// Reading files also warns of bad lines: the
+						// matrix's own warnings must be among them.
+						for _, w := range got.Warnings {
+							if !slices.Contains(want.Warnings, w) {
+								t.Errorf("compare warning %q not among the files' warnings", w)
+							}
+						}
+						got.Files, got.Warnings, got.WarningsOmitted = want.Files, want.Warnings, want.WarningsOmitted
+						if diff := cmp.Diff(want, got, cmpopts.IgnoreUnexported(analysis.Matrix{}, analysis.Cell{})); diff != "" {
+							t.Errorf("Compare (derive %v) differs from the files' (-files +clickhouse):\n%s", derive, diff)
+						}
 					}
 					formats := render.AnalysisFormats
 					if fc.name != "all" {

@@ -147,6 +147,11 @@ var ErrServer = errors.New("clickhouse: server error")
 // do sends body to the server with the query string params (settings, or
 // query=INSERT ...), returning the response body to read and close.
 func (c *client) do(ctx context.Context, params url.Values, body io.Reader) (io.ReadCloser, error) {
+	return c.doLen(ctx, params, body, -1)
+}
+
+// doLen is do with the body's length given (-1: as net/http finds it).
+func (c *client) doLen(ctx context.Context, params url.Values, body io.Reader, n int64) (io.ReadCloser, error) {
 	if params == nil {
 		params = url.Values{}
 	}
@@ -155,6 +160,9 @@ func (c *client) do(ctx context.Context, params url.Values, body io.Reader) (io.
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"?"+params.Encode(), body)
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse: %w", err)
+	}
+	if n >= 0 {
+		req.ContentLength = n
 	}
 	if c.user != "" {
 		req.SetBasicAuth(c.user, c.password)
@@ -191,6 +199,28 @@ func (c *client) insert(ctx context.Context, table string, rows []byte, params u
 	}
 	params.Set("query", "INSERT INTO "+table+" FORMAT JSONEachRow")
 	return c.exec(ctx, string(rows), params)
+}
+
+// insertChunks is insert with the rows in pieces, sent one after the
+// other without being copied together.
+func (c *client) insertChunks(ctx context.Context, table string, chunks [][]byte, params url.Values) error {
+	if params == nil {
+		params = url.Values{}
+	}
+	params.Set("query", "INSERT INTO "+table+" FORMAT JSONEachRow")
+	readers := make([]io.Reader, len(chunks))
+	n := 0
+	for i, b := range chunks {
+		readers[i] = bytes.NewReader(b)
+		n += len(b)
+	}
+	rc, err := c.doLen(ctx, params, io.MultiReader(readers...), int64(n))
+	if err != nil {
+		return fmt.Errorf("%w (in INSERT INTO %s)", err, table)
+	}
+	_, err = io.Copy(io.Discard, rc)
+	rc.Close()
+	return err
 }
 
 // query runs sql (which must not name a FORMAT) and decodes each row,

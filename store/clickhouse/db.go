@@ -57,6 +57,25 @@ func (db *DB) insertParams() url.Values {
 	return url.Values{"insert_distributed_sync": {"1"}}
 }
 
+// insertBoth inserts the rows of both tables at once (ingest: a crash
+// between the two is repaired by ingesting again).
+func (db *DB) insertBoth(ctx context.Context, mrows, srows [][]byte) error {
+	c := db.clients[0]
+	errc := make(chan error, 1)
+	go func() {
+		if len(srows) == 0 {
+			errc <- nil
+			return
+		}
+		errc <- c.insertChunks(ctx, db.table(TableSightings), srows, db.insertParams())
+	}()
+	var err error
+	if len(mrows) > 0 {
+		err = c.insertChunks(ctx, db.table(TableMeasurements), mrows, db.insertParams())
+	}
+	return errors.Join(err, <-errc)
+}
+
 // insertRows inserts the JSONEachRow rows of both tables: the sightings
 // first, so that a measurement row is never there without its sightings
 // (a crash between the two is repaired by the resend, which dedup keeps

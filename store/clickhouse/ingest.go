@@ -26,8 +26,10 @@ type IngestOptions struct {
 	// is cut into (at line ends) so that one file uses every worker; zero
 	// means 32 MiB.
 	ChunkBytes int64
-	// BatchBytes is how many bytes of rows go into one insert; zero means
-	// 8 MiB.
+	// BatchBytes is how many bytes of rows (JSONEachRow) go into one
+	// insert, all workers together; zero means 64 MiB. Each insert writes
+	// a part per month it touches, and ClickHouse slows inserts down past
+	// a few hundred parts: few large inserts, not many small ones.
 	BatchBytes int
 	// Warn receives each skipped line ("file:line: why") and unreadable
 	// file, as analyze reports them. It may be called from several
@@ -76,7 +78,7 @@ func (db *DB) Ingest(ctx context.Context, paths []string, opt IngestOptions) (In
 	}
 	batch := opt.BatchBytes
 	if batch <= 0 {
-		batch = 8 << 20
+		batch = 64 << 20
 	}
 	var pieces []piece
 	var total int64
@@ -111,6 +113,23 @@ func (db *DB) Ingest(ctx context.Context, paths []string, opt IngestOptions) (In
 		}
 	}
 
+	// One inserter sends the batches the workers fill, one insert at a
+	// time while the workers go on reading (a batch waits while the
+	// previous one is sent).
+	ins := &inserter{db: db, max: batch, out: make(chan [2][][]byte, 1)}
+	insDone := make(chan error, 1)
+	go func() {
+		var err error
+		for b := range ins.out {
+			if err == nil && ctx.Err() == nil {
+				if err = db.insertBoth(ctx, b[0], b[1]); err != nil {
+					cancel(fmt.Errorf("inserting: %w", err))
+				}
+			}
+		}
+		insDone <- err
+	}()
+
 	work := make(chan piece)
 	var wg sync.WaitGroup
 	for range workers {
@@ -120,7 +139,7 @@ func (db *DB) Ingest(ctx context.Context, paths []string, opt IngestOptions) (In
 					continue
 				}
 				var last analysis.Progress
-				fs, err := db.ingestPiece(ctx, p, batch, warn, func(pr analysis.Progress) {
+				fs, err := db.ingestPiece(ctx, p, ins, warn, func(pr analysis.Progress) {
 					mu.Lock()
 					defer mu.Unlock()
 					prog.Bytes += pr.Bytes - last.Bytes
@@ -161,6 +180,9 @@ func (db *DB) Ingest(ctx context.Context, paths []string, opt IngestOptions) (In
 	}
 	close(work)
 	wg.Wait()
+	ins.flush()
+	close(ins.out)
+	<-insDone
 	for _, f := range st.Files {
 		st.Records += f.Records
 		st.Bad += f.Bad
@@ -240,20 +262,64 @@ func split(path string, file int, chunk int64) ([]piece, int64, error) {
 	return pieces, size, nil
 }
 
+// inserter gathers the rows of every worker into batches of about max
+// bytes and hands each full batch to the insert loop (out). A batch is the
+// workers' chunks as they came, sent without copying them together.
+type inserter struct {
+	db     *DB
+	max    int
+	mu     sync.Mutex
+	mrows  [][]byte
+	srows  [][]byte
+	nbytes int
+	out    chan [2][][]byte
+}
+
+// add takes a worker's rows (which it must not reuse); a batch that
+// reaches max is sent (waiting while the previous one is inserted:
+// back-pressure on the readers).
+func (in *inserter) add(mrows, srows []byte) {
+	in.mu.Lock()
+	if len(mrows) > 0 {
+		in.mrows = append(in.mrows, mrows)
+	}
+	if len(srows) > 0 {
+		in.srows = append(in.srows, srows)
+	}
+	in.nbytes += len(mrows) + len(srows)
+	var full [2][][]byte
+	send := in.nbytes >= in.max
+	if send {
+		full = [2][][]byte{in.mrows, in.srows}
+		in.mrows, in.srows, in.nbytes = nil, nil, 0
+	}
+	in.mu.Unlock()
+	if send {
+		in.out <- full
+	}
+}
+
+// flush sends what is left.
+func (in *inserter) flush() {
+	in.mu.Lock()
+	full := [2][][]byte{in.mrows, in.srows}
+	in.mrows, in.srows, in.nbytes = nil, nil, 0
+	in.mu.Unlock()
+	if len(full[0]) > 0 || len(full[1]) > 0 {
+		in.out <- full
+	}
+}
+
 // ingestPiece reads one piece with an analysis.Reader, judges and encodes
-// each record and inserts the rows in batches of about batch bytes.
-func (db *DB) ingestPiece(ctx context.Context, p piece, batch int, warn func(analysis.Warning), progress func(analysis.Progress)) (analysis.FileStats, error) {
+// each record, and hands the rows to ins a megabyte at a time.
+func (db *DB) ingestPiece(ctx context.Context, p piece, ins *inserter, warn func(analysis.Warning), progress func(analysis.Progress)) (analysis.FileStats, error) {
 	var mrows, srows []byte
 	flush := func() error {
-		if len(mrows) == 0 && len(srows) == 0 {
-			return nil
+		if len(mrows) > 0 || len(srows) > 0 {
+			ins.add(mrows, srows)
+			mrows, srows = make([]byte, 0, 1<<20+64<<10), make([]byte, 0, 1<<20+64<<10)
 		}
-		err := db.insertRows(ctx, mrows, srows)
-		mrows, srows = mrows[:0], srows[:0]
-		if err != nil {
-			return fmt.Errorf("inserting the rows of %s: %w", p.path, err)
-		}
-		return nil
+		return ctx.Err()
 	}
 	// Sources and warnings say the line in the whole file.
 	prefix := p.path + ":"
@@ -277,7 +343,7 @@ func (db *DB) ingestPiece(ctx context.Context, p piece, batch int, warn func(ana
 		}
 		rec.Source = fix(rec.Source)
 		mrows, srows = rows(rec, db.judge, nil, mrows, srows)
-		if len(mrows)+len(srows) >= batch {
+		if len(mrows)+len(srows) >= 1<<20 {
 			return flush()
 		}
 		return nil

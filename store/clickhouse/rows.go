@@ -2,6 +2,7 @@ package clickhouse
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"strings"
@@ -24,9 +25,20 @@ type measurementRow struct {
 	Verdict      string `json:"verdict"`
 	Handshakes   uint32 `json:"handshakes"`
 	Intercepted  uint8  `json:"intercepted"`
-	Source       string `json:"source"`
-	HasRaw       uint8  `json:"has_raw"`
-	Raw          string `json:"raw"`
+	// For compare's matrix: whether kzprobe wrote it, its column
+	// (analysis.VantageKey), the file's own interception finding (its
+	// first intermediate, and whether a browser with the root installed
+	// errs), and the same from the first chain judged intercepted now.
+	Kzprobe            uint8  `json:"kzprobe"`
+	Vantage            string `json:"vantage"`
+	FileInterception   uint8  `json:"file_interception"`
+	FileInterSHA1      string `json:"file_inter_sha1"`
+	FileBrowserError   uint8  `json:"file_browser_error"`
+	JudgedInterSHA1    string `json:"judged_inter_sha1"`
+	JudgedBrowserError uint8  `json:"judged_browser_error"`
+	Source             string `json:"source"`
+	HasRaw             uint8  `json:"has_raw"`
+	Raw                string `json:"raw"`
 }
 
 // sightingRow is one row of TableSightings: one handshake with a chain.
@@ -60,7 +72,10 @@ type sightingRow struct {
 
 // RecordUID is the key a record is deduplicated on: its measurement_uid,
 // or for records without one (older OONI files), a hash of the fields
-// that tell two measurements apart, prefixed "h:".
+// that tell two measurements apart (report, test, time, network, input,
+// and each handshake's address, server name and certificate sizes),
+// prefixed "h:". The certificates' bytes are not hashed: that doubled the
+// hashing of an ingest, and two records equal in all the rest are one.
 func RecordUID(rec *analysis.Record) string {
 	if rec.MeasurementUID != "" {
 		return rec.MeasurementUID
@@ -70,13 +85,17 @@ func RecordUID(rec *analysis.Record) string {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}
+	var n [8]byte
 	for _, hs := range rec.Handshakes() {
 		h.Write([]byte(hs.Address))
 		h.Write([]byte{0})
-		for _, c := range hs.PeerCertificates {
-			h.Write(c)
-		}
+		h.Write([]byte(hs.ServerName))
 		h.Write([]byte{0})
+		for _, c := range hs.PeerCertificates {
+			binary.BigEndian.PutUint64(n[:], uint64(len(c)))
+			h.Write(n[:])
+		}
+		h.Write([]byte{1})
 	}
 	return "h:" + hex.EncodeToString(h.Sum(nil)[:16])
 }
@@ -95,6 +114,20 @@ func rows(rec *analysis.Record, j *analysis.Judge, raw []byte, mbuf, sbuf []byte
 	if raw != nil {
 		m.HasRaw, m.Raw = 1, strings.TrimSpace(string(raw))
 	}
+	m.Vantage = analysis.VantageKey(rec)
+	if rec.IsKzprobe() {
+		m.Kzprobe = 1
+	}
+	if in := rec.TestKeys.Interception; in != nil {
+		m.FileInterception = 1
+		if in.BrowserErrorEvenWithRootInstalled {
+			m.FileBrowserError = 1
+		}
+		if len(in.Intermediates) > 0 {
+			m.FileInterSHA1 = in.Intermediates[0].SHA1
+		}
+	}
+	judged := false
 	for i, h := range rec.Handshakes() {
 		if len(h.PeerCertificates) == 0 {
 			continue
@@ -118,6 +151,19 @@ func rows(rec *analysis.Record, j *analysis.Judge, raw []byte, mbuf, sbuf []byte
 		}
 		if in := f.Interception; in != nil {
 			m.Intercepted = 1
+			if !judged {
+				// The first chain judged intercepted, as compare's
+				// rejudge takes it.
+				judged = true
+				if len(in.Intermediates) > 0 {
+					m.JudgedInterSHA1 = in.Intermediates[0].SHA1
+				}
+				for _, w := range f.Windows {
+					if !w.Contains(rec.Time) {
+						m.JudgedBrowserError = 1
+					}
+				}
+			}
 			s.Intercepted, s.Evidence, s.RootSHA1 = 1, in.Evidence, in.RootSHA1
 			for k, im := range in.Intermediates {
 				w := f.Windows[k]

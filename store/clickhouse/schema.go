@@ -37,6 +37,13 @@ const measurementsColumns = `(
   verdict String,
   handshakes UInt32,
   intercepted UInt8,
+  kzprobe UInt8,
+  vantage String,
+  file_interception UInt8,
+  file_inter_sha1 String,
+  file_browser_error UInt8,
+  judged_inter_sha1 String,
+  judged_browser_error UInt8,
   source String,
   has_raw UInt8,
   raw String

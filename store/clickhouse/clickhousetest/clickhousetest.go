@@ -67,7 +67,7 @@ func Start(n int) (*Servers, error) {
 		return nil, err
 	}
 	s.dir = dir
-	args := []string{script, "start", dir}
+	args := []string{script, "start", dir, "--watch", strconv.Itoa(os.Getpid())}
 	ports, err := freePorts(2 * n)
 	if err != nil {
 		return nil, err
