@@ -59,26 +59,35 @@ cpu() {
 tables=intermediates,networks,domains,gaps
 echo "== analyze, one core"
 GOMAXPROCS=1 /usr/bin/time -v "$work/kzprobe" analyze "$data" --format json --table summary >/dev/null 2>"$work/an1.time"
+# srvcpu prints the server's CPU seconds so far (user + system).
+srvcpu() {
+	awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$(cat "$work/ch/0/pid")/stat"
+}
 echo "== ingest, $cores cores"
+s0=$(srvcpu)
 /usr/bin/time -v "$work/kzprobe" ingest "$data" --clickhouse "$url" >"$work/ingest.out" 2>"$work/ingest.time"
+s1=$(srvcpu)
 cat "$work/ingest.out"
 echo "== analyze, $cores cores, files"
 /usr/bin/time -v "$work/kzprobe" analyze "$data" --format json --table "$tables" >"$work/files.json" 2>"$work/an.time"
 echo "== analyze --clickhouse"
+s2=$(srvcpu)
 /usr/bin/time -v "$work/kzprobe" analyze --clickhouse "$url" --format json --table "$tables" >"$work/ch.json" 2>"$work/ch.time"
+s3=$(srvcpu)
 if cmp -s "$work/files.json" "$work/ch.json"; then same="equal"; else same="DIFFERENT"; fi
 echo "== analyze --clickhouse --since 2024-01-01 --asn AS9198 (pushed down)"
 /usr/bin/time -v "$work/kzprobe" analyze --clickhouse "$url" --since 2024-01-01 --asn AS9198 --format json --table summary >/dev/null 2>"$work/chf.time"
 
 an1=$(wall "$work/an1.time"); ing=$(wall "$work/ingest.time"); an=$(wall "$work/an.time"); ch=$(wall "$work/ch.time"); chf=$(wall "$work/chf.time")
 awk -v b="$bytes" -v c="$cores" -v a1="$an1" -v a1c="$(cpu "$work/an1.time")" -v i="$ing" -v ic="$(cpu "$work/ingest.time")" \
-	-v a="$an" -v ch="$ch" -v chf="$chf" -v st="$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" -v same="$same" 'BEGIN {
+	-v a="$an" -v ac="$(cpu "$work/an.time")" -v ch="$ch" -v chc="$(cpu "$work/ch.time")" -v chf="$chf" -v is="$(awk -v a="$s0" -v b="$s1" 'BEGIN{print b-a}')" -v as="$(awk -v a="$s2" -v b="$s3" 'BEGIN{print b-a}')" -v st="$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" -v same="$same" 'BEGIN {
 	printf "input %.0f MB, %d cores; ClickHouse started in %.2fs\n", b/1e6, c, st
 	t1 = b/1e6/a1; ti = b/1e6/i
 	printf "analyze, 1 core:       %7.2fs  %7.1f MB/s (cpu %.2fs)\n", a1, t1, a1c
 	printf "ingest, %d cores:       %7.2fs  %7.1f MB/s (kzprobe cpu %.2fs) = %.2f x cores x 1-core analyze (goal 0.8)\n", c, i, ti, ic, ti/(c*t1)
-	printf "analyze, files:        %7.2fs  %7.1f MB/s\n", a, b/1e6/a
-	printf "analyze --clickhouse:  %7.2fs  = %.1fx faster than files (goal 5x); tables %s\n", ch, a/ch, same
+	printf "  CPU: kzprobe %.2fs + server %.2fs; CPU-bound on %d cores: %.1f MB/s = %.2f x cores x 1-core analyze CPU (%.1f MB/s)\n", ic, is, c, b/1e6/((ic+is)/c), (b/1e6/((ic+is)/c))/(c*b/1e6/a1c), b/1e6/a1c
+	printf "analyze, files:        %7.2fs  %7.1f MB/s (cpu %.2fs)\n", a, b/1e6/a, ac
+	printf "analyze --clickhouse:  %7.2fs  = %.1fx faster than files (goal 5x); tables %s; CPU kzprobe %.2fs + server %.2fs\n", ch, a/ch, same, chc, as
 	printf "  with --since --asn:  %7.2fs\n", chf
 }'
 [ "$same" = equal ]

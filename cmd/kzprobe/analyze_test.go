@@ -101,7 +101,7 @@ func TestAnalyzeCommandErrors(t *testing.T) {
 		{"roots", []string{"analyze", good, "--interception-roots", good}, "no PEM certificate"},
 		{"out_dir", []string{"report", good, "-o", filepath.Join(dir, "no", "r.html")}, "does not exist"},
 		{"timeline_gif", []string{"timeline", good, "-o", filepath.Join(dir, "t.gif")}, ".svg or .png"},
-		{"no_args", []string{"compare"}, "requires at least 1 arg"},
+		{"no_args", []string{"compare"}, "no input: name files or folders to read, or --clickhouse URL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, stderr, code := kzprobe(t, tc.args...)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"kzprobe/analysis"
+	"kzprobe/analysis/render"
 	"kzprobe/store/clickhouse"
 )
 
@@ -136,6 +138,30 @@ func redactURL(raw string) string {
 	}
 	user, _, _ := strings.Cut(rest[:at], ":")
 	return scheme + "://" + user + ":xxxxx" + rest[at:]
+}
+
+// clickhousePage is the collector's live report from ClickHouse: the
+// tables and the matrix computed there, rendered as kzprobe report does.
+func clickhousePage(db *clickhouse.DB, title string, cfg analysis.Config) func(context.Context, io.Writer) error {
+	return func(ctx context.Context, w io.Writer) error {
+		res, err := db.Analyze(ctx, clickhouse.Filter{}, cfg)
+		if err != nil {
+			return err
+		}
+		ccfg := cfg
+		ccfg.DeriveVerdicts = true
+		m, err := db.Compare(ctx, clickhouse.Filter{}, ccfg)
+		if err != nil {
+			return err
+		}
+		return render.Report(w, render.ReportData{
+			Title:     title,
+			Generated: time.Now().UTC(),
+			Inputs:    []string{"collector store (ClickHouse)"},
+			Result:    res,
+			Matrix:    m,
+		})
+	}
 }
 
 // ingestArgs are the flags of `kzprobe ingest`.

@@ -32,6 +32,7 @@ import (
 	"kzprobe/collector"
 	"kzprobe/collector/client"
 	"kzprobe/probe/chain"
+	"kzprobe/store"
 	"kzprobe/store/files"
 )
 
@@ -41,6 +42,7 @@ type collectorServeArgs struct {
 	tlsCert, tlsKey   string
 	tokenFile         string
 	storeDir          string
+	clickhouse        string
 	maxBody           int64
 	rate              float64
 	burst             int
@@ -91,6 +93,12 @@ probe concluded is never trusted). Bad input gets a 4xx and nothing is
 stored; a store failure (a full disk) a 503, and the probe keeps the record.
 Bodies, requests per client and requests at once are bounded.
 
+With --clickhouse URL the measurements go to ClickHouse instead (the tables
+of kzprobe ingest, created where missing; the record's JSON kept in the
+measurements table): 200 once both tables' inserts returned, a 503 when
+ClickHouse does not answer (the probe keeps the record and resends it).
+--store still holds the reports journal and the self-signed key pair.
+
 GET / is the live HTML report of everything stored, as kzprobe report
 writes it (rendered at most every 30 s); it needs no token.
 
@@ -108,6 +116,7 @@ DIR (tls-cert.pem, tls-key.pem) and its pin printed: probes then give
 	}
 	f := cmd.Flags()
 	f.StringVar(&a.storeDir, "store", "", "`folder` of the file store (created if needed); required")
+	f.StringVar(&a.clickhouse, "clickhouse", "", "keep the measurements in ClickHouse instead of --store's files (which keeps the reports journal and the TLS pair); "+clickhouseURLHelp)
 	f.StringVar(&a.listen, "listen", ":8443", "listen `address`, ip:port or :port (an IP literal: nothing is resolved)")
 	f.StringVar(&a.tlsCert, "tls-cert", "", "PEM `file` of the server's certificate chain (default: a self-signed one in --store)")
 	f.StringVar(&a.tlsKey, "tls-key", "", "PEM `file` of the server's private key")
@@ -153,13 +162,32 @@ func runCollectorServe(ctx context.Context, a collectorServeArgs, stderr io.Writ
 	if err != nil {
 		return err
 	}
-	st, err := files.Open(a.storeDir, files.Options{})
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	for _, r := range st.Repaired {
-		logger.Warn("a file's cut tail was moved aside", "file", r.File, "whole_until", r.Offset, "moved_to", r.Moved)
+	var st store.Store
+	var records int64
+	page := collector.FilePage(a.storeDir, a.title, analysis.Config{Judge: judge})
+	if a.clickhouse != "" {
+		db, err := openClickHouse(ctx, a.clickhouse, analysis.Config{Judge: judge})
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		if records, _, err = db.Count(ctx); err != nil {
+			return fmt.Errorf("--clickhouse %s: %w", redactURL(a.clickhouse), err)
+		}
+		if err := os.MkdirAll(a.storeDir, 0o755); err != nil {
+			return err
+		}
+		st, page = db, clickhousePage(db, a.title, analysis.Config{Judge: judge})
+	} else {
+		fst, err := files.Open(a.storeDir, files.Options{})
+		if err != nil {
+			return err
+		}
+		defer fst.Close()
+		for _, r := range fst.Repaired {
+			logger.Warn("a file's cut tail was moved aside", "file", r.File, "whole_until", r.Offset, "moved_to", r.Moved)
+		}
+		st, records = fst, int64(fst.Len())
 	}
 	tlsConfig, pin, generated, err := collectorTLS(a)
 	if err != nil {
@@ -174,7 +202,7 @@ func runCollectorServe(ctx context.Context, a collectorServeArgs, stderr io.Writ
 		Burst:         a.burst,
 		MaxConcurrent: a.maxConcurrent,
 		Token:         token,
-		Page:          collector.FilePage(a.storeDir, a.title, analysis.Config{Judge: judge}),
+		Page:          page,
 		Logger:        logger,
 	})
 	if err != nil {
@@ -188,7 +216,7 @@ func runCollectorServe(ctx context.Context, a collectorServeArgs, stderr io.Writ
 	ln = netutil.LimitListener(ln, max(a.maxConns, 1))
 	hs := srv.HTTPServer(tlsConfig)
 	url := "https://" + ln.Addr().String()
-	logger.Info("collector listening", "url", url, "store", a.storeDir, "records", st.Len(), "token", token != "",
+	logger.Info("collector listening", "url", url, "store", a.storeDir, "clickhouse", redactURL(a.clickhouse), "records", records, "token", token != "",
 		"tls_pin", pin, "tls_generated", generated)
 	if generated != "" {
 		logger.Info("probes submit with", "command", "kzprobe run --submit "+url+" --submit-pin "+pin)

@@ -194,11 +194,7 @@ func (c *client) exec(ctx context.Context, sql string, params url.Values) error 
 // has written them (a synchronous insert; with insert_distributed_sync,
 // also on the shards).
 func (c *client) insert(ctx context.Context, table string, rows []byte, params url.Values) error {
-	if params == nil {
-		params = url.Values{}
-	}
-	params.Set("query", "INSERT INTO "+table+" FORMAT JSONEachRow")
-	return c.exec(ctx, string(rows), params)
+	return c.insertChunks(ctx, table, [][]byte{rows}, params)
 }
 
 // insertChunks is insert with the rows in pieces, sent one after the

@@ -40,6 +40,7 @@ type Servers struct {
 	// HTTP are the servers' HTTP addresses, host:port.
 	HTTP []string
 	dir  string
+	args []string // the start command, for Resume
 	// Unavailable says why no server runs ("" when they do).
 	Unavailable string
 	seq         atomic.Int64
@@ -77,12 +78,35 @@ func Start(n int) (*Servers, error) {
 		args = append(args, strconv.Itoa(h)+":"+strconv.Itoa(t))
 		s.HTTP = append(s.HTTP, "127.0.0.1:"+strconv.Itoa(h))
 	}
-	out, err := exec.Command("bash", args...).CombinedOutput()
-	if err != nil {
+	s.args = args
+	if err := s.Resume(); err != nil {
 		s.Stop()
-		return nil, fmt.Errorf("clickhousetest: %s: %v\n%s", strings.Join(args, " "), err, out)
+		return nil, err
 	}
 	return s, nil
+}
+
+// Pause kills the servers at once, as a crash would, keeping their data:
+// a test of what happens while ClickHouse is down. Resume starts them
+// again.
+func (s *Servers) Pause() error {
+	script, err := findScript()
+	if err != nil {
+		return err
+	}
+	if out, err := exec.Command("bash", script, "stop", s.dir, "--kill").CombinedOutput(); err != nil {
+		return fmt.Errorf("clickhousetest: stop: %v\n%s", err, out)
+	}
+	return nil
+}
+
+// Resume starts the servers (again) on the same ports and data.
+func (s *Servers) Resume() error {
+	out, err := exec.Command("bash", s.args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("clickhousetest: %s: %v\n%s", strings.Join(s.args, " "), err, out)
+	}
+	return nil
 }
 
 // Stop stops the servers and removes their folder.
