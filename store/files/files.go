@@ -19,7 +19,8 @@
 // fsynced (and, for a new file, its folders). Writes are grouped: one
 // goroutine takes every Put waiting, writes one gzip member per file for
 // all of them and syncs each file once, so 100 concurrent submitters pay
-// for one fsync per file per group, not one each.
+// for one fsync per file per group, not one each; the files of a group
+// are compressed, written and synced in parallel.
 //
 // # Crash safety
 //
@@ -405,16 +406,44 @@ func (s *Store) commit(batch []*putReq) {
 	}
 	s.uidMu.Unlock()
 
-	var synced []*pending
-	for _, p := range order {
-		if err := s.write(p); err != nil {
-			s.answer(p, err, followers)
-			continue
-		}
-		synced = append(synced, p)
+	// Open each file here (the map of open files is this goroutine's),
+	// then compress, write and sync the files in parallel: a group that
+	// spans many networks waits for the slowest fsync, not for their sum.
+	type job struct {
+		p    *pending
+		f    *os.File
+		size int64
+		err  error
 	}
-	for _, p := range synced {
-		s.answer(p, nil, followers)
+	var jobs []*job
+	for _, p := range order {
+		f, err := s.open(p.path)
+		if err == nil {
+			var st os.FileInfo
+			if st, err = f.Stat(); err == nil {
+				jobs = append(jobs, &job{p: p, f: f, size: st.Size()})
+				continue
+			}
+			err = s.fail(p.path, f, -1, fmt.Errorf("files: %w", err))
+		}
+		s.answer(p, err, followers)
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, maxParallelWrites)
+	for _, j := range jobs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			j.err = writeMember(j.f, j.p)
+		}()
+	}
+	wg.Wait()
+	for _, j := range jobs {
+		if j.err != nil {
+			j.err = s.fail(j.p.path, j.f, j.size, j.err)
+		}
+		s.answer(j.p, j.err, followers)
 	}
 	if len(s.files) > s.opts.MaxOpenFiles {
 		for path, f := range s.files {
@@ -440,9 +469,12 @@ func (s *Store) answer(p *pending, err error, followers map[string][]*putReq) {
 	}
 }
 
-// write appends p's lines to its file as one gzip member and syncs the
-// file. On failure it cuts the file back to where it was.
-func (s *Store) write(p *pending) error {
+// maxParallelWrites bounds the files one group writes and syncs at once.
+const maxParallelWrites = 16
+
+// writeMember appends p's lines to f as one gzip member and syncs f. On
+// failure the caller cuts the file back (fail).
+func writeMember(f *os.File, p *pending) error {
 	var buf bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
 	for _, line := range p.lines {
@@ -452,20 +484,11 @@ func (s *Store) write(p *pending) error {
 	if err := zw.Close(); err != nil {
 		return fmt.Errorf("files: compressing: %w", err)
 	}
-	f, err := s.open(p.path)
-	if err != nil {
-		return err
-	}
-	st, err := f.Stat()
-	if err != nil {
-		return s.fail(p.path, f, -1, fmt.Errorf("files: %w", err))
-	}
-	size := st.Size()
 	if _, err := f.Write(buf.Bytes()); err != nil {
-		return s.fail(p.path, f, size, fmt.Errorf("files: writing %s: %w", p.path, err))
+		return fmt.Errorf("files: writing %s: %w", p.path, err)
 	}
 	if err := f.Sync(); err != nil {
-		return s.fail(p.path, f, size, fmt.Errorf("files: syncing %s: %w", p.path, err))
+		return fmt.Errorf("files: syncing %s: %w", p.path, err)
 	}
 	return nil
 }
