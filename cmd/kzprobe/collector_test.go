@@ -358,3 +358,31 @@ func TestCollectorRefusesHostile(t *testing.T) {
 		t.Errorf("a good record after them: %v", err)
 	}
 }
+
+// TestSweepSubmitToCollector: kzprobe sweep --submit sends its records
+// (test kzprobe_sni_sweep) as run does: stored once each, byte for byte.
+func TestSweepSubmitToCollector(t *testing.T) {
+	clearEnv(t)
+	l, dir, files := startLab(t, lab.Config{})
+	col := startCollectorProc(t, filepath.Join(dir, "store"), freeLoopback(t))
+	var names []string
+	for _, s := range l.Sites() {
+		if lab.ExpectedSweepVerdict(s.TLS, false) != "" {
+			names = append(names, "-d", s.Domain)
+		}
+	}
+	args := sweepArgs(l, files, dir, append([]string{"--control-server", l.ControlServerURL, "--allow-net", "127.0.0.1/32",
+		"--submit", col.url, "--submit-pin", col.pin}, names...)...)
+	code, stderr := runBinary(t, args...)
+	if code != 0 {
+		t.Fatalf("kzprobe sweep --submit exited %d:\n%s", code, stderr)
+	}
+	local := fileLines(t, filepath.Join(dir, "sweep.jsonl"))
+	if got := storeLines(t, col.store); !slices.Equal(got, local) {
+		t.Fatalf("the store holds %d lines, not the sweep's %d byte for byte\n%s", len(got), len(local), stderr)
+	}
+	matches, _ := filepath.Glob(filepath.Join(col.store, "*", "*", "*", "kzprobe_sni_sweep.jsonl.gz"))
+	if len(matches) != 1 {
+		t.Errorf("sweep partitions %q; want one kzprobe_sni_sweep file", matches)
+	}
+}

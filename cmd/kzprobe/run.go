@@ -319,7 +319,7 @@ func runProbe(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr 
 	if err != nil {
 		return err
 	}
-	sub, err := startRunSubmission(ctx, cfg, &w.prober.Envelope, w.dial, outPath, stderr)
+	sub, err := startRunSubmission(ctx, cfg, &w.prober.Envelope, measurement.TestName, measurement.TestVersion, w.dial, outPath, stderr)
 	if err != nil {
 		return err
 	}

@@ -19,8 +19,8 @@ import (
 	"kzprobe/probe/guard"
 )
 
-// runSubmission is a run's submitter: the outbox of the output file,
-// sending in the background while the run measures.
+// runSubmission is the submitter of a run or a sweep: the outbox of the
+// output file, sending in the background while it measures.
 type runSubmission struct {
 	ob *client.Outbox
 	c  *client.Client
@@ -40,7 +40,7 @@ type runSubmission struct {
 // report_id and are submitted as written. A collector that does not answer
 // leaves the run its own report_id; the records wait in the outbox. It
 // returns nil without --submit.
-func startRunSubmission(ctx context.Context, cfg *Config, e *probe.Envelope, dial guard.DialFunc, outPath string, stderr io.Writer) (*runSubmission, error) {
+func startRunSubmission(ctx context.Context, cfg *Config, e *probe.Envelope, testName, testVersion string, dial guard.DialFunc, outPath string, stderr io.Writer) (*runSubmission, error) {
 	if cfg.Submit.URL == "" {
 		return nil, nil
 	}
@@ -61,7 +61,7 @@ func startRunSubmission(ctx context.Context, cfg *Config, e *probe.Envelope, dia
 	if e.ReportID == "" {
 		octx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		id, err := c.Open(octx, client.OpenRequestOf(measurement.DataFormatVersion, cmp.Or(e.ProbeASN, "AS0"), cmp.Or(e.ProbeCC, "ZZ"),
-			measurement.SoftwareName, e.SoftwareVersion, measurement.TestName, measurement.TestVersion, measurement.FormatTime(e.TestStartTime)))
+			measurement.SoftwareName, e.SoftwareVersion, testName, testVersion, measurement.FormatTime(e.TestStartTime)))
 		cancel()
 		if err != nil {
 			fmt.Fprintf(stderr, "kzprobe: submit: %v; measuring anyway: the records are kept in %s and submitted when the collector answers (or later with kzprobe submit)\n", err, outPath)

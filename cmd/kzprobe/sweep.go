@@ -32,6 +32,7 @@ var sweepSharedFlags = []string{
 	"quiet", "wide", "no-color", "allow-net", "bind",
 	"asn", "cc", "network-name", "asn-db", "country-db", "whoami", "include-ip", "no-asn", "no-cc",
 	"control-server", "control-token", "control-ca",
+	"submit", "submit-pin", "submit-ca", "submit-token-file", "submit-wait",
 }
 
 // sweepOwnFlags are kzprobe sweep's own flags: flag, short, key, usage;
@@ -273,7 +274,11 @@ func runSweep(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr 
 	if err != nil {
 		return err
 	}
-	if e := &carrier.Envelope; e.ReportID == "" {
+	sub, err := startRunSubmission(ctx, cfg, &carrier.Envelope, measurement.SweepTestName, measurement.SweepTestVersion, dial, outPath, stderr)
+	if err != nil {
+		return err
+	}
+	if e := &carrier.Envelope; e.ReportID == "" { // not resumed, not given by the collector
 		e.ReportID = probe.NewReportIDFor(measurement.SweepTestName, start, e.ProbeASN, e.ProbeCC)
 	}
 	priv.addPublic(cfg, public)
@@ -304,6 +309,7 @@ func runSweep(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr 
 		OnResult: func(m *measurement.Measurement) {
 			found.add(m)
 			con.result(m)
+			sub.notify()
 		},
 	}
 	fctx, cancelFeed := context.WithCancel(ctx)
@@ -319,9 +325,13 @@ func runSweep(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr 
 		runErr = err
 	}
 	con.finish()
+	subErr := sub.finish(stderr, runErr == nil && ctx.Err() == nil)
 	con.printSummary(src.skipped())
 	if outPath != "-" {
 		con.wrote(stats.Written, outPath)
+	}
+	if subErr != nil && runErr == nil {
+		runErr = subErr
 	}
 	if found.n > 0 {
 		con.message(fmt.Sprintf("%s intercepted or blocked by SNI written to %s: confirm each on its real addresses, with DNS consistency, with: kzprobe run -i %s\n",
