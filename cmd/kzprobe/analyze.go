@@ -31,6 +31,8 @@ type readArgs struct {
 	cc, asn []string
 	// clickhouse reads the tables in ClickHouse instead of files.
 	clickhouse string
+	// judgeAlways builds the chain judge with --clickhouse too (ingest).
+	judgeAlways bool
 }
 
 func (a *readArgs) addFlags(f *pflag.FlagSet) {
@@ -42,7 +44,7 @@ func (a *readArgs) addFlags(f *pflag.FlagSet) {
 	f.BoolVar(&a.progress, "progress", false, "show how far reading has got on stderr (default: on a terminal, for reads over a second)")
 	f.StringSliceVar(&a.cc, "cc", nil, "only measurements from these `countries` (probe_cc, e.g. KZ; repeatable)")
 	f.StringSliceVar(&a.asn, "asn", nil, "only measurements from these `networks` (probe_asn, e.g. AS9198 or 9198; repeatable)")
-	f.StringVar(&a.clickhouse, "clickhouse", "", "read the measurements stored by kzprobe ingest in ClickHouse instead of files; "+clickhouseURLHelp)
+	f.StringVar(&a.clickhouse, "clickhouse", "", "read the measurements stored by kzprobe ingest in ClickHouse instead of files (their chains judged by ingest: --trust-roots and --interception-roots go there); "+clickhouseURLHelp)
 }
 
 // open checks the shared flags and the input paths, then opens the
@@ -63,29 +65,16 @@ func (a *readArgs) open(paths []string, output string, stdout io.Writer) (analys
 // config turns the flags into an analysis configuration.
 func (a *readArgs) config() (analysis.Config, error) {
 	var cfg analysis.Config
-	if a.trustRoots != "" {
-		if _, err := os.Stat(a.trustRoots); err != nil {
-			return cfg, pathError("--trust-roots", a.trustRoots, err, false)
-		}
-	}
-	trust, err := loadTrust(a.trustRoots)
-	if err != nil {
-		return cfg, err
-	}
-	kb, err := chain.Default()
-	if err != nil {
-		return cfg, err
-	}
-	for _, f := range a.interceptionRoots {
-		data, err := os.ReadFile(f)
+	// Reading ClickHouse judges no chain (ingest judged them): no roots
+	// to load.
+	if a.clickhouse == "" || a.judgeAlways {
+		judge, err := a.judge()
 		if err != nil {
-			return cfg, pathError("--interception-roots", f, err, false)
+			return cfg, err
 		}
-		if _, err := kb.AddRootsPEM(data, f); err != nil {
-			return cfg, usageError("--interception-roots: %s: %v", f, err)
-		}
+		cfg.Judge = judge
 	}
-	cfg.Judge = &analysis.Judge{Analyzer: chain.NewAnalyzer(trust, kb), Size: a.cacheSize}
+	var err error
 	if cfg.Since, err = parseFlagTime("since", a.since); err != nil {
 		return cfg, err
 	}
@@ -96,6 +85,33 @@ func (a *readArgs) config() (analysis.Config, error) {
 		return cfg, usageError("--until %s is not after --since %s", a.until, a.since)
 	}
 	return cfg, nil
+}
+
+// judge is the chain judge of --trust-roots and --interception-roots.
+func (a *readArgs) judge() (*analysis.Judge, error) {
+	if a.trustRoots != "" {
+		if _, err := os.Stat(a.trustRoots); err != nil {
+			return nil, pathError("--trust-roots", a.trustRoots, err, false)
+		}
+	}
+	trust, err := loadTrust(a.trustRoots)
+	if err != nil {
+		return nil, err
+	}
+	kb, err := chain.Default()
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range a.interceptionRoots {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, pathError("--interception-roots", f, err, false)
+		}
+		if _, err := kb.AddRootsPEM(data, f); err != nil {
+			return nil, usageError("--interception-roots: %s: %v", f, err)
+		}
+	}
+	return &analysis.Judge{Analyzer: chain.NewAnalyzer(trust, kb), Size: a.cacheSize}, nil
 }
 
 // parseFlagTime reads a date, a date and time (UTC) or RFC 3339.

@@ -205,6 +205,7 @@ makes local tables on each shard and Distributed tables over them.`,
 					return usageError("--%s: ingest stores every measurement; filter when reading (analyze --clickhouse --%s)", n, n)
 				}
 			}
+			a.judgeAlways = true
 			cfg, err := a.config()
 			if err != nil {
 				return err
