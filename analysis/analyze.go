@@ -102,6 +102,9 @@ type Analysis struct {
 	sweep                  *sweepAgg
 	sweepBudget            *sweepBudget
 	sweepHits, sweepMisses int64
+	// The trace's records, kept out of every table but the where table.
+	trace       *traceAgg
+	traceBudget *sweepBudget
 }
 
 type interAgg struct {
@@ -154,8 +157,10 @@ func New(cfg Config) *Analysis {
 		networks: map[string]*netAgg{},
 		domains:  map[string]*domAgg{},
 	}
-	a.sweepBudget = newSweepBudget(cfg.MaxTableBytes)
+	a.sweepBudget = newSweepBudget(cfg.MaxTableBytes, "sweep's tables")
 	a.sweep = newSweepAgg(a.sweepBudget.charge)
+	a.traceBudget = newSweepBudget(cfg.MaxTableBytes, "where table (traces)")
+	a.trace = newTraceAgg(a.traceBudget.charge)
 	return a
 }
 
@@ -192,7 +197,8 @@ type handshakeChain struct {
 // Add analyses one normalized record: every handshake's chain is judged
 // (through the Judge's cache) and every interception intermediate in it
 // counts as a sighting at the record's time, network and domain. A record
-// of `kzprobe sweep` goes to Result.Sweep only (see SweepResult).
+// of `kzprobe sweep` goes to Result.Sweep only (see SweepResult), one of
+// `kzprobe trace` to Result.Where only (see WhereResult).
 func (a *Analysis) Add(rec *Record) {
 	if !a.InWindow(rec.Time) {
 		a.skipped++
@@ -200,6 +206,11 @@ func (a *Analysis) Add(rec *Record) {
 	}
 	if rec.IsSweep() {
 		a.addSweep(rec)
+		return
+	}
+	if rec.IsTrace() {
+		a.traceBudget.source = rec.Source
+		a.trace.add(rec)
 		return
 	}
 	if rec.isRun() {
@@ -577,7 +588,12 @@ func (a *Analysis) Result() *Result {
 	s.ChainsJudged, s.CacheHits = misses-a.sweepMisses, hits-a.sweepHits
 	s.SweepMeasurements = a.sweep.records
 	res.Sweep = a.sweep.result()
-	if w := a.sweepBudget.warning(a.sweep); w != nil {
+	if w := a.sweepBudget.warning(a.sweep.records); w != nil {
+		res.Warnings = append(res.Warnings, *w)
+	}
+	s.TraceMeasurements = a.trace.traces
+	res.Where = a.trace.result()
+	if w := a.traceBudget.warning(a.trace.traces); w != nil {
 		res.Warnings = append(res.Warnings, *w)
 	}
 	s.First, s.Last = a.first, a.last

@@ -153,6 +153,8 @@ func (d *decoder) record(b []byte, rec *Record) error {
 					return d.pings(val, off, &tk.Pings)
 				case "interception":
 					return d.interception(val, &tk.Interception)
+				case "finding":
+					return d.traceFinding(val, &tk.TraceFinding)
 				case "sni_sweep":
 					return d.sweepKeys(val, off, &tk.SNISweep)
 				case "interception_chain":

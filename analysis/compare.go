@@ -39,6 +39,9 @@ type Comparison struct {
 	// The sweep's records, kept out of the matrix.
 	sweep       *sweepAgg
 	sweepBudget *sweepBudget
+	// The trace's records, kept out of the matrix.
+	trace       *traceAgg
+	traceBudget *sweepBudget
 }
 
 // Vantage is one column of the matrix: a network measured from.
@@ -111,6 +114,10 @@ type Matrix struct {
 	// name; they are not in the matrix, whose cells are measurements of
 	// sites. Absent when none was read.
 	Sweep *SweepResult `json:"sni_sweep,omitempty"`
+	// Where is what the records of `kzprobe trace` say, per network and
+	// target, and per answering box: whether networks share one. Absent
+	// when none was read.
+	Where *WhereResult `json:"where,omitempty"`
 
 	index map[[2]string]int
 }
@@ -144,8 +151,10 @@ func NewComparison(cfg Config) *Comparison {
 		cells:    map[[2]string]*Cell{},
 		ooniSeen: map[string]bool{},
 	}
-	c.sweepBudget = newSweepBudget(cfg.MaxTableBytes)
+	c.sweepBudget = newSweepBudget(cfg.MaxTableBytes, "sweep's tables")
 	c.sweep = newSweepAgg(c.sweepBudget.charge)
+	c.traceBudget = newSweepBudget(cfg.MaxTableBytes, "where table (traces)")
+	c.trace = newTraceAgg(c.traceBudget.charge)
 	return c
 }
 
@@ -188,13 +197,18 @@ const (
 func (c *Comparison) AddFileStats(st ...FileStats) { c.files = append(c.files, st...) }
 
 // Add adds one normalized record. A record of `kzprobe sweep` goes to
-// Matrix.Sweep only.
+// Matrix.Sweep only, one of `kzprobe trace` to Matrix.Where only.
 func (c *Comparison) Add(rec *Record) {
 	if (!c.cfg.Since.IsZero() && rec.Time.Before(c.cfg.Since)) || (!c.cfg.Until.IsZero() && !rec.Time.Before(c.cfg.Until)) {
 		c.outside++
 		return
 	}
 	c.sweepBudget.source = rec.Source
+	if rec.IsTrace() {
+		c.traceBudget.source = rec.Source
+		c.trace.add(rec)
+		return
+	}
 	if rec.IsSweep() {
 		var facts []*ChainFacts
 		if isSweepFinding(rec.TestKeys.Verdict) {
@@ -366,8 +380,12 @@ func (c *Comparison) Matrix() *Matrix {
 		WarningsOmitted:   c.omitted,
 		NotTabulated:      c.notTabulated,
 		Sweep:             c.sweep.result(),
+		Where:             c.trace.result(),
 	}
-	if w := c.sweepBudget.warning(c.sweep); w != nil {
+	if w := c.sweepBudget.warning(c.sweep.records); w != nil {
+		m.Warnings = append(m.Warnings, *w)
+	}
+	if w := c.traceBudget.warning(c.trace.traces); w != nil {
 		m.Warnings = append(m.Warnings, *w)
 	}
 	for _, v := range c.nets {

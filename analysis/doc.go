@@ -4,7 +4,7 @@
 //
 // # Design
 //
-// Three steps, each streaming, and the sweep's records apart:
+// Three steps, each streaming, and the sweep's and trace's records apart:
 //
 //   - Reading. A [Reader] turns files, folders and streams into [Record]s:
 //     kzprobe JSONL, and OONI measurements as one JSON document, a JSON
@@ -51,13 +51,18 @@
 //     input of millions of distinct networks or forged intermediates stops
 //     adding rows, with a warning, instead of taking the machine's memory.
 //
-//   - Sweep records. A record of `kzprobe sweep` (test_name
+//   - Sweep and trace records. A record of `kzprobe sweep` (test_name
 //     kzprobe_sni_sweep) is one handshake with a neutral endpoint, not a
 //     measurement of a site: it is counted in none of the tables above
 //     nor in the matrix, and folds into a [SweepResult] of its own (the
 //     names found by SNI per network, and each network swept), where each
 //     name is told confirmed or not by the `kzprobe run` records of the
-//     same name and network, whatever the order of the input.
+//     same name and network, whatever the order of the input. A record
+//     of `kzprobe trace` (kzprobe_trace) says where on the path a target
+//     was answered: it too is kept out of every table, and folds into a
+//     [WhereResult] (per network and target, the latest trace's finding;
+//     per answering box, the networks it answers, so that a box shared
+//     upstream of several networks shows).
 //
 // Package [kzprobe/analysis/render] prints the results (terminal table,
 // CSV, Markdown, JSON, HTML) and draws the timeline (SVG and PNG);

@@ -49,8 +49,8 @@ func fuzzRead(t *testing.T, data []byte, judge *analysis.Judge) {
 	}
 	a.AddFileStats(st)
 	res := a.Result()
-	if got := res.Summary.Measurements + res.Summary.SweepMeasurements; got != n {
-		t.Fatalf("analysed %d and %d sweep records of %d records", res.Summary.Measurements, res.Summary.SweepMeasurements, n)
+	if got := res.Summary.Measurements + res.Summary.SweepMeasurements + res.Summary.TraceMeasurements; got != n {
+		t.Fatalf("analysed %d, %d sweep and %d trace records of %d records", res.Summary.Measurements, res.Summary.SweepMeasurements, res.Summary.TraceMeasurements, n)
 	}
 	if _, err := json.Marshal(res); err != nil {
 		t.Fatalf("result does not marshal: %v", err)
@@ -89,6 +89,9 @@ func checkLimits(t *testing.T, r *analysis.Record, lim analysis.Limits) {
 		if len(in.Intermediates) > lim.MaxEntries || len(in.Rules) > lim.MaxEntries || len(in.BrowserErrorReasons) > lim.MaxEntries {
 			t.Errorf("interception lists of %d, %d, %d; the bound is %d", len(in.Intermediates), len(in.Rules), len(in.BrowserErrorReasons), lim.MaxEntries)
 		}
+	}
+	if f := r.TestKeys.TraceFinding; f != nil && len(f.SilentHops) > lim.MaxEntries {
+		t.Errorf("%d silent hops; the bound is %d", len(f.SilentHops), lim.MaxEntries)
 	}
 	strs := []string{r.Input, r.ProbeASN, r.ProbeNetworkName, r.TestKeys.Domain, r.TestKeys.Verdict}
 	if sk := r.TestKeys.SNISweep; sk != nil {

@@ -67,22 +67,30 @@ type Keys struct {
 	// SNISweep is test_keys.sni_sweep of a `kzprobe sweep` record, nil in
 	// others.
 	SNISweep *SweepKeys `json:"sni_sweep"`
+	// TraceFinding is test_keys.finding of a `kzprobe trace` record, its
+	// lists cut to Limits.MaxEntries; nil in others.
+	TraceFinding *measurement.TraceFinding `json:"-"`
 }
 
 // UnmarshalJSON decodes test_keys as the fast decoder does: Interception
 // is test_keys.interception, else the finding of the chain
-// test_keys.interception_chain names.
+// test_keys.interception_chain names; TraceFinding is test_keys.finding,
+// its lists cut to the default Limits.MaxEntries.
 func (k *Keys) UnmarshalJSON(b []byte) error {
 	type plain Keys // without this method
 	var v struct {
 		plain
 		InterceptionChain *int            `json:"interception_chain"`
 		Chains            json.RawMessage `json:"chains"`
+		Finding           json.RawMessage `json:"finding"`
 	}
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
 	*k = Keys(v.plain)
+	if err := newDecoder(Limits{}).traceFinding(trimSpace(v.Finding), &k.TraceFinding); err != nil {
+		return err
+	}
 	if v.InterceptionChain == nil || k.Interception != nil {
 		return nil
 	}

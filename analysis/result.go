@@ -20,6 +20,9 @@ type Result struct {
 	// above leave out (they count measurements of sites); absent when
 	// none was read.
 	Sweep *SweepResult `json:"sni_sweep,omitempty"`
+	// Where is what the records of `kzprobe trace` say: where on the path
+	// each target was answered, per network. Absent when none was read.
+	Where *WhereResult `json:"where,omitempty"`
 	// Files says what each input file held.
 	Files []FileStats `json:"files"`
 	// Warnings lists skipped lines and unreadable files, "file:line: why"
@@ -41,6 +44,9 @@ type Summary struct {
 	// SweepMeasurements counts the records of `kzprobe sweep` (inside
 	// Since/Until), in Result.Sweep and in no other table or count.
 	SweepMeasurements int `json:"sweep_measurements,omitempty"`
+	// TraceMeasurements counts the records of `kzprobe trace` (inside
+	// Since/Until), in Result.Where only.
+	TraceMeasurements int `json:"trace_measurements,omitempty"`
 	// OutsideTimeWindow counts records skipped by Since/Until.
 	OutsideTimeWindow int `json:"outside_time_window"`
 	// Handshakes counts the handshakes that presented a chain, each judged.

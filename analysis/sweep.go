@@ -439,6 +439,8 @@ func (d *decoder) sweepKeys(val []byte, off int, dst **SweepKeys) error {
 // budget of their own, so that sweep records never take a row from the
 // report's tables.
 type sweepBudget struct {
+	// what names the tables in the warning.
+	what      string
 	max, used int
 	// fullAt is the record being added (source) when the budget was
 	// first passed, "" while it holds.
@@ -446,11 +448,11 @@ type sweepBudget struct {
 	source string
 }
 
-func newSweepBudget(max int) *sweepBudget {
+func newSweepBudget(max int, what string) *sweepBudget {
 	if max <= 0 {
 		max = DefaultMaxTableBytes
 	}
-	return &sweepBudget{max: max}
+	return &sweepBudget{max: max, what: what}
 }
 
 func (b *sweepBudget) charge(n int) bool {
@@ -464,11 +466,12 @@ func (b *sweepBudget) charge(n int) bool {
 	return false
 }
 
-// warning says the budget was passed, when sweep records were read (run
-// records alone fill it with verdicts nobody reads); nil otherwise.
-func (b *sweepBudget) warning(s *sweepAgg) *Warning {
-	if b.fullAt == "" || s.records == 0 {
+// warning says the budget was passed, when records of its kind were read
+// (run records alone fill the sweep's with verdicts nobody reads); nil
+// otherwise.
+func (b *sweepBudget) warning(records int) *Warning {
+	if b.fullAt == "" || records == 0 {
 		return nil
 	}
-	return &Warning{Source: b.fullAt, Message: fmt.Sprintf("the sweep's tables reached their %d MB bound (MaxTableBytes): from here on no new network, name, run verdict or list entry was added to them", b.max>>20)}
+	return &Warning{Source: b.fullAt, Message: fmt.Sprintf("the %s reached their %d MB bound (MaxTableBytes): from here on no new row or list entry was added to them", b.what, b.max>>20)}
 }

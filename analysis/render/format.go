@@ -37,9 +37,9 @@ func Analysis(w io.Writer, res *analysis.Result, format string, tables []string)
 	all := len(tables) == 0 || len(tables) == len(AnalysisTables)
 	if len(tables) == 0 {
 		tables = AnalysisTables
-		if res.Sweep == nil {
-			tables = slices.DeleteFunc(slices.Clone(tables), isSweepTable)
-		}
+		tables = slices.DeleteFunc(slices.Clone(tables), func(name string) bool {
+			return isSweepTable(name) && res.Sweep == nil || isTraceTable(name) && res.Where == nil
+		})
 	}
 	if format == FormatJSON {
 		if all {
@@ -77,6 +77,8 @@ func analysisJSON(w io.Writer, res *analysis.Result, tables []string) error {
 			out[TableGaps] = res.Gaps
 		case TableSweep, TableSweepNetworks:
 			out[TableSweep] = res.Sweep
+		case TableWhere, TableBoxes:
+			out[TableWhere] = res.Where
 		case TableFiles:
 			out[name] = res.Files
 		case TableWarnings:
@@ -129,11 +131,17 @@ func Compare(w io.Writer, m *analysis.Matrix, format string) error {
 			// so that a matrix alone stays a plain CSV file.
 			ts = append(ts, CompareSweepTable(m.Sweep), sweepNetworksTable(m.Sweep))
 		}
+		if m.Where != nil {
+			ts = append(ts, boxesTable(m.Where), whereTable(m.Where))
+		}
 		return Tables(w, format, ts)
 	}
 	ts := []Table{MatrixTable(m), VantageTable(m)}
 	if m.Sweep != nil {
 		ts = append(ts, CompareSweepTable(m.Sweep), sweepNetworksTable(m.Sweep))
+	}
+	if m.Where != nil {
+		ts = append(ts, boxesTable(m.Where), whereTable(m.Where))
 	}
 	if len(m.Warnings) > 0 {
 		ts = append(ts, warningsTable(m.Warnings, m.WarningsOmitted))

@@ -509,6 +509,7 @@ const reportTmpl = `<!DOCTYPE html>
 {{template "table" .Networks}}
 {{template "table" .Domains}}
 {{with .Sweep}}{{template "table" .}}{{end}}{{with .SweepNetworks}}{{template "table" .}}{{end}}{{if .Sweep}}
+{{end}}{{with .Where}}{{template "table" .}}{{end}}{{with .Boxes}}{{template "table" .}}
 {{end}}{{template "table" .Files}}
 {{with .Warnings}}{{template "table" .}}{{end}}
 </body></html>
@@ -524,7 +525,8 @@ const compareTmpl = `<!DOCTYPE html>
 <h1>Verdicts by domain and network</h1>
 {{template "table" .Matrix}}
 {{template "table" .Vantages}}{{with .Sweep}}
-{{template "table" .}}{{end}}{{with .SweepNetworks}}{{template "table" .}}{{end}}
+{{template "table" .}}{{end}}{{with .SweepNetworks}}{{template "table" .}}{{end}}{{with .Boxes}}
+{{template "table" .}}{{end}}{{with .Where}}{{template "table" .}}{{end}}
 {{with .Warnings}}{{template "table" .}}{{end}}
 </body></html>
 `
@@ -567,7 +569,7 @@ func Report(w io.Writer, d ReportData) error {
 		Intermediates, Gaps, GapSightings, Networks, Domains htmlTable
 		Files                                                htmlTable
 		Matrix, Warnings                                     *htmlTable
-		Sweep, SweepNetworks                                 *htmlTable
+		Sweep, SweepNetworks, Where, Boxes                   *htmlTable
 		SweepCSS                                             template.CSS
 	}{
 		ReportData: d, CSS: template.CSS(css), SVG: template.HTML(svgBuf.String()),
@@ -581,6 +583,10 @@ func Report(w io.Writer, d ReportData) error {
 	if res.Sweep != nil {
 		sw, sn := sweepHTML(res.Sweep), sweepNetworksHTML(res.Sweep)
 		page.Sweep, page.SweepNetworks, page.SweepCSS = &sw, &sn, sweepCSS
+	}
+	if res.Where != nil {
+		wh, bx := whereHTML(res.Where), boxesHTML(res.Where)
+		page.Where, page.Boxes = &wh, &bx
 	}
 	if len(res.Warnings) > 0 {
 		ws := warningsHTML(res.Warnings, res.Summary.WarningsOmitted)
@@ -596,7 +602,13 @@ func ComparePage(w io.Writer, m *analysis.Matrix) error {
 		Matrix, Vantages     htmlTable
 		Warnings             *htmlTable
 		Sweep, SweepNetworks *htmlTable
+		Where, Boxes         *htmlTable
 	}{CSS: template.CSS(css), Matrix: matrixHTML(m), Vantages: vantagesHTML(m)}
+	if m.Where != nil {
+		wh, bx := whereHTML(m.Where), boxesHTML(m.Where)
+		bx.Sub = false
+		page.Where, page.Boxes = &wh, &bx
+	}
 	if m.Sweep != nil {
 		sw, sn := compareSweepHTML(m.Sweep), sweepNetworksHTML(m.Sweep)
 		page.Sweep, page.SweepNetworks, page.SweepCSS = &sw, &sn, sweepCSS

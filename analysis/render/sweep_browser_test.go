@@ -23,10 +23,37 @@ import (
 // sweep's tables turn into cards where the others do. Then a screenshot
 // of the whole page at each width (KZPROBE_SCREENSHOTS=dir keeps them).
 func TestSweepReportInBrowser(t *testing.T) {
+	sideReportInBrowser(t, false, "report-sweep", []browserCase{
+		// TestReportInBrowser's cards, and the sweep's two tables: both
+		// tables at 1400, the names table (1200) as cards at 1024, both
+		// on a phone.
+		{width: 1400, cards: 0},
+		{width: 1024, cards: 4},
+		{width: 390, cards: 9, timelineScrolls: true},
+	})
+}
+
+// TestWhereReportInBrowser is TestSweepReportInBrowser with the trace
+// fixture too: the where table (1200) as cards at 1024, the boxes (920)
+// too on a phone.
+func TestWhereReportInBrowser(t *testing.T) {
+	sideReportInBrowser(t, true, "report-where", []browserCase{
+		{width: 1400, cards: 0},
+		{width: 1024, cards: 5},
+		{width: 390, cards: 11, timelineScrolls: true},
+	})
+}
+
+type browserCase struct {
+	width, cards    int
+	timelineScrolls bool
+}
+
+func sideReportInBrowser(t *testing.T, traces bool, name string, cases []browserCase) {
 	browser := findBrowser(t)
-	res, m, _ := sweepReportResult(t)
+	res, m, _ := sideReportResult(t, traces)
 	dir := t.TempDir()
-	page := filepath.Join(dir, "report-sweep.html")
+	page := filepath.Join(dir, name+".html")
 	var b bytes.Buffer
 	if err := render.Report(&b, render.ReportData{Result: res, Matrix: m, Inputs: []string{"fixture/", "sweep/"}, Generated: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}); err != nil {
 		t.Fatal(err)
@@ -40,17 +67,7 @@ func TestSweepReportInBrowser(t *testing.T) {
 	} else if err := os.MkdirAll(shots, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct {
-		width, cards    int
-		timelineScrolls bool
-	}{
-		// TestReportInBrowser's cards, and the sweep's two tables: both
-		// tables at 1400, the names table (1200) as cards at 1024, both
-		// on a phone.
-		{width: 1400, cards: 0},
-		{width: 1024, cards: 4},
-		{width: 390, cards: 9, timelineScrolls: true},
-	} {
+	for _, tc := range cases {
 		t.Run(fmt.Sprint(tc.width), func(t *testing.T) {
 			got := measure(t, browser, page, tc.width)
 			t.Logf("%d px: page %d px wide, %d px high; %d tables as cards; %d labels checked", tc.width, got.ScrollWidth, got.Height, got.Cards, got.Checked)
@@ -82,7 +99,7 @@ func TestSweepReportInBrowser(t *testing.T) {
 			if len(got.Wrapped) > 0 || got.Checked < 100 {
 				t.Errorf("%d dates, fingerprints and labels checked; broken over lines: %q", got.Checked, got.Wrapped)
 			}
-			screenshot(t, browser, page, tc.width, got.Height, filepath.Join(shots, fmt.Sprintf("report-sweep-%d.png", tc.width)))
+			screenshot(t, browser, page, tc.width, got.Height, filepath.Join(shots, fmt.Sprintf("%s-%d.png", name, tc.width)))
 		})
 	}
 }

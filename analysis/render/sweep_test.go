@@ -22,6 +22,12 @@ import (
 // sweepReportResult analyses the report fixture with the sweep fixture
 // (analysistest.SweepPlan) beside it, paths relative to their folders.
 func sweepReportResult(t testing.TB) (*analysis.Result, *analysis.Matrix, *analysistest.Fixture) {
+	return sideReportResult(t, false)
+}
+
+// sideReportResult is sweepReportResult, with the trace fixture
+// (analysistest.TracePlan) read too when traces is true.
+func sideReportResult(t testing.TB, traces bool) (*analysis.Result, *analysis.Matrix, *analysistest.Fixture) {
 	t.Helper()
 	fx, err := analysistest.WriteReportFixture(t.TempDir())
 	if err != nil {
@@ -31,6 +37,14 @@ func sweepReportResult(t testing.TB) (*analysis.Result, *analysis.Matrix, *analy
 	sweepFile, err := analysistest.WriteSweepFixture(sweepDir, fx.PKI)
 	if err != nil {
 		t.Fatal(err)
+	}
+	paths := []string{fx.Dir, sweepFile}
+	if traces {
+		traceFile, err := analysistest.WriteTraceFixture(sweepDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, traceFile)
 	}
 	kb, err := chain.Default()
 	if err != nil {
@@ -46,7 +60,7 @@ func sweepReportResult(t testing.TB) (*analysis.Result, *analysis.Matrix, *analy
 	cfg := analysis.Config{Judge: &analysis.Judge{Analyzer: chain.NewAnalyzer(nil, kb)}, DeriveVerdicts: true}
 	a, c := analysis.New(cfg), analysis.NewComparison(cfg)
 	rd := &analysis.Reader{Warn: a.Warn}
-	stats, err := rd.ReadPaths([]string{fx.Dir, sweepFile}, func(r *analysis.Record) error {
+	stats, err := rd.ReadPaths(paths, func(r *analysis.Record) error {
 		r.Source = trim(r.Source)
 		a.Add(r)
 		c.Add(r)

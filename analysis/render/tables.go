@@ -39,12 +39,17 @@ const (
 	// TableSweepNetworks the networks swept from.
 	TableSweep         = "sni_sweep"
 	TableSweepNetworks = "sweep_networks"
+	// TableWhere is where each target was answered, per network, from
+	// `kzprobe trace`; TableBoxes the answering boxes and the networks
+	// each answers.
+	TableWhere = "where"
+	TableBoxes = "boxes"
 )
 
 // AnalysisTables are the table names of `kzprobe analyze`, in print order.
 // The sweep's tables are printed by default only when sweep records were
-// read.
-var AnalysisTables = []string{TableSummary, TableIntermediates, TableNetworks, TableDomains, TableGaps, TableGapSightings, TableSweep, TableSweepNetworks, TableFiles, TableWarnings}
+// read, the trace's only when trace records were.
+var AnalysisTables = []string{TableSummary, TableIntermediates, TableNetworks, TableDomains, TableGaps, TableGapSightings, TableSweep, TableSweepNetworks, TableWhere, TableBoxes, TableFiles, TableWarnings}
 
 // FormatTime prints t as the records write times (measurement.TimeLayout,
 // UTC, e.g. "2021-06-18 12:54:34"), "" for the zero time.
@@ -86,6 +91,10 @@ func AnalysisTable(res *analysis.Result, name string) (Table, error) {
 		return sweepTable(res.Sweep), nil
 	case TableSweepNetworks:
 		return sweepNetworksTable(res.Sweep), nil
+	case TableWhere:
+		return whereTable(res.Where), nil
+	case TableBoxes:
+		return boxesTable(res.Where), nil
 	case TableFiles:
 		return filesTable(res.Files), nil
 	case TableWarnings:
@@ -115,6 +124,9 @@ func summaryTable(res *analysis.Result) Table {
 	}
 	if s.SweepMeasurements > 0 {
 		add("sweep records (kzprobe sweep: in the sweep's tables only)", s.SweepMeasurements)
+	}
+	if s.TraceMeasurements > 0 {
+		add("trace records (kzprobe trace: in the where table only)", s.TraceMeasurements)
 	}
 	add("first measurement", FormatTime(s.First))
 	add("last measurement", FormatTime(s.Last))

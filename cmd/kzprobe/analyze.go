@@ -319,6 +319,13 @@ chain again, and print the tables of the published report:
                  measurement of the name on that network confirmed it
                  (yes, no, not run); sweep_networks: per network, what was
                  swept. Sweep records are counted in no other table.
+  where          with kzprobe trace's records (kzprobe_trace): per network
+                 and target, the hop whose box answered in the server's
+                 place (interception, reset), the destination's distance,
+                 and the networks (prefix, ASN) of the answering hop and
+                 the one before; boxes: each answering box and the
+                 networks it answers (shared upstream, or not). Trace
+                 records are counted in no other table.
 
 Folders are walked for *.json, *.jsonl and their .gz; "-" reads standard
 input. Only regular files are read: a device, a named pipe or a socket is
@@ -398,7 +405,10 @@ no kzprobe verdict and are skipped unless --ooni, which gives them
 "mitm_isca" or "no_isca_chain" from their chains. kzprobe sweep's records
 are not in the matrix: the names they found are listed after it, each with
 the networks that intercepted or blocked it by SNI and those where a
-kzprobe run measurement confirmed it.`,
+kzprobe run measurement confirmed it. kzprobe trace's records are not in
+the matrix either: the boxes that answered in the servers' place are listed,
+each with the networks whose traffic it answered (shared: more than one,
+one box upstream of them), then where on the path each target was answered.`,
 		Example: `  kzprobe compare kazakhtelecom.jsonl kcell.jsonl beeline.jsonl
   kzprobe compare runs/ --since 2024-09-01 --format html -o matrix.html`,
 		Args: cobra.ArbitraryArgs,
@@ -516,7 +526,8 @@ func newReportCmd() *cobra.Command {
 summary, the timeline (inline SVG), the intermediates and gaps tables, the
 domain x network matrix (as compare; OONI measurements get a verdict derived
 from their chains), the networks and domains tables, kzprobe sweep's names
-and networks when sweep records were read, and the warnings.
+and networks when sweep records were read, the where table and the boxes
+when kzprobe trace's were, and the warnings.
 The page has inline CSS and no script; it fetches nothing.`,
 		Example: `  kzprobe report measurements/ -o report.html`,
 		Args:    cobra.ArbitraryArgs,

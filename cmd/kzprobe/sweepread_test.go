@@ -216,3 +216,68 @@ func keys(m map[string]string) []string {
 	}
 	return out
 }
+
+// TestWhereFromTraceRecords reads trace's golden record (a real
+// kzprobe_trace record of the e2e interception case) and a copy of it
+// taken from another network, through analyze, compare and report: one
+// where row each, and one box, shared by both networks.
+func TestWhereFromTraceRecords(t *testing.T) {
+	clearEnv(t)
+	golden, err := os.ReadFile(filepath.Join("..", "..", "trace", "testdata", "golden", "trace.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec map[string]any
+	if err := json.Unmarshal(golden, &rec); err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, asn := range []string{"AS64500", "AS64510"} {
+		rec["probe_asn"], rec["measurement_uid"] = asn, "uid-"+asn
+		b, err := json.Marshal(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, string(b))
+	}
+	in := filepath.Join(t.TempDir(), "traces.jsonl")
+	if err := os.WriteFile(in, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code := kzprobe(t, "analyze", "--format", "json", in)
+	if code != exitOK {
+		t.Fatalf("analyze: exit %d: %s", code, stderr)
+	}
+	var res analysis.Result
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Summary.Measurements != 0 || res.Summary.TraceMeasurements != 2 || len(res.Networks) != 0 || res.Where == nil || len(res.Where.Rows) != 2 {
+		t.Fatalf("summary %+v, %d networks, where %+v; want the 2 traces in the where table only", res.Summary, len(res.Networks), res.Where)
+	}
+	for _, r := range res.Where.Rows {
+		f := r.Finding
+		if f.Interference != "interception" || f.InterferenceHop == nil || *f.InterferenceHop != 2 || f.DestinationHops == nil || *f.DestinationHops != 4 ||
+			analysis.HopText(f.AnsweringHop) != "198.51.100.0/24 AS64501" || analysis.HopText(f.BeforeHop) != "private" {
+			t.Errorf("%s %s: %+v; want interception at hop 2 of 4 by 198.51.100.0/24 AS64501, a private hop before", r.ASN, r.Domain, f)
+		}
+	}
+	if b := res.Where.Boxes; len(b) != 1 || !b[0].Shared || strings.Join(b[0].Networks, " ") != "AS64500 AS64510" {
+		t.Errorf("boxes %+v; want one, shared by AS64500 and AS64510", b)
+	}
+	csvOut, _, code := kzprobe(t, "analyze", "--format", "csv", "--table", "where", in)
+	if code != exitOK || !strings.HasPrefix(csvOut, "asn,network,domain,interference,interference_hop,destination_hops,") || strings.Count(csvOut, "\n") != 3 {
+		t.Errorf("analyze --table where --format csv: exit %d:\n%s", code, csvOut)
+	}
+	text, _, code := kzprobe(t, "compare", in)
+	if code != exitOK || !regexp.MustCompile(`198\.51\.100\.0/24 +AS64501 +- +AS64500 AS64510 +yes`).MatchString(text) {
+		t.Errorf("compare: exit %d; want the shared box:\n%s", code, text)
+	}
+	page := filepath.Join(t.TempDir(), "report.html")
+	if _, stderr, code := kzprobe(t, "report", "-o", page, in); code != exitOK {
+		t.Fatalf("report: exit %d: %s", code, stderr)
+	}
+	if b, _ := os.ReadFile(page); !strings.Contains(string(b), `<h2 id="where">Where on the path</h2>`) || !strings.Contains(string(b), `<h3 id="boxes">`) {
+		t.Error("report: no where table or boxes")
+	}
+}
