@@ -196,7 +196,7 @@ func benchEngine(ctx context.Context, r bench.EngineRun) error {
 	if !r.ControlServer {
 		cfg.Control.Server = ""
 	}
-	return runProbe(ctx, cfg, strings.NewReader(""), io.Discard, r.Stderr)
+	return runProbe(ctx, cfg, nil, strings.NewReader(""), io.Discard, r.Stderr)
 }
 
 // benchSweep runs kzprobe sweep for a bench, wired as kzprobe lab's sweep

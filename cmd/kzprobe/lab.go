@@ -145,7 +145,7 @@ func runLab(ctx context.Context, a labArgs, stdout, stderr io.Writer) (err error
 		return serveLab(ctx, l, cfg, work, root, stdout)
 	}
 	fmt.Fprintf(stderr, "lab %q up on %s (TLS port %d): probing its %s\n", sc.Name, l.Net, l.Port, plural(len(sc.Sites), "domain"))
-	if err := runProbe(ctx, cfg, strings.NewReader(""), stdout, stderr); err != nil {
+	if err := runProbe(ctx, cfg, nil, strings.NewReader(""), stdout, stderr); err != nil {
 		return err
 	}
 	if err := checkLab(cfg.Run.Output, sc, stdout, terminalWidth(stdout)); err != nil {

@@ -26,6 +26,7 @@ import (
 
 func newRunCmd() *cobra.Command {
 	var configFile string
+	var tf traceFlags
 	cmd := &cobra.Command{
 		Use:   "run [flags]",
 		Short: "Measure a list of domains and say which are intercepted",
@@ -47,6 +48,14 @@ DNS), mitm_other (other untrusted chain), dns_tampering, tls_blocking,
 tcp_blocking, down (fails from the control too), error (could not decide,
 or the probe's own failure: no control resolver answered, out of file
 descriptors).
+
+--trace (Linux only) traces each target found mitm_isca, mitm_other,
+tls_blocking or tcp_blocking as kzprobe trace does, at most 4 at once while
+the run goes on: to the address the verdict was measured on, with the
+target's SNI and --trace-control-sni. One kzprobe_trace record per trace goes
+to --trace-output (default: -o's name with -trace before .jsonl). ok,
+dns_tampering, down and error targets are not traced; a trace that fails is
+reported and changes no verdict and no exit code.
 
 Exit codes: 0 done; 1 a runtime failure, a target that failed for a local
 reason among them (the run says how many); 2 a usage or configuration
@@ -75,15 +84,19 @@ kzprobe --help.`,
 				cfg.Run.Resume = true
 			}
 			cfg.Run.Append, _ = cmd.Flags().GetBool("append")
+			if err := tf.check(); err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return runProbe(ctx, cfg, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr())
+			return runProbe(ctx, cfg, &tf, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	cmd.Flags().StringVarP(&configFile, "config", "c", "", "configuration `file` (YAML; see probe.yaml)")
 	cmd.Flags().String("resume", "", "continue an interrupted run: skip the targets already measured in this JSONL `file` (which must exist) and append the rest to it, in the same report")
 	cmd.Flags().Bool("append", false, "add this run, as a new report, to an -o file that is not empty (without --append or --resume such a file is refused)")
 	addRunFlags(cmd.Flags())
+	tf.add(cmd.Flags(), "target", true)
 	return cmd
 }
 
@@ -280,7 +293,7 @@ func loadPool(file, key string) (*x509.CertPool, error) {
 }
 
 // runProbe is `kzprobe run` after flag parsing.
-func runProbe(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr io.Writer) (err error) {
+func runProbe(ctx context.Context, cfg *Config, tf *traceFlags, stdin io.Reader, stdout, stderr io.Writer) (err error) {
 	// Every byte for the terminal goes through the privacy scrubber, and
 	// so does the error returned; the JSONL is scrubbed by its writer.
 	priv := newPrivacy(cfg, stdout, stderr)
@@ -329,6 +342,18 @@ func runProbe(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr 
 	priv.addPublic(cfg, public)
 	priv.apply(writer)
 
+	var tracer *foundTracer
+	if tf != nil && tf.on {
+		resolverIP := ""
+		if ap, err := netip.ParseAddrPort(w.prober.Local.Exchanger.Address()); err == nil {
+			resolverIP = ap.Addr().String()
+		}
+		tracer, err = startFoundTracer(ctx, cfg, tf.tracePath(outPath, start), cfg.Run.outputMode(), start,
+			w.prober.Envelope, tf.controlSNI, resolverIP, priv, stderr)
+		if err != nil {
+			return err
+		}
+	}
 	table := stdout
 	if outPath == "-" {
 		table = stderr
@@ -338,7 +363,13 @@ func runProbe(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr 
 		Prober:   w.prober,
 		Parallel: cfg.Run.Parallel,
 		Writer:   writer,
-		OnResult: func(m *measurement.Measurement) { con.result(m); sub.notify() },
+		OnResult: func(m *measurement.Measurement) {
+			con.result(m)
+			sub.notify()
+			if addr, ok := runTraceTarget(m); ok && tracer != nil {
+				tracer.trace(addr, m.TestKeys.Domain, m.Input, m.TestKeys.Queries)
+			}
+		},
 	}
 	inputs := make(chan probe.Input)
 	go src.feed(ctx, inputs, stderr, con)
@@ -351,6 +382,9 @@ func runProbe(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr 
 	con.printSummary(src.skipped())
 	if outPath != "-" {
 		con.wrote(stats.Written, outPath)
+	}
+	if tracer != nil {
+		tracer.report(con)
 	}
 	switch {
 	case errors.Is(runErr, context.Canceled) || (runErr == nil && ctx.Err() != nil):

@@ -95,6 +95,7 @@ func addSweepFlags(fs *pflag.FlagSet) {
 
 func newSweepCmd() *cobra.Command {
 	var configFile string
+	var tf traceFlags
 	cmd := &cobra.Command{
 		Use:   "sweep -i LIST (--control-server URL | --endpoint IP:PORT --endpoint-pin PIN)",
 		Short: "Find the names intercepted or blocked by SNI alone, against one neutral endpoint",
@@ -126,6 +127,14 @@ consistency, with kzprobe run -i FILE.
 Verdicts: sni_intercepted_isca, sni_intercepted_other, sni_blocked, clean,
 error (the control failed too, the TCP connect failed before any SNI was sent,
 or the probe's own failure: --allow-net, out of file descriptors).
+
+--trace (Linux only) traces each name found sni_intercepted_isca,
+sni_intercepted_other or sni_blocked as kzprobe trace does, at most 4 at
+once while the sweep goes on: to the endpoint, with the name as the SNI and
+--control-sni as the control. One kzprobe_trace record per trace goes to
+--trace-output (default: -o's name with -trace before .jsonl). clean and
+error names are not traced; a trace that fails is reported and changes no
+verdict and no exit code.
 
 Exit codes: 0 done; 1 a runtime failure, the endpoint failing the control or a
 name failing for a local reason among them; 2 a usage or configuration error;
@@ -160,15 +169,19 @@ name failing for a local reason among them; 2 a usage or configuration error;
 			if cfg.Sweep.Endpoint != "" && cfg.Sweep.EndpointPin == "" {
 				return usageError("--endpoint needs --endpoint-pin: without the endpoint's key nothing tells its certificate from an interception")
 			}
+			if err := tf.check(); err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return runSweep(ctx, cfg, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr())
+			return runSweepTraced(ctx, cfg, &tf, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	cmd.Flags().StringVarP(&configFile, "config", "c", "", "configuration `file` (YAML; see probe.yaml: sweep, targets, tls, network, vantage, control.server)")
 	cmd.Flags().String("resume", "", "continue an interrupted sweep: skip the names already in this JSONL `file` (which must exist; names that ended in error because the control failed are tried again) and append the rest to it")
 	cmd.Flags().Bool("append", false, "add this sweep, as a new report, to an -o file that is not empty")
 	addSweepFlags(cmd.Flags())
+	tf.add(cmd.Flags(), "name", false)
 	return cmd
 }
 
@@ -208,8 +221,14 @@ func sweepEndpoint(ctx context.Context, cfg *Config, client *control.Client) (sw
 	return sweep.Endpoint{Addr: addr, Pin: pin, PinSource: sweep.PinFromControlServer}, nil
 }
 
-// runSweep is `kzprobe sweep` after flag parsing.
-func runSweep(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr io.Writer) (err error) {
+// runSweep is `kzprobe sweep` after flag parsing, without --trace.
+func runSweep(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr io.Writer) error {
+	return runSweepTraced(ctx, cfg, nil, stdin, stdout, stderr)
+}
+
+// runSweepTraced is `kzprobe sweep` after flag parsing; tf (nil: none)
+// is --trace.
+func runSweepTraced(ctx context.Context, cfg *Config, tf *traceFlags, stdin io.Reader, stdout, stderr io.Writer) (err error) {
 	priv := newPrivacy(cfg, stdout, stderr)
 	jsonlStdout := stdout
 	stdout, stderr = priv.stdout, priv.stderr
@@ -284,6 +303,13 @@ func runSweep(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr 
 	priv.addPublic(cfg, public)
 	priv.apply(writer)
 
+	var tracer *foundTracer
+	if tf != nil && tf.on {
+		if tracer, err = startFoundTracer(ctx, cfg, tf.tracePath(outPath, start), cfg.Run.outputMode(), start,
+			carrier.Envelope, cfg.Sweep.ControlSNI, "", priv, stderr); err != nil {
+			return err
+		}
+	}
 	table := stdout
 	if outPath == "-" {
 		table = stderr
@@ -310,6 +336,9 @@ func runSweep(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr 
 			found.add(m)
 			con.result(m)
 			sub.notify()
+			if tracer != nil && sweepTraced(m) {
+				tracer.trace(ep.Addr, m.TestKeys.Domain, m.TestKeys.Domain+"@"+ep.Addr.String(), nil)
+			}
 		},
 	}
 	fctx, cancelFeed := context.WithCancel(ctx)
@@ -336,6 +365,9 @@ func runSweep(ctx context.Context, cfg *Config, stdin io.Reader, stdout, stderr 
 	if found.n > 0 {
 		con.message(fmt.Sprintf("%s intercepted or blocked by SNI written to %s: confirm each on its real addresses, with DNS consistency, with: kzprobe run -i %s\n",
 			plural(found.n, "name"), displayPath(found.path), found.path))
+	}
+	if tracer != nil {
+		tracer.report(con)
 	}
 	var ee *sweep.EndpointError
 	switch {
