@@ -27,6 +27,7 @@ import (
 	"kzprobe/probe/guard"
 	"kzprobe/sweep"
 	"kzprobe/targets"
+	"kzprobe/trace"
 )
 
 // envPrefix is the prefix of every environment variable kzprobe reads:
@@ -194,6 +195,15 @@ type RunConfig struct {
 	// FailOn are verdicts that make the run exit 3 when any target gets
 	// one (for cron and scripts).
 	FailOn []measurement.Verdict `mapstructure:"fail_on"`
+	// Trace traces each target found intercepted or blocked, as kzprobe
+	// trace does (Linux only), to TraceOutput.
+	Trace bool `mapstructure:"trace"`
+	// TraceOutput is the trace records' JSONL file; empty means Output's
+	// name with -trace before .jsonl.
+	TraceOutput string `mapstructure:"trace_output"`
+	// TraceControlSNI is the control SNI of run's traces (a sweep's
+	// are its control_sni's).
+	TraceControlSNI string `mapstructure:"trace_control_sni"`
 	// Resume is set by --resume: Output already holds measurements of this
 	// run, whose targets are skipped. Not a configuration key.
 	Resume bool `mapstructure:"-"`
@@ -298,6 +308,9 @@ var settings = []setting{
 	{"run.wide", false, "wide", "", "show the verdict table whole, full hashes included, however wide the terminal"},
 	{"run.no_color", false, "no-color", "", "no colours (also with NO_COLOR set, and always on a pipe)"},
 	{"run.fail_on", []string{}, "fail-on", "", "exit with code 3 when any target gets one of these `verdicts`, e.g. mitm_isca,mitm_other (for cron and scripts)"},
+	{"run.trace", false, "trace", "", "trace each target found intercepted or blocked, hop by hop as kzprobe trace does (Linux only), at most 4 at once, to --trace-output"},
+	{"run.trace_output", "", "trace-output", "", "with --trace, the kzprobe_trace records' JSONL `file` (default: -o's name with -trace before .jsonl)"},
+	{"run.trace_control_sni", trace.DefaultControlSNI, "trace-control-sni", "", "with --trace, the control SNI of kzprobe run's traces, a `name` no censor blocks (a sweep's is its --control-sni)"},
 
 	{"network.allow", []string{}, "allow-net", "", "only contact these `CIDRs` (e.g. 127.0.0.0/8); anything else fails as blocked_by_allow_net"},
 	{"network.bind", "", "bind", "", "local source `IP` of every connection and query"},
@@ -678,6 +691,12 @@ func (c *Config) validate() error {
 		if !slices.Contains(measurement.Verdicts(), v) {
 			bad("run.fail_on", "%q is not a verdict; want some of %s", v, verdictList())
 		}
+	}
+	if c.Run.TraceOutput == "-" {
+		bad("run.trace_output", "must be a file, not - (the measurements may be on stdout)")
+	}
+	if t, err := targets.Normalize(c.Run.TraceControlSNI); err != nil || t.Domain != strings.ToLower(strings.TrimSuffix(c.Run.TraceControlSNI, ".")) {
+		bad("run.trace_control_sni", "must be a host name such as example.com, got %q", c.Run.TraceControlSNI)
 	}
 	if _, err := guard.Parse(c.Network.Allow...); err != nil {
 		bad("network.allow", "%v", err)

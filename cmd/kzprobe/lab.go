@@ -20,6 +20,7 @@ import (
 	"kzprobe/measurement"
 	"kzprobe/probe"
 	"kzprobe/sweep"
+	"kzprobe/trace"
 )
 
 // labArgs are the flags of `kzprobe lab`.
@@ -351,6 +352,7 @@ func labConfig(l *lab.Lab, files lab.Files, dir string) *Config {
 	cfg.Run.TargetTimeout = 20 * time.Second
 	cfg.Run.Output = filepath.Join(dir, "lab-measurements.jsonl")
 	cfg.Run.SyncInterval = time.Second
+	cfg.Run.TraceControlSNI = trace.DefaultControlSNI
 	cfg.Network.Allow = []string{"127.0.0.0/8"}
 	for _, n := range l.Nets() {
 		if n.Addr().Is6() {

@@ -26,7 +26,6 @@ import (
 
 func newRunCmd() *cobra.Command {
 	var configFile string
-	var tf traceFlags
 	cmd := &cobra.Command{
 		Use:   "run [flags]",
 		Short: "Measure a list of domains and say which are intercepted",
@@ -84,6 +83,7 @@ kzprobe --help.`,
 				cfg.Run.Resume = true
 			}
 			cfg.Run.Append, _ = cmd.Flags().GetBool("append")
+			tf := traceFlagsOf(cfg, cfg.Run.TraceControlSNI)
 			if err := tf.check(); err != nil {
 				return err
 			}
@@ -96,7 +96,6 @@ kzprobe --help.`,
 	cmd.Flags().String("resume", "", "continue an interrupted run: skip the targets already measured in this JSONL `file` (which must exist) and append the rest to it, in the same report")
 	cmd.Flags().Bool("append", false, "add this run, as a new report, to an -o file that is not empty (without --append or --resume such a file is refused)")
 	addRunFlags(cmd.Flags())
-	tf.add(cmd.Flags(), "target", true)
 	return cmd
 }
 

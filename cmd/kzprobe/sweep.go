@@ -33,6 +33,7 @@ var sweepSharedFlags = []string{
 	"asn", "cc", "network-name", "asn-db", "country-db", "whoami", "include-ip", "no-asn", "no-cc",
 	"control-server", "control-token", "control-ca",
 	"submit", "submit-pin", "submit-ca", "submit-token-file", "submit-wait",
+	"trace", "trace-output",
 }
 
 // sweepOwnFlags are kzprobe sweep's own flags: flag, short, key, usage;
@@ -54,6 +55,7 @@ var sweepUsage = map[string]string{
 	"output":      "JSONL output `file` (default sweep-<UTC time>.jsonl; - for stdout)",
 	"fingerprint": "the ClientHello `fingerprint` of every handshake (the first, if several): " + strings.Join(probe.Fingerprints(), ","),
 	"timeout":     "timeout of one TCP connect and of one TLS handshake",
+	"trace":       "trace each name found intercepted or blocked, hop by hop as kzprobe trace does (Linux only), at most 4 at once, to --trace-output",
 	"domain":      "sweep this name (repeatable); without -i or -d the embedded list of the 14 report domains is used",
 }
 
@@ -95,7 +97,6 @@ func addSweepFlags(fs *pflag.FlagSet) {
 
 func newSweepCmd() *cobra.Command {
 	var configFile string
-	var tf traceFlags
 	cmd := &cobra.Command{
 		Use:   "sweep -i LIST (--control-server URL | --endpoint IP:PORT --endpoint-pin PIN)",
 		Short: "Find the names intercepted or blocked by SNI alone, against one neutral endpoint",
@@ -169,6 +170,7 @@ name failing for a local reason among them; 2 a usage or configuration error;
 			if cfg.Sweep.Endpoint != "" && cfg.Sweep.EndpointPin == "" {
 				return usageError("--endpoint needs --endpoint-pin: without the endpoint's key nothing tells its certificate from an interception")
 			}
+			tf := traceFlagsOf(cfg, cfg.Sweep.ControlSNI)
 			if err := tf.check(); err != nil {
 				return err
 			}
@@ -181,7 +183,6 @@ name failing for a local reason among them; 2 a usage or configuration error;
 	cmd.Flags().String("resume", "", "continue an interrupted sweep: skip the names already in this JSONL `file` (which must exist; names that ended in error because the control failed are tried again) and append the rest to it")
 	cmd.Flags().Bool("append", false, "add this sweep, as a new report, to an -o file that is not empty")
 	addSweepFlags(cmd.Flags())
-	tf.add(cmd.Flags(), "name", false)
 	return cmd
 }
 

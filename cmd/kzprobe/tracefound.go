@@ -12,8 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/spf13/pflag"
-
 	"kzprobe/measurement"
 	"kzprobe/probe"
 	"kzprobe/trace"
@@ -24,22 +22,17 @@ import (
 // socket per probe in flight.
 const traceParallel = 4
 
-// traceFlags are --trace and --trace-output of run and sweep: command
-// flags, not configuration keys (a trace is asked for per run).
+// traceFlags are run.trace, run.trace_output and the control SNI of
+// the traces (run.trace_control_sni, or a sweep's sweep.control_sni).
 type traceFlags struct {
 	on         bool
 	output     string
 	controlSNI string
 }
 
-// add declares the flags on fs; withControl adds --trace-control-sni
-// (run: a sweep traces with its own --control-sni).
-func (tf *traceFlags) add(fs *pflag.FlagSet, what string, withControl bool) {
-	fs.BoolVar(&tf.on, "trace", false, "trace each "+what+" found intercepted or blocked, hop by hop as kzprobe trace does (Linux only), to --trace-output")
-	fs.StringVar(&tf.output, "trace-output", "", "with --trace, the kzprobe_trace records' JSONL `file` (default: -o's name with -trace before .jsonl)")
-	if withControl {
-		fs.StringVar(&tf.controlSNI, "trace-control-sni", trace.DefaultControlSNI, "with --trace, the control SNI of each trace, one no censor blocks")
-	}
+// traceFlagsOf reads cfg's trace settings; controlSNI is the traces'.
+func traceFlagsOf(cfg *Config, controlSNI string) traceFlags {
+	return traceFlags{on: cfg.Run.Trace, output: cfg.Run.TraceOutput, controlSNI: controlSNI}
 }
 
 // check refuses --trace where it cannot work and --trace-output without
@@ -47,11 +40,9 @@ func (tf *traceFlags) add(fs *pflag.FlagSet, what string, withControl bool) {
 func (tf *traceFlags) check() error {
 	switch {
 	case !tf.on && tf.output != "":
-		return usageError("--trace-output %s needs --trace", tf.output)
+		return usageError("--trace-output %s (run.trace_output) needs --trace (run.trace)", tf.output)
 	case tf.on && !trace.Supported():
-		return usageError("--trace works on Linux only: it reads the routers' ICMP errors from the socket's error queue (IP_RECVERR), which %s lacks; run without --trace", runtime.GOOS)
-	case tf.on && tf.output == "-":
-		return usageError("--trace-output -: give a file (the measurements may be on stdout)")
+		return usageError("--trace (run.trace) works on Linux only: it reads the routers' ICMP errors from the socket's error queue (IP_RECVERR), which %s lacks; run without --trace", runtime.GOOS)
 	}
 	return nil
 }

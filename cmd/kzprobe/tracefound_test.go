@@ -136,8 +136,8 @@ func TestTraceFlagsUsage(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"run", "-d", "x.example", "--allow-net", "127.0.0.1/32", "--trace-output", "t.jsonl"}, "--trace-output t.jsonl needs --trace"},
-		{[]string{"sweep", "-d", "x.example", "--endpoint", "127.0.0.1:1", "--endpoint-pin", "sha256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=", "--trace", "--trace-output", "-"}, "--trace-output -: give a file"},
+		{[]string{"run", "-d", "x.example", "--allow-net", "127.0.0.1/32", "--trace-output", "t.jsonl"}, "--trace-output t.jsonl (run.trace_output) needs --trace"},
+		{[]string{"sweep", "-d", "x.example", "--endpoint", "127.0.0.1:1", "--endpoint-pin", "sha256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=", "--trace", "--trace-output", "-"}, `flag --trace-output: key "run.trace_output" must be a file, not -`},
 	} {
 		r := runWrapped(t, nil, 30*time.Second, tc.args...)
 		if r.code != exitUsage || !strings.Contains(r.stderr, tc.want) {
