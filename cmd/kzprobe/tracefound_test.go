@@ -145,3 +145,36 @@ func TestTraceFlagsUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestRunTraceBlocked: a target the lab resets on its ClientHello is
+// tls_blocking, and run --trace traces it to the address of its failed
+// handshake: the reset answers at hop 1 where the control SNI got the
+// server's chain; the clean site is not traced.
+func TestRunTraceBlocked(t *testing.T) {
+	clearEnv(t)
+	_, base := startLabRun(t, lab.Scenario{Name: "trace-blocked", Sites: []lab.Site{
+		{Domain: "reset.example", TLS: lab.Reset}, {Domain: "clean.example", TLS: lab.Pass}}})
+	dir := t.TempDir()
+	out := filepath.Join(dir, "m.jsonl")
+	args := append(slices.Clone(base), "-o", out, "-d", "reset.example", "-d", "clean.example", "--trace", "--trace-control-sni", "clean.example")
+	r := runWrapped(t, nil, 90*time.Second, args...)
+	if r.code != exitOK {
+		t.Fatalf("exit code %d; want 0\n%s", r.code, r.stderr)
+	}
+	m := readRecords(t, out)["reset.example"]
+	if m == nil || m.TestKeys.Verdict != measurement.VerdictTLSBlocking {
+		t.Fatalf("reset.example: %v; want tls_blocking", m)
+	}
+	addr, _ := runTraceTarget(m)
+	recs := readTraces(t, filepath.Join(dir, "m-trace.jsonl"))
+	if len(recs) != 1 {
+		t.Fatalf("%d trace records; want 1 (the blocked target only)", len(recs))
+	}
+	tk, f := recs[0].TestKeys, recs[0].TestKeys.Finding
+	if tk.SNI != "reset.example" || tk.Address != addr.String() {
+		t.Errorf("traced %s at %s; want reset.example at %s", tk.SNI, tk.Address, addr)
+	}
+	if f.Interference != measurement.InterferenceReset || f.InterferenceHop == nil || *f.InterferenceHop != 1 {
+		t.Errorf("finding %+v; want a reset at hop 1", f)
+	}
+}
