@@ -55,9 +55,6 @@ const (
 	maxCertsChain = 64
 )
 
-// backendKeys are df-000 keys that the backend sets, never a probe.
-var backendKeys = []string{"backend_version", "bucket_date", "id", "report_filename"}
-
 // parseOpen checks the body of POST /report.
 func parseOpen(body []byte) (*OpenRequest, *apiError) {
 	var raw map[string]json.RawMessage

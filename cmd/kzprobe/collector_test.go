@@ -224,7 +224,7 @@ func TestCollectorKill9LosesNothing(t *testing.T) {
 	waitLines(t, out, 4, 60*time.Second)
 	col.kill9(t)
 	waitLines(t, out, 10, 60*time.Second) // records written while it is down
-	col = startCollectorProc(t, store, col.listen)
+	startCollectorProc(t, store, col.listen)
 	if err := run.Wait(); err != nil {
 		t.Fatalf("run: %v\n%s", err, stderr.String())
 	}

@@ -38,10 +38,9 @@ func benchCollector(b *testing.B, workers int) (clients []*Client, ids []string,
 	}
 	// The server kzprobe collector serve runs (HTTP/2 and HTTP/1.1 over
 	// TLS, its timeouts), on httptest's certificate.
-	cert := httptest.NewUnstartedServer(nil).TLS
 	ts := httptest.NewUnstartedServer(nil)
 	ts.StartTLS()
-	cert = ts.TLS
+	cert := ts.TLS
 	ts.Close()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
