@@ -279,7 +279,7 @@ func (cfg Config) newResult(behaviours []lab.Site) Result {
 		}
 		res.RoundTrips = float64(total)/float64(cfg.N) + 1/float64(sweepControlEvery)
 		if cfg.Scenario == ScenarioBlackhole {
-			res.Wait = cfg.Timeout.Seconds()
+			res.Wait = 2 * cfg.Timeout.Seconds() // the name's try and its second try
 		}
 	case cfg.Scenario == ScenarioBlackhole:
 		// DNS, then the handshake's timeout instead of a server flight.

@@ -17,7 +17,8 @@
 // With [Config.Sweep] it benches `kzprobe sweep` instead: one handshake
 // per name to the lab's neutral SNI endpoint, behind its middlebox
 // ([sweepRoundTrips]: 1 round trip for a clean name, 2 for one followed
-// by its confirming control), and the baseline is one handshake with the
+// by its confirming control, 3 for one refused before any certificate and
+// tried again), and the baseline is one handshake with the
 // same hello to that endpoint, its key checked against the pin, and the
 // chain judged.
 //

@@ -96,16 +96,19 @@ const sweepControlEvery = sweep.DefaultControlEvery
 // RTT (through the middlebox, whose splice or forged handshake the lab
 // delays once). A name that is not clean is followed by a confirming
 // control handshake, 1 RTT more: intercepted, reset and EOF (which wait 1
-// RTT before closing) are 2. A blackhole waits for the timeout instead of
-// the first flight (Result.Wait), then its control: 1. A periodic control
-// every sweepControlEvery names adds 1/sweepControlEvery on average
-// (newResult).
+// RTT before closing) fail before any certificate, so after the control
+// they are tried again: 3. A blackhole waits for the timeout instead of
+// the first flight, then its control, then the timeout of its second try:
+// 1 round trip and two timeouts (Result.Wait). A periodic control every
+// sweepControlEvery names adds 1/sweepControlEvery on average (newResult).
 func sweepRoundTrips(s lab.Site) int {
 	switch s.TLS {
 	case lab.Pass, "":
 		return 1
 	case lab.Blackhole:
 		return 1
+	case lab.Reset, lab.EOF:
+		return 3
 	}
 	return 2
 }

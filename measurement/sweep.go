@@ -15,9 +15,9 @@ package measurement
 //     as DER; chains: its judgement by package chain, as in
 //     kzprobe_tls_mitm (null when no certificate came);
 //     interception_chain: the chain with an interception finding, null
-//     when none. A handshake that timed out before any certificate is
-//     tried a second time once the control answered: then each list has
-//     two entries, and the second decides;
+//     when none. A handshake that failed before any certificate (reset,
+//     EOF, alert, timeout) is tried a second time once the control
+//     answered: then each list has two entries, and the second decides;
 //   - sni_sweep ([SNISweep]): the endpoint, its pin, the pin of what was
 //     presented, the control SNI and the control handshake that confirmed
 //     a verdict other than clean;

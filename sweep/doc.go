@@ -53,8 +53,8 @@
 //	intercepted     sni_intercepted_other  another chain, not the ISCA PKI
 //	blocked         sni_blocked            reset, EOF, alert or timeout for this SNI (or the endpoint's own
 //	                                       certificate, then a failure), the control fine right after; a
-//	                                       timeout (silence) is tried a second time after the control, and
-//	                                       the second try decides
+//	                                       failure before any certificate is tried a second time after the
+//	                                       control, and the second try decides
 //
 // # Records
 //

@@ -80,7 +80,8 @@ page), pass, blackhole (no server flight ever; use a short --timeout).
 
 With --sweep it benches kzprobe sweep instead: one handshake per name to the
 lab's neutral SNI endpoint behind its middlebox (1 round trip for a clean
-name, 2 for one that is not, whose control follows it; a control every 100
+name, 2 for an intercepted one, whose control follows it, 3 for one refused
+before any certificate, tried again after its control; a control every 100
 names), with --hello fingerprint (Chrome) or tls12, and a baseline of one
 handshake (with the same hello) and chain judgement against that endpoint.`,
 		Example: `  kzprobe bench --n 2000 --parallel 200 --rtt 50ms
