@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -99,6 +100,8 @@ func fileMatrix(t testing.TB, paths []string, judge *analysis.Judge, f clickhous
 // their warnings, and the judge's counts.
 func withFileParts(got, files *analysis.Result) {
 	got.Files, got.Warnings = files.Files, files.Warnings
+	got.Where, got.Summary.TraceMeasurements = files.Where, files.Summary.TraceMeasurements
+	got.Sweep, got.Summary.SweepMeasurements = files.Sweep, files.Summary.SweepMeasurements
 	s, fs := &got.Summary, files.Summary
 	s.Files, s.UnreadableFiles, s.TruncatedFiles, s.BadLines = fs.Files, fs.UnreadableFiles, fs.TruncatedFiles, fs.BadLines
 	s.ChainsJudged, s.CacheHits, s.WarningsOmitted = fs.ChainsJudged, fs.CacheHits, fs.WarningsOmitted
@@ -111,6 +114,15 @@ func withFileParts(got, files *analysis.Result) {
 // and without filters; ingesting again changes nothing.
 func TestAnalyzeEqualsFiles(t *testing.T) {
 	fx, judge := fixture(t)
+	// kzprobe trace's records go to the where table only (not computed
+	// in SQL): they must change none of the others.
+	if _, err := analysistest.WriteTraceFixture(filepath.Join(fx.Dir, "trace")); err != nil {
+		t.Fatal(err)
+	}
+	// So do kzprobe sweep's (the sweep tables).
+	if _, err := analysistest.WriteSweepFixture(filepath.Join(fx.Dir, "sweep"), fx.PKI); err != nil {
+		t.Fatal(err)
+	}
 	paths := []string{fx.Dir}
 	filters := []struct {
 		name string
@@ -144,8 +156,10 @@ func TestAnalyzeEqualsFiles(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if st.Records != 23 || st.Bad != 2 {
-				t.Errorf("ingest read %d records, %d bad lines; want 23, 2", st.Records, st.Bad)
+			// 23 of the report fixture, 6 traces, 10 sweep records (whose
+			// handshakes are in no sighting).
+			if st.Records != 39 || st.Bad != 2 {
+				t.Errorf("ingest read %d records, %d bad lines; want 39, 2", st.Records, st.Bad)
 			}
 			want := wants["all"]
 			// Pieces are read in parallel: the warnings' order varies.
@@ -157,8 +171,8 @@ func TestAnalyzeEqualsFiles(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if m1 != 23 || s1 != 24 {
-				t.Errorf("stored %d measurements, %d handshakes with a chain; want 23, 24", m1, s1)
+			if m1 != 39 || s1 != 24 {
+				t.Errorf("stored %d measurements, %d handshakes with a chain; want 39, 24", m1, s1)
 			}
 			// Idempotent: a second ingest adds nothing.
 			if _, err := db.Ingest(context.Background(), paths, clickhouse.IngestOptions{}); err != nil {
@@ -191,7 +205,7 @@ func TestAnalyzeEqualsFiles(t *testing.T) {
 								t.Errorf("compare warning %q not among the files' warnings", w)
 							}
 						}
-						got.Files, got.Warnings, got.WarningsOmitted = want.Files, want.Warnings, want.WarningsOmitted
+						got.Files, got.Warnings, got.WarningsOmitted, got.Where, got.Sweep = want.Files, want.Warnings, want.WarningsOmitted, want.Where, want.Sweep
 						if diff := cmp.Diff(want, got, cmpopts.IgnoreUnexported(analysis.Matrix{}, analysis.Cell{})); diff != "" {
 							t.Errorf("Compare (derive %v) differs from the files' (-files +clickhouse):\n%s", derive, diff)
 						}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"kzprobe/analysis"
+	"kzprobe/measurement"
 	"kzprobe/probe/chain"
 )
 
@@ -46,6 +47,11 @@ func (f Filter) where(withTime bool) string {
 	}
 	return strings.Join(c, " AND ")
 }
+
+// notInTables keeps out the records that the analysis puts in no table
+// but their own (analysis.Record.IsSweep, IsTrace: Result.Sweep and
+// Result.Where, which are not computed here).
+var notInTables = "test_name NOT IN (" + quoteList([]string{measurement.SweepTestName, measurement.TraceTestName}) + ")"
 
 // timeBounded reports whether f has a time bound.
 func (f Filter) timeBounded() bool { return !f.Since.IsZero() || !f.Until.IsZero() }
@@ -173,12 +179,14 @@ func parallel(fns ...func() error) error {
 func (db *DB) tables(ctx context.Context, f Filter, cfg analysis.Config) (analysis.Tables, error) {
 	var t analysis.Tables
 	c := db.clients[0]
-	w := f.where(true)
 	var m, s string
 	err := parallel(
-		func() (err error) { m, err = db.from(ctx, TableMeasurements, "uid", w); return err },
-		func() (err error) { s, err = db.from(ctx, TableSightings, "uid, hs", w); return err },
+		func() (err error) { m, err = db.from(ctx, TableMeasurements, "uid", f.where(true)); return err },
+		func() (err error) { s, err = db.from(ctx, TableSightings, "uid, hs", f.where(true)); return err },
 	)
+	// The sightings table holds none of the side tables' records.
+	w := f.where(true) + " AND " + notInTables
+	ws := f.where(true)
 	if err != nil {
 		return t, err
 	}
@@ -266,7 +274,7 @@ FROM `+m+` WHERE `+w+` GROUP BY probe_asn`, &netRows),
 		collect(`SELECT probe_asn AS ASN, network_name AS Name, max(ts) AS T
 FROM `+m+` WHERE `+w+` AND network_name != '' GROUP BY probe_asn, network_name`, &names),
 		collect(`SELECT probe_asn AS Key, groupUniqArray(sha1) AS Inters
-FROM `+s+` ARRAY JOIN inter_sha1 AS sha1 WHERE `+w+` GROUP BY probe_asn`, &netInters),
+FROM `+s+` ARRAY JOIN inter_sha1 AS sha1 WHERE `+ws+` GROUP BY probe_asn`, &netInters),
 		// Domains (a sighting's domain is its measurement's: a
 		// measurement without one has no handshake with a server name
 		// either).
@@ -275,7 +283,7 @@ FROM `+s+` ARRAY JOIN inter_sha1 AS sha1 WHERE `+w+` GROUP BY probe_asn`, &netIn
   groupUniqArrayIf(probe_asn, intercepted = 1) AS Networks
 FROM `+m+` WHERE `+w+` AND domain != '' GROUP BY domain`, &domRows),
 		collect(`SELECT domain AS Key, groupUniqArray(sha1) AS Inters
-FROM `+s+` ARRAY JOIN inter_sha1 AS sha1 WHERE `+w+` AND domain != '' GROUP BY domain`, &domInters),
+FROM `+s+` ARRAY JOIN inter_sha1 AS sha1 WHERE `+ws+` AND domain != '' GROUP BY domain`, &domInters),
 		// Intermediates, one row each, and their sightings per day.
 		collect(`SELECT sha1 AS SHA1, any(sha256) AS SHA256, any(serial) AS Serial, any(subject) AS Subject,
   any(issuer) AS Issuer, any(nb) AS NotBefore, any(na) AS NotAfter, any(signer_sha1) AS Signer,
@@ -284,11 +292,11 @@ FROM `+s+` ARRAY JOIN inter_sha1 AS sha1 WHERE `+w+` AND domain != '' GROUP BY d
   count() AS Sightings, uniqExact(uid) AS Measurements, min(ts) AS First, max(ts) AS Last,
   countIf(ts < nb OR ts > na) AS Outside,
   groupUniqArray(probe_asn) AS Networks, groupUniqArrayIf(domain, domain != '') AS Domains
-FROM `+s+arrayJoin+` WHERE `+w+` GROUP BY sha1`, &interRows),
+FROM `+s+arrayJoin+` WHERE `+ws+` GROUP BY sha1`, &interRows),
 		collect(`SELECT sha1 AS SHA1, intDiv(ts, 86400) AS Day,
   countIf(ts >= nb AND ts <= na) AS Inside, countIf(ts < nb OR ts > na) AS Outside
 FROM `+s+` ARRAY JOIN inter_sha1 AS sha1, inter_not_before AS nb, inter_not_after AS na
-WHERE `+w+` GROUP BY sha1, Day`, &days),
+WHERE `+ws+` GROUP BY sha1, Day`, &days),
 	}
 	if f.timeBounded() {
 		queries = append(queries, func() error {
@@ -389,7 +397,7 @@ WHERE `+w+` GROUP BY sha1, Day`, &days),
 		max = analysis.DefaultMaxGapCandidates
 	}
 	err = queryInto(ctx, c, `SELECT ts AS T, cityHash64(uid) AS Rec, sha1 AS SHA1, probe_asn AS ASN, domain AS Domain, source AS Source
-FROM `+s+` ARRAY JOIN inter_sha1 AS sha1 WHERE `+w+` AND `+outside+`
+FROM `+s+` ARRAY JOIN inter_sha1 AS sha1 WHERE `+ws+` AND `+outside+`
 ORDER BY ts, source, sha1 LIMIT `+strconv.Itoa(max+1), func(r struct {
 		T                         int64
 		Rec                       uint64
@@ -402,7 +410,7 @@ ORDER BY ts, source, sha1 LIMIT `+strconv.Itoa(max+1), func(r struct {
 	}
 	if len(t.Outside) > max {
 		t.Outside = t.Outside[:max]
-		err = queryInto(ctx, c, `SELECT count() AS N FROM `+s+` ARRAY JOIN inter_sha1 AS sha1 WHERE `+w+` AND `+outside, func(r struct{ N int }) {
+		err = queryInto(ctx, c, `SELECT count() AS N FROM `+s+` ARRAY JOIN inter_sha1 AS sha1 WHERE `+ws+` AND `+outside, func(r struct{ N int }) {
 			t.Dropped = r.N - max
 		})
 		if err != nil {
@@ -440,8 +448,8 @@ func merge(ws []analysis.Window) []analysis.Window {
 // warning naming their file.
 func (db *DB) Compare(ctx context.Context, f Filter, cfg analysis.Config) (*analysis.Matrix, error) {
 	c := db.clients[0]
-	w := f.where(true)
-	m, err := db.from(ctx, TableMeasurements, "uid", w)
+	m, err := db.from(ctx, TableMeasurements, "uid", f.where(true))
+	w := f.where(true) + " AND " + notInTables
 	if err != nil {
 		return nil, err
 	}

@@ -128,8 +128,12 @@ func rows(rec *analysis.Record, j *analysis.Judge, raw []byte, mbuf, sbuf []byte
 		}
 	}
 	judged := false
+	// The records of kzprobe sweep and kzprobe trace are kept (the
+	// collector's), but are in none of the tables the queries compute
+	// (see notInTables): no sightings.
+	sidetable := rec.IsSweep() || rec.IsTrace()
 	for i, h := range rec.Handshakes() {
-		if len(h.PeerCertificates) == 0 {
+		if len(h.PeerCertificates) == 0 || sidetable {
 			continue
 		}
 		m.Handshakes++
