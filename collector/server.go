@@ -11,17 +11,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"kzprobe/analysis"
+	"kzprobe/ratelimit"
 	"kzprobe/store"
 )
 
@@ -94,7 +91,7 @@ type Server struct {
 	cfg       Config
 	reports   *reports
 	judge     *analysis.Judge
-	limiter   *clientLimiter
+	limiter   *ratelimit.PerClient
 	slots     chan struct{}
 	tokenHash [32]byte
 	log       *slog.Logger
@@ -152,7 +149,7 @@ func NewServer(cfg Config) (*Server, error) {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Rate > 0 {
-		s.limiter = &clientLimiter{limit: rate.Limit(cfg.Rate), burst: cfg.Burst, max: cfg.MaxClients, clients: map[netip.Addr]*rate.Limiter{}}
+		s.limiter = ratelimit.New(cfg.Rate, cfg.Burst, cfg.MaxClients)
 	}
 	if cfg.Token != "" {
 		s.tokenHash = sha256.Sum256([]byte(cfg.Token))
@@ -230,8 +227,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			slog.Duration("duration", s.cfg.Now().Sub(start)),
 		)
 	}()
-	if ok, retry, full := s.limiter.allow(rateKey(client), start); !ok {
-		w.Header().Set("Retry-After", retryAfter(retry))
+	if ok, retry, full := s.limiter.Allow(ratelimit.Key(client), start); !ok {
+		w.Header().Set("Retry-After", ratelimit.RetryAfter(retry))
 		if full {
 			s.writeError(w, r, &apiError{http.StatusServiceUnavailable, ErrOverloaded, "too many clients at once; retry later"})
 			return
@@ -558,63 +555,4 @@ func clientAddr(r *http.Request) netip.Addr {
 		return netip.Addr{}
 	}
 	return ap.Addr().Unmap()
-}
-
-// rateKey is the unit of rate limiting: an IPv4 address, or the /64 of an
-// IPv6 address.
-func rateKey(a netip.Addr) netip.Addr {
-	if a.Is6() {
-		p, _ := a.Prefix(64)
-		return p.Addr()
-	}
-	return a
-}
-
-func retryAfter(d time.Duration) string {
-	return strconv.Itoa(max(1, int(math.Ceil(d.Seconds()))))
-}
-
-// clientLimiter is a token bucket per client, with a bound on the clients
-// tracked (as the control server's).
-type clientLimiter struct {
-	limit rate.Limit
-	burst int
-	max   int
-
-	mu        sync.Mutex
-	clients   map[netip.Addr]*rate.Limiter
-	lastSweep time.Time
-}
-
-func (c *clientLimiter) allow(key netip.Addr, now time.Time) (ok bool, wait time.Duration, full bool) {
-	if c == nil {
-		return true, 0, false
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	l := c.clients[key]
-	if l == nil {
-		if len(c.clients) >= c.max && now.Sub(c.lastSweep) >= time.Second {
-			c.lastSweep = now
-			for k, l := range c.clients {
-				if l.TokensAt(now) >= float64(c.burst) {
-					delete(c.clients, k)
-				}
-			}
-		}
-		if len(c.clients) >= c.max {
-			return false, time.Second, true
-		}
-		l = rate.NewLimiter(c.limit, c.burst)
-		c.clients[key] = l
-	}
-	res := l.ReserveN(now, 1)
-	if !res.OK() {
-		return false, time.Second, false
-	}
-	if d := res.DelayFrom(now); d > 0 {
-		res.CancelAt(now)
-		return false, d, false
-	}
-	return true, 0, false
 }

@@ -9,22 +9,19 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"mime"
 	"net/http"
 	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 
 	"kzprobe/measurement"
 	"kzprobe/probe"
 	"kzprobe/probe/chain"
 	"kzprobe/probe/guard"
+	"kzprobe/ratelimit"
 )
 
 // Server defaults, used when the matching ServerConfig field is zero.
@@ -175,7 +172,7 @@ type Server struct {
 	limits     checkLimits
 	connector  *probe.Connector
 	handshaker *probe.Handshaker
-	limiter    *clientLimiter
+	limiter    *ratelimit.PerClient
 	pool       *checkPool
 	conns      *connTracker
 	tokenHash  [32]byte
@@ -246,7 +243,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	s.connector = &probe.Connector{Dial: s.policy.dialer(cfg.Dial), Timeout: step}
 	s.handshaker = &probe.Handshaker{Timeout: step, MaxCerts: serverMaxCerts, MaxChainBytes: serverMaxChainBytes}
 	if cfg.Rate > 0 {
-		s.limiter = &clientLimiter{limit: rate.Limit(cfg.Rate), burst: cfg.Burst, max: cfg.MaxClients, clients: map[netip.Addr]*rate.Limiter{}}
+		s.limiter = ratelimit.New(cfg.Rate, cfg.Burst, cfg.MaxClients)
 	}
 	s.pool = newCheckPool(cfg.MaxConcurrent)
 	s.conns = newConnTracker(cfg.MaxConns, cfg.MaxConnsPerClient, cfg.BusyIdleTimeout, cfg.TrustedProxies)
@@ -330,8 +327,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	// Rate first, for every request: neither bad tokens nor bad bodies nor
 	// a health check nor a wrong path come for free.
-	if ok, retry, full := s.limiter.allow(rateKey(client), start); !ok {
-		w.Header().Set("Retry-After", retryAfter(retry))
+	if ok, retry, full := s.limiter.Allow(ratelimit.Key(client), start); !ok {
+		w.Header().Set("Retry-After", ratelimit.RetryAfter(retry))
 		if full {
 			s.writeError(w, rl, &apiError{http.StatusServiceUnavailable, ErrOverloaded, "too many clients at once; retry later"})
 			return
@@ -397,7 +394,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rl.addresses = len(q.addresses)
-	key := rateKey(client)
+	key := ratelimit.Key(client)
 	if ok, full := s.pool.acquire(key); !ok {
 		w.Header().Set("Retry-After", "1")
 		if full {
@@ -532,21 +529,6 @@ func (s *Server) clientAddr(r *http.Request) netip.Addr {
 	return peer
 }
 
-// rateKey is the unit of rate limiting: an IPv4 address, or the /64 of an
-// IPv6 address (one host usually owns a whole /64).
-func rateKey(a netip.Addr) netip.Addr {
-	if a.Is6() {
-		p, _ := a.Prefix(64)
-		return p.Addr()
-	}
-	return a
-}
-
-// retryAfter formats d as whole seconds, at least 1.
-func retryAfter(d time.Duration) string {
-	return strconv.Itoa(max(1, int(math.Ceil(d.Seconds()))))
-}
-
 func (s *Server) writeError(w http.ResponseWriter, rl *requestLog, e *apiError) {
 	rl.code = e.code
 	s.writeJSON(w, rl, e.status, ErrorResponse{Version: APIVersion, Error: e.code, Message: e.message})
@@ -565,58 +547,4 @@ func (s *Server) writeJSON(w http.ResponseWriter, rl *requestLog, status int, v 
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	w.Write(append(body, '\n'))
-}
-
-// clientLimiter is a token bucket per client (golang.org/x/time/rate),
-// with a bound on the clients tracked.
-type clientLimiter struct {
-	limit rate.Limit
-	burst int
-	max   int
-
-	mu        sync.Mutex
-	clients   map[netip.Addr]*rate.Limiter
-	lastSweep time.Time
-}
-
-// allow takes a token for key at now. When none is left it returns the
-// wait until the next; full is true when the client could not even be
-// tracked.
-func (c *clientLimiter) allow(key netip.Addr, now time.Time) (ok bool, wait time.Duration, full bool) {
-	if c == nil {
-		return true, 0, false
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	l := c.clients[key]
-	if l == nil {
-		if len(c.clients) >= c.max && now.Sub(c.lastSweep) >= time.Second {
-			c.sweep(now)
-		}
-		if len(c.clients) >= c.max {
-			return false, time.Second, true
-		}
-		l = rate.NewLimiter(c.limit, c.burst)
-		c.clients[key] = l
-	}
-	res := l.ReserveN(now, 1)
-	if !res.OK() {
-		return false, time.Second, false
-	}
-	if d := res.DelayFrom(now); d > 0 {
-		res.CancelAt(now)
-		return false, d, false
-	}
-	return true, 0, false
-}
-
-// sweep forgets clients whose bucket is full again: a new bucket would be
-// the same.
-func (c *clientLimiter) sweep(now time.Time) {
-	c.lastSweep = now
-	for k, l := range c.clients {
-		if l.TokensAt(now) >= float64(c.burst) {
-			delete(c.clients, k)
-		}
-	}
 }

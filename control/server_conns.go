@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"kzprobe/probe"
+	"kzprobe/ratelimit"
 )
 
 // connTracker bounds the open connections of an http.Server through its
@@ -85,7 +86,7 @@ func (t *connTracker) clientKey(c net.Conn) netip.Addr {
 	if probe.IsBogon(peer, t.exempt) {
 		return netip.Addr{}
 	}
-	return rateKey(peer)
+	return ratelimit.Key(peer)
 }
 
 // admit counts a new connection, or reports that it must be closed.
