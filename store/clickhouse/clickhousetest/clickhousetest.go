@@ -15,6 +15,7 @@ package clickhousetest
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -163,6 +164,17 @@ func (s *Servers) URL(t testing.TB, cluster bool) string {
 // Main runs a test package's tests with n servers started for all of them
 // (*dst), stopping them at the end: call it from TestMain.
 func Main(m *testing.M, dst **Servers, n int) int {
+	// A fuzzing run (and each of its workers) runs no test that needs a
+	// server: start none.
+	flag.Parse()
+	if f := flag.Lookup("test.fuzz"); f != nil && f.Value.String() != "" {
+		*dst = &Servers{Unavailable: "fuzzing"}
+		return m.Run()
+	}
+	if f := flag.Lookup("test.fuzzworker"); f != nil && f.Value.String() == "true" {
+		*dst = &Servers{Unavailable: "fuzzing"}
+		return m.Run()
+	}
 	s, err := Start(n)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
