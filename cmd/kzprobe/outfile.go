@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
 )
 
 // outputMode is how `kzprobe run` may treat an output file that already
@@ -171,4 +173,23 @@ func (c *RunConfig) outputMode() outputMode {
 // names sort by time.
 func defaultOutputName(start time.Time) string {
 	return "measurements-" + start.UTC().Format("20060102T150405Z") + ".jsonl"
+}
+
+// outputFlags reads --resume and --append into rc for command (run,
+// sweep): --resume FILE continues that file, so -o may not name another
+// and - (stdout) cannot be resumed.
+func outputFlags(cmd *cobra.Command, rc *RunConfig, command string) error {
+	resume, _ := cmd.Flags().GetString("resume")
+	if resume != "" {
+		if cmd.Flags().Changed("output") && rc.Output != resume {
+			return usageError("--resume %s appends to that file; do not give a different -o", resume)
+		}
+		if resume == "-" {
+			return usageError("--resume needs the file an interrupted %s wrote, not - (stdout)", command)
+		}
+		rc.Output = resume
+		rc.Resume = true
+	}
+	rc.Append, _ = cmd.Flags().GetBool("append")
+	return nil
 }

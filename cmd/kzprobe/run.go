@@ -71,18 +71,9 @@ kzprobe --help.`,
 			if err != nil {
 				return err
 			}
-			resume, _ := cmd.Flags().GetString("resume")
-			if resume != "" {
-				if cmd.Flags().Changed("output") && cfg.Run.Output != resume {
-					return usageError("--resume %s appends to that file; do not give a different -o", resume)
-				}
-				if resume == "-" {
-					return usageError("--resume needs the file an interrupted run wrote, not - (stdout)")
-				}
-				cfg.Run.Output = resume
-				cfg.Run.Resume = true
+			if err := outputFlags(cmd, &cfg.Run, "run"); err != nil {
+				return err
 			}
-			cfg.Run.Append, _ = cmd.Flags().GetBool("append")
 			tf := traceFlagsOf(cfg, cfg.Run.TraceControlSNI)
 			if err := tf.check(); err != nil {
 				return err

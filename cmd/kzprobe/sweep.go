@@ -152,18 +152,9 @@ name failing for a local reason among them; 2 a usage or configuration error;
 			if err != nil {
 				return err
 			}
-			resume, _ := cmd.Flags().GetString("resume")
-			if resume != "" {
-				if cmd.Flags().Changed("output") && cfg.Run.Output != resume {
-					return usageError("--resume %s appends to that file; do not give a different -o", resume)
-				}
-				if resume == "-" {
-					return usageError("--resume needs the file an interrupted sweep wrote, not - (stdout)")
-				}
-				cfg.Run.Output = resume
-				cfg.Run.Resume = true
+			if err := outputFlags(cmd, &cfg.Run, "sweep"); err != nil {
+				return err
 			}
-			cfg.Run.Append, _ = cmd.Flags().GetBool("append")
 			if cfg.Sweep.Endpoint == "" && cfg.Control.Server == "" {
 				return usageError("say which endpoint to sweep against: --control-server URL (kzprobe control serve --sni-endpoint), or --endpoint IP:PORT --endpoint-pin PIN")
 			}
