@@ -58,7 +58,7 @@ type collectorServeArgs struct {
 func newCollectorCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "collector",
-		Short: "Run a collector that probes submit their measurements to (OONI's collector protocol)",
+		Short: "Collect the measurements probes submit (OONI's collector protocol)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return usageError("say what to do with the collector, e.g. kzprobe collector serve (see kzprobe collector --help)")
@@ -72,7 +72,7 @@ func newCollectorServeCmd() *cobra.Command {
 	var a collectorServeArgs
 	cmd := &cobra.Command{
 		Use:   "serve --store DIR [--listen ADDR] [--tls-cert FILE --tls-key FILE]",
-		Short: "Accept measurements over HTTPS (POST /report...) and serve the live report at /",
+		Short: "Accept measurements over HTTPS and serve the live report at /",
 		Long: `Serve OONI's collector API (ooni/spec backends/bk-003-collector.md) over
 HTTPS: POST /report opens a report, POST /report/{id} appends one measurement,
 POST /report/{id}/close closes it. Probes submit with

@@ -79,7 +79,7 @@ Three ways to use it:
     not written.
 
   Researcher, rechecking a list after news of new interception:
-      kzprobe run -i citizenlab-kz.csv        (Citizen Lab CSV or one domain a line)
+      kzprobe run -i kz.csv                   (a Citizen Lab CSV or a text list)
       kzprobe run -d regnum.ru -d xakep.ru    (a few suspects)
 
   Analyst, comparing vantage networks:

@@ -120,8 +120,9 @@ findings.
 
 Lists: one name a line, a Citizen Lab CSV or a Tranco-style rank,domain list
 (found by its first line, whatever its name), read as a stream (any size);
---resume FILE continues an interrupted sweep. One JSON line per name (test_name kzprobe_sni_sweep, the format of kzprobe run's
-records, documented in measurement/sweep.go). --found FILE collects the
+--resume FILE continues an interrupted sweep. One JSON line per name
+(test_name kzprobe_sni_sweep, the format of kzprobe run's records,
+documented in measurement/sweep.go). --found FILE collects the
 intercepted and blocked names: confirm each on its real addresses, with DNS
 consistency, with kzprobe run -i FILE.
 

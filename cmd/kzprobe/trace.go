@@ -87,8 +87,9 @@ and the networks of the hops around it (with --asn-db / --country-db).
 The ClientHello is the first --fingerprint's. Routers are written as their
 /24 (IPv6 /48) prefix with ASN and country, never a whole address; private,
 CGNAT and link-local hops (your side) as such, with no address, and a
-router in your own address's /24 (/48) as "vantage". One JSON line (test_name kzprobe_trace) per address
-goes to -o; a hop table to the terminal.
+router in your own address's /24 (/48) as "vantage". One JSON line
+(test_name kzprobe_trace) per address goes to -o; a hop table to the
+terminal.
 
 Exit codes: 0 done; 1 a runtime failure (not Linux, an address outside
 --allow-net, nothing resolved); 2 a usage or configuration error; 130
