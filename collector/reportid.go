@@ -44,6 +44,9 @@ func SetReportID(line []byte, id string) (out []byte, replaced bool, err error) 
 	if _, err := dec.Token(); err != nil {
 		return nil, false, fmt.Errorf("collector: reading the record: %w", err)
 	}
+	if rest := bytes.Trim(line[dec.InputOffset():], " \t\r\n"); len(rest) > 0 { // JSON's white space only
+		return nil, false, errors.New("collector: the record has data after its JSON object")
+	}
 	enc, _ := json.Marshal(id)
 	if start < 0 {
 		i := bytes.IndexByte(line, '{') + 1
