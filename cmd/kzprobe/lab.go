@@ -155,7 +155,8 @@ func runLab(ctx context.Context, a labArgs, stdout, stderr io.Writer) (err error
 	if err := labSweep(ctx, l, cfg, stdout, stderr); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "\nRead them again, judged with the lab's root:\n\n%s\n", indentLines(readCommands(cfg.Run.Output, root, false)))
+	fmt.Fprintf(stdout, "\nRead them again, judged with the lab's root:\n\n")
+	printCommands(stdout, readCommands(cfg.Run.Output, root, false)...)
 	return nil
 }
 
@@ -183,12 +184,18 @@ func serveLab(ctx context.Context, l *lab.Lab, cfg *Config, work *labWorkDir, ro
 	if work.temp {
 		where = "its files are in " + work.path + " until it stops"
 	}
-	fmt.Fprintf(stdout, "lab %q is up on %s (TLS port %d); %s.\n\n", l.Scenario.Name, l.Net, l.Port, where)
-	fmt.Fprintf(stdout, "Measure it from another terminal with:\n\n  %s\n\n", shellJoin("kzprobe", "run", "-c", conf))
+	printWrapped(stdout, fmt.Sprintf("lab %q is up on %s (TLS port %d); %s.", l.Scenario.Name, l.Net, l.Port, where))
+	fmt.Fprintln(stdout)
+	fmt.Fprintf(stdout, "Measure it from another terminal with:\n\n")
+	printCommands(stdout, []string{"kzprobe", "run", "-c", conf})
 	sweepOut := strings.TrimSuffix(cfg.Run.Output, filepath.Ext(cfg.Run.Output)) + "-sweep.jsonl"
-	fmt.Fprintf(stdout, "sweep its names by SNI against its neutral endpoint (%s, behind the middlebox) with:\n\n  %s\n\n",
-		l.SNIEndpointAddr, shellJoin("kzprobe", "sweep", "-c", conf, "--rate", "0", "-o", sweepOut))
-	fmt.Fprintf(stdout, "then read what it measured, judged with the lab's root:\n\n%s\n\n", indentLines(readCommands(cfg.Run.Output, root, true)))
+	fmt.Fprintln(stdout)
+	printWrapped(stdout, fmt.Sprintf("sweep its names by SNI against its neutral endpoint (%s, behind the middlebox) with:", l.SNIEndpointAddr))
+	fmt.Fprintln(stdout)
+	printCommands(stdout, []string{"kzprobe", "sweep", "-c", conf, "--rate", "0", "-o", sweepOut})
+	fmt.Fprintf(stdout, "\nthen read what it measured, judged with the lab's root:\n\n")
+	printCommands(stdout, readCommands(cfg.Run.Output, root, true)...)
+	fmt.Fprintln(stdout)
 	fmt.Fprintf(stdout, "Requests are logged below. Ctrl-C stops the lab.\n\n")
 	<-ctx.Done()
 	l.Close()
@@ -303,22 +310,37 @@ func labRootFile(output string, files lab.Files) (string, error) {
 // lead to an unknown signer, named only by the issuer's name.
 // Paths are relative to the current folder when under it, unless
 // absolute is set (for another terminal, wherever it is).
-func readCommands(output, root string, absolute bool) []string {
+func readCommands(output, root string, absolute bool) [][]string {
 	show := displayPath
 	if absolute {
 		show = absPath
 	}
 	out, r := show(output), show(root)
 	report := filepath.Join(filepath.Dir(out), "report.html")
-	return []string{
-		shellJoin("kzprobe", "analyze", out, "--interception-roots", r),
-		shellJoin("kzprobe", "report", out, "--interception-roots", r, "-o", report),
+	return [][]string{
+		{"kzprobe", "analyze", out, "--interception-roots", r},
+		{"kzprobe", "report", out, "--interception-roots", r, "-o", report},
 	}
 }
 
-// indentLines indents each line by two spaces and joins them.
-func indentLines(lines []string) string {
-	return "  " + strings.Join(lines, "\n  ")
+// printCommands prints each command indented by two spaces, broken to
+// the width of w's terminal with line continuations (whole lines on a
+// pipe or in a file).
+func printCommands(w io.Writer, cmds ...[]string) {
+	width := terminalWidth(w)
+	for _, c := range cmds {
+		for _, line := range commandLines(width, "  ", c...) {
+			fmt.Fprintln(w, line)
+		}
+	}
+}
+
+// printWrapped prints text broken between words to the width of w's
+// terminal (one line on a pipe or in a file).
+func printWrapped(w io.Writer, text string) {
+	for _, line := range wrapWords(text, terminalWidth(w)) {
+		fmt.Fprintln(w, line)
+	}
 }
 
 // labConfig is a run configuration pointing at l: its resolver, its DoH
@@ -441,7 +463,8 @@ func labSweep(ctx context.Context, l *lab.Lab, run *Config, stdout, stderr io.Wr
 	if err := os.Remove(cfg.Run.Output); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("replacing the lab's sweep: %w", err)
 	}
-	fmt.Fprintf(stderr, "\nsweeping the same %s by SNI against the lab's neutral endpoint %s, behind its middlebox\n", plural(len(l.Sites()), "name"), l.SNIEndpointAddr)
+	fmt.Fprintln(stderr)
+	printWrapped(stderr, fmt.Sprintf("sweeping the same %s by SNI against the lab's neutral endpoint %s, behind its middlebox", plural(len(l.Sites()), "name"), l.SNIEndpointAddr))
 	// The sweep's own table would repeat the check's: only its errors show.
 	if err := runSweep(ctx, &cfg, strings.NewReader(""), io.Discard, io.Discard); err != nil {
 		return fmt.Errorf("the lab's sweep: %w", err)

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 )
 
@@ -81,6 +82,48 @@ func shellJoin(words ...string) string {
 		out[i] = shellQuote(w)
 	}
 	return strings.Join(out, " ")
+}
+
+// commandLines is a command line for a POSIX shell (words quoted by
+// shellJoin), broken between words into lines that fit width columns
+// after indent, each but the last ending in a line continuation so that
+// a copy pasted into a shell runs as one command; an option stays on the
+// line of its value. A width of zero or less (a pipe, a file) keeps one
+// whole line. On Windows the continuation is PowerShell's backtick.
+func commandLines(width int, indent string, words ...string) []string {
+	line := indent + shellJoin(words...)
+	if width <= 0 || textWidth(line) <= width {
+		return []string{line}
+	}
+	cont := " \\"
+	if runtime.GOOS == "windows" {
+		cont = " `"
+	}
+	next := indent + "    "
+	// Units: an option with its value ("-o x") where both fit a line,
+	// else one word.
+	var units []string
+	for i := 0; i < len(words); i++ {
+		u := shellQuote(words[i])
+		if strings.HasPrefix(words[i], "-") && i+1 < len(words) && !strings.HasPrefix(words[i+1], "-") {
+			if pair := u + " " + shellQuote(words[i+1]); textWidth(next+pair+cont) <= width {
+				u = pair
+				i++
+			}
+		}
+		units = append(units, u)
+	}
+	var lines []string
+	line = indent + units[0]
+	for _, u := range units[1:] {
+		if textWidth(line)+1+textWidth(u)+len(cont) > width {
+			lines = append(lines, line+cont)
+			line = next + u
+			continue
+		}
+		line += " " + u
+	}
+	return append(lines, line)
 }
 
 // shellQuote quotes s for a POSIX shell when it holds anything but

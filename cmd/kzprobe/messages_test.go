@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -143,6 +146,57 @@ func TestConfigErrorsPlain(t *testing.T) {
 				}
 			}
 			checkPlain(t, msg)
+		})
+	}
+}
+
+// TestCommandLines: a command printed for a terminal fits its width,
+// broken between words with line continuations, and a real shell reads
+// the lines back as the same words; on a pipe it is one whole line.
+func TestCommandLines(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("PowerShell continuations are not read by sh")
+	}
+	long := "/home/volunteer/kzprobe-lab-20261204T195145Z/lab-measurements.jsonl"
+	root := "/home/volunteer/kzprobe-lab-20261204T195145Z/lab-measurements-isca-root.pem"
+	tests := []struct {
+		name  string
+		width int
+		words []string
+		lines int
+	}{
+		{"pipe keeps one line", 0, []string{"kzprobe", "analyze", long, "--interception-roots", root}, 1},
+		{"short fits", 80, []string{"kzprobe", "run", "-c", "lab.yaml"}, 1},
+		{"analyze at 80", 80, []string{"kzprobe", "analyze", long, "--interception-roots", root}, 4},
+		{"report at 80", 80, []string{"kzprobe", "report", long, "--interception-roots", root, "-o", "/home/volunteer/report.html"}, 5},
+		{"quoted words at 40", 40, []string{"kzprobe", "run", "-d", "it's here", "--network-name", "a b c", "-o", "out put.jsonl"}, 3},
+		{"a word wider than the line", 20, []string{"kzprobe", "analyze", long}, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lines := commandLines(tt.width, "  ", tt.words...)
+			if len(lines) != tt.lines {
+				t.Errorf("%d lines; want %d:\n%s", len(lines), tt.lines, strings.Join(lines, "\n"))
+			}
+			for _, l := range lines {
+				if tt.width > 0 && textWidth(l) > tt.width && len(strings.Fields(l)) > 2 {
+					t.Errorf("line of %d columns at width %d: %q", textWidth(l), tt.width, l)
+				}
+			}
+			for i, l := range lines {
+				if w := strings.Fields(l); i > 0 && len(w) > 0 && strings.HasPrefix(w[len(w)-1], "-") && w[len(w)-1] != `\` {
+					t.Errorf("line %d ends in an option without its value: %q", i+1, l)
+				}
+			}
+			script := "set -- " + strings.Join(lines, "\n") + "\nprintf '%s\\000' \"$@\""
+			out, err := exec.Command("sh", "-c", script).Output()
+			if err != nil {
+				t.Fatalf("sh: %v\n%s", err, script)
+			}
+			got := strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
+			if !slices.Equal(got, tt.words) {
+				t.Errorf("the shell reads %q; want %q\n%s", got, tt.words, strings.Join(lines, "\n"))
+			}
 		})
 	}
 }
