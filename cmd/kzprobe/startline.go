@@ -20,8 +20,7 @@ func startConsole(out, errw io.Writer, cfg *Config, w *wiring, src *targetSource
 	if counted {
 		c.setCounted(n)
 	}
-	lines := startLines(cfg, w, src, n, counted, outPath)
-	lines[0] = "kzprobe: " + lines[0]
+	lines := startLines(cfg, w, src, n, counted, outPath).lines(c.errWidth() - 1)
 	if hint := labelHint(cfg, w); hint != "" {
 		lines = append(lines, wrapWords("kzprobe: "+hint, c.errWidth()-1)...)
 	}
@@ -29,9 +28,44 @@ func startConsole(out, errw io.Writer, cfg *Config, w *wiring, src *targetSource
 	return c
 }
 
+// startBlock is what a command says before it starts: a line, then
+// details (label, value) aligned under it.
+type startBlock struct {
+	head    string
+	details [][2]string
+}
+
+// lines are b's lines, "kzprobe: " before the head, fitted to width
+// columns (0 or less: no limit): the head broken between words, each
+// value broken between words with its later lines under the value's
+// start, so that nothing wraps mid-word on a narrow terminal.
+func (b startBlock) lines(width int) []string {
+	out := wrapWords("kzprobe: "+b.head, width)
+	label := 0
+	for _, d := range b.details {
+		label = max(label, textWidth(d[0]))
+	}
+	indent := strings.Repeat(" ", 2+label+2)
+	for _, d := range b.details {
+		first := "  " + padText(d[0], label) + "  "
+		w := 0
+		if width > 0 {
+			w = max(width-len(indent), 20)
+		}
+		for i, l := range wrapWords(d[1], w) {
+			if i == 0 {
+				out = append(out, first+l)
+				continue
+			}
+			out = append(out, indent+strings.TrimPrefix(l, "  "))
+		}
+	}
+	return out
+}
+
 // startLines says what a run will do: a line, then the resolvers and
 // the output aligned under it.
-func startLines(cfg *Config, w *wiring, src *targetSource, n int, counted bool, outPath string) []string {
+func startLines(cfg *Config, w *wiring, src *targetSource, n int, counted bool, outPath string) startBlock {
 	what := "the targets of " + strings.Join(listNames(src.files), ", ")
 	if counted {
 		what = plural(n, "target")
@@ -43,7 +77,7 @@ func startLines(cfg *Config, w *wiring, src *targetSource, n int, counted bool, 
 	if len(cfg.TLS.Fingerprints) > 1 {
 		fp = "fingerprints "
 	}
-	lines := []string{fmt.Sprintf("measuring %s, %d at once, %s%s", what, cfg.Run.Parallel, fp, strings.Join(cfg.TLS.Fingerprints, ", "))}
+	head := fmt.Sprintf("measuring %s, %d at once, %s%s", what, cfg.Run.Parallel, fp, strings.Join(cfg.TLS.Fingerprints, ", "))
 
 	resolver := cfg.DNS.Resolver
 	if p := w.prober; p != nil && p.Local != nil && p.Local.Exchanger != nil {
@@ -67,10 +101,7 @@ func startLines(cfg *Config, w *wiring, src *targetSource, n int, counted bool, 
 		detail = append(detail, [2]string{"control server", cfg.Control.Server})
 	}
 	detail = append(detail, [2]string{"output", output})
-	for _, d := range detail {
-		lines = append(lines, "  "+padText(d[0], len("local resolver"))+"  "+d[1])
-	}
-	return lines
+	return startBlock{head: head, details: detail}
 }
 
 // listNames names target lists as the messages do ("-" is stdin).

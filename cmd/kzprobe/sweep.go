@@ -312,7 +312,7 @@ func runSweepTraced(ctx context.Context, cfg *Config, tf *traceFlags, stdin io.R
 	if n, counted := src.count(); counted {
 		con.setCounted(n)
 	}
-	con.info(sweepStartLines(cfg, ep, outPath)...)
+	con.info(sweepStartLines(cfg, ep, outPath).lines(con.errWidth() - 1)...)
 	s := &sweep.Sweeper{
 		Endpoint:     ep,
 		Connector:    &probe.Connector{Dial: dial, Timeout: cfg.TLS.Timeout},
@@ -389,7 +389,7 @@ func sweepHello(cfg *Config) string {
 const sweepVerdictWidth = 21
 
 // sweepStartLines says what a sweep will do.
-func sweepStartLines(cfg *Config, ep sweep.Endpoint, outPath string) []string {
+func sweepStartLines(cfg *Config, ep sweep.Endpoint, outPath string) startBlock {
 	output := displayPath(outPath)
 	if outPath == "-" {
 		output = "stdout"
@@ -402,17 +402,13 @@ func sweepStartLines(cfg *Config, ep sweep.Endpoint, outPath string) []string {
 	if ep.PinSource == sweep.PinFromControlServer {
 		pinFrom = "the control server"
 	}
-	lines := []string{
-		fmt.Sprintf("kzprobe: sweeping names by SNI against %s, %d at once, %s, hello %s", ep.Addr, cfg.Sweep.Parallel, rate, sweepHello(cfg)),
-	}
-	for _, d := range [][2]string{
-		{"pin", ep.Pin.String() + " (from " + pinFrom + ")"},
-		{"control SNI", fmt.Sprintf("%s, first, every %d names and after every name that is not clean", cfg.Sweep.ControlSNI, cfg.Sweep.ControlEvery)},
-		{"output", output},
-	} {
-		lines = append(lines, "  "+padText(d[0], len("control SNI"))+"  "+d[1])
-	}
-	return lines
+	return startBlock{
+		head: fmt.Sprintf("sweeping names by SNI against %s, %d at once, %s, hello %s", ep.Addr, cfg.Sweep.Parallel, rate, sweepHello(cfg)),
+		details: [][2]string{
+			{"pin", ep.Pin.String() + " (from " + pinFrom + ")"},
+			{"control SNI", fmt.Sprintf("%s, first, every %d names and after every name that is not clean", cfg.Sweep.ControlSNI, cfg.Sweep.ControlEvery)},
+			{"output", output},
+		}}
 }
 
 // foundFile is --found: the intercepted and blocked names, one a line,
