@@ -229,7 +229,11 @@ func summary(f *measurement.TraceFinding) string {
 	case f.TransparentProxy != nil && *f.TransparentProxy:
 		s = append(s, fmt.Sprintf("TCP was answered at hop %d while the path goes on: a transparent proxy.", *f.TCPAnswerHop))
 	case f.DestinationHops != nil:
-		s = append(s, fmt.Sprintf("The destination is %d hops away.", *f.DestinationHops))
+		hops := "hops"
+		if *f.DestinationHops == 1 {
+			hops = "hop"
+		}
+		s = append(s, fmt.Sprintf("The destination is %d %s away.", *f.DestinationHops, hops))
 	}
 	if f.TargetHop != nil {
 		switch f.ControlTravels {

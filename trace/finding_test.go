@@ -1,6 +1,7 @@
 package trace
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -164,5 +165,19 @@ func TestInterpret(t *testing.T) {
 				t.Errorf("finding (-want +got):\n%s", d)
 			}
 		})
+	}
+}
+
+// TestSummaryCountsHops: the summary counts hops in agreement ("1 hop",
+// "4 hops"), as a volunteer reads it.
+func TestSummaryCountsHops(t *testing.T) {
+	for _, tc := range []struct {
+		hops int
+		want string
+	}{{1, "The destination is 1 hop away."}, {4, "The destination is 4 hops away."}} {
+		f := measurement.TraceFinding{TargetHop: ptr(tc.hops), TargetAnswer: "server", Interference: measurement.InterferenceNone, DestinationHops: ptr(tc.hops)}
+		if got := summary(&f); !strings.Contains(got, tc.want) {
+			t.Errorf("%d hops: %q; want %q in it", tc.hops, got, tc.want)
+		}
 	}
 }

@@ -265,8 +265,8 @@ func runTrace(ctx context.Context, cfg *Config, a *traceArgs, target string, std
 		tc := parts.config(tt.addr, tt.domain, cmp.Or(a.sni, tt.domain), a.controlSNI, priv.hide)
 		tc.MaxHops, tc.HopTimeout, tc.Attempts = a.maxHops, a.hopTimeout, a.attempts
 		if !quiet {
-			fmt.Fprintf(stderr, "kzprobe: tracing %s at %s (control SNI %s, at most %d hops, %s a probe)\n",
-				tc.SNI, tt.addr, tc.ControlSNI, a.maxHops, a.hopTimeout)
+			printWrapped(stderr, fmt.Sprintf("kzprobe: tracing %s at %s (control SNI %s, at most %d hops, %s a probe)",
+				tc.SNI, tt.addr, tc.ControlSNI, a.maxHops, a.hopTimeout))
 			if isTerminal(stderr) {
 				tc.Progress = traceProgress(stderr)
 			}
