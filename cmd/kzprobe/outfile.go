@@ -26,6 +26,9 @@ const (
 	// outputResume (--resume) continues the report the file holds; the
 	// file must exist.
 	outputResume
+	// outputNewOnly is outputNew for a command that cannot resume (trace):
+	// its refusal offers --append only.
+	outputNewOnly
 )
 
 // exitOutputBusy is the exit code when another run holds the output
@@ -106,10 +109,13 @@ func openOutput(path string, mode outputMode, start time.Time, stdout, warn io.W
 		return nil, fmt.Errorf("cannot write the output file %s: %w", abs, err)
 	}
 	out.size = st.Size()
-	if out.size > 0 && mode == outputNew {
+	if out.size > 0 && (mode == outputNew || mode == outputNewOnly) {
 		f.Close()
-		return nil, usageError("%s is not empty (%d bytes): use --append to add this run to it as a new report, "+
-			"--resume %s to continue the run it holds, or another -o", abs, out.size, path)
+		resume := fmt.Sprintf(" --resume %s to continue the run it holds,", path)
+		if mode == outputNewOnly {
+			resume = ""
+		}
+		return nil, usageError("%s is not empty (%d bytes): use --append to add this run to it as a new report,%s or another -o", abs, out.size, resume)
 	}
 	if err := endWithNewline(f, out.size); err != nil {
 		f.Close()

@@ -248,6 +248,16 @@ func TestOutputHoldingMeasurements(t *testing.T) {
 		}
 	})
 
+	t.Run("trace has no --resume to offer", func(t *testing.T) {
+		code, _, stderr := runKzprobe(t, "", "trace", "--sni", "x.example", "--to", "127.0.0.1", "--allow-net", "127.0.0.0/8", "-o", measured)
+		if code != exitUsage {
+			t.Errorf("exit %d; want %d\n%s", code, exitUsage, stderr)
+		}
+		if !strings.Contains(stderr, "--append") || strings.Contains(stderr, "--resume") {
+			t.Errorf("kzprobe trace on a file that is not empty says:\n%s\nwant --append offered and no --resume, a flag trace does not have", stderr)
+		}
+	})
+
 	t.Run("--append adds a second report", func(t *testing.T) {
 		appended := filepath.Join(t.TempDir(), "appended.jsonl")
 		if err := os.WriteFile(appended, before, 0o644); err != nil {

@@ -214,7 +214,7 @@ func runTrace(ctx context.Context, cfg *Config, a *traceArgs, target string, std
 	defer parts.Close()
 	dial := parts.dial
 
-	mode := outputNew
+	mode := outputNewOnly
 	if a.appendOut {
 		mode = outputAppend
 	}
