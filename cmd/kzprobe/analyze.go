@@ -299,7 +299,7 @@ func newAnalyzeCmd() *cobra.Command {
 	var a analyzeArgs
 	cmd := &cobra.Command{
 		Use:   "analyze FILE|DIR...",
-		Short: "Rebuild the report's tables from collected measurements (kzprobe's and OONI's)",
+		Short: "Rebuild the report's tables from measurements (kzprobe's, OONI's)",
 		Long: `Read measurements already collected, kzprobe's JSONL and OONI's (one JSON
 document, JSONL, or either gzipped; web_connectivity and any test whose
 test_keys has tls_handshakes with peer_certificates), judge every presented
@@ -392,7 +392,7 @@ func newCompareCmd() *cobra.Command {
 	var a compareArgs
 	cmd := &cobra.Command{
 		Use:   "compare FILE|DIR...",
-		Short: "Compare verdicts across vantage networks: a domain x network matrix",
+		Short: "Compare verdicts across networks: a domain x network matrix",
 		Long: `Read kzprobe measurements taken on several networks (one file per run, or
 any mix) and print a matrix: one row per domain, one column per network (by
 probe_asn; by network name when the ASN is unknown), each cell the verdict
@@ -458,7 +458,7 @@ func newTimelineCmd() *cobra.Command {
 	var a timelineArgs
 	cmd := &cobra.Command{
 		Use:   "timeline FILE|DIR... -o timeline.svg|timeline.png",
-		Short: "Draw the intermediates' validity windows against the dates they were seen (SVG or PNG)",
+		Short: "Draw intermediates' validity against when seen (SVG or PNG)",
 		Long: `Read measurements as analyze does and draw one row per intermediate: its
 validity window as a bar, each day it was seen as a mark (red diamonds when
 outside the window), and the periods when no intermediate was valid shaded
@@ -521,7 +521,7 @@ func newReportCmd() *cobra.Command {
 	var a reportArgs
 	cmd := &cobra.Command{
 		Use:   "report FILE|DIR... -o report.html",
-		Short: "Write one self-contained HTML page: summary, timeline, tables, matrix",
+		Short: "One self-contained HTML page: summary, timeline, tables, matrix",
 		Long: `Read measurements as analyze does and write one HTML page holding the
 summary, the timeline (inline SVG), the intermediates and gaps tables, the
 domain x network matrix (as compare; OONI measurements get a verdict derived

@@ -55,7 +55,7 @@ func newBenchCmd() *cobra.Command {
 	var a benchArgs
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Measure the probe's speed, CPU and memory against a simulated network on loopback",
+		Short: "Measure speed, CPU and memory against a simulated network",
 		Long: `Start a lab (kzprobe lab) in a child process with the given latency per
 round trip, generate N targets spread over the scenario's behaviours, and
 measure them with the real engine at parallelism P, wired as kzprobe run is

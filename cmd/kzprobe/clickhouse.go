@@ -174,7 +174,7 @@ func newIngestCmd() *cobra.Command {
 	var a ingestArgs
 	cmd := &cobra.Command{
 		Use:   "ingest FILE|DIR... --clickhouse URL",
-		Short: "Load kzprobe and OONI measurement files into ClickHouse, for analyze --clickhouse",
+		Short: "Load kzprobe and OONI files into ClickHouse, for analyze",
 		Long: `Read measurements as analyze does (kzprobe's JSONL and OONI's, plain or
 gzipped, folders walked) and store them in ClickHouse: a row per
 measurement in the measurements table and a row per handshake with a chain

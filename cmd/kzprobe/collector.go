@@ -58,7 +58,7 @@ type collectorServeArgs struct {
 func newCollectorCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "collector",
-		Short: "Collect the measurements probes submit (OONI's collector protocol)",
+		Short: "Collect what probes submit (OONI's collector protocol)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return usageError("say what to do with the collector, e.g. kzprobe collector serve (see kzprobe collector --help)")
@@ -71,7 +71,7 @@ func newCollectorCmd() *cobra.Command {
 func newCollectorServeCmd() *cobra.Command {
 	var a collectorServeArgs
 	cmd := &cobra.Command{
-		Use:   "serve --store DIR [--listen ADDR] [--tls-cert FILE --tls-key FILE]",
+		Use:   "serve --store DIR [--listen ADDR]",
 		Short: "Accept measurements over HTTPS and serve the live report at /",
 		Long: `Serve OONI's collector API (ooni/spec backends/bk-003-collector.md) over
 HTTPS: POST /report opens a report, POST /report/{id} appends one measurement,

@@ -291,7 +291,7 @@ var settings = []setting{
 	{"control.server", "", "control-server", "", "control server `URL` (kzprobe control serve)"},
 	{"control.token", "", "control-token", "", "bearer `token` for the control server"},
 
-	{"tls.fingerprints", []string{probe.DefaultFingerprint}, "fingerprint", "", "ClientHello fingerprints, one handshake each: " + strings.Join(probe.Fingerprints(), ",")},
+	{"tls.fingerprints", []string{probe.DefaultFingerprint}, "fingerprint", "", "ClientHello fingerprints, one handshake each: " + strings.Join(probe.Fingerprints(), ", ")},
 	{"tls.small_hello_retry", true, "small-hello-retry", "", "where every fingerprint is refused (reset, EOF, alert), hand-shake once more with a small ClientHello: middleboxes that read the name from the first KiB of a hello only intercept then"},
 	{"tls.max_addresses", probe.DefaultMaxAddresses, "max-addresses", "", "at most this many resolved addresses are dialled per target"},
 	{"tls.timeout", probe.DefaultHandshakeTimeout, "timeout", "", "timeout of one TCP connect and of one TLS handshake, and of one DNS query unless --dns-timeout (dns.timeout) is set"},

@@ -257,10 +257,19 @@ func runHelp(t *testing.T) map[string]string {
 		t.Fatalf("kzprobe run --help: %v", err)
 	}
 	flags := map[string]string{}
+	last := ""
 	for _, line := range strings.Split(string(out), "\n") {
 		if m := helpFlag.FindStringSubmatch(line); m != nil {
-			flags[m[1]] = strings.TrimRight(m[2], " ")
+			last = m[1]
+			flags[last] = strings.TrimRight(m[2], " ")
+			continue
 		}
+		// A description's later lines, under its start.
+		if text := strings.TrimSpace(line); last != "" && text != "" && strings.HasPrefix(line, "          ") {
+			flags[last] += " " + text
+			continue
+		}
+		last = ""
 	}
 	if len(flags) == 0 {
 		t.Fatalf("no flag in kzprobe run --help:\n%s", out)

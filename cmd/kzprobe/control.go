@@ -60,7 +60,7 @@ type controlServeArgs struct {
 func newControlCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "control",
-		Short: "Run the control server that probes may ask (a vantage outside the network)",
+		Short: "Run the control server probes ask (a vantage outside)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return usageError("say what to do with the control server, e.g. kzprobe control serve (see kzprobe control --help)")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -30,4 +31,45 @@ func TestHelpTextFits80Columns(t *testing.T) {
 		}
 	}
 	walk(newRootCmd())
+}
+
+// TestHelpFits80Columns: the whole of every command's --help, as printed
+// to a pipe, fits 80 columns — its usage line, its command list and its
+// flag lists, whose descriptions are broken between words under their
+// start — but for the examples, commands to copy whole.
+func TestHelpFits80Columns(t *testing.T) {
+	var paths [][]string
+	var walk func(c *cobra.Command, path []string)
+	walk = func(c *cobra.Command, path []string) {
+		if c.Name() == "completion" || c.Name() == "help" {
+			return
+		}
+		paths = append(paths, path)
+		for _, sub := range c.Commands() {
+			walk(sub, append(append([]string(nil), path...), sub.Name()))
+		}
+	}
+	walk(newRootCmd(), nil)
+	for _, path := range paths {
+		root := newRootCmd()
+		var out bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(&out)
+		root.SetArgs(append(append([]string(nil), path...), "--help"))
+		if err := root.Execute(); err != nil {
+			t.Fatalf("kzprobe %s --help: %v", strings.Join(path, " "), err)
+		}
+		examples := false
+		for i, line := range strings.Split(out.String(), "\n") {
+			switch {
+			case line == "Examples:":
+				examples = true
+			case line != "" && !strings.HasPrefix(line, " "):
+				examples = false
+			}
+			if n := utf8.RuneCountInString(line); n > 80 && !examples {
+				t.Errorf("kzprobe %s --help: line %d is %d columns:\n%s", strings.Join(path, " "), i+1, n, line)
+			}
+		}
+	}
 }

@@ -40,7 +40,7 @@ func newLabCmd() *cobra.Command {
 	var a labArgs
 	cmd := &cobra.Command{
 		Use:   "lab",
-		Short: "Run the probe against a simulated censored network on loopback (offline demo)",
+		Short: "Probe a simulated censored network on loopback (offline demo)",
 		Long: `Start a simulated censored network inside this process, on loopback only:
 a "public" test CA and origin servers, an ISCA-like interception PKI (a
 test key generated now, never the real one) and a middlebox that intercepts

@@ -2,10 +2,12 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"kzprobe/measurement"
 )
@@ -106,12 +108,38 @@ func newRootCmd() *cobra.Command {
 	// --version prints the version string alone, the same string as in the
 	// records, so that scripts and bug reports can quote it as is.
 	root.SetVersionTemplate("{{.Version}}\n")
+	wrapFlagHelp(root)
 	root.AddCommand(newRunCmd(), newSweepCmd(), newTraceCmd(), newLabCmd(), newAnalyzeCmd(), newCompareCmd(), newTimelineCmd(), newReportCmd(), newIngestCmd(), newControlCmd(), newCollectorCmd(), newSubmitCmd(), newBenchCmd(), newVersionCmd())
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
 	strictHelp(root)
 	usageErrors(root)
 	return root
+}
+
+// wrapFlagHelp breaks the flag lists of every command's help between
+// words to the terminal's width (80 columns on a pipe), each
+// description's later lines under its start: cobra printed a flag and its
+// description on one line of up to 150 columns, which an 80-column
+// terminal wrapped mid-word.
+func wrapFlagHelp(root *cobra.Command) {
+	cobra.AddTemplateFunc("wrappedFlagUsages", func(fs *pflag.FlagSet) string {
+		return fs.FlagUsagesWrapped(helpWidth())
+	})
+	tmpl := root.UsageTemplate()
+	for _, set := range []string{".LocalFlags", ".InheritedFlags"} {
+		tmpl = strings.ReplaceAll(tmpl, set+".FlagUsages", "wrappedFlagUsages "+set)
+	}
+	root.SetUsageTemplate(tmpl)
+}
+
+// helpWidth is the width help is written to: the terminal's, or 80
+// columns when stdout is not a terminal.
+func helpWidth() int {
+	if w := terminalWidth(os.Stdout); w > 0 {
+		return w
+	}
+	return 80
 }
 
 // strictHelp makes "kzprobe help TOPIC" a usage error (exit 2, with "did

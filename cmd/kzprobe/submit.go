@@ -136,7 +136,7 @@ func newSubmitCmd() *cobra.Command {
 	var a submitCmdArgs
 	cmd := &cobra.Command{
 		Use:   "submit FILE... --submit URL",
-		Short: "Send the records of JSONL files to a collector (what a run could not send)",
+		Short: "Send JSONL records to a collector (what a run could not send)",
 		Long: `Send every record of each FILE that the collector has not yet answered:
 from the cursor in FILE.submit (written by kzprobe run --submit and by this
 command), or from the start. Each record is sent as written, byte for byte;

@@ -53,7 +53,7 @@ var sweepOwnFlags = [][4]string{
 // a sweep (the same keys, another meaning of the words).
 var sweepUsage = map[string]string{
 	"output":      "JSONL output `file` (default sweep-<UTC time>.jsonl; - for stdout)",
-	"fingerprint": "the ClientHello `fingerprint` of every handshake (the first, if several): " + strings.Join(probe.Fingerprints(), ","),
+	"fingerprint": "the ClientHello `fingerprint` of every handshake (the first, if several): " + strings.Join(probe.Fingerprints(), ", "),
 	"timeout":     "timeout of one TCP connect and of one TLS handshake",
 	"trace":       "trace each name found intercepted or blocked, hop by hop as kzprobe trace does (Linux only), at most 4 at once, to --trace-output",
 	"domain":      "sweep this name (repeatable); without -i or -d the embedded list of the 14 report domains is used",
@@ -98,8 +98,8 @@ func addSweepFlags(fs *pflag.FlagSet) {
 func newSweepCmd() *cobra.Command {
 	var configFile string
 	cmd := &cobra.Command{
-		Use:   "sweep -i LIST (--control-server URL | --endpoint IP:PORT --endpoint-pin PIN)",
-		Short: "Find the names intercepted or blocked by SNI alone, against one neutral endpoint",
+		Use:   "sweep -i LIST (--control-server URL | --endpoint ADDR ...)",
+		Short: "Find names intercepted or blocked by SNI alone, on one endpoint",
 		Long: `Hand-shake once per name with one neutral TLS endpoint outside the network,
 the same address every time, with the name as the SNI and the configured
 fingerprint. Nothing is resolved and no site is touched. The endpoint's own
