@@ -219,15 +219,10 @@ func (a *Analysis) Add(rec *Record) {
 	}
 	hs := rec.Handshakes()
 	chains := make([]handshakeChain, 0, len(hs))
-	for _, h := range hs {
-		if len(h.PeerCertificates) == 0 {
-			continue
+	for i := range hs {
+		if f := a.judge.HandshakeFacts(&hs[i]); f != nil {
+			chains = append(chains, handshakeChain{hs[i].ServerName, f})
 		}
-		der := make([][]byte, len(h.PeerCertificates))
-		for i, c := range h.PeerCertificates {
-			der[i] = c
-		}
-		chains = append(chains, handshakeChain{h.ServerName, a.judge.Facts(der)})
 	}
 	a.addJudged(rec, chains)
 }

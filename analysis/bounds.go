@@ -84,6 +84,7 @@ type decoder struct {
 	certsTooBig       int // certificates over MaxCertificateBytes
 	chainsCutBytes    int // chains cut at MaxRecordCertificateBytes
 	entriesSkipped    int // interception list entries
+	withheldSkipped   int // withheld_certificates entries past MaxCertificates
 }
 
 func newDecoder(lim Limits) *decoder { return &decoder{lim: lim.withDefaults()} }
@@ -102,6 +103,7 @@ func (d *decoder) skipped() string {
 	add(d.certsTooBig, "certificate(s) over %d bytes (chain cut before)", d.lim.MaxCertificateBytes)
 	add(d.chainsCutBytes, "chain(s) cut at %d certificate bytes per record", d.lim.MaxRecordCertificateBytes)
 	add(d.entriesSkipped, "test_keys.interception list entries past the first %d", d.lim.MaxEntries)
+	add(d.withheldSkipped, "withheld certificate(s) past the first %d of a handshake", d.lim.MaxCertificates)
 	if len(parts) == 0 {
 		return ""
 	}
@@ -316,9 +318,51 @@ func (d *decoder) handshake(name string, val []byte, off int, h *Handshake) erro
 			h.Failure = &s
 		case "peer_certificates":
 			return d.chain(prefix+"peer_certificates", val, off, &h.PeerCertificates)
+		case "withheld_certificates":
+			return d.withheld(prefix+"withheld_certificates", val, off, &h.Withheld)
 		}
 		return nil
 	})
+}
+
+// withheld decodes a handshake's withheld_certificates: at most
+// MaxCertificates of them, each string within MaxStringBytes.
+func (d *decoder) withheld(name string, val []byte, off int, dst *[]measurement.WithheldCertificate) error {
+	if string(val) == "null" {
+		*dst = nil
+		return nil
+	}
+	if val[0] != '[' {
+		return typeError(name, val, "a list of withheld certificates")
+	}
+	ws := []measurement.WithheldCertificate{}
+	err := scanArray(val, off, func(elem []byte, off int) error {
+		if len(ws) >= d.lim.MaxCertificates {
+			d.withheldSkipped++
+			return nil
+		}
+		// Twelve strings and a few numbers, with room for escapes.
+		if len(elem) > 16*(d.lim.MaxStringBytes+64) {
+			return fmt.Errorf("field %s: an entry of %d bytes, over the bound of its strings", name, len(elem))
+		}
+		var w measurement.WithheldCertificate
+		if err := unmarshalField("", []byte(name), elem, &w); err != nil {
+			return err
+		}
+		for _, s := range []string{w.Reason, w.SHA256, w.Subject, w.Issuer, w.Serial, w.SerialHex, w.NotBefore, w.NotAfter,
+			w.SPKISHA256, w.SHA1, w.SignerRootSHA1, w.SignerRootName, w.RootName, w.RootSHA1} {
+			if len(s) > d.lim.MaxStringBytes {
+				return fmt.Errorf("field %s: a string of %d bytes, over the %d-byte bound", name, len(s), d.lim.MaxStringBytes)
+			}
+		}
+		ws = append(ws, w)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	*dst = ws
+	return nil
 }
 
 // chain decodes a presented chain, cutting it at the bounds: its count, a

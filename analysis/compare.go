@@ -338,15 +338,9 @@ func (c *Comparison) charge(rec *Record, n int) bool {
 // returning the facts of the first chain that leads to the interception
 // PKI, nil when none does.
 func (c *Comparison) rejudge(rec *Record) *ChainFacts {
-	for _, h := range rec.Handshakes() {
-		if len(h.PeerCertificates) == 0 {
-			continue
-		}
-		der := make([][]byte, len(h.PeerCertificates))
-		for i, p := range h.PeerCertificates {
-			der[i] = p
-		}
-		if f := c.judge.Facts(der); f.Interception != nil {
+	hs := rec.Handshakes()
+	for i := range hs {
+		if f := c.judge.HandshakeFacts(&hs[i]); f != nil && f.Interception != nil {
 			return f
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"kzprobe/measurement"
 	"kzprobe/probe/chain"
 )
 
@@ -30,9 +31,18 @@ type ChainFacts struct {
 	Interception *chain.Interception
 	// Windows are the parsed validity windows of Interception.Intermediates.
 	Windows []Window
-	// ParseErrors is the number of certificates that did not parse.
+	// ParseErrors is the number of certificates that did not parse. A
+	// certificate the record withheld is not one of them.
 	ParseErrors int
+	// Withheld is the number of certificates judged from the facts the
+	// record kept of them, their bytes withheld (see HandshakeFacts).
+	Withheld int
 }
+
+// WithheldSHA256Prefix starts the SHA1 the tables give an intermediate
+// whose record withheld it without keeping its SHA-1 (records of the first
+// version of withheld_certificates): its SHA-256 follows.
+const WithheldSHA256Prefix = "sha256:"
 
 // Window is a validity window, both ends included as in x509.
 type Window struct {
@@ -119,14 +129,91 @@ func ChainHash(der [][]byte) [32]byte {
 // Facts returns the facts of the chain der. The result is shared and must
 // not be modified.
 func (j *Judge) Facts(der [][]byte) *ChainFacts {
+	return j.facts(der, nil)
+}
+
+// HandshakeFacts returns the facts of h's chain, nil when h presented
+// none. A certificate h's record withheld (it held the probe's address;
+// its entry is null, withheld_certificates describes it) is judged from
+// the facts kept of it (chain.Analyzer.JudgeWithheld): its fingerprints,
+// names, validity, serial and the signer the probe recorded, so that the
+// chain leads where it led before the bytes were left out. The result is
+// shared and must not be modified.
+func (j *Judge) HandshakeFacts(h *Handshake) *ChainFacts {
+	if len(h.PeerCertificates) == 0 {
+		return nil
+	}
+	der := make([][]byte, len(h.PeerCertificates))
+	for i, c := range h.PeerCertificates {
+		der[i] = c
+	}
+	return j.facts(der, WithheldFacts(h.Withheld))
+}
+
+// WithheldFacts converts what a record kept of its withheld certificates
+// into the chain package's form; times that do not parse are zero.
+func WithheldFacts(ws []measurement.WithheldCertificate) []chain.Withheld {
+	if len(ws) == 0 {
+		return nil
+	}
+	out := make([]chain.Withheld, len(ws))
+	for i, w := range ws {
+		nb, _ := time.Parse(time.RFC3339, w.NotBefore)
+		na, _ := time.Parse(time.RFC3339, w.NotAfter)
+		out[i] = chain.Withheld{
+			Index: w.Index, SHA1: w.SHA1, SHA256: w.SHA256,
+			Subject: w.Subject, Issuer: w.Issuer, Serial: w.Serial,
+			NotBefore: nb.UTC(), NotAfter: na.UTC(), IsCA: w.IsCA,
+			SignerRootSHA1: w.SignerRootSHA1,
+		}
+	}
+	return out
+}
+
+// withheldHash extends the cache key of a chain with the facts of its
+// withheld certificates.
+func withheldHash(key [32]byte, ws []chain.Withheld) [32]byte {
+	h := sha256.New()
+	h.Write(key[:])
+	var n [8]byte
+	str := func(s string) {
+		binary.BigEndian.PutUint32(n[:4], uint32(len(s)))
+		h.Write(n[:4])
+		h.Write([]byte(s))
+	}
+	for _, w := range ws {
+		binary.BigEndian.PutUint64(n[:], uint64(int64(w.Index)))
+		h.Write(n[:])
+		for _, s := range []string{w.SHA1, w.SHA256, w.Subject, w.Issuer, w.Serial, w.SignerRootSHA1} {
+			str(s)
+		}
+		for _, t := range []time.Time{w.NotBefore, w.NotAfter} {
+			binary.BigEndian.PutUint64(n[:], uint64(t.UnixNano()))
+			h.Write(n[:])
+		}
+		if w.IsCA {
+			h.Write([]byte{1})
+		} else {
+			h.Write([]byte{0})
+		}
+	}
+	var k [32]byte
+	h.Sum(k[:0])
+	return k
+}
+
+func (j *Judge) facts(der [][]byte, withheld []chain.Withheld) *ChainFacts {
 	j.init()
 	if j.Size < 0 {
 		j.mu.Lock()
 		j.misses++
 		j.mu.Unlock()
-		return judgeFacts(j.Analyzer, der)
+		return judgeFacts(j.Analyzer, der, withheld)
 	}
 	key := ChainHash(der)
+	if len(withheld) > 0 {
+		key = withheldHash(key, withheld)
+	}
 	j.mu.Lock()
 	if e, ok := j.entries[key]; ok {
 		j.lru.MoveToFront(e)
@@ -138,7 +225,7 @@ func (j *Judge) Facts(der [][]byte) *ChainFacts {
 	j.misses++
 	j.mu.Unlock()
 
-	f := judgeFacts(j.Analyzer, der)
+	f := judgeFacts(j.Analyzer, der, withheld)
 
 	size := j.Size
 	if size == 0 {
@@ -174,11 +261,17 @@ func (j *Judge) Stats() (hits, misses int64) {
 	return j.hits, j.misses
 }
 
-// judgeFacts judges der with no server name at the zero time and keeps the
+// judgeFacts judges der, withheld standing for the certificates its
+// record withheld, with no server name at the zero time and keeps the
 // time-independent parts.
-func judgeFacts(a *chain.Analyzer, der [][]byte) *ChainFacts {
-	jd := a.Judge(der, "", time.Time{})
+func judgeFacts(a *chain.Analyzer, der [][]byte, withheld []chain.Withheld) *ChainFacts {
+	jd := a.JudgeWithheld(der, withheld, "", time.Time{})
 	f := &ChainFacts{ParseErrors: len(jd.ParseErrors)}
+	for _, c := range jd.Certificates {
+		if c.Withheld {
+			f.Withheld++
+		}
+	}
 	in := jd.Interception
 	if in == nil {
 		return f
@@ -189,6 +282,11 @@ func judgeFacts(a *chain.Analyzer, der [][]byte) *ChainFacts {
 	for i := range in.Intermediates {
 		im := &in.Intermediates[i]
 		im.ValidAtMeasurement = false
+		if im.SHA1 == "" && im.Withheld {
+			// Withheld from a record that did not keep its SHA-1: the
+			// tables, keyed on SHA-1, name it by its SHA-256.
+			im.SHA1 = WithheldSHA256Prefix + im.SHA256
+		}
 		nb, _ := time.Parse(time.RFC3339, im.NotBefore)
 		na, _ := time.Parse(time.RFC3339, im.NotAfter)
 		f.Windows[i] = Window{NotBefore: nb.UTC(), NotAfter: na.UTC()}

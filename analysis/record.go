@@ -106,6 +106,10 @@ type Handshake struct {
 	// OONI's BinaryData, {"data": base64, "format": "base64"}, or a plain
 	// base64 string in older files.
 	PeerCertificates []measurement.BinaryData `json:"peer_certificates"`
+	// Withheld describes the certificates of PeerCertificates a kzprobe
+	// record left out because they held the probe's address (their
+	// entries are null): test_keys.tls_handshakes[].withheld_certificates.
+	Withheld []measurement.WithheldCertificate `json:"withheld_certificates"`
 }
 
 // Ping is one tlsping ping. Its tls_handshake was a list before 2022-06-22

@@ -381,15 +381,8 @@ func (s *sweepAgg) result() *SweepResult {
 func sweepFacts(j *Judge, rec *Record) []*ChainFacts {
 	hs := rec.Handshakes()
 	facts := make([]*ChainFacts, len(hs))
-	for i, h := range hs {
-		if len(h.PeerCertificates) == 0 {
-			continue
-		}
-		der := make([][]byte, len(h.PeerCertificates))
-		for k, c := range h.PeerCertificates {
-			der[k] = c
-		}
-		facts[i] = j.Facts(der)
+	for i := range hs {
+		facts[i] = j.HandshakeFacts(&hs[i])
 	}
 	return facts
 }

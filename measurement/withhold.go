@@ -1,6 +1,7 @@
 package measurement
 
 import (
+	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -48,11 +49,25 @@ type WithheldCertificate struct {
 	NotAfter  string `json:"not_after"`
 	// SPKISHA256 is the hex SHA-256 of its SubjectPublicKeyInfo.
 	SPKISHA256 string `json:"spki_sha256"`
+	// SHA1 is the hex SHA-1 of the bytes left out (the fingerprint the
+	// intermediates table and the knowledge base key on) and IsCA its
+	// basic constraints' CA flag. Absent in records before 2026-12-04's
+	// second session.
+	SHA1 string `json:"sha1,omitempty"`
+	IsCA bool   `json:"is_ca,omitempty"`
+	// SignerRootSHA1 and SignerRootName name the known interception root
+	// whose key verified this certificate's signature when the chain was
+	// judged, with its bytes, before they were left out; absent when none
+	// did (and in records before them). The analysis of the record cannot
+	// check that signature again and says so (chain.EvidenceRecorded).
+	SignerRootSHA1 string `json:"signer_root_sha1,omitempty"`
+	SignerRootName string `json:"signer_root_name,omitempty"`
 	// ChainTrusted is the judgement of the chain it was presented in:
 	// verified against the trust store for the server name.
 	ChainTrusted bool `json:"chain_trusted"`
-	// RootName and RootSHA1 name the known interception root whose key
-	// signed the chain ([chain.Interception]), empty when none did.
+	// RootName and RootSHA1 name the known interception root the chain
+	// was found to lead to ([chain.Interception]: by a signature or a
+	// fingerprint), empty when none was singled out.
 	RootName string `json:"root_name"`
 	RootSHA1 string `json:"root_sha1"`
 }
@@ -110,7 +125,10 @@ func withholdChain(h *TLSHandshake, j *chain.Judgement, holds func([]byte) bool)
 			continue
 		}
 		w := WithheldCertificate{Index: i, Withheld: withheld(der)}
+		s1 := sha1.Sum(der)
+		w.SHA1 = hex.EncodeToString(s1[:])
 		if c, err := x509.ParseCertificate(der); err == nil {
+			w.IsCA = c.IsCA
 			spki := sha256.Sum256(c.RawSubjectPublicKeyInfo)
 			w.Subject, w.Issuer = c.Subject.String(), c.Issuer.String()
 			w.Serial, w.SerialHex = c.SerialNumber.String(), chain.SerialHex(c.SerialNumber)
@@ -121,6 +139,11 @@ func withholdChain(h *TLSHandshake, j *chain.Judgement, holds func([]byte) bool)
 			w.ChainTrusted = j.Trusted
 			if in := j.Interception; in != nil {
 				w.RootName, w.RootSHA1 = in.RootName, in.RootSHA1
+			}
+			for _, ci := range j.Certificates {
+				if ci.Index == i && ci.SHA1 == w.SHA1 {
+					w.SignerRootSHA1, w.SignerRootName = ci.SignerRootSHA1, ci.SignerRootName
+				}
 			}
 		}
 		h.PeerCertificates[i] = nil

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -54,7 +55,11 @@ func TestWithhold(t *testing.T) {
 	control := testCert(t, "control.example", probeIP)
 	dirty := append([]byte("\x12\x34\x81\x80answer"), probeIP...)
 	clean := []byte("\x12\x34\x81\x80clean answer")
-	judgement := &chain.Judgement{ServerName: "forged.example", Certificates: []chain.CertInfo{{Index: 0, Subject: "CN=forged.example"}},
+	leafSHA1 := sha1.Sum(leaf.Raw)
+	// The judgement names the leaf's signer in memory (chain.CertInfo):
+	// the withheld certificate keeps it.
+	judgement := &chain.Judgement{ServerName: "forged.example", Certificates: []chain.CertInfo{{Index: 0, Subject: "CN=forged.example",
+		SHA1: hex.EncodeToString(leafSHA1[:]), SignerRootSHA1: "ab12", SignerRootName: "Lab ISCA Root"}},
 		Interception: &chain.Interception{Evidence: chain.EvidenceSignature, RootName: "Lab ISCA Root", RootSHA1: "ab12"}}
 	m := &Measurement{
 		Input: "forged.example",
@@ -93,6 +98,7 @@ func TestWithhold(t *testing.T) {
 		Index: 0, Withheld: Withheld{Reason: WithheldProbeAddress, SHA256: sum(leaf.Raw), Size: len(leaf.Raw)},
 		Subject: "CN=forged.example", Issuer: "CN=forged.example", Serial: "4242", SerialHex: "10:92",
 		NotBefore: "2026-01-02T03:04:05Z", NotAfter: "2027-01-02T03:04:05Z", SPKISHA256: hex.EncodeToString(spki[:]),
+		SHA1: hex.EncodeToString(leafSHA1[:]), SignerRootSHA1: "ab12", SignerRootName: "Lab ISCA Root",
 		RootName: "Lab ISCA Root", RootSHA1: "ab12",
 	}}
 	if !reflect.DeepEqual(h.WithheldCertificates, want) {

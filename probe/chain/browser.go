@@ -33,7 +33,7 @@ const (
 // may have had the intermediate, and the probe cannot tell.
 func (v *view) browserErrors(anchor int, serverName string, at time.Time) []string {
 	reasons := []string{}
-	if anchor >= 0 && v.leaf != nil && v.verifyWithRoot(anchor, serverName, at) == nil {
+	if anchor >= 0 && v.leaf != nil && v.leaf.withheld == nil && v.verifyWithRoot(anchor, serverName, at) == nil {
 		return reasons
 	}
 	add := func(r string) {
@@ -58,10 +58,11 @@ func (v *view) browserErrors(anchor int, serverName string, at time.Time) []stri
 			add(ReasonIntermediateExpired)
 		}
 	}
-	if v.leaf != nil && serverName != "" && v.leaf.cert.VerifyHostname(serverName) != nil {
+	// A withheld leaf's names were not kept: not judged.
+	if v.leaf != nil && v.leaf.withheld == nil && serverName != "" && v.leaf.cert.VerifyHostname(serverName) != nil {
 		add(ReasonNameMismatch)
 	}
-	if len(reasons) == 0 && anchor >= 0 && v.leaf != nil && reached {
+	if len(reasons) == 0 && anchor >= 0 && v.leaf != nil && v.leaf.withheld == nil && reached {
 		add(ReasonChainInvalid)
 	}
 	return reasons
@@ -74,7 +75,7 @@ func (v *view) verifyWithRoot(anchor int, serverName string, at time.Time) error
 	roots.AddCert(v.kb.roots[anchor].Cert)
 	inter := x509.NewCertPool()
 	for _, e := range v.entries {
-		if e != v.leaf && !e.dup {
+		if e != v.leaf && !e.dup && e.withheld == nil {
 			inter.AddCert(e.cert)
 		}
 	}
@@ -126,10 +127,13 @@ func (v *view) presentedParent(e *entry, inPath map[*entry]bool, at time.Time) *
 		p          *entry
 		aki, valid bool
 	}
+	if e.withheld != nil {
+		return nil // no signature to check
+	}
 	var cands []cand
 	aki := e.cert.AuthorityKeyId
 	for _, p := range v.entries {
-		if p.dup || inPath[p] || p.sha256 == e.sha256 {
+		if p.dup || inPath[p] || p.sha256 == e.sha256 || p.withheld != nil {
 			continue
 		}
 		akiMatch := len(aki) > 0 && bytes.Equal(aki, p.cert.SubjectKeyId)

@@ -111,6 +111,9 @@ type entry struct {
 	root         int    // known root with this fingerprint, -1 for none
 	inter        int    // known intermediate with this SHA-1, -1 for none
 	signer       int    // known root whose key verifies this certificate, -1 for none
+	// withheld is the certificate's facts when the record withheld its
+	// bytes (JudgeWithheld); cert then holds those facts only.
+	withheld *Withheld
 }
 
 // view is one chain under analysis.
@@ -223,6 +226,12 @@ func (a *Analyzer) judgeParsed(entries []*entry, parseErrors []string, serverNam
 
 	j.Trusted, j.TrustFailure = a.verifyTrust(entries, serverName, at)
 	v.identifySigners()
+	for i, e := range entries {
+		if e.signer >= 0 {
+			j.Certificates[i].SignerRootSHA1 = kb.roots[e.signer].SHA1
+			j.Certificates[i].SignerRootName = kb.roots[e.signer].Name
+		}
+	}
 	j.Interception = v.interception(serverName, at)
 	return j, v
 }
@@ -239,31 +248,34 @@ func hasLeaf(c *x509.Certificate) bool {
 
 func certInfo(e *entry) CertInfo {
 	c := e.cert
+	serial, serialHex := e.serial()
 	return CertInfo{
 		Index:     e.index,
 		SHA1:      e.sha1,
 		SHA256:    e.sha256,
-		Serial:    c.SerialNumber.String(),
-		SerialHex: SerialHex(c.SerialNumber),
+		Serial:    serial,
+		SerialHex: serialHex,
 		Subject:   e.subject,
 		Issuer:    e.issuer,
 		NotBefore: rfc3339(c.NotBefore),
 		NotAfter:  rfc3339(c.NotAfter),
 		IsCA:      c.IsCA,
+		Withheld:  e.withheld != nil,
 	}
 }
 
 func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 // verifyTrust verifies the first presented certificate against the trust
-// store. An unparsable or missing first certificate is ssl_invalid_certificate.
+// store. An unparsable, missing or withheld first certificate is
+// ssl_invalid_certificate.
 func (a *Analyzer) verifyTrust(entries []*entry, serverName string, at time.Time) (bool, *string) {
-	if len(entries) == 0 || entries[0].index != 0 {
+	if len(entries) == 0 || entries[0].index != 0 || entries[0].withheld != nil {
 		return false, failure.Ptr(failure.SSLInvalidCert)
 	}
 	inter := x509.NewCertPool()
 	for _, e := range entries[1:] {
-		if !e.dup {
+		if !e.dup && e.withheld == nil {
 			inter.AddCert(e.cert)
 		}
 	}
@@ -300,7 +312,7 @@ func (v *view) identifySigners() {
 	}
 	for _, byKeyID := range []bool{true, false} {
 		for _, e := range v.entries {
-			if e.dup || e.root >= 0 || e.signer >= 0 {
+			if e.dup || e.root >= 0 || e.signer >= 0 || e.withheld != nil {
 				continue
 			}
 			if !byKeyID && v.parentPresented(e) {
@@ -363,6 +375,9 @@ func (v *view) interception(serverName string, at time.Time) *Interception {
 	case v.firstSigned() != nil:
 		in.Evidence = EvidenceSignature
 		anchor = v.firstSigned().signer
+		if v.firstSigned().withheld != nil {
+			in.EvidenceSource = EvidenceRecorded
+		}
 	case v.firstFingerprint() != nil:
 		in.Evidence = EvidenceFingerprint
 		e := v.firstFingerprint()
@@ -389,14 +404,19 @@ func (v *view) interception(serverName string, at time.Time) *Interception {
 }
 
 // firstSigned returns the first presented certificate signed by a known
-// root's key.
+// root's key: checked here, else as recorded for a withheld certificate.
 func (v *view) firstSigned() *entry {
+	var recorded *entry
 	for _, e := range v.entries {
-		if e.signer >= 0 {
+		switch {
+		case e.signer < 0:
+		case e.withheld == nil:
 			return e
+		case recorded == nil:
+			recorded = e
 		}
 	}
-	return nil
+	return recorded
 }
 
 // firstFingerprint returns the first presented certificate that is a known
@@ -419,11 +439,12 @@ func (v *view) intermediates(at time.Time) []Intermediate {
 			continue
 		}
 		c := e.cert
+		serial, serialHex := e.serial()
 		row := Intermediate{
 			SHA1:               e.sha1,
 			SHA256:             e.sha256,
-			Serial:             c.SerialNumber.String(),
-			SerialHex:          SerialHex(c.SerialNumber),
+			Serial:             serial,
+			SerialHex:          serialHex,
 			Subject:            e.subject,
 			Issuer:             e.issuer,
 			NotBefore:          rfc3339(c.NotBefore),
@@ -431,6 +452,7 @@ func (v *view) intermediates(at time.Time) []Intermediate {
 			ValidAtMeasurement: validAt(c, at),
 			SignerRootSHA1:     SignerUnknown,
 			Known:              e.inter >= 0,
+			Withheld:           e.withheld != nil,
 		}
 		if e.signer >= 0 {
 			row.SignerRootSHA1 = v.kb.roots[e.signer].SHA1

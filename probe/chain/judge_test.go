@@ -454,6 +454,7 @@ func TestJudgeFull(t *testing.T) {
 	}
 	li, ii := info(leaf), info(in)
 	ii.Index = 1
+	ii.SignerRootSHA1, ii.SignerRootName = hexSHA1(w.isca.DER), ISCACommonName // in memory only
 	iscaSubject := "CN=Information Security Certification Authority,O=ISCA,C=KZ"
 	want := &Judgement{
 		ServerName:   host,

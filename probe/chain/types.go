@@ -61,6 +61,17 @@ type CertInfo struct {
 	NotBefore string `json:"not_before"` // RFC 3339, UTC
 	NotAfter  string `json:"not_after"`  // RFC 3339, UTC
 	IsCA      bool   `json:"is_ca"`
+	// Withheld is true when the record withheld the certificate's bytes
+	// and it was judged from the facts kept of it (Analyzer.JudgeWithheld).
+	Withheld bool `json:"withheld,omitempty"`
+	// SignerRootSHA1 and SignerRootName name the known root whose key
+	// verifies this certificate's signature (for a withheld one: as
+	// recorded), empty when none does. They are in memory only, never in
+	// a record (Interception.Intermediates names the signer of every
+	// intermediate): measurement.Withhold keeps them for a certificate it
+	// withholds.
+	SignerRootSHA1 string `json:"-"`
+	SignerRootName string `json:"-"`
 }
 
 // Interception says which interception PKI a chain leads to and how sure
@@ -69,6 +80,11 @@ type Interception struct {
 	// Evidence is one of EvidenceSignature, EvidenceFingerprint,
 	// EvidenceIssuerName.
 	Evidence string `json:"evidence"`
+	// EvidenceSource is EvidenceRecorded when the evidence rests on the
+	// signer a record kept of a withheld certificate, which could not be
+	// checked again (Analyzer.JudgeWithheld); empty when it was checked
+	// here.
+	EvidenceSource string `json:"evidence_source,omitempty"`
 	// RootSHA1 is the hex SHA-1 of the known root the chain leads to,
 	// empty when the evidence does not single one out.
 	RootSHA1 string `json:"root_sha1"`
@@ -110,6 +126,10 @@ type Intermediate struct {
 	// Known is true when this intermediate is in the knowledge base (a
 	// published fingerprint).
 	Known bool `json:"known"`
+	// Withheld is true when the record withheld its bytes: the row holds
+	// the facts kept of it, its signer as the probe recorded it, and SHA1
+	// is empty in records that did not keep it.
+	Withheld bool `json:"withheld,omitempty"`
 }
 
 // Short abbreviates a hex fingerprint (a SHA1, RootSHA1 or SignerRootSHA1)

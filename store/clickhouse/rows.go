@@ -137,11 +137,7 @@ func rows(rec *analysis.Record, j *analysis.Judge, raw []byte, mbuf, sbuf []byte
 			continue
 		}
 		m.Handshakes++
-		der := make([][]byte, len(h.PeerCertificates))
-		for k, c := range h.PeerCertificates {
-			der[k] = c
-		}
-		f := j.Facts(der)
+		f := j.HandshakeFacts(&h)
 		s := sightingRow{
 			UID: uid, HS: uint16(min(i, 65535)), TS: ts, ProbeCC: rec.ProbeCC, ProbeASN: rec.ProbeASN,
 			NetworkName: rec.ProbeNetworkName, Domain: rec.Domain, ServerName: h.ServerName, Address: h.Address,
