@@ -31,7 +31,13 @@
 //     certificate's length and bytes), since a year of data presents the
 //     same few thousand chains millions of times. Validity at the
 //     measurement time is computed from the facts' windows, so one cached
-//     judgement serves every date.
+//     judgement serves every date. A certificate a kzprobe record withheld
+//     (it held the probe's address: a null entry of peer_certificates,
+//     described in withheld_certificates) is judged from the facts kept of
+//     it ([Judge.HandshakeFacts], chain.Analyzer.JudgeWithheld), never as
+//     unparsable: fingerprints, names, validity, serial and the root whose
+//     key the probe saw sign it, that evidence marked
+//     chain.EvidenceRecorded since it cannot be checked again.
 //
 //   - Tabulating. An [Analysis] folds records into the report's four tables
 //     ([Result]): intermediates (every CA certificate of a chain that leads

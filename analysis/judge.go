@@ -151,7 +151,10 @@ func (j *Judge) HandshakeFacts(h *Handshake) *ChainFacts {
 }
 
 // WithheldFacts converts what a record kept of its withheld certificates
-// into the chain package's form; times that do not parse are zero.
+// into the chain package's form; times that do not parse are zero. A
+// record that kept no SHA-1 (the first version of withheld_certificates)
+// kept no CA flag either: a certificate after the first is then taken
+// for a CA certificate, an intermediate.
 func WithheldFacts(ws []measurement.WithheldCertificate) []chain.Withheld {
 	if len(ws) == 0 {
 		return nil
@@ -163,7 +166,7 @@ func WithheldFacts(ws []measurement.WithheldCertificate) []chain.Withheld {
 		out[i] = chain.Withheld{
 			Index: w.Index, SHA1: w.SHA1, SHA256: w.SHA256,
 			Subject: w.Subject, Issuer: w.Issuer, Serial: w.Serial,
-			NotBefore: nb.UTC(), NotAfter: na.UTC(), IsCA: w.IsCA,
+			NotBefore: nb.UTC(), NotAfter: na.UTC(), IsCA: w.IsCA || w.SHA1 == "" && w.Index > 0,
 			SignerRootSHA1: w.SignerRootSHA1,
 		}
 	}

@@ -346,6 +346,8 @@ func TestAnalysisDecodeFastMatchesEncodingJSON(t *testing.T) {
 	docs = append(docs, []byte(`{"input":"h\u00e9llo\tw","probe_asn":"AS1","probe_asn":"AS2","test_keys":{"tls_handshakes":[{"peer_certificates":["AAEC",{"data":"AwQ=","format":"base64"},`+
 		`{"format":"base64","data":"AAEC"},{"data":"A\u0041EC"},{"data":"AAEC","format":""},"",null],"server_name":"é.example","failure":"x\"y","address":"1.2.3.4:443"},null,{}],`+
 		`"pings":[{"tls_handshake":null},{"tls_handshake":[]},{"tls_handshake":{"server_name":"p"}},null],"interception":{"rules":["a"],"intermediates":[{"sha1":"00"}],"root_name":"R"}}}`))
+	docs = append(docs, []byte(`{"test_keys":{"tls_handshakes":[{"peer_certificates":[null,"AAEC"],"withheld_certificates":[{"index":0,"withheld":"contains_probe_address",`+
+		`"sha256":"00","subject":"CN=x\\,y","serial":"1","is_ca":true,"signer_root_sha1":"ab"},null,{}]},{"withheld_certificates":null}]}}`))
 	for i, d := range docs {
 		var want, got analysis.Record
 		if err := json.Unmarshal(d, &want); err != nil {

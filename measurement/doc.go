@@ -30,7 +30,8 @@
 // (a forged leaf naming the client, an echoed client subnet): [Withhold],
 // run after the verdict, replaces such a field by null and keeps beside it
 // a [Withheld] (or [WithheldCertificate], with the facts the verdict was
-// drawn from). Times inside a record (t0, t) are seconds since the measurement
+// drawn from, which the analysis judges the certificate from:
+// chain.Analyzer.JudgeWithheld). Times inside a record (t0, t) are seconds since the measurement
 // started; the envelope's times are UTC in [TimeLayout].
 //
 // The Go structs are the schema. A change to a field's name, type or

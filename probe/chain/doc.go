@@ -61,6 +61,14 @@
 // records often keep one certificate, and a browser may hold the missing
 // intermediate.
 //
+// A record may withhold a certificate whose bytes hold the probe's own
+// address. [Analyzer.JudgeWithheld] judges such a chain from the facts kept
+// of the certificate ([Withheld]): fingerprints, names (read back by
+// [ParseName]), validity, serial and the root whose key the probe saw sign
+// it. No signature is checked without bytes: signature evidence that rests
+// on a recorded signer says so ([EvidenceRecorded] in
+// [Interception].EvidenceSource).
+//
 // Judgements are plain data: lists are never null in JSON, times are RFC
 // 3339 UTC, fingerprints lowercase hex, serials decimal as the report
 // prints them. [Strongest] picks the strongest anchor among one target's

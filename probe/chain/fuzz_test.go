@@ -2,10 +2,13 @@ package chain
 
 import (
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // FuzzJudge feeds arbitrary bytes as one to three presented certificates.
@@ -40,6 +43,31 @@ func FuzzJudge(f *testing.F) {
 		}
 		if _, err := json.Marshal(j); err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// FuzzParseName: ParseName reads back every name pkix.Name.String prints,
+// attribute by attribute (what the rules match on), and never panics on
+// any other input.
+func FuzzParseName(f *testing.F) {
+	f.Add("Information Security Certification Authority", "ISCA", "KZ", "client [scrubbed]", `CN=a\,b+O=c,C=KZ`)
+	f.Add(`#x, "y"+z\`, " lead", "trail ", "", "1.2.3=#0c0161,CN=x")
+	f.Add("é", "<>;", `\`, "=", "CN=")
+	f.Fuzz(func(t *testing.T, cn, o, c, ou, raw string) {
+		ParseName(raw)
+		n := pkix.Name{CommonName: cn, Organization: []string{o}, Country: []string{c}, OrganizationalUnit: []string{ou}}
+		s := n.String()
+		got, err := ParseName(s)
+		if !utf8.ValidString(cn) || !utf8.ValidString(o) || !utf8.ValidString(c) || !utf8.ValidString(ou) {
+			return // not a name a record holds: String replaces the bytes
+		}
+		if err != nil {
+			t.Fatalf("ParseName(%q): %v", s, err)
+		}
+		if got.CommonName != cn || !slices.Equal(got.Organization, []string{o}) || !slices.Equal(got.Country, []string{c}) ||
+			!slices.Equal(got.OrganizationalUnit, []string{ou}) {
+			t.Errorf("ParseName(%q) = %+v; want CN %q O %q C %q OU %q", s, got, cn, o, c, ou)
 		}
 	})
 }
