@@ -70,8 +70,17 @@ func (a *readArgs) keep(rec *analysis.Record) bool {
 	return len(a.asn) == 0 || slices.Contains(a.asns(), rec.ProbeASN)
 }
 
-// clickhouseArgs checks the command line of a reading command: FILE|DIR
+// checkSource checks the command line of a reading command: FILE|DIR
 // arguments, or --clickhouse and none.
+//
+// --clickhouse with --trust-roots or --interception-roots is refused: the
+// tables keep each chain's judgement, made when it was stored (kzprobe
+// ingest, collector serve, with the roots given there), and not the
+// certificates (ingest keeps no record's JSON), so the roots cannot be
+// applied. Ignoring them would print the stored judgement as if it were
+// the one asked for: an analyst adding the lab's root, or a newly found
+// interception root, would read "not intercepted" for chains that lead to
+// it, with nothing to say the flag did nothing.
 func (a *readArgs) checkSource(args []string) error {
 	if a.clickhouse == "" && len(args) == 0 {
 		return usageError("no input: name files or folders to read, or --clickhouse URL")
@@ -79,49 +88,50 @@ func (a *readArgs) checkSource(args []string) error {
 	if a.clickhouse != "" && len(args) > 0 {
 		return usageError("--clickhouse reads the tables in ClickHouse: name no file (load files with kzprobe ingest)")
 	}
+	if a.clickhouse != "" && !a.judgeAlways && (a.trustRoots != "" || len(a.interceptionRoots) > 0) {
+		return usageError(clickhouseRootsMessage)
+	}
 	return nil
 }
 
+// clickhouseRootsMessage is the usage error of --clickhouse with
+// --trust-roots or --interception-roots.
+const clickhouseRootsMessage = "--trust-roots and --interception-roots cannot apply with --clickhouse: its tables hold each chain's judgement made when stored (by kzprobe ingest or collector serve, with their roots), not the certificates. Give the roots to kzprobe ingest, into a new database, or read the files with them"
+
 // resultFromClickHouse computes the tables in ClickHouse.
 func resultFromClickHouse(cmd *cobra.Command, a *readArgs, cfg analysis.Config) (*analysis.Result, error) {
-	ctx := cmd.Context()
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	db, err := openClickHouse(ctx, a.clickhouse, cfg)
-	if err != nil {
-		return nil, err
-	}
-	defer db.Close()
-	res, err := db.Analyze(ctx, a.filter(cfg), cfg)
-	if err != nil {
-		return nil, err
-	}
-	if len(res.Files) == 0 {
-		return nil, fmt.Errorf("%w: no measurement in %s (load files with kzprobe ingest)", errNoMeasurement, redactURL(a.clickhouse))
-	}
-	return res, nil
+	return queryClickHouse(cmd, a, cfg, (*clickhouse.DB).Analyze, func(r *analysis.Result) int { return len(r.Files) })
 }
 
 // matrixFromClickHouse computes compare's matrix in ClickHouse.
 func matrixFromClickHouse(cmd *cobra.Command, a *readArgs, cfg analysis.Config) (*analysis.Matrix, error) {
+	return queryClickHouse(cmd, a, cfg, (*clickhouse.DB).Compare, func(m *analysis.Matrix) int { return len(m.Files) })
+}
+
+// queryClickHouse opens --clickhouse, computes there what query computes
+// over the measurements that --since, --until, --cc and --asn keep, and
+// closes it. A store that holds no measurement (files counts the sources
+// of what is stored) is errNoMeasurement, as reading no file would be.
+func queryClickHouse[T any](cmd *cobra.Command, a *readArgs, cfg analysis.Config,
+	query func(*clickhouse.DB, context.Context, clickhouse.Filter, analysis.Config) (T, error), files func(T) int) (T, error) {
+	var zero T
 	ctx := cmd.Context()
 	if ctx == nil {
 		ctx = context.Background()
 	}
 	db, err := openClickHouse(ctx, a.clickhouse, cfg)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
 	defer db.Close()
-	m, err := db.Compare(ctx, a.filter(cfg), cfg)
+	v, err := query(db, ctx, a.filter(cfg), cfg)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	if len(m.Files) == 0 {
-		return nil, fmt.Errorf("%w: no measurement in %s (load files with kzprobe ingest)", errNoMeasurement, redactURL(a.clickhouse))
+	if files(v) == 0 {
+		return zero, fmt.Errorf("%w: no measurement in %s (load files with kzprobe ingest)", errNoMeasurement, redactURL(a.clickhouse))
 	}
-	return m, nil
+	return v, nil
 }
 
 // redactURL drops the password from a --clickhouse URL, for messages and

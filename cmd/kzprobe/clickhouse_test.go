@@ -96,8 +96,8 @@ func TestIngestAnalyzeClickHouse(t *testing.T) {
 				}
 				for _, f := range filters {
 					for _, format := range []string{"table", "csv", "json"} {
-						common := append([]string{"analyze", "--interception-roots", in.roots, "--format", format, "--table", readTables}, f...)
-						code, want, stderr := runKzprobe(t, "", append(common, in.paths...)...)
+						common := append([]string{"analyze", "--format", format, "--table", readTables}, f...)
+						code, want, stderr := runKzprobe(t, "", append(append(common, "--interception-roots", in.roots), in.paths...)...)
 						if code != 0 {
 							t.Fatalf("analyze files %v: exit %d\n%s", f, code, stderr)
 						}
@@ -112,10 +112,10 @@ func TestIngestAnalyzeClickHouse(t *testing.T) {
 				}
 				for _, f := range filters {
 					for _, extra := range [][]string{{"--format", "csv"}, {"--format", "table", "--ooni"}} {
-						common := append(append([]string{"compare", "--interception-roots", in.roots}, extra...), f...)
+						common := append(append([]string{"compare"}, extra...), f...)
 						// Both exit 1 where the filter leaves no kzprobe
 						// measurement to compare.
-						wcode, want, _ := runKzprobe(t, "", append(common, in.paths...)...)
+						wcode, want, _ := runKzprobe(t, "", append(append(common, "--interception-roots", in.roots), in.paths...)...)
 						gcode, got, stderr := runKzprobe(t, "", append(common, "--clickhouse", url)...)
 						if gcode != wcode {
 							t.Fatalf("compare --clickhouse %v %v: exit %d; files: %d\n%s", extra, f, gcode, wcode, stderr)
@@ -290,5 +290,27 @@ func TestCollectorClickHouse(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !bytes.Contains(page, []byte("clean-1.example")) || !bytes.Contains(page, []byte("ClickHouse")) {
 		t.Errorf("GET /: %d, %d bytes; want the report from ClickHouse with the lab's domains", resp.StatusCode, len(page))
+	}
+}
+
+// TestClickHouseRootsRefused: --trust-roots and --interception-roots with
+// --clickhouse are a usage error naming both flags, before any connection
+// (the tables keep judgements, not certificates: the roots cannot apply).
+func TestClickHouseRootsRefused(t *testing.T) {
+	pem := filepath.Join(t.TempDir(), "root.pem")
+	if err := os.WriteFile(pem, []byte("not read"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range [][]string{{"analyze"}, {"compare"}, {"timeline", "-o", filepath.Join(t.TempDir(), "t.svg")}, {"report", "-o", filepath.Join(t.TempDir(), "r.html")}} {
+		for _, flag := range []string{"--trust-roots", "--interception-roots"} {
+			args := append(slices.Clone(cmd), "--clickhouse", "http://127.0.0.1:1/db", flag, pem)
+			t.Run(strings.Join(args[:1], "")+flag, func(t *testing.T) {
+				code, _, stderr := runKzprobe(t, "", args...)
+				if code != exitUsage || !strings.Contains(stderr, "--trust-roots and --interception-roots cannot apply with --clickhouse") ||
+					!strings.Contains(stderr, "kzprobe ingest") {
+					t.Errorf("kzprobe %s: exit %d\n%s\nwant %d and the usage error naming both flags and ingest", strings.Join(args, " "), code, stderr, exitUsage)
+				}
+			})
+		}
 	}
 }
