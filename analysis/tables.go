@@ -1,6 +1,9 @@
 package analysis
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // DecodeRecord decodes one measurement (one JSONL line, one JSON object)
 // within lim and normalizes it, as the Reader does for each line. skipped
@@ -36,6 +39,68 @@ type Tables struct {
 	// most Config.MaxGapCandidates of them; Dropped counts the rest.
 	Outside []GapSighting
 	Dropped int
+	// SideTables are the sweep's and the trace's records, on their own.
+	SideTables
+}
+
+// SideTables is what the records of `kzprobe sweep` and `kzprobe trace`
+// say, aggregated elsewhere: FromTables and MatrixFromTables shape them
+// into Result.Sweep and Result.Where (Matrix's) through the code that
+// shapes them from records (the run's confirmation, the boxes, the order).
+type SideTables struct {
+	// Sweep holds the sweep records' counts (Measurements, Intercepted,
+	// Blocked, Clean, Errors), their networks (Names and Confirmed left
+	// zero) and the names found (Network, Intermediates' order and
+	// ConfirmedByRun left to the shaping; RunVerdicts the distinct
+	// verdicts of the run records of the name on the network). Nil when
+	// no sweep record was read.
+	Sweep *SweepResult
+	// Traces counts the trace records; WhereRows are the latest trace of
+	// each network and target, with Network the latest name the
+	// network's trace records gave.
+	Traces    int
+	WhereRows []WhereRow
+}
+
+// load fills s from rows aggregated elsewhere (SideTables.Sweep).
+func (s *sweepAgg) load(r *SweepResult) {
+	if r == nil {
+		return
+	}
+	s.records, s.intercepted, s.blocked, s.clean, s.errors = r.Measurements, r.Intercepted, r.Blocked, r.Clean, r.Errors
+	for _, n := range r.Networks {
+		eps := make(map[string]struct{}, len(n.Endpoints))
+		for _, e := range n.Endpoints {
+			eps[e] = struct{}{}
+		}
+		n.Names, n.Confirmed, n.Endpoints = 0, 0, nil
+		s.nets[n.ASN] = &sweepNet{row: n, eps: eps}
+	}
+	for _, row := range r.Names {
+		k := [2]string{row.ASN, row.Domain}
+		inters := make(map[string]struct{}, len(row.Intermediates))
+		for _, i := range row.Intermediates {
+			inters[i] = struct{}{}
+		}
+		if len(row.RunVerdicts) > 0 {
+			s.runs[k] = slices.Sorted(slices.Values(row.RunVerdicts))
+		}
+		row.Verdicts = slices.Sorted(slices.Values(row.Verdicts))
+		row.Intermediates, row.RunVerdicts, row.Network, row.ConfirmedByRun = nil, nil, "", ""
+		s.rows[k] = &sweepName{row: row, inters: inters, latest: row.LastSeen}
+	}
+}
+
+// load fills ta from rows aggregated elsewhere (SideTables.WhereRows).
+func (ta *traceAgg) load(traces int, rows []WhereRow) {
+	ta.traces = traces
+	for _, row := range rows {
+		if row.Network != "" {
+			ta.names[row.ASN] = netName{name: row.Network}
+		}
+		row.Network = ""
+		ta.rows[[2]string{row.ASN, row.Domain}] = &traceRow{row: row}
+	}
 }
 
 // GapSighting is one sighting outside every validity window: an entry of
@@ -98,6 +163,8 @@ func FromTables(cfg Config, t Tables) *Analysis {
 		a.candidates = append(a.candidates, candidate{t: s.Time, rec: s.Record, inter: s.Intermediate, asn: s.ASN, domain: s.Domain, source: s.Source})
 	}
 	a.dropped = t.Dropped
+	a.sweep.load(t.Sweep)
+	a.trace.load(t.Traces, t.WhereRows)
 	return a
 }
 
@@ -113,6 +180,8 @@ type CompareTables struct {
 	Cells             []Cell
 	SkippedNotKzprobe int
 	OutsideTimeWindow int
+	// SideTables are the sweep's and the trace's records, on their own.
+	SideTables
 }
 
 // MatrixFromTables returns the Matrix of t, ordered as Comparison.Matrix
@@ -129,6 +198,8 @@ func MatrixFromTables(cfg Config, t CompareTables, files []FileStats, warnings [
 		c.doms[cell.Domain] = struct{}{}
 	}
 	c.skipped, c.outside = t.SkippedNotKzprobe, t.OutsideTimeWindow
+	c.sweep.load(t.Sweep)
+	c.trace.load(t.Traces, t.WhereRows)
 	c.files = files
 	for _, w := range warnings {
 		c.Warn(w)

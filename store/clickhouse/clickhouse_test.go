@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +20,7 @@ import (
 	"kzprobe/analysis"
 	"kzprobe/analysis/analysistest"
 	"kzprobe/analysis/render"
+	"kzprobe/measurement"
 	"kzprobe/probe/chain"
 	"kzprobe/store"
 	"kzprobe/store/clickhouse"
@@ -100,8 +104,6 @@ func fileMatrix(t testing.TB, paths []string, judge *analysis.Judge, f clickhous
 // their warnings, and the judge's counts.
 func withFileParts(got, files *analysis.Result) {
 	got.Files, got.Warnings = files.Files, files.Warnings
-	got.Where, got.Summary.TraceMeasurements = files.Where, files.Summary.TraceMeasurements
-	got.Sweep, got.Summary.SweepMeasurements = files.Sweep, files.Summary.SweepMeasurements
 	s, fs := &got.Summary, files.Summary
 	s.Files, s.UnreadableFiles, s.TruncatedFiles, s.BadLines = fs.Files, fs.UnreadableFiles, fs.TruncatedFiles, fs.BadLines
 	s.ChainsJudged, s.CacheHits, s.WarningsOmitted = fs.ChainsJudged, fs.CacheHits, fs.WarningsOmitted
@@ -205,7 +207,7 @@ func TestAnalyzeEqualsFiles(t *testing.T) {
 								t.Errorf("compare warning %q not among the files' warnings", w)
 							}
 						}
-						got.Files, got.Warnings, got.WarningsOmitted, got.Where, got.Sweep = want.Files, want.Warnings, want.WarningsOmitted, want.Where, want.Sweep
+						got.Files, got.Warnings, got.WarningsOmitted = want.Files, want.Warnings, want.WarningsOmitted
 						if diff := cmp.Diff(want, got, cmpopts.IgnoreUnexported(analysis.Matrix{}, analysis.Cell{})); diff != "" {
 							t.Errorf("Compare (derive %v) differs from the files' (-files +clickhouse):\n%s", derive, diff)
 						}
@@ -368,5 +370,71 @@ func TestPutServerDown(t *testing.T) {
 	}
 	if _, err := clickhouse.Open(ctx, cfg, judge); err == nil {
 		t.Error("Open of a dead server succeeded")
+	}
+}
+
+// TestOpenAddsColumns: tables made by a kzprobe before the side tables'
+// columns (endpoint, sweep_inters, finding, format) get them when opened,
+// on one server and on the shards and their Distributed table; a sweep
+// record stored before has none of them and Analyze warns of it, while the
+// records ingested after give the sweep's tables.
+func TestOpenAddsColumns(t *testing.T) {
+	fx, judge := fixture(t)
+	sweepFile, err := analysistest.WriteSweepFixture(filepath.Join(fx.Dir, "sweep"), fx.PKI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cluster := range []bool{false, true} {
+		t.Run(fmt.Sprintf("cluster_%v", cluster), func(t *testing.T) {
+			cfg, err := clickhouse.ParseURL(servers.URL(t, cluster))
+			if err != nil {
+				t.Fatal(err)
+			}
+			added := ",\n  endpoint String,\n  sweep_inters Array(String),\n  finding String,\n  format UInt8"
+			for _, host := range cfg.Hosts {
+				for _, stmt := range clickhouse.Schema(cfg) {
+					if strings.Contains(stmt, "measurements") && !strings.Contains(stmt, added) && !strings.Contains(stmt, " AS ") {
+						t.Fatalf("the schema no longer holds the added columns as this test removes them:\n%s", stmt)
+					}
+					chExec(t, host, strings.Replace(stmt, added, "", 1))
+				}
+			}
+			chExec(t, cfg.Hosts[0], "INSERT INTO "+cfg.Database+".measurements (uid, ts, test_name, probe_asn, verdict) FORMAT JSONEachRow\n"+
+				`{"uid":"old-sweep","ts":1731920000,"test_name":"`+measurement.SweepTestName+`","probe_asn":"AS9198","verdict":"clean"}`)
+			db, err := clickhouse.Open(context.Background(), cfg, judge)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if _, err := db.Ingest(context.Background(), []string{sweepFile}, clickhouse.IngestOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			got, err := db.Analyze(context.Background(), clickhouse.Filter{}, analysis.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Sweep == nil || got.Sweep.Measurements != len(analysistest.SweepPlan)+1 || len(got.Sweep.Names) == 0 {
+				t.Fatalf("sweep result %+v; want the %d planned records and the old one", got.Sweep, len(analysistest.SweepPlan))
+			}
+			if !slices.ContainsFunc(got.Warnings, func(w analysis.Warning) bool {
+				return strings.Contains(w.Message, "1 kzprobe sweep or trace records were stored by an older kzprobe")
+			}) {
+				t.Errorf("no warning of the old sweep record: %v", got.Warnings)
+			}
+		})
+	}
+}
+
+// chExec runs one statement on the HTTP interface at host.
+func chExec(t *testing.T, host, sql string) {
+	t.Helper()
+	resp, err := http.Post("http://"+host+"/", "text/plain", strings.NewReader(sql))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s: %s %s", sql, resp.Status, body)
 	}
 }

@@ -9,7 +9,11 @@
 //     domain, verdict, how many handshakes presented a chain, whether one
 //     led to the interception PKI, and the record's JSON when it came
 //     through the collector), ReplacingMergeTree partitioned by month and
-//     deduplicated by measurement_uid;
+//     deduplicated by measurement_uid; for the records of kzprobe sweep
+//     and kzprobe trace, which are in no other table, what their own
+//     tables need (the sweep's endpoint and the intermediates of a name
+//     found, the trace's finding as JSON), grouped by [DB.Analyze] into
+//     the sweep's tables and the where table;
 //   - chain_sightings: one row per handshake with a chain, judged when
 //     stored (analysis.Judge, the same judgement `analyze` runs): time,
 //     network, country, domain, address, evidence, verdict, expired flag,

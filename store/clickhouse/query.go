@@ -50,7 +50,7 @@ func (f Filter) where(withTime bool) string {
 
 // notInTables keeps out the records that the analysis puts in no table
 // but their own (analysis.Record.IsSweep, IsTrace: Result.Sweep and
-// Result.Where, which are not computed here).
+// Result.Where, computed by sideTables).
 var notInTables = "test_name NOT IN (" + quoteList([]string{measurement.SweepTestName, measurement.TraceTestName}) + ")"
 
 // timeBounded reports whether f has a time bound.
@@ -95,12 +95,15 @@ func unix(s int64) time.Time { return time.Unix(s, 0).UTC() }
 // network, domain, day of sightings, and sighting outside every window.
 // cfg gives the bounds (MaxGapCandidates, MaxGapExamples, MaxWarnings).
 func (db *DB) Analyze(ctx context.Context, f Filter, cfg analysis.Config) (*analysis.Result, error) {
-	t, err := db.tables(ctx, f, cfg)
+	t, old, err := db.tables(ctx, f, cfg)
 	if err != nil {
 		return nil, err
 	}
 	cfg.Since, cfg.Until = f.Since, f.Until
 	a := analysis.FromTables(cfg, t)
+	if old > 0 {
+		a.Warn(oldRowsWarning(old))
+	}
 	files, err := db.sources(ctx)
 	if err != nil {
 		return nil, err
@@ -176,11 +179,12 @@ func parallel(fns ...func() error) error {
 	return errors.Join(errs...)
 }
 
-func (db *DB) tables(ctx context.Context, f Filter, cfg analysis.Config) (analysis.Tables, error) {
-	var t analysis.Tables
+// tables computes the Tables in SQL; old counts the side tables' records
+// stored before their columns were (sideTables).
+func (db *DB) tables(ctx context.Context, f Filter, cfg analysis.Config) (t analysis.Tables, old int, err error) {
 	c := db.clients[0]
 	var m, s string
-	err := parallel(
+	err = parallel(
 		func() (err error) { m, err = db.from(ctx, TableMeasurements, "uid", f.where(true)); return err },
 		func() (err error) { s, err = db.from(ctx, TableSightings, "uid, hs", f.where(true)); return err },
 	)
@@ -188,7 +192,7 @@ func (db *DB) tables(ctx context.Context, f Filter, cfg analysis.Config) (analys
 	w := f.where(true) + " AND " + notInTables
 	ws := f.where(true)
 	if err != nil {
-		return t, err
+		return t, 0, err
 	}
 
 	type summaryRow struct{ N, Handshakes, Intercepted, First, Last int64 }
@@ -298,6 +302,10 @@ FROM `+s+arrayJoin+` WHERE `+ws+` GROUP BY sha1`, &interRows),
 FROM `+s+` ARRAY JOIN inter_sha1 AS sha1, inter_not_before AS nb, inter_not_after AS na
 WHERE `+ws+` GROUP BY sha1, Day`, &days),
 	}
+	queries = append(queries, func() (err error) {
+		t.SideTables, old, err = db.sideTables(ctx, m, f.where(true))
+		return err
+	})
 	if f.timeBounded() {
 		queries = append(queries, func() error {
 			n, err := db.outside(ctx, f)
@@ -306,7 +314,7 @@ WHERE `+ws+` GROUP BY sha1, Day`, &days),
 		})
 	}
 	if err := parallel(queries...); err != nil {
-		return t, err
+		return t, 0, err
 	}
 
 	t.Measurements, t.Handshakes, t.Intercepted = int(sum.N), int(sum.Handshakes), int(sum.Intercepted)
@@ -384,7 +392,7 @@ WHERE `+ws+` GROUP BY sha1, Day`, &days),
 	// The sightings outside every window: the gaps'.
 	windows = merge(windows)
 	if len(windows) == 0 {
-		return t, nil
+		return t, old, nil
 	}
 	var lo, hi []string
 	for _, wd := range windows {
@@ -406,7 +414,7 @@ ORDER BY ts, source, sha1 LIMIT `+strconv.Itoa(max+1), func(r struct {
 		t.Outside = append(t.Outside, analysis.GapSighting{Time: unix(r.T), Record: r.Rec, Intermediate: r.SHA1, ASN: r.ASN, Domain: r.Domain, Source: r.Source})
 	})
 	if err != nil {
-		return t, err
+		return t, 0, err
 	}
 	if len(t.Outside) > max {
 		t.Outside = t.Outside[:max]
@@ -414,10 +422,10 @@ ORDER BY ts, source, sha1 LIMIT `+strconv.Itoa(max+1), func(r struct {
 			t.Dropped = r.N - max
 		})
 		if err != nil {
-			return t, fmt.Errorf("counting the sightings in gaps: %w", err)
+			return t, 0, fmt.Errorf("counting the sightings in gaps: %w", err)
 		}
 	}
-	return t, nil
+	return t, old, nil
 }
 
 var rankEvidence = map[int]string{3: chain.EvidenceSignature, 2: chain.EvidenceFingerprint, 1: chain.EvidenceIssuerName}
@@ -513,6 +521,14 @@ FROM `+m+` WHERE `+w+` AND NOT (`+own+`) GROUP BY File ORDER BY File`, func(r st
 		if t.OutsideTimeWindow, err = db.outside(ctx, f); err != nil {
 			return nil, err
 		}
+	}
+	side, old, err := db.sideTables(ctx, m, f.where(true))
+	if err != nil {
+		return nil, err
+	}
+	t.SideTables = side
+	if old > 0 {
+		warnings = append(warnings, oldRowsWarning(old))
 	}
 	files, err := db.sources(ctx)
 	if err != nil {

@@ -5,9 +5,11 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"slices"
 	"strings"
 
 	"kzprobe/analysis"
+	"kzprobe/measurement"
 )
 
 // measurementRow is one row of TableMeasurements, as JSONEachRow.
@@ -39,7 +41,21 @@ type measurementRow struct {
 	Source             string `json:"source"`
 	HasRaw             uint8  `json:"has_raw"`
 	Raw                string `json:"raw"`
+	// The side tables' parts: a sweep record's endpoint ("ip:port") and,
+	// when it found the name intercepted or blocked, the SHA-1s of the
+	// interception intermediates its chains lead through (judged now);
+	// a trace record's test_keys.finding, as JSON ("" without one).
+	Endpoint    string   `json:"endpoint"`
+	SweepInters []string `json:"sweep_inters"`
+	Finding     string   `json:"finding"`
+	// Format is rowFormat: 0 in rows stored before the side tables'
+	// columns were.
+	Format uint8 `json:"format"`
 }
+
+// rowFormat is the format of the rows stored now: 1 since they keep the
+// side tables' columns (endpoint, sweep_inters, finding).
+const rowFormat = 1
 
 // sightingRow is one row of TableSightings: one handshake with a chain.
 type sightingRow struct {
@@ -113,6 +129,18 @@ func rows(rec *analysis.Record, j *analysis.Judge, raw []byte, mbuf, sbuf []byte
 	}
 	if raw != nil {
 		m.HasRaw, m.Raw = 1, strings.TrimSpace(string(raw))
+	}
+	m.Format, m.SweepInters = rowFormat, []string{}
+	if rec.IsSweep() {
+		m.Endpoint, m.SweepInters = sweepColumns(rec, j)
+	}
+	if rec.IsTrace() && rec.TestKeys.TraceFinding != nil {
+		b, err := json.Marshal(rec.TestKeys.TraceFinding)
+		if err != nil {
+			// Strings, numbers, booleans and their pointers: cannot fail.
+			panic("clickhouse: encoding a trace finding: " + err.Error())
+		}
+		m.Finding = string(b)
 	}
 	m.Vantage = analysis.VantageKey(rec)
 	if rec.IsKzprobe() {
@@ -195,6 +223,41 @@ func rows(rec *analysis.Record, j *analysis.Judge, raw []byte, mbuf, sbuf []byte
 	}
 	mbuf = appendJSON(mbuf, &m)
 	return mbuf, sbuf
+}
+
+// sweepColumns returns a sweep record's endpoint and, when it found the
+// name intercepted or blocked, the distinct SHA-1s of the interception
+// intermediates of its chains, judged by j (as the analysis judges a
+// sweep's findings only).
+func sweepColumns(rec *analysis.Record, j *analysis.Judge) (endpoint string, inters []string) {
+	inters = []string{}
+	if sk := rec.TestKeys.SNISweep; sk != nil {
+		endpoint = sk.Endpoint
+	}
+	switch measurement.Verdict(rec.TestKeys.Verdict) {
+	case measurement.VerdictSNIInterceptedISCA, measurement.VerdictSNIInterceptedOther, measurement.VerdictSNIBlocked:
+	default:
+		return endpoint, inters
+	}
+	for _, h := range rec.Handshakes() {
+		if len(h.PeerCertificates) == 0 {
+			continue
+		}
+		der := make([][]byte, len(h.PeerCertificates))
+		for k, c := range h.PeerCertificates {
+			der[k] = c
+		}
+		in := j.Facts(der).Interception
+		if in == nil {
+			continue
+		}
+		for _, im := range in.Intermediates {
+			if !slices.Contains(inters, im.SHA1) {
+				inters = append(inters, im.SHA1)
+			}
+		}
+	}
+	return endpoint, inters
 }
 
 func appendJSON(buf []byte, v any) []byte {

@@ -46,8 +46,23 @@ const measurementsColumns = `(
   judged_browser_error UInt8,
   source String,
   has_raw UInt8,
-  raw String
+  raw String,
+  endpoint String,
+  sweep_inters Array(String),
+  finding String,
+  format UInt8
 )`
+
+// addedColumns are the measurements columns added after the table's first
+// version, with their types: Open adds those a table lacks (18.16 has no
+// ADD COLUMN IF NOT EXISTS). A row stored before has their defaults, and
+// format 0 (rowFormat: the analysis warns of those that need them).
+var addedColumns = [][2]string{
+	{"endpoint", "String"},
+	{"sweep_inters", "Array(String)"},
+	{"finding", "String"},
+	{"format", "UInt8"},
+}
 
 const measurementsEngine = `ReplacingMergeTree(has_raw)
 PARTITION BY toYYYYMM(toDateTime(ts))
@@ -107,12 +122,42 @@ func Schema(cfg Config) []string {
 }
 
 // createSchema creates the tables on every host (IF NOT EXISTS: running it
-// again changes nothing).
+// again changes nothing), and adds the columns that tables made by an
+// older kzprobe lack.
 func createSchema(ctx context.Context, cfg Config, clients []*client) error {
 	for i, c := range clients {
 		for _, s := range Schema(cfg) {
 			if err := c.exec(ctx, s, nil); err != nil {
 				return fmt.Errorf("creating the tables on %s: %w", cfg.Hosts[i], err)
+			}
+		}
+		if err := addColumns(ctx, cfg, c); err != nil {
+			return fmt.Errorf("adding columns on %s: %w", cfg.Hosts[i], err)
+		}
+	}
+	return nil
+}
+
+// addColumns adds addedColumns to the measurements tables on c that lack
+// them (the local table first, then the Distributed one over it).
+func addColumns(ctx context.Context, cfg Config, c *client) error {
+	tables := []string{TableMeasurements}
+	if cfg.Cluster != "" {
+		tables = []string{TableMeasurements + "_local", TableMeasurements}
+	}
+	for _, t := range tables {
+		have := map[string]bool{}
+		err := queryInto(ctx, c, `SELECT name AS Name FROM system.columns WHERE database = `+quote(cfg.Database)+` AND table = `+quote(t),
+			func(r struct{ Name string }) { have[r.Name] = true })
+		if err != nil {
+			return err
+		}
+		for _, col := range addedColumns {
+			if have[col[0]] {
+				continue
+			}
+			if err := c.exec(ctx, fmt.Sprintf("ALTER TABLE %s.%s ADD COLUMN %s %s", cfg.Database, t, col[0], col[1]), nil); err != nil {
+				return err
 			}
 		}
 	}
