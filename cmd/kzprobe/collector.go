@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -26,7 +25,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/net/netutil"
 
 	"kzprobe/analysis"
 	"kzprobe/collector"
@@ -56,16 +54,8 @@ type collectorServeArgs struct {
 }
 
 func newCollectorCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "collector",
-		Short: "Collect what probes submit (OONI's collector protocol)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return usageError("say what to do with the collector, e.g. kzprobe collector serve (see kzprobe collector --help)")
-		},
-	}
-	cmd.AddCommand(newCollectorServeCmd())
-	return cmd
+	return newServeParentCmd("collector", "Collect what probes submit (OONI's collector protocol)",
+		"the collector", newCollectorServeCmd())
 }
 
 func newCollectorServeCmd() *cobra.Command {
@@ -136,17 +126,13 @@ DIR (tls-cert.pem, tls-key.pem) and its pin printed: probes then give
 
 // runCollectorServe is `kzprobe collector serve` after flag parsing.
 func runCollectorServe(ctx context.Context, a collectorServeArgs, stderr io.Writer) error {
-	logger, err := newLogger(a.logFormat, stderr)
+	level := slog.LevelInfo
+	if a.verbose {
+		level = slog.LevelDebug
+	}
+	logger, err := newLevelLogger(a.logFormat, level, stderr)
 	if err != nil {
 		return err
-	}
-	if a.verbose {
-		h := slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug})
-		if a.logFormat == "json" {
-			logger = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-		} else {
-			logger = slog.New(h)
-		}
 	}
 	if a.storeDir == "" {
 		return usageError("--store DIR is required: the folder the measurements are kept in")
@@ -154,7 +140,7 @@ func runCollectorServe(ctx context.Context, a collectorServeArgs, stderr io.Writ
 	if err := checkListen(a.listen); err != nil {
 		return err
 	}
-	token, err := controlServeArgs{tokenFile: a.tokenFile}.readToken()
+	token, err := readTokenFile("--token-file", a.tokenFile)
 	if err != nil {
 		return err
 	}
@@ -209,11 +195,10 @@ func runCollectorServe(ctx context.Context, a collectorServeArgs, stderr io.Writ
 		return err
 	}
 	defer srv.Close()
-	ln, err := net.Listen("tcp", a.listen)
+	ln, err := listenLimited(a.listen, a.maxConns)
 	if err != nil {
-		return fmt.Errorf("listening on %s: %w", a.listen, err)
+		return err
 	}
-	ln = netutil.LimitListener(ln, max(a.maxConns, 1))
 	hs := srv.HTTPServer(tlsConfig)
 	url := "https://" + ln.Addr().String()
 	logger.Info("collector listening", "url", url, "store", a.storeDir, "clickhouse", redactURL(a.clickhouse), "records", records, "token", token != "",
@@ -221,23 +206,7 @@ func runCollectorServe(ctx context.Context, a collectorServeArgs, stderr io.Writ
 	if generated != "" {
 		logger.Info("probes submit with", "command", "kzprobe run --submit "+url+" --submit-pin "+pin)
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.ServeTLS(ln, "", "") }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	logger.Info("collector stopping")
-	sctx, cancel := context.WithTimeout(context.Background(), collector.DefaultPutTimeout)
-	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
-		hs.Close()
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return serveUntilDone(ctx, hs, ln, collector.DefaultPutTimeout, logger, "collector")
 }
 
 // collectorJudge is the chain judge of --trust-roots and
@@ -281,16 +250,16 @@ func collectorTLS(a collectorServeArgs) (cfg *tls.Config, pin, generated string,
 			}
 		}
 	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	cfg, err = loadServerTLS(certFile, keyFile)
 	if err != nil {
 		return nil, "", "", usageError("loading the TLS key pair: %v", err)
 	}
-	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	leaf, err := x509.ParseCertificate(cfg.Certificates[0].Certificate[0])
 	if err != nil {
 		return nil, "", "", usageError("the TLS certificate: %v", err)
 	}
 	pin = client.FormatPin(sha256.Sum256(leaf.RawSubjectPublicKeyInfo))
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, pin, generated, nil
+	return cfg, pin, generated, nil
 }
 
 // writeSelfSigned makes an ECDSA P-256 key and a self-signed certificate

@@ -9,17 +9,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/net/netutil"
 
 	"kzprobe/control"
 	"kzprobe/dnsx"
@@ -58,16 +55,8 @@ type controlServeArgs struct {
 }
 
 func newControlCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "control",
-		Short: "Run the control server probes ask (a vantage outside)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return usageError("say what to do with the control server, e.g. kzprobe control serve (see kzprobe control --help)")
-		},
-	}
-	cmd.AddCommand(newControlServeCmd())
-	return cmd
+	return newServeParentCmd("control", "Run the control server probes ask (a vantage outside)",
+		"the control server", newControlServeCmd())
 }
 
 func newControlServeCmd() *cobra.Command {
@@ -197,18 +186,6 @@ func (a controlServeArgs) newServer(p controlServeFiles, dial guard.DialFunc, lo
 		return nil, nil, usageError("%v", err)
 	}
 	return srv, ex.Close, nil
-}
-
-// newLogger is the server's structured log on stderr, in format "text"
-// or "json".
-func newLogger(format string, stderr io.Writer) (*slog.Logger, error) {
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(stderr, nil)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(stderr, nil)), nil
-	}
-	return nil, usageError("--log-format %q: want text or json", format)
 }
 
 // loadGuard is the network guard of the config file's network.allow (or
@@ -346,15 +323,7 @@ func (a controlServeArgs) readToken() (string, error) {
 	if a.token != "" {
 		return "", usageError("give --token or --token-file, not both")
 	}
-	data, err := os.ReadFile(a.tokenFile)
-	if err != nil {
-		return "", usageError("--token-file: %v", err)
-	}
-	token := strings.TrimSpace(string(data))
-	if token == "" {
-		return "", usageError("--token-file %s is empty", a.tokenFile)
-	}
-	return token, nil
+	return readTokenFile("--token-file", a.tokenFile)
 }
 
 // serverTLS is the server's TLS configuration from --tls-cert and
@@ -368,21 +337,20 @@ func (a controlServeArgs) serverTLS() (*tls.Config, error) {
 	case a.tlsCert == "" || a.tlsKey == "":
 		return nil, usageError("--tls-cert and --tls-key are required (or --insecure-http behind a TLS-terminating proxy)")
 	}
-	cert, err := tls.LoadX509KeyPair(a.tlsCert, a.tlsKey)
+	cfg, err := loadServerTLS(a.tlsCert, a.tlsKey)
 	if err != nil {
 		return nil, usageError("loading --tls-cert/--tls-key: %v", err)
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+	return cfg, nil
 }
 
 // serveControl listens on --listen and serves srv until ctx is done, then
 // lets the checks in progress end (within --deadline) before returning.
 func serveControl(ctx context.Context, srv *control.Server, a controlServeArgs, p controlServeFiles, g *guard.Guard, logger *slog.Logger) error {
-	ln, err := net.Listen("tcp", a.listen)
+	ln, err := listenLimited(a.listen, a.maxConns)
 	if err != nil {
-		return fmt.Errorf("listening on %s: %w", a.listen, err)
+		return err
 	}
-	ln = netutil.LimitListener(ln, max(a.maxConns, 1))
 	hs := srv.HTTPServer(p.tlsConfig)
 	scheme := "https"
 	if p.tlsConfig == nil {
@@ -407,29 +375,7 @@ func serveControl(ctx context.Context, srv *control.Server, a controlServeArgs, 
 		}
 		logger.Info("SNI endpoint listening", attrs...)
 	}
-	errc := make(chan error, 1)
-	go func() {
-		if p.tlsConfig != nil {
-			errc <- hs.ServeTLS(ln, "", "")
-		} else {
-			errc <- hs.Serve(ln)
-		}
-	}()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	logger.Info("control server stopping")
-	sctx, cancel := context.WithTimeout(context.Background(), a.deadline+time.Second)
-	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
-		hs.Close()
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return serveUntilDone(ctx, hs, ln, a.deadline+time.Second, logger, "control server")
 }
 
 // parsePrefixes parses CIDR lists given to flag.
