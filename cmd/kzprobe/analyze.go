@@ -94,7 +94,18 @@ func (a *readArgs) judge() (*analysis.Judge, error) {
 			return nil, pathError("--trust-roots", a.trustRoots, err, false)
 		}
 	}
-	trust, err := loadTrust(a.trustRoots)
+	an, err := flagAnalyzer(a.trustRoots, a.interceptionRoots)
+	if err != nil {
+		return nil, err
+	}
+	return &analysis.Judge{Analyzer: an, Size: a.cacheSize}, nil
+}
+
+// flagAnalyzer judges chains against --trust-roots (the embedded Mozilla
+// bundle when "") and the embedded knowledge of the interception PKI with
+// the --interception-roots files added.
+func flagAnalyzer(trustRoots string, interceptionRoots []string) (*chain.Analyzer, error) {
+	trust, err := loadTrust(trustRoots)
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +113,7 @@ func (a *readArgs) judge() (*analysis.Judge, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range a.interceptionRoots {
+	for _, f := range interceptionRoots {
 		data, err := os.ReadFile(f)
 		if err != nil {
 			return nil, pathError("--interception-roots", f, err, false)
@@ -111,7 +122,7 @@ func (a *readArgs) judge() (*analysis.Judge, error) {
 			return nil, usageError("--interception-roots: %s: %v", f, err)
 		}
 	}
-	return &analysis.Judge{Analyzer: chain.NewAnalyzer(trust, kb), Size: a.cacheSize}, nil
+	return chain.NewAnalyzer(trust, kb), nil
 }
 
 // parseFlagTime reads a date, a date and time (UTC) or RFC 3339.

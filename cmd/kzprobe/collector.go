@@ -29,7 +29,6 @@ import (
 	"kzprobe/analysis"
 	"kzprobe/collector"
 	"kzprobe/collector/client"
-	"kzprobe/probe/chain"
 	"kzprobe/store"
 	"kzprobe/store/files"
 )
@@ -212,24 +211,11 @@ func runCollectorServe(ctx context.Context, a collectorServeArgs, stderr io.Writ
 // collectorJudge is the chain judge of --trust-roots and
 // --interception-roots.
 func collectorJudge(a collectorServeArgs) (*analysis.Judge, error) {
-	trust, err := loadTrust(a.trustRoots)
+	an, err := flagAnalyzer(a.trustRoots, a.interceptionRoots)
 	if err != nil {
 		return nil, err
 	}
-	kb, err := chain.Default()
-	if err != nil {
-		return nil, err
-	}
-	for _, f := range a.interceptionRoots {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return nil, pathError("--interception-roots", f, err, false)
-		}
-		if _, err := kb.AddRootsPEM(data, f); err != nil {
-			return nil, usageError("--interception-roots: %s: %v", f, err)
-		}
-	}
-	return &analysis.Judge{Analyzer: chain.NewAnalyzer(trust, kb)}, nil
+	return &analysis.Judge{Analyzer: an}, nil
 }
 
 // collectorTLS is the server's certificate: --tls-cert and --tls-key, or
