@@ -54,75 +54,67 @@ func unmarshalField(prefix string, key, val []byte, dst any) error {
 // offset in the line, for messages) and calls fn with each key (raw,
 // without quotes) and value (raw bytes).
 func scanObject(b []byte, base int, fn func(key, val []byte, off int) error) error {
-	i := skipSpace(b, 0)
-	if i >= len(b) || b[i] != '{' {
-		return &errSyntax{base + i, "not an object"}
-	}
-	i = skipSpace(b, i+1)
-	if i < len(b) && b[i] == '}' {
-		return trailing(b, i+1, base)
-	}
-	for {
+	return scanSequence(b, base, '{', '}', func(i int) (int, error) {
 		if i >= len(b) || b[i] != '"' {
-			return &errSyntax{base + i, "want a key string"}
+			return 0, &errSyntax{base + i, "want a key string"}
 		}
 		end, err := skipString(b, i)
 		if err != nil {
-			return &errSyntax{base + i, err.Error()}
+			return 0, &errSyntax{base + i, err.Error()}
 		}
 		key := b[i+1 : end-1]
 		if bytes.IndexByte(key, '\\') >= 0 {
 			var k string
 			if err := json.Unmarshal(b[i:end], &k); err != nil {
-				return &errSyntax{base + i, "bad key string"}
+				return 0, &errSyntax{base + i, "bad key string"}
 			}
 			key = []byte(k)
 		}
 		i = skipSpace(b, end)
 		if i >= len(b) || b[i] != ':' {
-			return &errSyntax{base + i, "want ':' after a key"}
+			return 0, &errSyntax{base + i, "want ':' after a key"}
 		}
-		i = skipSpace(b, i+1)
-		start := i
-		if i, err = skipValue(b, i); err != nil {
-			return &errSyntax{base + start, err.Error()}
+		start := skipSpace(b, i+1)
+		if end, err = skipValue(b, start); err != nil {
+			return 0, &errSyntax{base + start, err.Error()}
 		}
-		if err := fn(key, b[start:i], base+start); err != nil {
-			return err
-		}
-		i = skipSpace(b, i)
-		if i >= len(b) {
-			return &errSyntax{base + i, "unexpected end of JSON input"}
-		}
-		switch b[i] {
-		case ',':
-			i = skipSpace(b, i+1)
-		case '}':
-			return trailing(b, i+1, base)
-		default:
-			return &errSyntax{base + i, fmt.Sprintf("invalid character %q after an object value", b[i])}
-		}
-	}
+		return end, fn(key, b[start:end], base+start)
+	})
 }
 
 // scanArray walks the JSON array that is the whole of b (base is b's
 // offset in the line) and calls fn with each element (raw bytes).
 func scanArray(b []byte, base int, fn func(elem []byte, off int) error) error {
+	return scanSequence(b, base, '[', ']', func(start int) (int, error) {
+		end, err := skipValue(b, start)
+		if err != nil {
+			return 0, &errSyntax{base + start, err.Error()}
+		}
+		return end, fn(b[start:end], base+start)
+	})
+}
+
+// scanSequence walks the object ('{', '}') or array ('[', ']') that is the
+// whole of b: the open bracket, members separated by ',', the closing
+// bracket and nothing after it but white space. member reads the member
+// (a key and its value, or an element) that starts at b[i] and returns the
+// offset after it; its error ends the walk.
+func scanSequence(b []byte, base int, open, close byte, member func(i int) (int, error)) error {
+	kind, after := "an array", "an array element"
+	if open == '{' {
+		kind, after = "an object", "an object value"
+	}
 	i := skipSpace(b, 0)
-	if i >= len(b) || b[i] != '[' {
-		return &errSyntax{base + i, "not an array"}
+	if i >= len(b) || b[i] != open {
+		return &errSyntax{base + i, "not " + kind}
 	}
 	i = skipSpace(b, i+1)
-	if i < len(b) && b[i] == ']' {
+	if i < len(b) && b[i] == close {
 		return trailing(b, i+1, base)
 	}
 	for {
-		start := i
 		var err error
-		if i, err = skipValue(b, i); err != nil {
-			return &errSyntax{base + start, err.Error()}
-		}
-		if err := fn(b[start:i], base+start); err != nil {
+		if i, err = member(i); err != nil {
 			return err
 		}
 		i = skipSpace(b, i)
@@ -132,10 +124,10 @@ func scanArray(b []byte, base int, fn func(elem []byte, off int) error) error {
 		switch b[i] {
 		case ',':
 			i = skipSpace(b, i+1)
-		case ']':
+		case close:
 			return trailing(b, i+1, base)
 		default:
-			return &errSyntax{base + i, fmt.Sprintf("invalid character %q after an array element", b[i])}
+			return &errSyntax{base + i, fmt.Sprintf("invalid character %q after %s", b[i], after)}
 		}
 	}
 }
