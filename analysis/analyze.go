@@ -291,7 +291,7 @@ func (a *Analysis) addJudged(rec *Record, chains []handshakeChain) {
 			dom = hc.serverName
 		}
 		for i := range in.Intermediates {
-			ia := a.inter(&in.Intermediates[i], hc.facts.Windows[i], in.Evidence)
+			ia := a.inter(&in.Intermediates[i], hc.facts.Windows[i], in.Evidence, in.EvidenceSource)
 			if ia == nil {
 				continue
 			}
@@ -443,7 +443,7 @@ func (a *Analysis) domain(name string) *domAgg {
 
 // inter returns the aggregate of one intermediate, creating it (and adding
 // its window to the known ones) on first sight.
-func (a *Analysis) inter(im *chain.Intermediate, w Window, evidence string) *interAgg {
+func (a *Analysis) inter(im *chain.Intermediate, w Window, evidence, source string) *interAgg {
 	ia := a.inters[im.SHA1]
 	if ia == nil {
 		if !a.charge(rowCost + len(im.SHA1) + len(im.SHA256) + len(im.Serial) + len(im.Subject) + len(im.Issuer) + len(im.SignerRootSHA1) + len(im.SignerRootName)) {
@@ -470,8 +470,10 @@ func (a *Analysis) inter(im *chain.Intermediate, w Window, evidence string) *int
 		a.inters[im.SHA1] = ia
 		a.windows = mergeWindows(append(a.windows, w))
 	}
-	if r := evidenceRank(evidence); r > ia.rank {
-		ia.rank, ia.row.Evidence = r, evidence
+	// The strongest evidence, checked here rather than recorded when a
+	// chain of each gave it: whatever the order of the records.
+	if r := evidenceRank(evidence); r > ia.rank || r == ia.rank && source == "" {
+		ia.rank, ia.row.Evidence, ia.row.EvidenceSource = r, evidence, source
 	}
 	return ia
 }

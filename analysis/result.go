@@ -103,6 +103,11 @@ type IntermediateRow struct {
 	Known bool `json:"known"`
 	// Evidence is the strongest evidence of the chains it was in.
 	Evidence string `json:"evidence"`
+	// EvidenceSource is chain.EvidenceRecorded when that evidence rests,
+	// in every chain that gave it, on the signer a record kept of a
+	// certificate it withheld (checked by the probe, not again); empty
+	// when it was checked here.
+	EvidenceSource string `json:"evidence_source,omitempty"`
 	// FirstSeen and LastSeen are the first and last measurement times of
 	// its sightings.
 	FirstSeen time.Time `json:"first_seen"`

@@ -136,8 +136,17 @@ func TestAnalysisWithheldCertificates(t *testing.T) {
 					a.Add(fullRec)
 					b.Add(rec)
 					ra, rb := a.Result(), b.Result()
-					if d := cmp.Diff(ra.Intermediates, rb.Intermediates); d != "" {
+					if d := cmp.Diff(ra.Intermediates, rb.Intermediates, cmpopts.IgnoreFields(analysis.IntermediateRow{}, "EvidenceSource")); d != "" {
 						t.Errorf("roots %v: intermediates table (-every certificate +withheld):\n%s", withRoots, d)
+					}
+					if got := rb.Intermediates[0].EvidenceSource; got != source || ra.Intermediates[0].EvidenceSource != "" {
+						t.Errorf("roots %v: the intermediate's evidence source %q (%q with every certificate); want %q", withRoots, got, ra.Intermediates[0].EvidenceSource, source)
+					}
+					// Beside the same chain with every certificate, the
+					// evidence is the one checked here.
+					b.Add(fullRec)
+					if got := b.Result().Intermediates[0].EvidenceSource; got != "" {
+						t.Errorf("roots %v: with a chain checked here too, evidence source %q; want none", withRoots, got)
 					}
 					if d := cmp.Diff(ra.Networks, rb.Networks); d != "" {
 						t.Errorf("roots %v: networks table (-every certificate +withheld):\n%s", withRoots, d)

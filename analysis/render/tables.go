@@ -154,9 +154,13 @@ func intermediatesTable(res *analysis.Result) Table {
 			"outside_window counts sightings (handshakes) outside [not_before, not_after].",
 	}
 	for _, r := range res.Intermediates {
+		evidence := r.Evidence
+		if r.EvidenceSource != "" {
+			evidence += " (" + r.EvidenceSource + ")"
+		}
 		t.Rows = append(t.Rows, []string{
 			r.SHA1, r.Serial, FormatTime(r.NotBefore), FormatTime(r.NotAfter), r.Issuer, r.SignerRootSHA1,
-			r.Evidence, FormatTime(r.FirstSeen), FormatTime(r.LastSeen),
+			evidence, FormatTime(r.FirstSeen), FormatTime(r.LastSeen),
 			strconv.Itoa(r.Measurements), strconv.Itoa(r.Sightings), strconv.Itoa(r.OutsideWindow),
 			list(r.Networks), list(r.Domains),
 		})
