@@ -239,18 +239,13 @@ func sweepColumns(rec *analysis.Record, j *analysis.Judge) (endpoint string, int
 	default:
 		return endpoint, inters
 	}
-	for _, h := range rec.Handshakes() {
-		if len(h.PeerCertificates) == 0 {
+	hs := rec.Handshakes()
+	for i := range hs {
+		f := j.HandshakeFacts(&hs[i]) // withheld certificates judged from their facts
+		if f == nil || f.Interception == nil {
 			continue
 		}
-		der := make([][]byte, len(h.PeerCertificates))
-		for k, c := range h.PeerCertificates {
-			der[k] = c
-		}
-		in := j.Facts(der).Interception
-		if in == nil {
-			continue
-		}
+		in := f.Interception
 		for _, im := range in.Intermediates {
 			if !slices.Contains(inters, im.SHA1) {
 				inters = append(inters, im.SHA1)
