@@ -3,6 +3,7 @@ package clickhouse_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -436,5 +437,45 @@ func chExec(t *testing.T, host, sql string) {
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("%s: %s %s", sql, resp.Status, body)
+	}
+}
+
+// TestSweepWithheldCertificates: a sweep record whose interception
+// intermediate was withheld (it held the probe's address) is judged at
+// ingest from the facts kept of it, as analyze judges it: the name's
+// intermediates in ClickHouse are the files'.
+func TestSweepWithheldCertificates(t *testing.T) {
+	fx, judge := fixture(t)
+	m, err := fx.PKI.SweepMeasurement(analysistest.SweepSighting{Inter: 6, Time: "2024-11-18 10:00:00", ASN: "AS9198", Domain: "compromat.ru",
+		Verdict: measurement.VerdictSNIInterceptedISCA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	der := m.TestKeys.TLSHandshakes[0].PeerCertificates
+	if n := measurement.Withhold(m, func(b []byte) bool { return len(der) > 1 && bytes.Equal(b, der[1]) }); n != 1 {
+		t.Fatalf("withheld %d certificates; want the intermediate", n)
+	}
+	line, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "sweep.jsonl")
+	if err := os.WriteFile(path, append(line, '\n'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := fileResult(t, []string{path}, judge, clickhouse.Filter{})
+	if want.Sweep == nil || len(want.Sweep.Names) != 1 || len(want.Sweep.Names[0].Intermediates) != 1 {
+		t.Fatalf("the files' sweep %+v; want the name with its withheld intermediate", want.Sweep)
+	}
+	db := open(t, false, judge)
+	if _, err := db.Ingest(context.Background(), []string{path}, clickhouse.IngestOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Analyze(context.Background(), clickhouse.Filter{}, analysis.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want.Sweep, got.Sweep); diff != "" {
+		t.Errorf("the sweep's tables differ (-files +clickhouse):\n%s", diff)
 	}
 }
