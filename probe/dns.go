@@ -93,15 +93,34 @@ func NewQuery(name string, qtype uint16) *dns.Msg {
 // every outcome, including bad input, is in the returned record, with times
 // in seconds since t0's start. The whole lookup takes at most r.Timeout (or less,
 // when ctx ends earlier).
-func (r *DNSResolver) Lookup(ctx context.Context, host string, qtype uint16, t0 Epoch) (rec measurement.DNSQuery) {
+func (r *DNSResolver) Lookup(ctx context.Context, host string, qtype uint16, t0 Epoch) measurement.DNSQuery {
+	return r.lookup(ctx, host, qtype, t0, nil)
+}
+
+// lookup is Lookup, telling step (unless nil) of the query as it starts
+// and ends, and of each resolver asked when it asks more than one.
+func (r *DNSResolver) lookup(ctx context.Context, host string, qtype uint16, t0 Epoch, step stepFunc) (rec measurement.DNSQuery) {
 	rec = measurement.DNSQuery{Hostname: host, QueryType: typeName(qtype), T0: t0.Since()}
-	defer func() { rec.T = t0.Since() }()
 	ex := r.Exchanger
+	if ex != nil {
+		rec.Engine, rec.ResolverAddress = ex.Engine(), ex.Address()
+	}
+	var started measurement.DNSQuery
+	if step != nil {
+		started = rec
+		step(Step{Kind: StepDNS, T: rec.T0, Query: &started})
+	}
+	defer func() {
+		rec.T = t0.Since()
+		if step != nil {
+			done := rec
+			step(Step{Kind: StepDNS, Done: true, T: rec.T, Query: &done})
+		}
+	}()
 	if ex == nil {
 		rec.Failure = failure.Ptr(failure.UnknownPrefix + "probe: DNSResolver has no Exchanger")
 		return rec
 	}
-	rec.Engine, rec.ResolverAddress = ex.Engine(), ex.Address()
 	name := dns.Fqdn(host)
 	if _, ok := dns.IsDomainName(name); !ok || len(name) > 254 {
 		rec.Failure = failure.Ptr(failure.UnknownPrefix + fmt.Sprintf("probe: invalid hostname %q", host))
@@ -122,7 +141,16 @@ func (r *DNSResolver) Lookup(ctx context.Context, host string, qtype uint16, t0 
 		if err == nil && resp == nil {
 			err = errors.New("probe: exchanger returned no response and no error")
 		}
+		asked := len(rec.Tries)
 		rec.Tries = appendTries(rec.Tries, info, ex, tryStart, err, t0)
+		if step != nil && (len(rec.Tries) > 1 || willRetry(ctx, err, i, tries)) {
+			// More than one resolver asked: each is told as it ends, the
+			// first once a second is sure to follow.
+			for k := range rec.Tries[asked:] {
+				try := rec.Tries[asked+k]
+				step(Step{Kind: StepDNSTry, Done: true, T: try.T, Query: &started, Try: &try})
+			}
+		}
 		rec.Attempts += max(info.Attempts, 1)
 		rec.MessageID = info.ID
 		if info.Engine != "" {
@@ -143,6 +171,12 @@ func (r *DNSResolver) Lookup(ctx context.Context, host string, qtype uint16, t0 
 		}
 	}
 	return rec
+}
+
+// willRetry reports whether Lookup's try i of tries, which ended with
+// err, is followed by another: a timeout with time left.
+func willRetry(ctx context.Context, err error, i, tries int) bool {
+	return err != nil && i < tries-1 && ctx.Err() == nil && failure.Classify(err) == failure.GenericTimeout
 }
 
 // appendTries records the resolvers asked by one exchange: each of
@@ -276,12 +310,17 @@ func ownedBy(owners []string, name string) bool {
 // LookupAll resolves host for A and AAAA concurrently and returns the two
 // records, A first.
 func LookupAll(ctx context.Context, r *DNSResolver, host string, t0 Epoch) []measurement.DNSQuery {
+	return r.lookupAll(ctx, host, t0, nil)
+}
+
+// lookupAll is LookupAll, telling step (unless nil) of each query.
+func (r *DNSResolver) lookupAll(ctx context.Context, host string, t0 Epoch, step stepFunc) []measurement.DNSQuery {
 	out := make([]measurement.DNSQuery, 2)
 	// AAAA in a new goroutine, A in this one: its stack, grown by earlier
 	// work, need not grow again.
 	var wg sync.WaitGroup
-	wg.Go(func() { out[1] = r.Lookup(ctx, host, dns.TypeAAAA, t0) })
-	out[0] = r.Lookup(ctx, host, dns.TypeA, t0)
+	wg.Go(func() { out[1] = r.lookup(ctx, host, dns.TypeAAAA, t0, step) })
+	out[0] = r.lookup(ctx, host, dns.TypeA, t0, step)
 	wg.Wait()
 	return out
 }

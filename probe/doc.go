@@ -35,6 +35,12 @@
 // Steps 3, 5 and 6 send nothing and read no clock: they read the record
 // (and the chain knowledge base), so they can be run again offline.
 //
+// A Prober with [Prober].OnStep tells it of each step as it happens
+// ([Step]): each DNS query and each resolver it asked, each connect and
+// handshake, the control server's check as they start and end, then the
+// consistency, each chain judgement and the verdict rule. kzprobe run -v
+// prints them live, so that a target that hangs shows what it waits for.
+//
 // # Design
 //
 // Probing never fails a target: every network error is recorded, as a
@@ -46,9 +52,10 @@
 //
 // Dependencies are fields, nil or zero meaning the documented default: the
 // resolvers, the [Connector], the [Handshaker], the [chain.Analyzer], the
-// [ControlServer] and the clock ([Prober].Now). Every time in a record is
-// read on that one clock: an [Epoch] is the measurement's start, and each
-// record's t0 and t are seconds since it, so a record's times agree with its
+// [ControlServer], the clock ([Prober].Now) and the step log
+// ([Prober].OnStep). Every time in a record, and in a [Step], is read on
+// that one clock: an [Epoch] is the measurement's start, and each record's
+// t0 and t are seconds since it, so a record's times agree with its
 // measurement_start_time whatever the clock. The engine's defaults are the
 // Default* constants here ([DefaultTargetTimeout], [DefaultMaxAddresses],
 // [DefaultParallel] and the rest), which kzprobe run's settings table refers

@@ -106,6 +106,15 @@ type Prober struct {
 	Now func() time.Time
 	// Envelope describes the run.
 	Envelope Envelope
+	// OnStep, when set, is told of each step of every measurement as it
+	// starts and as it ends (see [Step]): each DNS query and each resolver
+	// it asked, each connect and handshake, the control server's check,
+	// the consistency, each chain judgement and the verdict rule. It is
+	// called from the measurement's goroutines, several at once (the A and
+	// AAAA queries, the handshakes, concurrent targets of a Runner), so it
+	// must be safe for concurrent use; a slow OnStep slows the measurement.
+	// Nil means none, and costs nothing.
+	OnStep func(Step)
 }
 
 func (p *Prober) fingerprints() []string {
@@ -152,16 +161,17 @@ func (p *Prober) Measure(ctx context.Context, domain string, port int) *measurem
 
 	m := p.newMeasurement(domain, port, start)
 	tk := &m.TestKeys
+	step := p.stepper(m.Input)
 
 	// Steps 1 and 2: local and control DNS at once.
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		tk.Queries = LookupAll(ctx, p.Local, domain, t0)
+		tk.Queries = p.Local.lookupAll(ctx, domain, t0, step.side("local"))
 	}()
 	if p.Control != nil {
-		tk.ControlQueries = LookupAll(ctx, p.Control, domain, t0)
+		tk.ControlQueries = p.Control.lookupAll(ctx, domain, t0, step.side("control"))
 	}
 	wg.Wait()
 
@@ -175,19 +185,61 @@ func (p *Prober) Measure(ctx context.Context, domain string, port int) *measurem
 	if p.ControlServer != nil {
 		submit, notChecked := p.submittable(addrs)
 		req := measurement.ControlRequest{Domain: domain, Port: port, Addresses: submit, NotChecked: notChecked, Fingerprint: p.fingerprints()[0]}
-		wg.Go(func() { tk.Control = p.ControlServer.Check(ctx, req, t0) })
+		wg.Go(func() {
+			if step != nil {
+				sent := req
+				step(Step{Kind: StepControlServer, T: t0.Since(), ControlRequest: &sent})
+			}
+			r := p.ControlServer.Check(ctx, req, t0)
+			if r != nil && r.Response != nil && p.Envelope.ProbeIP == "" {
+				// The server saw the probe's public address: it is never
+				// written unless the user opted in (Envelope.ProbeIP).
+				r.Response.ClientAddress = ""
+			}
+			tk.Control = r
+			if step != nil {
+				step(Step{Kind: StepControlServer, Done: true, T: t0.Since(), Control: copyReport(r)})
+			}
+		})
 	}
-	p.handshakeAll(ctx, tk, domain, addrs, port, t0)
+	p.handshakeAll(ctx, tk, domain, addrs, port, t0, step)
 	wg.Wait()
-	if r := tk.Control; r != nil && r.Response != nil && p.Envelope.ProbeIP == "" {
-		// The server saw the probe's public address: it is never written
-		// unless the user opted in (Envelope.ProbeIP).
-		r.Response.ClientAddress = ""
-	}
 
-	p.interpret(m, start)
+	d := p.interpret(m, start)
+	if step != nil {
+		stepInterpretation(step, tk, &d, t0.Since())
+	}
 	m.TestRuntime = t0.Since()
 	return m
+}
+
+// stepInterpretation tells step of the interpretation of tk, ended at t:
+// the consistency, each handshake's chain judgement and the decision d.
+func stepInterpretation(step stepFunc, tk *measurement.TestKeys, d *Decision, t float64) {
+	if c := tk.DNSConsistency; c != nil {
+		cc := *c
+		step(Step{Kind: StepConsistency, Done: true, T: t, Consistency: &cc})
+	}
+	for i, j := range tk.Chains {
+		if j != nil {
+			h := tk.TLSHandshakes[i]
+			step(Step{Kind: StepChain, Done: true, T: t, Handshake: &h, Chain: j})
+		}
+	}
+	step(Step{Kind: StepVerdict, Done: true, T: t, Decision: d})
+}
+
+// copyReport returns a copy of r and of its response, nil for nil.
+func copyReport(r *measurement.ControlReport) *measurement.ControlReport {
+	if r == nil {
+		return nil
+	}
+	c := *r
+	if r.Response != nil {
+		resp := *r.Response
+		c.Response = &resp
+	}
+	return &c
 }
 
 // interpret is the second half of Measure: from the observations
@@ -195,8 +247,8 @@ func (p *Prober) Measure(ctx context.Context, domain string, port int) *measurem
 // control server's report) to what they mean: the DNS consistency, the
 // judgement of each presented chain as of at (the measurement's start),
 // the interception finding and the verdict. It sends nothing and reads no
-// clock.
-func (p *Prober) interpret(m *measurement.Measurement, at time.Time) {
+// clock. It returns the verdict rule's decision.
+func (p *Prober) interpret(m *measurement.Measurement, at time.Time) Decision {
 	tk := &m.TestKeys
 	// Step 3, once the control server has answered: consistency.
 	opts := p.Consistency
@@ -227,7 +279,9 @@ func (p *Prober) interpret(m *measurement.Measurement, at time.Time) {
 	tk.SetInterception(chain.Strongest(tk.Chains))
 
 	// Step 6: verdict.
-	tk.Verdict, tk.VerdictReason = Classify(m)
+	d := Decide(m)
+	tk.Verdict, tk.VerdictReason = d.Verdict, d.Reason
+	return d
 }
 
 // refusedEveryHello reports whether every handshake of one address
@@ -282,8 +336,10 @@ func (p *Prober) submittable(addrs []netip.Addr) (submit []netip.Addr, notChecke
 }
 
 // handshakeAll runs every (address, fingerprint) pair concurrently and
-// records the results in a fixed order: by address, then fingerprint.
-func (p *Prober) handshakeAll(ctx context.Context, tk *measurement.TestKeys, domain string, addrs []netip.Addr, port int, t0 Epoch) {
+// records the results in a fixed order: by address, then fingerprint. It
+// tells step (unless nil) of each connect and handshake as it starts and
+// ends.
+func (p *Prober) handshakeAll(ctx context.Context, tk *measurement.TestKeys, domain string, addrs []netip.Addr, port int, t0 Epoch, step stepFunc) {
 	fps := p.fingerprints()
 	n := len(addrs) * len(fps)
 	conns := make([]measurement.TCPConnect, n)
@@ -295,24 +351,39 @@ func (p *Prober) handshakeAll(ctx context.Context, tk *measurement.TestKeys, dom
 	if handshaker == nil {
 		handshaker = &Handshaker{}
 	}
-	one := func(k int, a netip.Addr, fp string) {
+	one := func(k int, a netip.Addr, fp string, retry bool) {
+		if step != nil {
+			step(Step{Kind: StepConnect, T: t0.Since(), Connect: &measurement.TCPConnect{IP: a.Unmap().String(), Port: port}})
+		}
 		conn, tc := connector.Connect(ctx, a, port, t0)
 		conns[k] = tc
+		if step != nil {
+			step(Step{Kind: StepConnect, Done: true, T: tc.T, Connect: &tc})
+		}
 		if conn == nil {
 			return
 		}
+		if step != nil {
+			started := measurement.TLSHandshake{Network: "tcp", Address: netip.AddrPortFrom(a.Unmap(), uint16(port)).String(), ServerName: domain, Fingerprint: fp, SmallHelloRetry: retry}
+			step(Step{Kind: StepHandshake, T: t0.Since(), Handshake: &started})
+		}
 		h := handshaker.Handshake(ctx, conn, domain, fp, t0)
+		h.SmallHelloRetry = retry
 		hs[k] = &h
+		if step != nil {
+			done := h
+			step(Step{Kind: StepHandshake, Done: true, T: h.T, Handshake: &done})
+		}
 	}
 	// Every pair but the last in a new goroutine; the last (the only one,
 	// usually) in this one, whose stack is already grown: a handshake
 	// needs a deep stack, and growing a new one is copying.
 	var wg sync.WaitGroup
 	for k := range n - 1 {
-		wg.Go(func() { one(k, addrs[k/len(fps)], fps[k%len(fps)]) })
+		wg.Go(func() { one(k, addrs[k/len(fps)], fps[k%len(fps)], false) })
 	}
 	if n > 0 {
-		one(n-1, addrs[(n-1)/len(fps)], fps[(n-1)%len(fps)])
+		one(n-1, addrs[(n-1)/len(fps)], fps[(n-1)%len(fps)], false)
 	}
 	wg.Wait()
 	if p.SmallHelloRetry && !slices.Contains(fps, FingerprintSmall) && ctx.Err() == nil {
@@ -327,12 +398,7 @@ func (p *Prober) handshakeAll(ctx context.Context, tk *measurement.TestKeys, dom
 		hs = append(hs, make([]*measurement.TLSHandshake, len(retry))...)
 		for j, a := range retry {
 			k := n + j
-			wg.Go(func() {
-				one(k, a, FingerprintSmall)
-				if hs[k] != nil {
-					hs[k].SmallHelloRetry = true
-				}
-			})
+			wg.Go(func() { one(k, a, FingerprintSmall, true) })
 		}
 		wg.Wait()
 	}

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -736,5 +737,131 @@ func TestPinnedClock(t *testing.T) {
 		if s.t0 < 0 || s.t0 > s.t || s.t > m.TestRuntime {
 			t.Errorf("%s: t0 = %v, t = %v; want 0 <= t0 <= t <= test_runtime %v", s.what, s.t0, s.t, m.TestRuntime)
 		}
+	}
+}
+
+// TestOnStep measures a site behind an SNI-peeking middlebox (a refused
+// hello, then the small-hello retry), with the lab's control server and a
+// control resolver with a fallback, and checks what OnStep was told: each
+// network step started before it ended, every record of the measurement
+// was told once as it ended (each query, each resolver of the fallback,
+// each connect and handshake, the control server's report, the
+// consistency, each chain) and the verdict rule, all within the
+// measurement's time.
+func TestOnStep(t *testing.T) {
+	t.Parallel()
+	sc := lab.Scenario{Sites: []lab.Site{{Domain: "peek.example", TLS: lab.InterceptISCASNIPeek}}}
+	l, p := startLab(t, sc)
+	p = withControlServer(t, l, p)
+	roots := x509.NewCertPool()
+	roots.AddCert(l.PKI.PublicRoot)
+	ctl, err := dnsx.NewWithFallbacks([]dnsx.Spec{{URL: "udp://127.0.0.1:9"}, {URL: l.DoHURL, ServerName: l.ControlServerName}},
+		dnsx.Options{RootCAs: roots, Dial: guard.New(l.Nets()...).Dialer(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ctl.Close() })
+	p.Control = &probe.DNSResolver{Exchanger: ctl, Timeout: 2 * time.Second, Retries: 1}
+	var (
+		mu    sync.Mutex
+		steps []probe.Step
+	)
+	p.OnStep = func(s probe.Step) {
+		mu.Lock()
+		steps = append(steps, s)
+		mu.Unlock()
+	}
+	m := p.Measure(context.Background(), "peek.example", 0)
+	tk := m.TestKeys
+	if tk.Verdict != measurement.VerdictMITMISCA || len(tk.TLSHandshakes) != 2 {
+		t.Fatalf("verdict %s (%s), %d handshakes; want mitm_isca after the small-hello retry", tk.Verdict, tk.VerdictReason, len(tk.TLSHandshakes))
+	}
+
+	// key names a step's subject, so that its start and end pair up.
+	key := func(s probe.Step) string {
+		switch {
+		case s.Query != nil && s.Try != nil:
+			return s.Side + " " + s.Query.QueryType + " try " + s.Try.ResolverAddress
+		case s.Query != nil:
+			return s.Side + " " + s.Query.QueryType
+		case s.Connect != nil:
+			return fmt.Sprintf("%s:%d", s.Connect.IP, s.Connect.Port)
+		case s.Handshake != nil:
+			return s.Handshake.Address + " " + s.Handshake.Fingerprint
+		}
+		return ""
+	}
+	started := map[string]int{}
+	done := map[probe.StepKind][]probe.Step{}
+	for _, s := range steps {
+		if s.Target != m.Input {
+			t.Errorf("%s step of target %q; want %q", s.Kind, s.Target, m.Input)
+		}
+		if s.T < 0 || s.T > m.TestRuntime {
+			t.Errorf("%s step %q at %v; want within [0, test_runtime %v]", s.Kind, key(s), s.T, m.TestRuntime)
+		}
+		k := string(s.Kind) + " " + key(s)
+		if !s.Done {
+			started[k]++
+			continue
+		}
+		switch s.Kind {
+		case probe.StepDNS, probe.StepConnect, probe.StepHandshake, probe.StepControlServer:
+			if started[k] == 0 {
+				t.Errorf("%s ended before it started", k)
+			}
+			started[k]--
+		}
+		done[s.Kind] = append(done[s.Kind], s)
+	}
+	for k, n := range started {
+		if n != 0 {
+			t.Errorf("%s: %d starts without an end", k, n)
+		}
+	}
+
+	var tries int
+	for _, q := range append(append([]measurement.DNSQuery{}, tk.Queries...), tk.ControlQueries...) {
+		if len(q.Tries) > 1 {
+			tries += len(q.Tries)
+		}
+	}
+	if tries == 0 {
+		t.Fatalf("no query asked more than one resolver; want the control's fallback: %+v", tk.ControlQueries)
+	}
+	chains := 0
+	for _, j := range tk.Chains {
+		if j != nil {
+			chains++
+		}
+	}
+	for _, c := range []struct {
+		kind probe.StepKind
+		want int
+	}{
+		{probe.StepDNS, len(tk.Queries) + len(tk.ControlQueries)},
+		{probe.StepDNSTry, tries},
+		{probe.StepConnect, len(tk.TCPConnect)},
+		{probe.StepHandshake, len(tk.TLSHandshakes)},
+		{probe.StepControlServer, 1},
+		{probe.StepConsistency, 1},
+		{probe.StepChain, chains},
+		{probe.StepVerdict, 1},
+	} {
+		if got := len(done[c.kind]); got != c.want {
+			t.Errorf("%d %s steps ended; want %d", got, c.kind, c.want)
+		}
+	}
+	for _, s := range done[probe.StepHandshake] {
+		i := slices.IndexFunc(tk.TLSHandshakes, func(h measurement.TLSHandshake) bool { return h.Fingerprint == s.Handshake.Fingerprint })
+		if i < 0 || s.Handshake.T != tk.TLSHandshakes[i].T || s.Handshake.SmallHelloRetry != tk.TLSHandshakes[i].SmallHelloRetry {
+			t.Errorf("handshake step %+v; not as recorded", s.Handshake)
+		}
+	}
+	if v := done[probe.StepVerdict]; len(v) == 1 && (v[0].Decision.Verdict != tk.Verdict || v[0].Decision.Reason != tk.VerdictReason) {
+		t.Errorf("verdict step %+v; want %s (%s)", v[0].Decision, tk.Verdict, tk.VerdictReason)
+	}
+	if c := done[probe.StepControlServer]; len(c) == 1 && (c[0].Control == nil || c[0].Control.T != tk.Control.T) {
+		t.Errorf("control server step %+v; want the recorded report", c[0].Control)
 	}
 }

@@ -304,7 +304,7 @@ var settings = []setting{
 	{"run.output", "", "output", "o", "JSONL output `file` (default measurements-<UTC time>.jsonl; - for stdout)"},
 	{"run.sync_interval", time.Second, "", "", ""},
 	{"run.quiet", false, "quiet", "q", "print only the summary: no start line, no line per target, no progress"},
-	{"run.verbose", false, "verbose", "v", "also print each step of each target (DNS, connect, handshake, judgement) on stderr"},
+	{"run.verbose", false, "verbose", "v", "also print each step of each target (DNS, connect, handshake, judgement) on stderr as it starts and ends"},
 	{"run.wide", false, "wide", "", "show the verdict table whole, full hashes included, however wide the terminal"},
 	{"run.no_color", false, "no-color", "", "no colours (also with NO_COLOR set, and always on a pipe)"},
 	{"run.fail_on", []string{}, "fail-on", "", "exit with code 3 when any target gets one of these `verdicts`, e.g. mitm_isca,mitm_other (for cron and scripts)"},

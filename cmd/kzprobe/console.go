@@ -19,7 +19,7 @@ import (
 //     verdict table and the counts (the summary). -q leaves the summary
 //     only.
 //   - err (stderr) gets the messages (bad input lines, warnings), with -v
-//     the steps of each target, and, on a terminal only, the progress line,
+//     the steps of each target as they start and end (step), and, on a terminal only, the progress line,
 //     redrawn in place below everything else and never wider than the
 //     terminal.
 //
@@ -30,7 +30,6 @@ type console struct {
 	out     io.Writer
 	err     io.Writer
 	quiet   bool
-	verbose bool
 	layout  tableLayout // of out: its width, colours, --wide
 	summary *summary
 	// unanswered is set once a target's control resolver answered nothing
@@ -62,7 +61,6 @@ func newConsole(out, err io.Writer, cfg *Config, start time.Time) *console {
 		out:      out,
 		err:      err,
 		quiet:    cfg.Run.Quiet,
-		verbose:  cfg.Run.Verbose,
 		summary:  newSummary(cfg.Run.FailOn...),
 		prog:     newProgressState(start),
 		now:      time.Now,
@@ -153,8 +151,15 @@ func (c *console) print(w io.Writer, text string) {
 	c.draw()
 }
 
-// result shows one finished target: its steps with -v, its line unless
-// -q, and the progress. Called once per written measurement.
+// step shows a step of a target as it starts or ends (-v: the engine's
+// OnStep), one line on err above the progress line. Called from the
+// engine's goroutines, several at once.
+func (c *console) step(s probe.Step) {
+	c.message("kzprobe: debug: " + stepLine(s) + "\n")
+}
+
+// result shows one finished target: its line unless -q, and the
+// progress. Called once per written measurement.
 func (c *console) result(m *measurement.Measurement) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -165,13 +170,6 @@ func (c *console) result(m *measurement.Measurement) {
 		_, f, tried := probe.ControlUnanswered(&m.TestKeys)
 		c.print(c.err, fmt.Sprintf("kzprobe: warning: no control resolver answered: are you online? (%s from %s); every target gets the verdict error while none answers\n",
 			f, strings.Join(tried, ", ")))
-	}
-	if c.verbose {
-		var b strings.Builder
-		for _, s := range stepLog(m) {
-			b.WriteString("kzprobe: debug: " + m.Input + ": " + s + "\n")
-		}
-		c.print(c.err, b.String())
 	}
 	if !c.quiet {
 		c.print(c.out, resultLine(m, c.layout)+"\n")

@@ -8,6 +8,7 @@ import (
 
 	"kzprobe/analysis"
 	"kzprobe/measurement"
+	"kzprobe/probe"
 )
 
 // TestProgressLine draws the progress line in each state of a run: the
@@ -105,31 +106,36 @@ func TestConsoleProgress(t *testing.T) {
 }
 
 // TestConsoleQuietVerbose: -q prints no result line and no progress; -v
-// adds each target's steps on stderr.
+// prints each step as the engine tells it, and the result prints no step
+// again.
 func TestConsoleQuietVerbose(t *testing.T) {
 	var out, errw bytes.Buffer
 	c := testConsole(&out, &errw, 80, true)
-	c.verbose = true
-	m := &measurement.Measurement{Input: "x.example"}
-	m.TestKeys.Verdict = measurement.VerdictDown
-	m.TestKeys.VerdictReason = "the name fails from the control resolver too (dns_nxdomain_error)"
 	nx := "dns_nxdomain_error"
-	m.TestKeys.Queries = []measurement.DNSQuery{{Engine: "udp", ResolverAddress: "192.0.2.53:53", Hostname: "x.example", QueryType: "A", Failure: &nx, T: 0.012}}
+	q := measurement.DNSQuery{Engine: "udp", ResolverAddress: "192.0.2.53:53", Hostname: "x.example", QueryType: "A", T0: 0.002}
+	c.step(probe.Step{Kind: probe.StepDNS, Target: "x.example", Side: "local", T: 0.002, Query: &q})
+	done := q
+	done.Failure, done.T = &nx, 0.014
+	c.step(probe.Step{Kind: probe.StepDNS, Done: true, Target: "x.example", Side: "local", T: 0.014, Query: &done})
+	d := probe.Decision{Code: "down_dns", Verdict: measurement.VerdictDown, Reason: "the name fails from the control resolver too (dns_nxdomain_error)"}
+	c.step(probe.Step{Kind: probe.StepVerdict, Done: true, Target: "x.example", T: 0.015, Decision: &d})
+	m := &measurement.Measurement{Input: "x.example"}
+	m.TestKeys.Verdict, m.TestKeys.VerdictReason = d.Verdict, d.Reason
+	m.TestKeys.Queries = []measurement.DNSQuery{done}
+	before := errw.Len()
 	c.result(m)
 	c.finish()
 	if out.Len() != 0 {
 		t.Errorf("-q printed a result line: %q", out.String())
 	}
-	for _, want := range []string{
-		"kzprobe: debug: x.example: dns local A x.example via 192.0.2.53:53 (udp): dns_nxdomain_error in 12 ms\n",
-		"kzprobe: debug: x.example: judgement: down: the name fails",
-	} {
-		if !strings.Contains(errw.String(), want) {
-			t.Errorf("no %q in:\n%s", want, errw.String())
-		}
+	want := "kzprobe: debug: x.example: 2 ms: dns local A x.example via 192.0.2.53:53 (udp): started\n" +
+		"kzprobe: debug: x.example: 14 ms: dns local A x.example via 192.0.2.53:53 (udp): dns_nxdomain_error in 12 ms\n" +
+		"kzprobe: debug: x.example: 15 ms: judgement by rule down_dns: down: the name fails from the control resolver too (dns_nxdomain_error)\n"
+	if got := errw.String(); got != want {
+		t.Errorf("stderr:\n%s\nwant:\n%s", got, want)
 	}
-	if strings.Contains(errw.String(), "\r") {
-		t.Errorf("-q drew a progress line: %q", errw.String())
+	if errw.Len() != before {
+		t.Errorf("the result printed the steps again: %q", errw.String()[before:])
 	}
 }
 

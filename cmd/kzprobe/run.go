@@ -349,6 +349,11 @@ func runProbe(ctx context.Context, cfg *Config, tf *traceFlags, stdin io.Reader,
 		table = stderr
 	}
 	con := startConsole(table, stderr, cfg, w, src, outPath, start)
+	if cfg.Run.Verbose {
+		// The steps as they happen, so that a target that hangs shows
+		// what it waits for.
+		w.prober.OnStep = con.step
+	}
 	runner := &probe.Runner{
 		Prober:   w.prober,
 		Parallel: cfg.Run.Parallel,

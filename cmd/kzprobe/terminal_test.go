@@ -235,15 +235,19 @@ func TestRunVerbose(t *testing.T) {
 		t.Fatalf("%v\n%s", err, stderr.Bytes())
 	}
 	for _, want := range []string{
-		`(?m)^kzprobe: debug: regnum\.ru(:\d+)?: dns local A regnum\.ru via 127\.[0-9.]+:\d+ \(udp\): 127\.[0-9.]+ in \d+ ms$`,
-		`(?m)^kzprobe: debug: regnum\.ru(:\d+)?: dns control A regnum\.ru via https://127\.[0-9.:]+/dns-query \(doh\): 127\.[0-9.]+ in \d+ ms$`,
-		`(?m)^kzprobe: debug: regnum\.ru(:\d+)?: dns consistency: consistent \(intersection\)`,
-		`(?m)^kzprobe: debug: regnum\.ru(:\d+)?: connect 127\.[0-9.]+:\d+: connected in \d+ ms$`,
-		`(?m)^kzprobe: debug: regnum\.ru(:\d+)?: handshake 127\.[0-9.]+:\d+ sni=regnum\.ru fingerprint=chrome: TLSv1\.3, \d certificates in \d+ ms$`,
-		`(?m)^kzprobe: debug: regnum\.ru(:\d+)?: chain at 127\.[0-9.]+:\d+: untrusted \(ssl_unknown_authority\); leads to Information Security Certification Authority \[[0-9a-f]{8}\] \(evidence: signature\)$`,
-		`(?m)^kzprobe: debug: regnum\.ru(:\d+)?: control server https://127\.[0-9.:]+: answered about 1 address in \d+ ms$`,
-		`(?m)^kzprobe: debug: regnum\.ru(:\d+)?: judgement by rule interception: mitm_isca: chain leads to`,
-		`(?m)^kzprobe: debug: tls-reset\.example(:\d+)?: handshake .* fingerprint=chrome: failed: connection_reset in \d+ ms$`,
+		`(?m)^kzprobe: debug: regnum\.ru(:\d+)?: \d+ ms: dns local A regnum\.ru via 127\.[0-9.]+:\d+ \(udp\): 127\.[0-9.]+ in \d+ ms$`,
+		`(?m)^kzprobe: debug: regnum\.ru(:\d+)?: \d+ ms: dns control A regnum\.ru via https://127\.[0-9.:]+/dns-query \(doh\): 127\.[0-9.]+ in \d+ ms$`,
+		`(?m)^kzprobe: debug: regnum\.ru(:\d+)?: \d+ ms: dns consistency: consistent \(intersection\)`,
+		`(?m)^kzprobe: debug: regnum\.ru(:\d+)?: \d+ ms: connect 127\.[0-9.]+:\d+: connected in \d+ ms$`,
+		`(?m)^kzprobe: debug: regnum\.ru(:\d+)?: \d+ ms: handshake 127\.[0-9.]+:\d+ sni=regnum\.ru fingerprint=chrome: TLSv1\.3, \d certificates in \d+ ms$`,
+		`(?m)^kzprobe: debug: regnum\.ru(:\d+)?: \d+ ms: chain at 127\.[0-9.]+:\d+: untrusted \(ssl_unknown_authority\); leads to Information Security Certification Authority \[[0-9a-f]{8}\] \(evidence: signature\)$`,
+		`(?m)^kzprobe: debug: regnum\.ru(:\d+)?: \d+ ms: control server https://127\.[0-9.:]+: answered about 1 address in \d+ ms$`,
+		`(?m)^kzprobe: debug: regnum\.ru(:\d+)?: \d+ ms: judgement by rule interception: mitm_isca: chain leads to`,
+		`(?m)^kzprobe: debug: regnum\.ru(:\d+)?: \d+ ms: dns local A regnum\.ru via 127\.[0-9.]+:\d+ \(udp\): started$`,
+		`(?m)^kzprobe: debug: regnum\.ru(:\d+)?: \d+ ms: connect 127\.[0-9.]+:\d+: started$`,
+		`(?m)^kzprobe: debug: regnum\.ru(:\d+)?: \d+ ms: handshake 127\.[0-9.]+:\d+ sni=regnum\.ru fingerprint=chrome: started$`,
+		`(?m)^kzprobe: debug: regnum\.ru(:\d+)?: \d+ ms: control server: asking about 1 address \(127\.[0-9.]+\)$`,
+		`(?m)^kzprobe: debug: tls-reset\.example(:\d+)?: \d+ ms: handshake .* fingerprint=chrome: failed: connection_reset in \d+ ms$`,
 	} {
 		if !regexp.MustCompile(want).Match(stderr.Bytes()) {
 			t.Errorf("no line matching %s in:\n%s", want, stderr.Bytes())

@@ -9,39 +9,49 @@ import (
 	"kzprobe/probe/chain"
 )
 
-// stepLog is the debug log of one finished target (kzprobe run -v): each
-// step in the order taken, read from its record: the DNS queries (local
-// and control, with every resolver tried), the consistency of the answers,
-// each TCP connect, each TLS handshake and the judgement of its chain,
-// the control server's view, and the verdict rule that decided. Times are
-// milliseconds since the target started.
-func stepLog(m *measurement.Measurement) []string {
-	tk := &m.TestKeys
-	var out []string
-	add := func(format string, a ...any) { out = append(out, fmt.Sprintf(format, a...)) }
-	for _, side := range []struct {
-		name string
-		qs   []measurement.DNSQuery
-	}{{"local", tk.Queries}, {"control", tk.ControlQueries}} {
-		for _, q := range side.qs {
-			add("dns %s %s %s via %s (%s): %s%s", side.name, q.QueryType, q.Hostname, q.ResolverAddress, q.Engine, dnsOutcome(q), span(q.T0, q.T))
-			if len(q.Tries) > 1 {
-				for _, t := range q.Tries {
-					add("dns %s %s %s: tried %s (%s): %s%s", side.name, q.QueryType, q.Hostname, t.ResolverAddress, t.Engine, failureOr(t.Failure, "answered"), span(t.T0, t.T))
-				}
-			}
+// stepLine is one line of the live debug log of kzprobe run -v: a step
+// of a target as it starts or ends, told by the engine (probe.Step), after
+// the target and the milliseconds since the target started. As they end,
+// the DNS queries (local and control, and every resolver a query asked
+// when it asked more than one), the connects, the handshakes (the
+// small-hello retry named), the control server's view, the consistency of
+// the answers, the judgement of each chain and the verdict rule that
+// decided; the network steps also as they start, so that a target that
+// hangs shows what it waits for.
+func stepLine(s probe.Step) string {
+	return fmt.Sprintf("%s: %.0f ms: %s", s.Target, s.T*1000, stepText(s))
+}
+
+// stepText is what stepLine says of s.
+func stepText(s probe.Step) string {
+	const started = ": started"
+	switch s.Kind {
+	case probe.StepDNS:
+		q := s.Query
+		head := fmt.Sprintf("dns %s %s %s via %s (%s)", s.Side, q.QueryType, q.Hostname, q.ResolverAddress, q.Engine)
+		if !s.Done {
+			return head + started
 		}
-	}
-	if c := tk.DNSConsistency; c != nil {
-		add("dns consistency: %s (%s); local %s, control %s", c.Status, c.Reason, listOr(c.LocalAddrs), listOr(c.ControlAddrs))
-	}
-	for _, c := range tk.TCPConnect {
-		add("connect %s:%d: %s%s", bracketIPv6(c.IP), c.Port, failureOr(c.Status.Failure, "connected"), span(c.T0, c.T))
-	}
-	for i, h := range tk.TLSHandshakes {
+		return head + ": " + dnsOutcome(*q) + span(q.T0, q.T)
+	case probe.StepDNSTry:
+		q, t := s.Query, s.Try
+		return fmt.Sprintf("dns %s %s %s: tried %s (%s): %s%s", s.Side, q.QueryType, q.Hostname, t.ResolverAddress, t.Engine, failureOr(t.Failure, "answered"), span(t.T0, t.T))
+	case probe.StepConnect:
+		c := s.Connect
+		head := fmt.Sprintf("connect %s:%d", bracketIPv6(c.IP), c.Port)
+		if !s.Done {
+			return head + started
+		}
+		return head + ": " + failureOr(c.Status.Failure, "connected") + span(c.T0, c.T)
+	case probe.StepHandshake:
+		h := s.Handshake
 		retry := ""
 		if h.SmallHelloRetry {
 			retry = ", small-hello retry"
+		}
+		head := fmt.Sprintf("handshake %s sni=%s fingerprint=%s%s", h.Address, h.ServerName, h.Fingerprint, retry)
+		if !s.Done {
+			return head + started
 		}
 		outcome := "failed: " + derefString(h.Failure)
 		if h.Failure == nil {
@@ -49,25 +59,34 @@ func stepLog(m *measurement.Measurement) []string {
 		} else if len(h.PeerCertificates) > 0 {
 			outcome += fmt.Sprintf(" (%s presented before)", plural(len(h.PeerCertificates), "certificate"))
 		}
-		add("handshake %s sni=%s fingerprint=%s%s: %s%s", h.Address, h.ServerName, h.Fingerprint, retry, outcome, span(h.T0, h.T))
-		if i < len(tk.Chains) && tk.Chains[i] != nil {
-			add("chain at %s: %s", h.Address, chainOutcome(tk.Chains[i]))
+		return head + ": " + outcome + span(h.T0, h.T)
+	case probe.StepControlServer:
+		if !s.Done {
+			r := s.ControlRequest
+			addrs := make([]string, len(r.Addresses))
+			for i, a := range r.Addresses {
+				addrs[i] = a.String()
+			}
+			return fmt.Sprintf("control server: asking about %s (%s)", plural(len(addrs), "address"), listOr(addrs))
 		}
-	}
-	if c := tk.Control; c != nil {
+		c := s.Control
 		switch {
+		case c == nil:
+			return "control server: no report"
 		case c.Failure != nil:
-			add("control server %s: %s%s", c.Server, *c.Failure, span(c.T0, c.T))
-		default:
-			add("control server %s: answered about %s%s", c.Server, plural(len(c.Addresses), "address"), span(c.T0, c.T))
+			return fmt.Sprintf("control server %s: %s%s", c.Server, *c.Failure, span(c.T0, c.T))
 		}
+		return fmt.Sprintf("control server %s: answered about %s%s", c.Server, plural(len(c.Addresses), "address"), span(c.T0, c.T))
+	case probe.StepConsistency:
+		c := s.Consistency
+		return fmt.Sprintf("dns consistency: %s (%s); local %s, control %s", c.Status, c.Reason, listOr(c.LocalAddrs), listOr(c.ControlAddrs))
+	case probe.StepChain:
+		return fmt.Sprintf("chain at %s: %s", s.Handshake.Address, chainOutcome(s.Chain))
+	case probe.StepVerdict:
+		d := s.Decision
+		return fmt.Sprintf("judgement by rule %s: %s: %s", d.Code, d.Verdict, d.Reason)
 	}
-	rule := ""
-	if d := probe.Decide(m); d.Verdict == tk.Verdict {
-		rule = " by rule " + string(d.Code)
-	}
-	add("judgement%s: %s: %s", rule, tk.Verdict, tk.VerdictReason)
-	return out
+	return string(s.Kind)
 }
 
 func dnsOutcome(q measurement.DNSQuery) string {
