@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -131,8 +132,9 @@ func TestReadJSONLSkipsCutAndCorruptLines(t *testing.T) {
 	if strings.Join(got, " ") != want {
 		t.Errorf("read %v; want %s", got, want)
 	}
-	if st.Bad != 2 || !st.Truncated {
-		t.Errorf("stats = %+v; want Bad 2 (one corrupt, one cut) and Truncated", st)
+	// Lines 3 (corrupt) and 6 (cut); the empty line 4 counts as a line.
+	if st.Bad != 2 || !st.Truncated || !slices.Equal(st.BadLines, []int{3, 6}) {
+		t.Errorf("stats = %+v; want Bad 2 (one corrupt, one cut) on lines 3 and 6, and Truncated", st)
 	}
 }
 

@@ -16,17 +16,23 @@ const MaxLineBytes = 64 << 20
 type ReadStats struct {
 	// Lines counts non-empty lines.
 	Lines int
-	// Bad counts lines that were not a measurement (corrupt, cut, too long).
-	Bad int
+	// Bad counts lines that were not a measurement (corrupt, cut, too
+	// long). BadLines names the first few (MaxNamedLines), by number from 1.
+	Bad      int
+	BadLines []int
 	// Truncated is true when the last line had no newline and did not
 	// parse: a write cut by a crash.
 	Truncated bool
 	// Partial counts lines read in part: past MaxLineElements array
 	// elements, the rest of their arrays was left out. PartialLines names
-	// the first few.
+	// the first few (MaxNamedLines).
 	Partial      int
 	PartialLines []int
 }
+
+// MaxNamedLines bounds the line numbers ReadStats names in BadLines and
+// PartialLines.
+const MaxNamedLines = 10
 
 // ReadJSONL calls fn for each measurement in r, one JSON object a line.
 // Lines that do not parse are counted and skipped, so a file cut by a crash
@@ -40,23 +46,25 @@ func ReadJSONL(r io.Reader, fn func(*Measurement) error) (ReadStats, error) {
 	lineNo := 0
 	for {
 		line, tooLong, err := ReadLine(br, MaxLineBytes)
+		if err == nil || len(line) > 0 || tooLong {
+			lineNo++ // the file's line number: empty lines count
+		}
 		if len(line) > 0 || tooLong {
-			lineNo++
 			st.Lines++
 			complete := err == nil
 			if tooLong {
-				st.Bad++
+				st.bad(lineNo)
 			} else if bl := bytes.TrimSpace(line); len(bl) > 0 {
 				var m Measurement
 				cut, uerr := unmarshalBounded(bl, &m)
 				if uerr == nil && cut > 0 {
 					st.Partial++
-					if len(st.PartialLines) < 10 {
+					if len(st.PartialLines) < MaxNamedLines {
 						st.PartialLines = append(st.PartialLines, lineNo)
 					}
 				}
 				if uerr != nil {
-					st.Bad++
+					st.bad(lineNo)
 					if !complete {
 						st.Truncated = true
 					}
@@ -73,6 +81,14 @@ func ReadJSONL(r io.Reader, fn func(*Measurement) error) (ReadStats, error) {
 		if err != nil {
 			return st, err
 		}
+	}
+}
+
+// bad counts line n as bad.
+func (st *ReadStats) bad(n int) {
+	st.Bad++
+	if len(st.BadLines) < MaxNamedLines {
+		st.BadLines = append(st.BadLines, n)
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"strings"
 	"sync/atomic"
 
 	"kzprobe/measurement"
@@ -129,18 +131,17 @@ func (s *targetSource) feed(ctx context.Context, out chan<- probe.Input, stderr 
 // measuring when every list can be read twice, else once the list has been
 // read.
 func (s *targetSource) resume(out *runOutput, p *probe.Prober, stderr io.Writer) error {
-	id, bad, err := s.skipAlreadyMeasured(out.existing(), out.Path)
+	id, st, err := s.skipAlreadyMeasured(out.existing(), out.Path)
 	if err != nil {
 		return err
 	}
 	if id != "" {
 		p.Envelope.ReportID = id
 	}
-	fmt.Fprintf(stderr, "resuming %s: %s already measured", out.Path, plural(s.resumed, "target"))
-	if bad > 0 {
-		fmt.Fprintf(stderr, ", %d unreadable lines ignored (a record cut by the interruption is measured again)", bad)
+	fmt.Fprintf(stderr, "resuming %s: %s already measured\n", out.Path, plural(s.resumed, "target"))
+	if msg := resumeReadWarning(out.Path, st); msg != "" {
+		fmt.Fprintln(stderr, "kzprobe: warning:", msg)
 	}
-	fmt.Fprintln(stderr)
 	s.diff = &listDiff{file: out.Path, inFile: s.inFile, fileN: s.resumed, list: targets.NewDeduper()}
 	s.inFile = nil
 	if !s.rereadable() {
@@ -157,10 +158,11 @@ func (s *targetSource) resume(out *runOutput, p *probe.Prober, stderr io.Writer)
 // skipAlreadyMeasured marks every target with a complete record in r (the
 // output file, named name) as done. It returns the report ID of the
 // records, so that the resumed run continues the same report, and how many
-// lines were unreadable (a last line cut by a crash among them).
-func (s *targetSource) skipAlreadyMeasured(r io.Reader, name string) (reportID string, bad int, err error) {
+// lines were unreadable (a last line cut by a crash among them) or read in
+// part (st).
+func (s *targetSource) skipAlreadyMeasured(r io.Reader, name string) (reportID string, st measurement.ReadStats, err error) {
 	s.inFile = targets.NewDeduper()
-	st, err := measurement.ReadJSONL(r, func(m *measurement.Measurement) error {
+	st, err = measurement.ReadJSONL(r, func(m *measurement.Measurement) error {
 		if m.TestKeys.Domain == "" || m.TestKeys.Verdict == "" {
 			return nil // not a complete kzprobe record: measure again
 		}
@@ -178,9 +180,52 @@ func (s *targetSource) skipAlreadyMeasured(r io.Reader, name string) (reportID s
 		return nil
 	})
 	if err != nil {
-		return "", 0, fmt.Errorf("--resume: reading %s: %w", name, err)
+		return "", st, fmt.Errorf("--resume: reading %s: %w", name, err)
 	}
-	return reportID, st.Bad, nil
+	return reportID, st, nil
+}
+
+// resumeReadWarning says what reading the file of --resume (path) met
+// besides whole records, "" when nothing: its unreadable lines (ignored:
+// a record cut by the interruption, whose target is measured again) and
+// its lines read in part (over measurement.MaxLineElements array
+// elements: their targets count as measured), each named by line number,
+// as the reading commands name theirs.
+func resumeReadWarning(path string, st measurement.ReadStats) string {
+	var parts []string
+	if st.Bad > 0 {
+		parts = append(parts, fmt.Sprintf("%s unreadable, ignored (a record cut by the interruption is measured again)",
+			lineNumbers(st.BadLines, st.Bad)))
+	}
+	if st.Partial > 0 {
+		parts = append(parts, fmt.Sprintf("%s read in part, over %d array elements a line (the rest of the arrays left out; the target counts as measured)",
+			lineNumbers(st.PartialLines, st.Partial), measurement.MaxLineElements))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return displayPath(path) + ": " + strings.Join(parts, "; ")
+}
+
+// lineNumbers names n lines by the first of their numbers, named: "line
+// 3", "lines 3, 6", "lines 1, 2, 3 and 12 more".
+func lineNumbers(named []int, n int) string {
+	nums := make([]string, len(named))
+	for i, l := range named {
+		nums[i] = strconv.Itoa(l)
+	}
+	s := "line "
+	if n > 1 {
+		s = "lines "
+	}
+	s += strings.Join(nums, ", ")
+	if more := n - len(named); more > 0 {
+		if len(named) == 0 {
+			return plural(n, "line")
+		}
+		s += fmt.Sprintf(" and %d more", more)
+	}
+	return s
 }
 
 // rereadable reports whether every target list can be read a second time:
