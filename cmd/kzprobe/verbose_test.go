@@ -251,3 +251,38 @@ func TestRunVerboseScrubbed(t *testing.T) {
 		})
 	}
 }
+
+// TestRunVerboseOnTerminal runs kzprobe run -v on a terminal, where the
+// progress line is redrawn in place below everything: each step line
+// starts a line of its own (after a newline, or after the progress line
+// was cleared) and is whole, never broken by a progress line drawn into
+// it, and the progress line is drawn.
+func TestRunVerboseOnTerminal(t *testing.T) {
+	clearEnv(t)
+	args, _, dir := terminalLab(t)
+	raw := string(runInPTY(t, 200, nil, append([]string{"run", "-v", "-o", filepath.Join(dir, "v.jsonl")}, args...)...))
+	const mark = "kzprobe: debug: "
+	n := 0
+	for rest, before := raw, ""; ; {
+		i := strings.Index(rest, mark)
+		if i < 0 {
+			break
+		}
+		before, rest = before+rest[:i], rest[i:]
+		if !strings.HasSuffix(before, "\n") && !strings.HasSuffix(before, "\r\x1b[K") {
+			t.Errorf("a step line starts mid-line, after %q", before[max(0, len(before)-40):])
+		}
+		line, _, _ := strings.Cut(rest, "\n")
+		if body := strings.TrimSuffix(line, "\r"); strings.ContainsAny(body, "\r\x1b") || !regexp.MustCompile(`^kzprobe: debug: \S+: \d+ ms: \S`).MatchString(body) {
+			t.Errorf("a step line is not whole: %q", line)
+		}
+		before, rest = before+rest[:len(mark)], rest[len(mark):]
+		n++
+	}
+	if n < 20 {
+		t.Errorf("%d step lines on the terminal; want one per step of 6 targets:\n%s", n, raw)
+	}
+	if len(progressLines([]byte(raw))) == 0 {
+		t.Errorf("no progress line drawn:\n%q", raw)
+	}
+}
