@@ -105,10 +105,13 @@ func (r *DNSResolver) lookup(ctx context.Context, host string, qtype uint16, t0 
 	if ex != nil {
 		rec.Engine, rec.ResolverAddress = ex.Engine(), ex.Address()
 	}
-	var started measurement.DNSQuery
+	// The copies are made only when told: taking the address of one
+	// declared here would put it on the heap in every lookup.
+	var started *measurement.DNSQuery
 	if step != nil {
-		started = rec
-		step(Step{Kind: StepDNS, T: rec.T0, Query: &started})
+		c := rec
+		started = &c
+		step(Step{Kind: StepDNS, T: rec.T0, Query: started})
 	}
 	defer func() {
 		rec.T = t0.Since()
@@ -148,7 +151,7 @@ func (r *DNSResolver) lookup(ctx context.Context, host string, qtype uint16, t0 
 			// first once a second is sure to follow.
 			for k := range rec.Tries[asked:] {
 				try := rec.Tries[asked+k]
-				step(Step{Kind: StepDNSTry, Done: true, T: try.T, Query: &started, Try: &try})
+				step(Step{Kind: StepDNSTry, Done: true, T: try.T, Query: started, Try: &try})
 			}
 		}
 		rec.Attempts += max(info.Attempts, 1)

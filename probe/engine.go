@@ -358,7 +358,8 @@ func (p *Prober) handshakeAll(ctx context.Context, tk *measurement.TestKeys, dom
 		conn, tc := connector.Connect(ctx, a, port, t0)
 		conns[k] = tc
 		if step != nil {
-			step(Step{Kind: StepConnect, Done: true, T: tc.T, Connect: &tc})
+			c := tc // a copy made here: &tc would put tc on the heap in every call
+			step(Step{Kind: StepConnect, Done: true, T: c.T, Connect: &c})
 		}
 		if conn == nil {
 			return
