@@ -73,6 +73,7 @@ DIR/YYYYMMDD/CC/ASN/TEST_NAME.jsonl.gz, which kzprobe analyze DIR reads. Each
 stored line is the probe's record byte for byte; a record sent twice is kept
 once (by measurement_uid). The open reports are journaled in
 DIR/reports.journal, so a restarted collector keeps accepting them.
+One collector per folder: a second one on DIR exits 1 at start.
 
 Every submission is checked: df-000-base's keys and types, the report's id,
 test name, country and network, a measurement_uid, no probe_ip but the
@@ -149,6 +150,7 @@ func runCollectorServe(ctx context.Context, a collectorServeArgs, stderr io.Writ
 	}
 	var st store.Store
 	var records int64
+	var unlocked error
 	page := collector.FilePage(a.storeDir, a.title, analysis.Config{Judge: judge})
 	if a.clickhouse != "" {
 		db, err := openClickHouse(ctx, a.clickhouse, analysis.Config{Judge: judge})
@@ -159,9 +161,13 @@ func runCollectorServe(ctx context.Context, a collectorServeArgs, stderr io.Writ
 		if records, _, err = db.Count(ctx); err != nil {
 			return fmt.Errorf("--clickhouse %s: %w", redactURL(a.clickhouse), err)
 		}
-		if err := os.MkdirAll(a.storeDir, 0o755); err != nil {
+		// The folder keeps the reports journal: one collector at a time.
+		lock, err := files.LockDir(a.storeDir)
+		if err != nil {
 			return err
 		}
+		defer lock.Close()
+		unlocked = lock.Unlocked
 		st, page = db, clickhousePage(db, a.title, analysis.Config{Judge: judge})
 	} else {
 		fst, err := files.Open(a.storeDir, files.Options{})
@@ -172,7 +178,10 @@ func runCollectorServe(ctx context.Context, a collectorServeArgs, stderr io.Writ
 		for _, r := range fst.Repaired {
 			logger.Warn("a file's cut tail was moved aside", "file", r.File, "whole_until", r.Offset, "moved_to", r.Moved)
 		}
-		st, records = fst, int64(fst.Len())
+		st, records, unlocked = fst, int64(fst.Len()), fst.Unlocked
+	}
+	if unlocked != nil {
+		logger.Warn("the store folder is not locked: a second collector on it would not be stopped", "error", unlocked)
 	}
 	tlsConfig, pin, generated, err := collectorTLS(a)
 	if err != nil {

@@ -386,3 +386,29 @@ func TestSweepSubmitToCollector(t *testing.T) {
 		t.Errorf("sweep partitions %q; want one kzprobe_sni_sweep file", matches)
 	}
 }
+
+// TestCollectorSecondOnOneFolder: a second kzprobe collector serve on the
+// folder of a running one stops at once with exit 1 and a message naming
+// the folder (it served beside the first before, both writing and
+// deduplicating the same files); the first goes on serving. Once the
+// first is killed (kill -9) the folder is free again: no stale lock.
+func TestCollectorSecondOnOneFolder(t *testing.T) {
+	clearEnv(t)
+	store := filepath.Join(t.TempDir(), "store")
+	first := startCollectorProc(t, store, freeLoopback(t))
+	r := runWrapped(t, nil, 20*time.Second, "collector", "serve", "--store", store, "--listen", freeLoopback(t))
+	abs, _ := filepath.Abs(store)
+	if r.code != exitFailure || !strings.Contains(r.stderr, abs) || !strings.Contains(r.stderr, "another kzprobe collector is using this store folder") {
+		t.Errorf("second collector: exit code %d, stderr %q; want 1 and a message naming %s", r.code, r.stderr, abs)
+	}
+	resp, err := pinnedClient(t, first.pin).Get(first.url + "/")
+	if err != nil {
+		t.Fatalf("the first collector after the second was refused: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("the first collector's GET /: %d; want 200", resp.StatusCode)
+	}
+	first.kill9(t)
+	startCollectorProc(t, store, freeLoopback(t))
+}

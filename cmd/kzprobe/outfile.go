@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"kzprobe/filelock"
 )
 
 // outputMode is how `kzprobe run` may treat an output file that already
@@ -35,10 +37,6 @@ const (
 // file: a runtime failure (0 done, 1 a runtime failure, 2 a usage or
 // configuration error).
 const exitOutputBusy = exitFailure
-
-// errOutputLocked is returned by lockFile when another process holds the
-// lock.
-var errOutputLocked = errors.New("locked by another process")
 
 // runOutput is the JSONL output of a run: stdout, or a file this process
 // holds an exclusive lock on until Close, so that two runs never write
@@ -92,8 +90,8 @@ func openOutput(path string, mode outputMode, start time.Time, stdout, warn io.W
 	if !st.Mode().IsRegular() {
 		return out, nil
 	}
-	if err := lockFile(f); err != nil {
-		if errors.Is(err, errOutputLocked) {
+	if err := filelock.Lock(f); err != nil {
+		if errors.Is(err, filelock.ErrLocked) {
 			f.Close()
 			return nil, &exitError{code: exitOutputBusy, err: fmt.Errorf(
 				"%s: another kzprobe run is writing this file; wait for it to end, or choose another -o", abs)}

@@ -33,6 +33,15 @@
 // FILE.torn-OFFSET (kept, never deleted), and the file truncated to its
 // last whole member.
 //
+// # One writer
+//
+// Open locks the folder (LockName, see LockDir) before it reads or repairs
+// anything, and the Store holds the lock until Close: a second store on
+// the folder, in this process or another (a second collector), fails at
+// Open instead of interleaving its writes and its deduplication with the
+// first's, and instead of taking the first's write in progress for a cut
+// tail to repair.
+//
 // # Deduplication
 //
 // Open reads every file once and remembers the measurement_uid of each
@@ -59,6 +68,7 @@ import (
 	"syscall"
 	"time"
 
+	"kzprobe/filelock"
 	"kzprobe/store"
 )
 
@@ -71,6 +81,9 @@ const (
 	DefaultMaxOpenFiles = 256
 	// Suffix is the name ending of the store's files.
 	Suffix = ".jsonl.gz"
+	// LockName is the file in the store's folder whose lock the open
+	// store holds (empty; never deleted).
+	LockName = "store.lock"
 )
 
 // Options configure a Store. The zero value is ready to use.
@@ -101,9 +114,55 @@ type Store struct {
 	uids  map[string]struct{}
 	files map[string]*os.File
 
+	lock *DirLock
+
 	// Repaired lists what Open moved aside, for the caller to log.
 	Repaired []Repair
+	// Unlocked is why the folder is not locked (a file system that has no
+	// locks), nil when it is, for the caller to warn.
+	Unlocked error
 }
+
+// DirLock is the held lock of a store's folder.
+type DirLock struct {
+	f *os.File
+	// Unlocked is why the lock was not taken (a file system that has no
+	// locks: some network and FUSE ones), nil when it is held.
+	Unlocked error
+}
+
+// LockDir creates dir if needed and locks its LockName file, without
+// waiting, until Close. When another process (or another Store of this
+// one) holds it, the error names the folder and wraps filelock.ErrLocked.
+// A file system that refuses locks is no error: the DirLock says so in
+// Unlocked.
+//
+// Open takes it; a collector that keeps its measurements elsewhere takes
+// it too, for the other files it keeps in the folder.
+func LockDir(dir string) (*DirLock, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("files: creating %s: %w", dir, err)
+	}
+	path := filepath.Join(dir, LockName)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("files: %w", err)
+	}
+	err = filelock.Lock(f)
+	switch {
+	case errors.Is(err, filelock.ErrLocked):
+		f.Close()
+		abs, _ := filepath.Abs(dir)
+		return nil, fmt.Errorf("%s: another kzprobe collector is using this store folder (it holds the lock on %s); stop it, or give this one another folder: %w",
+			abs, LockName, err)
+	case err != nil:
+		return &DirLock{f: f, Unlocked: fmt.Errorf("cannot lock %s: %w", path, err)}, nil
+	}
+	return &DirLock{f: f}, nil
+}
+
+// Close releases the lock.
+func (l *DirLock) Close() error { return l.f.Close() }
 
 var _ store.Store = (*Store)(nil)
 
@@ -133,18 +192,21 @@ func Open(dir string, opts Options) (*Store, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("files: creating %s: %w", dir, err)
+	lock, err := LockDir(dir)
+	if err != nil {
+		return nil, err
 	}
 	s := &Store{
-		dir:   dir,
-		opts:  opts,
-		reqs:  make(chan *putReq, opts.MaxBatch),
-		done:  make(chan struct{}),
-		uids:  map[string]struct{}{},
-		files: map[string]*os.File{},
+		lock:     lock,
+		Unlocked: lock.Unlocked,
+		dir:      dir,
+		opts:     opts,
+		reqs:     make(chan *putReq, opts.MaxBatch),
+		done:     make(chan struct{}),
+		uids:     map[string]struct{}{},
+		files:    map[string]*os.File{},
 	}
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -154,6 +216,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		return s.load(path)
 	})
 	if err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("files: opening %s: %w", dir, err)
 	}
 	go s.loop()
@@ -340,6 +403,8 @@ func (s *Store) Close() error {
 		errs = append(errs, f.Close())
 		delete(s.files, p)
 	}
+	// The lock goes last, once every write is done.
+	errs = append(errs, s.lock.Close())
 	return errors.Join(errs...)
 }
 

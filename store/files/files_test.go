@@ -11,11 +11,13 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"kzprobe/analysis"
+	"kzprobe/filelock"
 	"kzprobe/store"
 )
 
@@ -236,6 +238,64 @@ func TestCutTailLosesNothing(t *testing.T) {
 				t.Errorf("after repair and a Put: %d records; want 6", len(got))
 			}
 		})
+	}
+}
+
+// TestSecondOpenRefused: a second store on a folder, as a second
+// collector would open it, fails at Open with an error naming the folder,
+// and touches nothing: the first store's write in progress (here a cut
+// member at a file's end) is not taken for a crash's cut tail and moved
+// aside. Once the first is closed the folder opens again.
+func TestSecondOpenRefused(t *testing.T) {
+	if runtime.GOOS == "aix" {
+		t.Skip("fcntl locks are the process's: two stores of one process do not conflict")
+	}
+	dir := t.TempDir()
+	first := openStore(t, dir)
+	ctx := context.Background()
+	for i := range 3 {
+		if err := first.Put(ctx, record(i, "KZ", "AS9198")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(dir, "20261204/KZ/AS9198/kzprobe_tls_mitm.jsonl.gz")
+	var member bytes.Buffer
+	zw := gzip.NewWriter(&member)
+	zw.Write(append(record(3, "KZ", "AS9198").Raw, '\n'))
+	zw.Close()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(member.Bytes()[:member.Len()/2])
+	f.Close()
+	before, _ := os.ReadFile(path)
+
+	second, err := Open(dir, Options{})
+	if err == nil {
+		second.Close()
+		t.Fatal("a second Open of a folder in use succeeded")
+	}
+	abs, _ := filepath.Abs(dir)
+	if !errors.Is(err, filelock.ErrLocked) || !strings.Contains(err.Error(), abs) {
+		t.Errorf("second Open: %v; want filelock.ErrLocked naming %s", err, abs)
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(after, before) {
+		t.Errorf("the refused Open changed the first store's file: %d bytes, was %d", len(after), len(before))
+	}
+	if torn, _ := filepath.Glob(path + ".torn-*"); len(torn) != 0 {
+		t.Errorf("the refused Open moved a tail aside: %q", torn)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatalf("Open after the first store closed: %v", err)
+	}
+	defer again.Close()
+	if again.Len() != 3 || len(again.Repaired) != 1 {
+		t.Errorf("reopened: %d records, repairs %+v; want 3 and the cut member moved aside", again.Len(), again.Repaired)
 	}
 }
 

@@ -1,6 +1,6 @@
 //go:build aix
 
-package main
+package filelock
 
 import (
 	"errors"
@@ -10,15 +10,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// lockFile takes an exclusive fcntl(2) write lock on f without waiting
-// (AIX has no flock), or returns errOutputLocked when another process
+// Lock takes an exclusive fcntl(2) write lock on f without waiting
+// (AIX has no flock), or returns ErrLocked when another process
 // holds it. The lock is the process's: closing any descriptor of the file
-// in this process would release it, and the run opens none other.
-func lockFile(f *os.File) error {
+// in this process would release it, so the caller opens no other.
+func Lock(f *os.File) error {
 	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart}
 	err := unix.FcntlFlock(f.Fd(), unix.F_SETLK, &lk)
 	if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EACCES) {
-		return errOutputLocked
+		return ErrLocked
 	}
 	return err
 }

@@ -1,6 +1,6 @@
 //go:build darwin || dragonfly || freebsd || illumos || linux || netbsd || openbsd || solaris
 
-package main
+package filelock
 
 import (
 	"errors"
@@ -9,11 +9,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// lockFile takes an exclusive flock(2) on f without waiting, or returns
-// errOutputLocked when another process holds it. The kernel releases it
+// Lock takes an exclusive flock(2) on f without waiting, or returns
+// ErrLocked when another process holds it. The kernel releases it
 // when the file is closed or the process ends, kill -9 included, so no
 // stale lock outlives a crash.
-func lockFile(f *os.File) error {
+func Lock(f *os.File) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return err
@@ -31,7 +31,7 @@ func lockFile(f *os.File) error {
 		return err
 	}
 	if errors.Is(lerr, unix.EWOULDBLOCK) || errors.Is(lerr, unix.EAGAIN) {
-		return errOutputLocked
+		return ErrLocked
 	}
 	return lerr
 }
