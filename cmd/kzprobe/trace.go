@@ -40,6 +40,7 @@ var traceSettings = []string{
 	"network.allow", "network.bind",
 	"vantage.asn", "vantage.cc", "vantage.network", "vantage.asn_db", "vantage.country_db",
 	"vantage.include_ip", "vantage.no_asn", "vantage.no_cc",
+	"submit.url", "submit.pin", "submit.ca", "submit.token_file", "submit.wait",
 }
 
 // traceArgs are the flags of `kzprobe trace` that are not configuration
@@ -90,6 +91,11 @@ CGNAT and link-local hops (your side) as such, with no address, and a
 router in your own address's /24 (/48) as "vantage". One JSON line
 (test_name kzprobe_trace) per address goes to -o; a hop table to the
 terminal.
+
+--submit URL sends each record, as it is written, to a collector (kzprobe
+collector serve) as kzprobe run --submit does: -o and FILE.submit are the
+outbox, and what the collector did not take is sent later with kzprobe
+submit.
 
 Exit codes: 0 done; 1 a runtime failure (not Linux, an address outside
 --allow-net, nothing resolved); 2 a usage or configuration error; 130
@@ -256,11 +262,39 @@ func runTrace(ctx context.Context, cfg *Config, a *traceArgs, target string, std
 	}
 	priv.addPublic(cfg, public)
 	env := p.Envelope
-	env.ReportID = trace.NewReportID(start, env.ProbeASN, env.ProbeCC)
+	sub, err := startRunSubmission(ctx, cfg, &env, measurement.TraceTestName, measurement.TraceTestVersion, dial, out.Path, stderr)
+	if err != nil {
+		return err
+	}
+	if env.ReportID == "" { // not given by the collector
+		env.ReportID = trace.NewReportID(start, env.ProbeASN, env.ProbeCC)
+	}
 	writer := measurement.NewWriter(out, time.Second)
+	local, err := traceEach(ctx, cfg, a, parts, priv, env, resolverIP, tts, writer, sub, table, stderr)
+	if cerr := writer.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	if serr := sub.finish(stderr, err == nil && ctx.Err() == nil); serr != nil && err == nil {
+		err = serr
+	}
+	if err != nil {
+		return err
+	}
+	if out.Path != "-" && !cfg.Run.Quiet {
+		fmt.Fprintf(stderr, "kzprobe: wrote %s to %s\n", plural(writer.Count(), "trace"), out.Path)
+	}
+	if local > 0 {
+		return fmt.Errorf("%d of %d traces failed for a local reason (blocked_by_allow_net: the address is outside --allow-net)", local, len(tts))
+	}
+	return nil
+}
 
+// traceEach traces each target in turn, writes its record (and tells the
+// submitter, nil without --submit) and prints its hop table; local counts
+// the traces that failed for a local reason.
+func traceEach(ctx context.Context, cfg *Config, a *traceArgs, parts *traceParts, priv *privacy, env probe.Envelope, resolverIP string,
+	tts []traceTarget, writer *measurement.Writer, sub *runSubmission, table, stderr io.Writer) (local int, err error) {
 	quiet := cfg.Run.Quiet
-	var local int
 	for _, tt := range tts {
 		tc := parts.config(tt.addr, tt.domain, cmp.Or(a.sni, tt.domain), a.controlSNI, priv.hide)
 		tc.MaxHops, tc.HopTimeout, tc.Attempts = a.maxHops, a.hopTimeout, a.attempts
@@ -276,13 +310,13 @@ func runTrace(ctx context.Context, cfg *Config, a *traceArgs, target string, std
 			fmt.Fprint(stderr, "\r\033[K")
 		}
 		if errors.Is(err, trace.ErrUnsupported) {
-			return err
+			return local, err
 		}
 		if err != nil && ctx.Err() != nil {
-			return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted: the trace of %s was not finished and is not written", tt.addr)}
+			return local, &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted: the trace of %s was not finished and is not written", tt.addr)}
 		}
 		if err != nil {
-			return err
+			return local, err
 		}
 		res.TestKeys.Queries = tt.queries
 		if res.TestKeys.Queries == nil {
@@ -290,23 +324,15 @@ func runTrace(ctx context.Context, cfg *Config, a *traceArgs, target string, std
 		}
 		rec := res.Record(env, tt.input, append(trace.Options(&tc), "targets.port="+strconv.Itoa(int(tt.addr.Port()))), resolverIP)
 		if err := writeTraceRecord(writer, priv, rec); err != nil {
-			return err
+			return local, err
 		}
+		sub.notify()
 		printTraceTable(table, &res.TestKeys)
 		if f := res.TestKeys.Failure; f != nil && failure.IsLocal(*f) {
 			local++
 		}
 	}
-	if err := writer.Close(); err != nil {
-		return err
-	}
-	if out.Path != "-" && !quiet {
-		fmt.Fprintf(stderr, "kzprobe: wrote %s to %s\n", plural(writer.Count(), "trace"), out.Path)
-	}
-	if local > 0 {
-		return fmt.Errorf("%d of %d traces failed for a local reason (blocked_by_allow_net: the address is outside --allow-net)", local, len(tts))
-	}
-	return nil
+	return local, nil
 }
 
 // traceParts are what every trace of a command shares, built once from

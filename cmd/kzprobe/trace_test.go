@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -73,6 +74,56 @@ func TestTraceCommand(t *testing.T) {
 	}
 	if h := f.AnsweringHop; h == nil || h.Class != measurement.HopOther || h.Prefix != "" || !h.Destination {
 		t.Errorf("answering hop %+v; want the loopback destination, no prefix", h)
+	}
+}
+
+// TestTraceSubmitToCollector: kzprobe trace --submit sends its record
+// (test kzprobe_trace) to a real kzprobe collector serve on loopback as
+// run and sweep send theirs: in the report the collector opened (its
+// report_id in the record), stored once, byte for byte the local line, in
+// a kzprobe_trace partition, the report closed once all is sent.
+func TestTraceSubmitToCollector(t *testing.T) {
+	clearEnv(t)
+	l, dir, files := startLab(t, lab.Config{Scenario: lab.Scenario{Name: "trace", Sites: []lab.Site{
+		{Domain: "isca.example", TLS: lab.InterceptISCA}, {Domain: "clean.example", TLS: lab.Pass}}}})
+	cfg := labConfig(l, files, dir)
+	col := startCollectorProc(t, filepath.Join(dir, "store"), freeLoopback(t), "--interception-roots", files.ISCARoot)
+	out := filepath.Join(t.TempDir(), "trace.jsonl")
+	args := []string{"trace", "-q", "isca.example", "--resolver", cfg.DNS.Resolver, "--port", strconv.Itoa(cfg.Targets.Port),
+		"--trust-roots", cfg.TLS.TrustRoots, "--allow-net", strings.Join(cfg.Network.Allow, ","), "--asn", "AS9198", "--cc", "KZ",
+		"--control-sni", "clean.example", "--hop-timeout", "1s", "--max-hops", "3", "-o", out,
+		"--submit", col.url, "--submit-pin", col.pin}
+	for _, r := range cfg.Interception.ExtraRoots {
+		args = append(args, "--interception-roots", r)
+	}
+	r := runWrapped(t, nil, 60*time.Second, args...)
+	if r.code != exitOK {
+		t.Fatalf("exit code %d; want 0\n%s", r.code, r.stderr)
+	}
+	local := fileLines(t, out)
+	if len(local) != 1 {
+		t.Fatalf("%d records; want 1", len(local))
+	}
+	if got := storeLines(t, col.store); !slices.Equal(got, local) {
+		t.Fatalf("the store holds %q, not the trace's line byte for byte\n%s", got, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "submitted 1 record to "+col.url) {
+		t.Errorf("stderr does not say what was submitted:\n%s", r.stderr)
+	}
+	var rec measurement.Trace
+	if err := json.Unmarshal([]byte(local[0]), &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec.TestName != measurement.TraceTestName || !strings.Contains(rec.ReportID, "_n1_") {
+		t.Errorf("test_name %q, report_id %q; want kzprobe_trace in the collector's report", rec.TestName, rec.ReportID)
+	}
+	if _, err := os.Stat(filepath.Join(col.store, rec.MeasurementStartTime[:4]+rec.MeasurementStartTime[5:7]+rec.MeasurementStartTime[8:10],
+		"KZ", "AS9198", measurement.TraceTestName+".jsonl.gz")); err != nil {
+		t.Errorf("no kzprobe_trace partition: %v", err)
+	}
+	journal, _ := os.ReadFile(filepath.Join(col.store, "reports.journal"))
+	if !strings.Contains(string(journal), `"id":"`+rec.ReportID+`"`) || !strings.Contains(string(journal), `"closed":true`) {
+		t.Errorf("the trace's report is not closed in the journal:\n%s", journal)
 	}
 }
 
