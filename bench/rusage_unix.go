@@ -3,6 +3,7 @@
 package bench
 
 import (
+	"os"
 	"runtime"
 	"syscall"
 	"time"
@@ -22,6 +23,20 @@ func cpuSeconds() float64 {
 func peakRSSMiB() float64 {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	kib := float64(ru.Maxrss)
+	if runtime.GOOS == "darwin" || runtime.GOOS == "ios" {
+		kib /= 1024
+	}
+	return kib / 1024
+}
+
+// ProcessPeakRSSMiB is the peak resident set of an ended child process
+// (0 when the system does not say).
+func ProcessPeakRSSMiB(ps *os.ProcessState) float64 {
+	ru, ok := ps.SysUsage().(*syscall.Rusage)
+	if !ok {
 		return 0
 	}
 	kib := float64(ru.Maxrss)

@@ -35,8 +35,13 @@ type benchArgs struct {
 	controlServer bool
 	// sweep benches kzprobe sweep (against the lab's neutral endpoint)
 	// instead of kzprobe run, with the hello hello.
-	sweep      bool
-	hello      string
+	sweep bool
+	hello string
+	// collector benches kzprobe collector serve (a child process):
+	// n submissions from parallel probes, at rate per second in all (0:
+	// as fast as it answers).
+	collector  bool
+	rate       float64
 	cpuProfile string
 	// labCPUProfile is the lab's CPU profile.
 	labCPUProfile string
@@ -83,17 +88,31 @@ lab's neutral SNI endpoint behind its middlebox (1 round trip for a clean
 name, 2 for an intercepted one, whose control follows it, 3 for one refused
 before any certificate, tried again after its control; a control every 100
 names), with --hello fingerprint (Chrome) or tls12, and a baseline of one
-handshake (with the same hello) and chain judgement against that endpoint.`,
+handshake (with the same hello) and chain judgement against that endpoint.
+
+With --collector it benches kzprobe collector serve instead, in a child
+process with its file store in a temporary folder: 70 records measured in
+the lab first, then submitted N times in all (each with a measurement_uid
+of its own) by P probes, each with its own connection and report, at --rate
+submissions/s in all (0: each probe sends its next once the last is
+acknowledged). It prints the acknowledgements per second, their latency
+(p50, p90, p99, max; with --rate counted from when each was due), the
+fsync latency of the store's disk, the collector's CPU and peak RSS, and
+checks the store holds every record acknowledged.`,
 		Example: `  kzprobe bench --n 2000 --parallel 200 --rtt 50ms
   kzprobe bench --n 20000 --parallel 64 --rtt 0 --json
   kzprobe bench --scenario blackhole --timeout 200ms --n 100000 --parallel 1000
-  kzprobe bench --sweep --scenario pass --n 1000000 --parallel 500 --rtt 0 --hello tls12`,
+  kzprobe bench --sweep --scenario pass --n 1000000 --parallel 500 --rtt 0 --hello tls12
+  kzprobe bench --collector --n 20000 --parallel 100 --rate 1000`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			if a.labOnly {
 				return bench.ServeLab(ctx, cmd.InOrStdin(), cmd.OutOrStdout())
+			}
+			if a.collector {
+				return runBenchCollector(ctx, a, cmd.OutOrStdout(), cmd.ErrOrStderr())
 			}
 			return runBench(ctx, a, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
@@ -110,6 +129,8 @@ handshake (with the same hello) and chain judgement against that endpoint.`,
 	f.BoolVar(&a.controlServer, "control-server", false, "also ask the lab's control server about every target, as kzprobe lab does (kzprobe run asks none unless configured; the server's own handshakes cost the lab CPU)")
 	f.BoolVar(&a.sweep, "sweep", false, "bench kzprobe sweep (against the lab's neutral SNI endpoint) instead of kzprobe run")
 	f.StringVar(&a.hello, "hello", "fingerprint", "with --sweep: the sweep's ClientHello, fingerprint (Chrome) or tls12")
+	f.BoolVar(&a.collector, "collector", false, "bench kzprobe collector serve: N submissions from P probes")
+	f.Float64Var(&a.rate, "rate", 0, "with --collector: submissions per second in all; 0 for no pacing")
 	f.StringVar(&a.cpuProfile, "cpuprofile", "", "write a CPU profile of the run (not the baseline) to `file`")
 	f.StringVar(&a.memProfile, "memprofile", "", "write a heap profile of the run, taken when its heap was largest, to `file`")
 	f.StringVar(&a.labCPUProfile, "lab-cpuprofile", "", "write a CPU profile of the lab (the child process) to `file`")
@@ -140,6 +161,8 @@ func runBench(ctx context.Context, a benchArgs, stdout, stderr io.Writer) error 
 		return usageError("--hello %q: want fingerprint or %s", a.hello, probe.HelloTLS12)
 	case a.hello != "fingerprint" && !a.sweep:
 		return usageError("--hello is for --sweep")
+	case a.rate != 0:
+		return usageError("--rate is for --collector")
 	case a.sweep && a.controlServer:
 		return usageError("--control-server is for a bench of kzprobe run; a sweep asks the control server nothing per name")
 	}

@@ -108,3 +108,53 @@ func TestBenchSweepSmoke(t *testing.T) {
 		})
 	}
 }
+
+// TestBenchCollector runs the real binary's `kzprobe bench --collector`:
+// a real collector in a child process takes every submission, as fast as
+// it answers and paced by --rate, and its store holds each record
+// acknowledged; the figures are there and in order. Flags of another
+// bench are usage errors.
+func TestBenchCollector(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		n        int
+		minWall  float64
+		wantCode int
+	}{
+		{"unpaced", []string{"--n", "300", "--parallel", "6"}, 300, 0, 0},
+		{"paced", []string{"--n", "100", "--parallel", "4", "--rate", "100"}, 100, 0.95, 0},
+		{"--rate without --collector", []string{"--rate", "10"}, 0, 0, exitUsage},
+		{"--collector --sweep", []string{"--sweep"}, 0, 0, exitUsage},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"bench", "--json"}, tc.args...)
+			if tc.name != "--rate without --collector" {
+				args = append(args, "--collector")
+			}
+			r := runWrapped(t, nil, 120*time.Second, args...)
+			if r.code != tc.wantCode {
+				t.Fatalf("exit code %d; want %d\n%s", r.code, tc.wantCode, r.stderr)
+			}
+			if tc.wantCode != 0 {
+				return
+			}
+			var res bench.CollectorResult
+			if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+				t.Fatalf("output is not JSON: %v\n%s", err, r.stdout)
+			}
+			if res.N != tc.n || res.Acked != tc.n || res.Stored != tc.n || res.Failed != 0 {
+				t.Errorf("n %d, acked %d, stored %d, failed %d; want %d each, none failed", res.N, res.Acked, res.Stored, res.Failed, tc.n)
+			}
+			if !(0 < res.P50 && res.P50 <= res.P90 && res.P90 <= res.P99 && res.P99 <= res.Max) || res.AcksPerSec <= 0 || res.RecordBytes < 1000 {
+				t.Errorf("latency or throughput out of order: %+v", res)
+			}
+			if res.Wall < tc.minWall {
+				t.Errorf("wall %.3f s; want at least %.2f s at --rate", res.Wall, tc.minWall)
+			}
+			if res.CollectorCPU <= 0 || res.CollectorRSS <= 0 || res.FsyncP50 <= 0 || res.FsyncP50 > res.FsyncP99 {
+				t.Errorf("collector CPU %v s, RSS %v MiB, fsync %v/%v ms; want each measured", res.CollectorCPU, res.CollectorRSS, res.FsyncP50, res.FsyncP99)
+			}
+		})
+	}
+}
