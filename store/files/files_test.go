@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -157,6 +159,44 @@ func TestDeduplicatesAcrossReopen(t *testing.T) {
 	s.Close()
 	if got := readAll(t, dir); len(got) != 2 {
 		t.Errorf("got %d lines; want 2 (one copy each): %q", len(got), got)
+	}
+}
+
+// TestResendsAcrossGroups: resends of one record race the first send
+// while its group is written or synced (20 senders, each sending the same
+// 60 records in its own order and with its own pauses, so that copies of
+// a UID fall into one group and into successive ones): every Put is
+// answered nil and each record is stored once.
+func TestResendsAcrossGroups(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for w := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 60 {
+				if err := s.Put(ctx, record((i+w)%60, "KZ", "AS9198")); err != nil {
+					t.Error(err)
+					return
+				}
+				if (i+w)%7 == 0 {
+					time.Sleep(time.Millisecond)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	s.Close()
+	got := readAll(t, dir)
+	if len(got) != 60 {
+		t.Fatalf("%d lines stored; want the 60 records once each", len(got))
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i] == got[i-1] {
+			t.Fatalf("a record stored twice: %.80s", got[i])
+		}
 	}
 }
 
@@ -342,3 +382,63 @@ func BenchmarkPutParallel(b *testing.B) {
 }
 
 func testingProcs() int { return runtime.GOMAXPROCS(0) }
+
+// BenchmarkPutPaced: 100 submitters put records at 1 000/s in all, each
+// on its own schedule, as the collector's probes do; a Put's latency is
+// counted from when it was due (no coordinated omission). Each record
+// carries 8 KiB of base64 of random bytes, as a record's chains do, so
+// that compressing a group costs what it costs with real records. b.N is
+// the number of records: -benchtime 10000x is ten seconds.
+func BenchmarkPutPaced(b *testing.B) {
+	const workers, rate = 100, 1000
+	s, err := Open(b.TempDir(), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	rnd := make([]byte, 6<<10)
+	rand.NewChaCha8([32]byte{1}).Read(rnd)
+	pad := `,"pad":"` + base64.StdEncoding.EncodeToString(rnd) + `"}`
+	per := max(1, b.N/workers)
+	interval := time.Second * workers / rate
+	var mu sync.Mutex
+	lat := make([]time.Duration, 0, per*workers)
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mine := make([]time.Duration, 0, per)
+			due := start.Add(interval * time.Duration(w) / workers)
+			for i := range per {
+				r := record(w*per+i, "KZ", "AS9198")
+				r.Raw = append(r.Raw[:len(r.Raw)-1], pad...)
+				if d := time.Until(due); d > 0 {
+					time.Sleep(d)
+				}
+				if err := s.Put(context.Background(), r); err != nil {
+					b.Error(err)
+					return
+				}
+				mine = append(mine, time.Since(due))
+				due = due.Add(interval)
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	ms := func(p float64) float64 {
+		return float64(lat[min(len(lat)-1, int(float64(len(lat))*p))].Microseconds()) / 1000
+	}
+	b.ReportMetric(ms(0.50), "p50-ms")
+	b.ReportMetric(ms(0.99), "p99-ms")
+	b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "puts/s")
+	b.ReportMetric(0, "ns/op")
+}
