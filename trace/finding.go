@@ -2,6 +2,8 @@ package trace
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
@@ -109,12 +111,33 @@ func interference(target, control *measurement.TLSIteration) string {
 	return ""
 }
 
-// sameLeaf reports whether two iterations were presented the same leaf.
+// sameLeaf reports whether two iterations were presented the same leaf. A
+// leaf the record withheld (it held the probe's address) is compared by
+// the SHA-256 kept of it.
 func sameLeaf(a, b *measurement.TLSIteration) bool {
 	if a.Handshake == nil || b.Handshake == nil || len(a.Handshake.PeerCertificates) == 0 || len(b.Handshake.PeerCertificates) == 0 {
 		return false
 	}
-	return bytes.Equal(a.Handshake.PeerCertificates[0], b.Handshake.PeerCertificates[0])
+	la, lb := a.Handshake.PeerCertificates[0], b.Handshake.PeerCertificates[0]
+	if la != nil && lb != nil {
+		return bytes.Equal(la, lb)
+	}
+	sa, sb := leafSHA256(a.Handshake), leafSHA256(b.Handshake)
+	return sa != "" && sa == sb
+}
+
+// leafSHA256 is the hex SHA-256 of h's leaf, as kept of it when withheld.
+func leafSHA256(h *measurement.TLSHandshake) string {
+	if der := h.PeerCertificates[0]; der != nil {
+		s := sha256.Sum256(der)
+		return hex.EncodeToString(s[:])
+	}
+	for _, w := range h.WithheldCertificates {
+		if w.Index == 0 {
+			return w.SHA256
+		}
+	}
+	return ""
 }
 
 // firstAnswer is the TTL of the first probe the destination answered.

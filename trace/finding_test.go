@@ -40,6 +40,15 @@ func iter(ttl int, answer string, j *chain.Judgement) measurement.TLSIteration {
 	return measurement.TLSIteration{TTL: ttl, Answer: answer, Chain: j, Handshake: &measurement.TLSHandshake{PeerCertificates: []measurement.BinaryData{{byte(ttl)}}}}
 }
 
+// withheldIter is a server's answer at hop 1 whose leaf the record
+// withheld, kept as its SHA-256.
+func withheldIter(j *chain.Judgement, sha256 string) measurement.TLSIteration {
+	return measurement.TLSIteration{TTL: 1, Answer: measurement.AnswerServer, Chain: j, Handshake: &measurement.TLSHandshake{
+		PeerCertificates:     []measurement.BinaryData{nil},
+		WithheldCertificates: []measurement.WithheldCertificate{{Index: 0, Withheld: measurement.Withheld{Reason: measurement.WithheldProbeAddress, SHA256: sha256}}},
+	}}
+}
+
 var (
 	isca      = &chain.Judgement{Interception: &chain.Interception{Evidence: "signature"}}
 	trusted   = &chain.Judgement{Trusted: true}
@@ -141,6 +150,33 @@ func TestInterpret(t *testing.T) {
 			TargetHop: ptr(1), TargetAnswer: "server", ControlHop: ptr(1), ControlAnswer: "server",
 			Interference: measurement.InterferenceChain, InterferenceHop: ptr(1), ControlTravels: "same_hop", ControlTrusted: ptr(true),
 			SilentHops: []int{},
+		},
+	}, {
+		// Both leaves withheld from the record (they held the probe's
+		// address): told apart by the SHA-256 kept of each.
+		name: "untrusted withheld leaf, another withheld leaf trusted by the control",
+		tk: measurement.TraceTestKeys{
+			TCPTraceroute: []measurement.TraceProbe{dest(1)},
+			TargetTrace:   []measurement.TLSIteration{withheldIter(untrusted, "aa")},
+			ControlTrace:  []measurement.TLSIteration{withheldIter(trusted, "bb")},
+		},
+		want: measurement.TraceFinding{
+			DestinationHops: ptr(1), DestinationHopsFrom: "tcp", TCPAnswerHop: ptr(1),
+			TargetHop: ptr(1), TargetAnswer: "server", ControlHop: ptr(1), ControlAnswer: "server",
+			Interference: measurement.InterferenceChain, InterferenceHop: ptr(1), ControlTravels: "same_hop", ControlTrusted: ptr(true),
+			SilentHops: []int{},
+		},
+	}, {
+		name: "the same withheld leaf, trusted by the control only: not told",
+		tk: measurement.TraceTestKeys{
+			TCPTraceroute: []measurement.TraceProbe{dest(1)},
+			TargetTrace:   []measurement.TLSIteration{withheldIter(untrusted, "aa")},
+			ControlTrace:  []measurement.TLSIteration{withheldIter(trusted, "aa")},
+		},
+		want: measurement.TraceFinding{
+			DestinationHops: ptr(1), DestinationHopsFrom: "tcp", TCPAnswerHop: ptr(1),
+			TargetHop: ptr(1), TargetAnswer: "server", ControlHop: ptr(1), ControlAnswer: "server",
+			ControlTravels: "same_hop", ControlTrusted: ptr(true), SilentHops: []int{},
 		},
 	}, {
 		name: "nothing answered the hello: a black hole",
