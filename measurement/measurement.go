@@ -47,8 +47,19 @@ func FormatTime(t time.Time) string { return t.UTC().Format(TimeLayout) }
 
 // Measurement is one target's record: one JSON object, one line of the
 // output. Its envelope follows OONI's base data format (df-000-base) so OONI
-// tooling reads it; TestKeys holds kzprobe's observations.
+// tooling reads it; TestKeys holds kzprobe's observations. The envelope's
+// fields are promoted from [Envelope], so the JSON object is flat, its keys
+// in the order of Envelope's fields, then test_keys.
 type Measurement struct {
+	Envelope
+	TestKeys TestKeys `json:"test_keys"`
+}
+
+// Envelope is a record's envelope without its test_keys, as OONI's base
+// data format (df-000-base) has it: the fields every kzprobe record shares,
+// [Measurement] as [Trace], so that a reader of the envelope (report_id,
+// probe_asn, test_name) reads every kind of record alike.
+type Envelope struct {
 	// DataFormatVersion is DataFormatVersion.
 	DataFormatVersion string `json:"data_format_version"`
 	// Input is the target as it was given: a domain, "domain:port" or a
@@ -95,12 +106,12 @@ type Measurement struct {
 	// measurement asked, by role ("control_resolver", "control_server"),
 	// empty when none. Never null.
 	TestHelpers map[string]TestHelper `json:"test_helpers"`
-	// Extensions is Extensions(): the OONI data formats test_keys follow.
+	// Extensions are the OONI data formats test_keys follow: Extensions()
+	// in a Measurement, TraceExtensions() in a Trace.
 	Extensions map[string]int64 `json:"extensions"`
 	// Annotations carries free-form key/values (e.g. how the vantage was
 	// found). Never null.
 	Annotations map[string]string `json:"annotations"`
-	TestKeys    TestKeys          `json:"test_keys"`
 }
 
 // TestHelper is one entry of test_helpers: where a helper is and how it

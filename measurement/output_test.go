@@ -14,8 +14,7 @@ import (
 func sampleMeasurement(domain string) *Measurement {
 	f := "connection_reset"
 	return &Measurement{
-		Input:    domain,
-		TestName: TestName,
+		Envelope: Envelope{Input: domain, TestName: TestName},
 		TestKeys: TestKeys{
 			Domain: domain,
 			Port:   443,

@@ -13,7 +13,7 @@ import (
 func TestSNISweepKeys(t *testing.T) {
 	t.Parallel()
 	yes := true
-	m := Measurement{TestName: SweepTestName, TestKeys: TestKeys{Domain: "a.example", Verdict: VerdictSNIBlocked,
+	m := Measurement{Envelope: Envelope{TestName: SweepTestName}, TestKeys: TestKeys{Domain: "a.example", Verdict: VerdictSNIBlocked,
 		SNISweep: &SNISweep{Endpoint: "192.0.2.1:443", EndpointPin: "sha256:x", PinSource: "flag", Hello: "chrome",
 			ControlSNI: "example.com", ReasonCode: SweepBlocked,
 			Control: &SweepControl{TLSHandshake: &TLSHandshake{}, PinMatch: &yes, OK: true}}}}
@@ -49,7 +49,7 @@ func TestSNISweepKeys(t *testing.T) {
 		t.Errorf("sni_sweep.control keys %q; want %q", got, want)
 	}
 	// A kzprobe_tls_mitm record has no sni_sweep key at all.
-	b, _ = json.Marshal(Measurement{TestName: TestName})
+	b, _ = json.Marshal(Measurement{Envelope: Envelope{TestName: TestName}})
 	var run map[string]map[string]json.RawMessage
 	json.Unmarshal(b, &run)
 	if _, ok := run["test_keys"]["sni_sweep"]; ok {

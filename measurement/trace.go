@@ -18,36 +18,6 @@ func TraceExtensions() map[string]int64 {
 	return map[string]int64{"dnst": 0, "tcpconnect": 0, "tlshandshake": 0}
 }
 
-// Envelope is a record's envelope without its test_keys: the fields of
-// [Measurement] other than TestKeys, with the same JSON names. A trace
-// record ([Trace]) is an Envelope and its own test keys, so that a reader
-// of the envelope (report_id, probe_asn, test_name) reads both kinds of
-// record alike. TestEnvelopeMatchesMeasurement keeps the two in step.
-type Envelope struct {
-	DataFormatVersion    string                `json:"data_format_version"`
-	Input                string                `json:"input"`
-	ReportID             string                `json:"report_id"`
-	MeasurementUID       string                `json:"measurement_uid"`
-	MeasurementStartTime string                `json:"measurement_start_time"`
-	TestStartTime        string                `json:"test_start_time"`
-	TestName             string                `json:"test_name"`
-	TestVersion          string                `json:"test_version"`
-	SoftwareName         string                `json:"software_name"`
-	SoftwareVersion      string                `json:"software_version"`
-	ProbeASN             string                `json:"probe_asn"`
-	ProbeCC              string                `json:"probe_cc"`
-	ProbeNetworkName     string                `json:"probe_network_name"`
-	ProbeIP              string                `json:"probe_ip"`
-	ResolverASN          string                `json:"resolver_asn"`
-	ResolverIP           string                `json:"resolver_ip"`
-	ResolverNetworkName  string                `json:"resolver_network_name"`
-	TestRuntime          float64               `json:"test_runtime"`
-	Options              []string              `json:"options"`
-	TestHelpers          map[string]TestHelper `json:"test_helpers"`
-	Extensions           map[string]int64      `json:"extensions"`
-	Annotations          map[string]string     `json:"annotations"`
-}
-
 // Trace is one `kzprobe trace` record (test_name [TraceTestName]): one
 // traced address, with the envelope of every kzprobe record.
 type Trace struct {

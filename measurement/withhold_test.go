@@ -62,7 +62,7 @@ func TestWithhold(t *testing.T) {
 		SHA1: hex.EncodeToString(leafSHA1[:]), SignerRootSHA1: "ab12", SignerRootName: "Lab ISCA Root"}},
 		Interception: &chain.Interception{Evidence: chain.EvidenceSignature, RootName: "Lab ISCA Root", RootSHA1: "ab12"}}
 	m := &Measurement{
-		Input: "forged.example",
+		Envelope: Envelope{Input: "forged.example"},
 		TestKeys: TestKeys{
 			Domain:         "forged.example",
 			Queries:        []DNSQuery{{QueryType: "A", RawResponse: dirty}, {QueryType: "AAAA", RawResponse: clean}},

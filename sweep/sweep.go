@@ -607,34 +607,36 @@ func (s *Sweeper) newMeasurement(in probe.Input, start time.Time) *measurement.M
 		timeout = probe.DefaultHandshakeTimeout
 	}
 	m := &measurement.Measurement{
-		DataFormatVersion:    measurement.DataFormatVersion,
-		Input:                cmp.Or(in.Input, in.Domain),
-		ReportID:             e.ReportID,
-		MeasurementUID:       probe.NewMeasurementUID(measurement.SweepTestName, start, cc),
-		MeasurementStartTime: measurement.FormatTime(start),
-		TestStartTime:        measurement.FormatTime(ts),
-		TestName:             measurement.SweepTestName,
-		TestVersion:          measurement.SweepTestVersion,
-		SoftwareName:         measurement.SoftwareName,
-		SoftwareVersion:      e.SoftwareVersion,
-		ProbeASN:             asn,
-		ProbeCC:              cc,
-		ProbeNetworkName:     e.ProbeNetworkName,
-		ProbeIP:              cmp.Or(e.ProbeIP, "127.0.0.1"),
-		ResolverASN:          cmp.Or(e.ResolverASN, "AS0"),
-		ResolverNetworkName:  e.ResolverNetworkName,
-		Options: []string{
-			"sweep.endpoint=" + s.Endpoint.Addr.String(),
-			"sweep.control_sni=" + s.controlSNI(),
-			"sweep.control_every=" + strconv.Itoa(s.controlEvery()),
-			"tls.fingerprints=" + s.fingerprint(),
-			"tls.timeout=" + strconv.FormatFloat(timeout.Seconds(), 'f', -1, 64) + "s",
+		Envelope: measurement.Envelope{
+			DataFormatVersion:    measurement.DataFormatVersion,
+			Input:                cmp.Or(in.Input, in.Domain),
+			ReportID:             e.ReportID,
+			MeasurementUID:       probe.NewMeasurementUID(measurement.SweepTestName, start, cc),
+			MeasurementStartTime: measurement.FormatTime(start),
+			TestStartTime:        measurement.FormatTime(ts),
+			TestName:             measurement.SweepTestName,
+			TestVersion:          measurement.SweepTestVersion,
+			SoftwareName:         measurement.SoftwareName,
+			SoftwareVersion:      e.SoftwareVersion,
+			ProbeASN:             asn,
+			ProbeCC:              cc,
+			ProbeNetworkName:     e.ProbeNetworkName,
+			ProbeIP:              cmp.Or(e.ProbeIP, "127.0.0.1"),
+			ResolverASN:          cmp.Or(e.ResolverASN, "AS0"),
+			ResolverNetworkName:  e.ResolverNetworkName,
+			Options: []string{
+				"sweep.endpoint=" + s.Endpoint.Addr.String(),
+				"sweep.control_sni=" + s.controlSNI(),
+				"sweep.control_every=" + strconv.Itoa(s.controlEvery()),
+				"tls.fingerprints=" + s.fingerprint(),
+				"tls.timeout=" + strconv.FormatFloat(timeout.Seconds(), 'f', -1, 64) + "s",
+			},
+			TestHelpers: map[string]measurement.TestHelper{
+				"sni_endpoint": {Address: s.Endpoint.Addr.String(), Type: "tls"},
+			},
+			Extensions:  map[string]int64{"tcpconnect": 0, "tlshandshake": 0},
+			Annotations: annotations,
 		},
-		TestHelpers: map[string]measurement.TestHelper{
-			"sni_endpoint": {Address: s.Endpoint.Addr.String(), Type: "tls"},
-		},
-		Extensions:  map[string]int64{"tcpconnect": 0, "tlshandshake": 0},
-		Annotations: annotations,
 	}
 	m.TestKeys.Domain, m.TestKeys.Port = in.Domain, int(s.Endpoint.Addr.Port())
 	m.TestKeys.SNISweep = &measurement.SNISweep{

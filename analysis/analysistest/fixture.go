@@ -317,21 +317,23 @@ func (p *PKI) KzprobeMeasurement(s Sighting) (*measurement.Measurement, error) {
 	a := chain.NewAnalyzer(trust, kb)
 	t := utc(s.Time)
 	m := &measurement.Measurement{
-		Input:                s.Domain,
-		ReportID:             "analysistest-" + s.ASN,
-		MeasurementUID:       fmt.Sprintf("%s_%s_%s", t.Format("20060102T150405Z"), s.ASN, s.Domain),
-		MeasurementStartTime: t.Format(measurement.TimeLayout),
-		TestStartTime:        t.Format(measurement.TimeLayout),
-		TestName:             measurement.TestName,
-		TestVersion:          measurement.TestVersion,
-		SoftwareName:         measurement.SoftwareName,
-		SoftwareVersion:      "0.1.0-analysistest",
-		ProbeASN:             s.ASN,
-		ProbeCC:              "KZ",
-		ProbeNetworkName:     NetworkName(s.ASN),
-		ProbeIP:              "127.0.0.1",
-		Annotations:          map[string]string{},
-		TestKeys:             measurement.TestKeys{Domain: s.Domain, Port: 443},
+		Envelope: measurement.Envelope{
+			Input:                s.Domain,
+			ReportID:             "analysistest-" + s.ASN,
+			MeasurementUID:       fmt.Sprintf("%s_%s_%s", t.Format("20060102T150405Z"), s.ASN, s.Domain),
+			MeasurementStartTime: t.Format(measurement.TimeLayout),
+			TestStartTime:        t.Format(measurement.TimeLayout),
+			TestName:             measurement.TestName,
+			TestVersion:          measurement.TestVersion,
+			SoftwareName:         measurement.SoftwareName,
+			SoftwareVersion:      "0.1.0-analysistest",
+			ProbeASN:             s.ASN,
+			ProbeCC:              "KZ",
+			ProbeNetworkName:     NetworkName(s.ASN),
+			ProbeIP:              "127.0.0.1",
+			Annotations:          map[string]string{},
+		},
+		TestKeys: measurement.TestKeys{Domain: s.Domain, Port: 443},
 	}
 	n := max(s.Handshakes, 1)
 	for i := range n {

@@ -66,7 +66,7 @@ func TestConsoleProgress(t *testing.T) {
 	c := testConsole(&out, &errw, 40, false)
 	c.setCounted(30)
 	for i := range 30 {
-		m := &measurement.Measurement{Input: "site.example"}
+		m := &measurement.Measurement{Envelope: measurement.Envelope{Input: "site.example"}}
 		m.TestKeys.Verdict = verdictOrder[i%len(verdictOrder)]
 		m.TestKeys.VerdictReason = strings.Repeat("a long reason ", 10)
 		c.addTotal(1)
@@ -119,7 +119,7 @@ func TestConsoleQuietVerbose(t *testing.T) {
 	c.step(probe.Step{Kind: probe.StepDNS, Done: true, Target: "x.example", Side: "local", T: 0.014, Query: &done})
 	d := probe.Decision{Code: "down_dns", Verdict: measurement.VerdictDown, Reason: "the name fails from the control resolver too (dns_nxdomain_error)"}
 	c.step(probe.Step{Kind: probe.StepVerdict, Done: true, Target: "x.example", T: 0.015, Decision: &d})
-	m := &measurement.Measurement{Input: "x.example"}
+	m := &measurement.Measurement{Envelope: measurement.Envelope{Input: "x.example"}}
 	m.TestKeys.Verdict, m.TestKeys.VerdictReason = d.Verdict, d.Reason
 	m.TestKeys.Queries = []measurement.DNSQuery{done}
 	before := errw.Len()
