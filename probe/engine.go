@@ -594,10 +594,8 @@ func (r *Runner) Run(ctx context.Context, inputs <-chan Input) (Stats, error) {
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	var (
-		mu     sync.Mutex
-		stats  Stats
-		outErr error
-		wg     sync.WaitGroup
+		t  Tally
+		wg sync.WaitGroup
 	)
 	for range par {
 		wg.Add(1)
@@ -619,32 +617,62 @@ func (r *Runner) Run(ctx context.Context, inputs <-chan Input) (Stats, error) {
 					m.Input = in.Input
 				}
 				if ctx.Err() != nil {
-					mu.Lock()
-					stats.Interrupted++
-					mu.Unlock()
+					t.Interrupt()
 					return
 				}
-				if err := r.Writer.Write(m); err != nil {
-					mu.Lock()
-					if outErr == nil {
-						outErr = err
-					}
-					mu.Unlock()
+				if !t.Write(r.Writer, m, r.OnResult) {
 					cancel()
 					return
 				}
-				mu.Lock()
-				stats.Written++
-				if r.OnResult != nil {
-					r.OnResult(m)
-				}
-				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
-	if outErr != nil {
-		return stats, outErr
+	if t.Err != nil {
+		return t.Stats, t.Err
 	}
-	return stats, parent.Err()
+	return t.Stats, parent.Err()
+}
+
+// Tally is what the workers of a run share, under its lock: the records
+// written, the targets interrupted and the first output error. [Runner]
+// keeps one, and so does the sweep's Sweeper (package sweep), which guards
+// its own counts with the same lock. Its zero value is an empty tally; it
+// must not be copied once used.
+type Tally struct {
+	sync.Mutex
+	Stats
+	// Err is the first error writing a record, which stops the run.
+	Err error
+}
+
+// Write ends a worker's record: m is written to w (which syncs it as it
+// was told), then, under the lock, counted and handed to onResult (nil:
+// none), so that onResult runs on one goroutine at a time. When the write
+// fails it keeps the error (the first one) and returns false: the caller
+// stops the run.
+func (t *Tally) Write(w *measurement.Writer, m *measurement.Measurement, onResult func(*measurement.Measurement)) bool {
+	if err := w.Write(m); err != nil {
+		t.Lock()
+		if t.Err == nil {
+			t.Err = err
+		}
+		t.Unlock()
+		return false
+	}
+	t.Lock()
+	t.Written++
+	if onResult != nil {
+		onResult(m)
+	}
+	t.Unlock()
+	return true
+}
+
+// Interrupt counts a target cancelled before its record was complete (not
+// written, so a resumed run measures it again).
+func (t *Tally) Interrupt() {
+	t.Lock()
+	t.Interrupted++
+	t.Unlock()
 }

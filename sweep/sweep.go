@@ -229,27 +229,27 @@ func (c Control) Problem() string {
 // failed), and the first output error, which stops it.
 func (s *Sweeper) Run(ctx context.Context, inputs <-chan probe.Input) (Stats, error) {
 	var (
-		mu     sync.Mutex
-		stats  Stats
-		outErr error
-		epErr  *EndpointError
+		t        probe.Tally // its lock guards controls and epErr too
+		controls int
+		epErr    *EndpointError
 	)
+	stats := func() Stats { return Stats{Written: t.Written, Interrupted: t.Interrupted, Controls: controls} }
 	control := func(t0 probe.Epoch) Control {
 		c := s.control(ctx, t0)
-		mu.Lock()
-		stats.Controls++
-		mu.Unlock()
+		t.Lock()
+		controls++
+		t.Unlock()
 		return c
 	}
 	// stop ends the dispatch; names in flight finish.
 	dctx, stop := context.WithCancel(ctx)
 	defer stop()
 	endpointFailed := func(c Control) {
-		mu.Lock()
+		t.Lock()
 		if epErr == nil {
-			epErr = &EndpointError{Endpoint: s.Endpoint.Addr.String(), ControlSNI: s.controlSNI(), Control: c, Written: stats.Written}
+			epErr = &EndpointError{Endpoint: s.Endpoint.Addr.String(), ControlSNI: s.controlSNI(), Control: c, Written: t.Written}
 		}
-		mu.Unlock()
+		t.Unlock()
 		stop()
 	}
 
@@ -259,7 +259,7 @@ func (s *Sweeper) Run(ctx context.Context, inputs <-chan probe.Input) (Stats, er
 	}
 	if !first.OK() {
 		endpointFailed(first)
-		return stats, epErr
+		return stats(), epErr
 	}
 
 	type job struct {
@@ -306,11 +306,11 @@ func (s *Sweeper) Run(ctx context.Context, inputs <-chan probe.Input) (Stats, er
 			for j := range jobs {
 				if j.control {
 					c := control(probe.NewEpoch(s.Now))
-					mu.Lock()
+					t.Lock()
 					if s.OnControl != nil {
 						s.OnControl(c)
 					}
-					mu.Unlock()
+					t.Unlock()
 					if !c.OK() {
 						endpointFailed(c)
 					}
@@ -318,45 +318,31 @@ func (s *Sweeper) Run(ctx context.Context, inputs <-chan probe.Input) (Stats, er
 				}
 				m, confirm := s.measure(ctx, j.in, control)
 				if m == nil { // interrupted
-					mu.Lock()
-					stats.Interrupted++
-					mu.Unlock()
+					t.Interrupt()
 					continue
 				}
 				if confirm != nil && !confirm.OK() {
 					endpointFailed(*confirm)
 				}
-				if err := s.Writer.Write(m); err != nil {
-					mu.Lock()
-					if outErr == nil {
-						outErr = err
-					}
-					mu.Unlock()
+				if !t.Write(s.Writer, m, s.OnResult) {
 					stop()
-					continue
 				}
-				mu.Lock()
-				stats.Written++
-				if s.OnResult != nil {
-					s.OnResult(m)
-				}
-				mu.Unlock()
 			}
 		})
 	}
 	wg.Wait()
 	if epErr != nil {
-		epErr.Written = stats.Written // the names in flight are written too
+		epErr.Written = t.Written // the names in flight are written too
 	}
 	switch {
-	case outErr != nil:
-		return stats, outErr
+	case t.Err != nil:
+		return stats(), t.Err
 	case ctx.Err() != nil:
-		return stats, ctx.Err()
+		return stats(), ctx.Err()
 	case epErr != nil:
-		return stats, epErr
+		return stats(), epErr
 	}
-	return stats, nil
+	return stats(), nil
 }
 
 // handshake connects to the endpoint and hand-shakes with sni; hs is nil
