@@ -1019,6 +1019,14 @@ func TestNewClientRejects(t *testing.T) {
 // and the roots that verify it.
 func serveDeployed(t testing.TB, cfg control.ServerConfig, maxConns int) (netip.AddrPort, *x509.CertPool) {
 	t.Helper()
+	addr, pool, _ := serveDeployedWatched(t, cfg, maxConns)
+	return addr, pool
+}
+
+// serveDeployedWatched is serveDeployed with the server's side of each
+// connection followed.
+func serveDeployedWatched(t testing.TB, cfg control.ServerConfig, maxConns int) (netip.AddrPort, *x509.CertPool, *connStates) {
+	t.Helper()
 	s, err := control.NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -1026,11 +1034,56 @@ func serveDeployed(t testing.TB, cfg control.ServerConfig, maxConns int) (netip.
 	ts := httptest.NewUnstartedServer(s)
 	ts.Listener = netutil.LimitListener(ts.Listener, maxConns)
 	ts.Config = s.HTTPServer(nil) // TLS comes from the test server's listener
+	states := &connStates{state: map[string]http.ConnState{}, changed: make(chan struct{})}
+	serverHook := ts.Config.ConnState
+	ts.Config.ConnState = func(c net.Conn, st http.ConnState) {
+		serverHook(c, st) // the server's own bookkeeping first
+		states.set(c.RemoteAddr().String(), st)
+	}
 	ts.StartTLS()
 	t.Cleanup(ts.Close)
 	pool := x509.NewCertPool()
 	pool.AddCert(ts.Certificate())
-	return netip.MustParseAddrPort(ts.Listener.Addr().String()), pool
+	return netip.MustParseAddrPort(ts.Listener.Addr().String()), pool, states
+}
+
+// connStates follows the server's side of each connection, by the
+// client's address, through the http.Server's ConnState hook (called once
+// the server's own has run), so that a test waits for what the server has
+// seen rather than for a time.
+type connStates struct {
+	mu    sync.Mutex
+	state map[string]http.ConnState
+	// changed is closed, and replaced, at each change.
+	changed chan struct{}
+}
+
+func (s *connStates) set(client string, st http.ConnState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.state[client] = st
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// wait waits, up to within, until the server has moved the connection
+// from client ("ip:port") to state st, and reports whether it did.
+func (s *connStates) wait(client string, st http.ConnState, within time.Duration) bool {
+	deadline := time.After(within)
+	for {
+		s.mu.Lock()
+		cur, seen := s.state[client]
+		changed := s.changed
+		s.mu.Unlock()
+		if seen && cur == st {
+			return true
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			return false
+		}
+	}
 }
 
 // rawConn is one HTTP/1.1 keep-alive connection over TLS, driven by hand
@@ -1169,7 +1222,7 @@ func TestServerIdleUnderLoad(t *testing.T) {
 	cfg := labServerConfig(t, l)
 	cfg.MaxConns = maxConns
 	cfg.BusyIdleTimeout = 100 * time.Millisecond // IdleTimeout stays 60 s
-	server, roots := serveDeployed(t, cfg, maxConns)
+	server, roots, states := serveDeployedWatched(t, cfg, maxConns)
 
 	var conns []*rawConn
 	open := func() {
@@ -1182,6 +1235,13 @@ func TestServerIdleUnderLoad(t *testing.T) {
 		t.Cleanup(func() { c.conn.Close() })
 		if status, err := c.get(control.HealthPath); err != nil || status != http.StatusOK {
 			t.Fatalf("health: %d, %v", status, err)
+		}
+		// The server's idle time starts when its goroutine for the
+		// connection gets there, which under load can be after the
+		// client read the answer, and after the next connection went
+		// idle: the longest idle is the server's, so wait for it.
+		if !states.wait(c.conn.LocalAddr().String(), http.StateIdle, 20*time.Second) {
+			t.Fatalf("the server did not see connection %d go idle", len(conns))
 		}
 		conns = append(conns, c)
 	}
