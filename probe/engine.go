@@ -41,6 +41,42 @@ type Envelope struct {
 	TestStartTime time.Time
 }
 
+// Record is the envelope of one record of testName and testVersion that
+// started at start: e's facts, with what a record writes for those unknown
+// (AS0, ZZ, the probe_ip placeholder 127.0.0.1), a new measurement_uid,
+// and e's annotations (an empty map for none) shared, not copied. The
+// test adds its own: input, options, test_helpers, extensions, and the
+// resolver's address and the runtime where it has them.
+func (e Envelope) Record(testName, testVersion string, start time.Time) measurement.Envelope {
+	asn, cc := cmp.Or(e.ProbeASN, "AS0"), cmp.Or(e.ProbeCC, "ZZ")
+	ts := e.TestStartTime
+	if ts.IsZero() {
+		ts = start
+	}
+	annotations := e.Annotations
+	if annotations == nil {
+		annotations = map[string]string{}
+	}
+	return measurement.Envelope{
+		DataFormatVersion:    measurement.DataFormatVersion,
+		ReportID:             e.ReportID,
+		MeasurementUID:       NewMeasurementUID(testName, start, cc),
+		MeasurementStartTime: measurement.FormatTime(start),
+		TestStartTime:        measurement.FormatTime(ts),
+		TestName:             testName,
+		TestVersion:          testVersion,
+		SoftwareName:         measurement.SoftwareName,
+		SoftwareVersion:      e.SoftwareVersion,
+		ProbeASN:             asn,
+		ProbeCC:              cc,
+		ProbeNetworkName:     e.ProbeNetworkName,
+		ProbeIP:              cmp.Or(e.ProbeIP, "127.0.0.1"),
+		ResolverASN:          cmp.Or(e.ResolverASN, "AS0"),
+		ResolverNetworkName:  e.ResolverNetworkName,
+		Annotations:          annotations,
+	}
+}
+
 // The Prober's and the Runner's defaults, used for their zero fields;
 // kzprobe run's built-in configuration refers to them.
 const (
@@ -417,39 +453,12 @@ func (p *Prober) newMeasurement(domain string, port int, start time.Time) *measu
 	if port != 443 {
 		input = net.JoinHostPort(domain, strconv.Itoa(port))
 	}
-	asn, cc := cmp.Or(e.ProbeASN, "AS0"), cmp.Or(e.ProbeCC, "ZZ")
-	ts := e.TestStartTime
-	if ts.IsZero() {
-		ts = start
-	}
-	annotations := e.Annotations
-	if annotations == nil {
-		annotations = map[string]string{}
-	}
-	m := &measurement.Measurement{
-		Envelope: measurement.Envelope{
-			DataFormatVersion:    measurement.DataFormatVersion,
-			Input:                input,
-			ReportID:             e.ReportID,
-			MeasurementUID:       newMeasurementUID(start, cc),
-			MeasurementStartTime: measurement.FormatTime(start),
-			TestStartTime:        measurement.FormatTime(ts),
-			TestName:             measurement.TestName,
-			TestVersion:          measurement.TestVersion,
-			SoftwareName:         measurement.SoftwareName,
-			SoftwareVersion:      e.SoftwareVersion,
-			ProbeASN:             asn,
-			ProbeCC:              cc,
-			ProbeNetworkName:     e.ProbeNetworkName,
-			ProbeIP:              cmp.Or(e.ProbeIP, "127.0.0.1"),
-			ResolverASN:          cmp.Or(e.ResolverASN, "AS0"),
-			ResolverNetworkName:  e.ResolverNetworkName,
-			Options:              p.options(),
-			TestHelpers:          p.testHelpers(),
-			Extensions:           measurement.Extensions(),
-			Annotations:          annotations,
-		},
-	}
+	env := e.Record(measurement.TestName, measurement.TestVersion, start)
+	env.Input = input
+	env.Options = p.options()
+	env.TestHelpers = p.testHelpers()
+	env.Extensions = measurement.Extensions()
+	m := &measurement.Measurement{Envelope: env}
 	m.TestKeys.Domain, m.TestKeys.Port = domain, port
 	if p.Local != nil && p.Local.Exchanger != nil {
 		if ap, err := netip.ParseAddrPort(p.Local.Exchanger.Address()); err == nil {
@@ -524,16 +533,11 @@ func NewReportIDFor(testName string, start time.Time, asn, cc string) string {
 	return fmt.Sprintf("%s_%s_%s_%d_n0_%s", start.UTC().Format("20060102T150405Z"), strings.ReplaceAll(testName, "_", ""), cmp.Or(cc, "ZZ"), n, rand.Text()[:16])
 }
 
-// newMeasurementUID is a measurement_uid in the shape of OONI's: the start
+// NewMeasurementUID is a measurement_uid for a record of testName that
+// started at start in the country cc, in the shape of OONI's: the start
 // time to the microsecond, the country, the test name without underscores
 // and 16 random hex digits, e.g.
 // "20250601120000.000000_KZ_kzprobetlsmitm_0123456789abcdef".
-func newMeasurementUID(start time.Time, cc string) string {
-	return NewMeasurementUID(measurement.TestName, start, cc)
-}
-
-// NewMeasurementUID is a measurement_uid for a record of testName that
-// started at start in the country cc (see newMeasurementUID).
 func NewMeasurementUID(testName string, start time.Time, cc string) string {
 	return start.UTC().Format("20060102150405.000000") + "_" + cmp.Or(cc, "ZZ") + "_" + strings.ReplaceAll(testName, "_", "") + "_" + randomHex(8)
 }

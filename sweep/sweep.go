@@ -577,53 +577,25 @@ func rootLabel(in *chain.Interception) string {
 
 // newMeasurement is a sweep record's envelope for in.
 func (s *Sweeper) newMeasurement(in probe.Input, start time.Time) *measurement.Measurement {
-	e := s.Envelope
-	asn, cc := cmp.Or(e.ProbeASN, "AS0"), cmp.Or(e.ProbeCC, "ZZ")
-	ts := e.TestStartTime
-	if ts.IsZero() {
-		ts = start
-	}
-	annotations := e.Annotations
-	if annotations == nil {
-		annotations = map[string]string{}
-	}
 	h := s.handshaker()
 	timeout := h.Timeout
 	if timeout <= 0 {
 		timeout = probe.DefaultHandshakeTimeout
 	}
-	m := &measurement.Measurement{
-		Envelope: measurement.Envelope{
-			DataFormatVersion:    measurement.DataFormatVersion,
-			Input:                cmp.Or(in.Input, in.Domain),
-			ReportID:             e.ReportID,
-			MeasurementUID:       probe.NewMeasurementUID(measurement.SweepTestName, start, cc),
-			MeasurementStartTime: measurement.FormatTime(start),
-			TestStartTime:        measurement.FormatTime(ts),
-			TestName:             measurement.SweepTestName,
-			TestVersion:          measurement.SweepTestVersion,
-			SoftwareName:         measurement.SoftwareName,
-			SoftwareVersion:      e.SoftwareVersion,
-			ProbeASN:             asn,
-			ProbeCC:              cc,
-			ProbeNetworkName:     e.ProbeNetworkName,
-			ProbeIP:              cmp.Or(e.ProbeIP, "127.0.0.1"),
-			ResolverASN:          cmp.Or(e.ResolverASN, "AS0"),
-			ResolverNetworkName:  e.ResolverNetworkName,
-			Options: []string{
-				"sweep.endpoint=" + s.Endpoint.Addr.String(),
-				"sweep.control_sni=" + s.controlSNI(),
-				"sweep.control_every=" + strconv.Itoa(s.controlEvery()),
-				"tls.fingerprints=" + s.fingerprint(),
-				"tls.timeout=" + strconv.FormatFloat(timeout.Seconds(), 'f', -1, 64) + "s",
-			},
-			TestHelpers: map[string]measurement.TestHelper{
-				"sni_endpoint": {Address: s.Endpoint.Addr.String(), Type: "tls"},
-			},
-			Extensions:  map[string]int64{"tcpconnect": 0, "tlshandshake": 0},
-			Annotations: annotations,
-		},
+	env := s.Envelope.Record(measurement.SweepTestName, measurement.SweepTestVersion, start)
+	env.Input = cmp.Or(in.Input, in.Domain)
+	env.Options = []string{
+		"sweep.endpoint=" + s.Endpoint.Addr.String(),
+		"sweep.control_sni=" + s.controlSNI(),
+		"sweep.control_every=" + strconv.Itoa(s.controlEvery()),
+		"tls.fingerprints=" + s.fingerprint(),
+		"tls.timeout=" + strconv.FormatFloat(timeout.Seconds(), 'f', -1, 64) + "s",
 	}
+	env.TestHelpers = map[string]measurement.TestHelper{
+		"sni_endpoint": {Address: s.Endpoint.Addr.String(), Type: "tls"},
+	}
+	env.Extensions = map[string]int64{"tcpconnect": 0, "tlshandshake": 0}
+	m := &measurement.Measurement{Envelope: env}
 	m.TestKeys.Domain, m.TestKeys.Port = in.Domain, int(s.Endpoint.Addr.Port())
 	m.TestKeys.SNISweep = &measurement.SNISweep{
 		Endpoint:    s.Endpoint.Addr.String(),

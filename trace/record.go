@@ -3,8 +3,8 @@ package trace
 import (
 	"cmp"
 	"crypto/rand"
-	"encoding/hex"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -35,45 +35,15 @@ func NewReportID(start time.Time, asn, cc string) string {
 // (Options). The probe's own address is written only if env.ProbeIP is
 // set (--include-ip).
 func (r *Result) Record(env probe.Envelope, input string, options []string, resolverIP string) *measurement.Trace {
-	asn, cc := cmp.Or(env.ProbeASN, "AS0"), cmp.Or(env.ProbeCC, "ZZ")
-	ts := env.TestStartTime
-	if ts.IsZero() {
-		ts = r.Start
-	}
-	annotations := map[string]string{}
-	for k, v := range env.Annotations {
-		annotations[k] = v
+	e := env.Record(measurement.TraceTestName, measurement.TraceTestVersion, r.Start)
+	if env.Annotations != nil {
+		e.Annotations = maps.Clone(env.Annotations) // the record's own
 	}
 	if options == nil {
 		options = []string{}
 	}
-	uid := make([]byte, 8)
-	_, _ = rand.Read(uid) // never fails (Go 1.24+)
-	return &measurement.Trace{
-		Envelope: measurement.Envelope{
-			DataFormatVersion:    measurement.DataFormatVersion,
-			Input:                input,
-			ReportID:             env.ReportID,
-			MeasurementUID:       r.Start.UTC().Format("20060102150405.000000") + "_" + cc + "_" + testNameID + "_" + hex.EncodeToString(uid),
-			MeasurementStartTime: measurement.FormatTime(r.Start),
-			TestStartTime:        measurement.FormatTime(ts),
-			TestName:             measurement.TraceTestName,
-			TestVersion:          measurement.TraceTestVersion,
-			SoftwareName:         measurement.SoftwareName,
-			SoftwareVersion:      env.SoftwareVersion,
-			ProbeASN:             asn,
-			ProbeCC:              cc,
-			ProbeNetworkName:     env.ProbeNetworkName,
-			ProbeIP:              cmp.Or(env.ProbeIP, "127.0.0.1"),
-			ResolverASN:          cmp.Or(env.ResolverASN, "AS0"),
-			ResolverIP:           resolverIP,
-			ResolverNetworkName:  env.ResolverNetworkName,
-			TestRuntime:          r.Runtime,
-			Options:              options,
-			TestHelpers:          map[string]measurement.TestHelper{},
-			Extensions:           measurement.TraceExtensions(),
-			Annotations:          annotations,
-		},
-		TestKeys: r.TestKeys,
-	}
+	e.Input, e.Options, e.ResolverIP, e.TestRuntime = input, options, resolverIP, r.Runtime
+	e.TestHelpers = map[string]measurement.TestHelper{}
+	e.Extensions = measurement.TraceExtensions()
+	return &measurement.Trace{Envelope: e, TestKeys: r.TestKeys}
 }
