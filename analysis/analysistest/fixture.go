@@ -317,22 +317,7 @@ func (p *PKI) KzprobeMeasurement(s Sighting) (*measurement.Measurement, error) {
 	a := chain.NewAnalyzer(trust, kb)
 	t := utc(s.Time)
 	m := &measurement.Measurement{
-		Envelope: measurement.Envelope{
-			Input:                s.Domain,
-			ReportID:             "analysistest-" + s.ASN,
-			MeasurementUID:       fmt.Sprintf("%s_%s_%s", t.Format("20060102T150405Z"), s.ASN, s.Domain),
-			MeasurementStartTime: t.Format(measurement.TimeLayout),
-			TestStartTime:        t.Format(measurement.TimeLayout),
-			TestName:             measurement.TestName,
-			TestVersion:          measurement.TestVersion,
-			SoftwareName:         measurement.SoftwareName,
-			SoftwareVersion:      "0.1.0-analysistest",
-			ProbeASN:             s.ASN,
-			ProbeCC:              "KZ",
-			ProbeNetworkName:     NetworkName(s.ASN),
-			ProbeIP:              "127.0.0.1",
-			Annotations:          map[string]string{},
-		},
+		Envelope: fixtureEnvelope("", measurement.TestName, measurement.TestVersion, s.ASN, s.Domain, t),
 		TestKeys: measurement.TestKeys{Domain: s.Domain, Port: 443},
 	}
 	n := max(s.Handshakes, 1)
@@ -365,3 +350,30 @@ func (p *PKI) KzprobeMeasurement(s Sighting) (*measurement.Measurement, error) {
 
 // Time parses a plan time.
 func Time(s string) time.Time { return utc(s) }
+
+// fixtureEnvelope is the envelope of a fixture record of testName and
+// testVersion for domain, measured at t from network asn, in the fixture's
+// report of kind ("" for kzprobe run's, "sweep", "trace"), which also
+// names its measurement_uid.
+func fixtureEnvelope(kind, testName, testVersion, asn, domain string, t time.Time) measurement.Envelope {
+	report, uid := "analysistest-", ""
+	if kind != "" {
+		report, uid = report+kind+"-", kind+"_"
+	}
+	return measurement.Envelope{
+		Input:                domain,
+		ReportID:             report + asn,
+		MeasurementUID:       fmt.Sprintf("%s_%s_%s%s", t.Format("20060102T150405Z"), asn, uid, domain),
+		MeasurementStartTime: t.Format(measurement.TimeLayout),
+		TestStartTime:        t.Format(measurement.TimeLayout),
+		TestName:             testName,
+		TestVersion:          testVersion,
+		SoftwareName:         measurement.SoftwareName,
+		SoftwareVersion:      "0.1.0-analysistest",
+		ProbeASN:             asn,
+		ProbeCC:              "KZ",
+		ProbeNetworkName:     NetworkName(asn),
+		ProbeIP:              "127.0.0.1",
+		Annotations:          map[string]string{},
+	}
+}

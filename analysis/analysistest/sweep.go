@@ -3,7 +3,6 @@ package analysistest
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 
@@ -70,22 +69,7 @@ func (p *PKI) SweepMeasurement(s SweepSighting) (*measurement.Measurement, error
 	}
 	endpointPin := pin.String()
 	m := &measurement.Measurement{
-		Envelope: measurement.Envelope{
-			Input:                s.Domain,
-			ReportID:             "analysistest-sweep-" + s.ASN,
-			MeasurementUID:       fmt.Sprintf("%s_%s_sweep_%s", t.Format("20060102T150405Z"), s.ASN, s.Domain),
-			MeasurementStartTime: t.Format(measurement.TimeLayout),
-			TestStartTime:        t.Format(measurement.TimeLayout),
-			TestName:             measurement.SweepTestName,
-			TestVersion:          measurement.SweepTestVersion,
-			SoftwareName:         measurement.SoftwareName,
-			SoftwareVersion:      "0.1.0-analysistest",
-			ProbeASN:             s.ASN,
-			ProbeCC:              "KZ",
-			ProbeNetworkName:     NetworkName(s.ASN),
-			ProbeIP:              "127.0.0.1",
-			Annotations:          map[string]string{},
-		},
+		Envelope: fixtureEnvelope("sweep", measurement.SweepTestName, measurement.SweepTestVersion, s.ASN, s.Domain, t),
 		TestKeys: measurement.TestKeys{
 			Domain: s.Domain, Port: 443, Verdict: s.Verdict,
 			SNISweep: &measurement.SNISweep{Endpoint: SweepEndpoint, EndpointPin: endpointPin, PinSource: "flag", Hello: "chrome", ControlSNI: "example.com"},

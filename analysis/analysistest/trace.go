@@ -3,7 +3,6 @@ package analysistest
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 
@@ -77,25 +76,10 @@ func TraceMeasurement(s TraceSighting) *measurement.Trace {
 			f.SilentHops = []int{3}
 		}
 	}
+	env := fixtureEnvelope("trace", measurement.TraceTestName, measurement.TraceTestVersion, s.ASN, s.Domain, t)
+	env.DataFormatVersion, env.Extensions = "0.2.0", measurement.TraceExtensions()
 	return &measurement.Trace{
-		Envelope: measurement.Envelope{
-			DataFormatVersion:    "0.2.0",
-			Input:                s.Domain,
-			ReportID:             "analysistest-trace-" + s.ASN,
-			MeasurementUID:       fmt.Sprintf("%s_%s_trace_%s", t.Format("20060102T150405Z"), s.ASN, s.Domain),
-			MeasurementStartTime: t.Format(measurement.TimeLayout),
-			TestStartTime:        t.Format(measurement.TimeLayout),
-			TestName:             measurement.TraceTestName,
-			TestVersion:          measurement.TraceTestVersion,
-			SoftwareName:         measurement.SoftwareName,
-			SoftwareVersion:      "0.1.0-analysistest",
-			ProbeASN:             s.ASN,
-			ProbeCC:              "KZ",
-			ProbeNetworkName:     NetworkName(s.ASN),
-			ProbeIP:              "127.0.0.1",
-			Extensions:           measurement.TraceExtensions(),
-			Annotations:          map[string]string{},
-		},
+		Envelope: env,
 		TestKeys: measurement.TraceTestKeys{
 			Domain: s.Domain, Address: "192.0.2.80:443", SNI: s.Domain, ControlSNI: "example.com", MaxHops: 24, HopTimeout: 2,
 			Finding: f,
