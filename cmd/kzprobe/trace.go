@@ -506,7 +506,7 @@ func printTraceTable(w io.Writer, tk *measurement.TraceTestKeys) {
 			probeCell(tk.TCPTraceroute, ttl), probeCell(tk.UDPTraceroute, ttl),
 			helloCell(tk.TargetTrace, ttl), helloCell(tk.ControlTrace, ttl))
 	}
-	fmt.Fprintln(w, wrap("finding: "+tk.Finding.Summary, 78, "  "))
+	fmt.Fprintln(w, strings.Join(wrapWords("finding: "+tk.Finding.Summary, 78), "\n"))
 }
 
 // traceHopAt is the router or destination at ttl as any trace met it.
@@ -594,24 +594,4 @@ func fit(s string, n int) string {
 		return string(r[:n-1]) + "…"
 	}
 	return s
-}
-
-// wrap breaks s into lines of at most width, the later ones indented.
-func wrap(s string, width int, indent string) string {
-	var b strings.Builder
-	line := 0
-	for i, word := range strings.Fields(s) {
-		switch {
-		case i == 0:
-		case line+1+len(word) > width:
-			b.WriteString("\n" + indent)
-			line = len(indent)
-		default:
-			b.WriteByte(' ')
-			line++
-		}
-		b.WriteString(word)
-		line += len(word)
-	}
-	return b.String()
 }
