@@ -4,11 +4,13 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -86,7 +88,7 @@ func (r withheldLabRun) names(s string) string {
 // findings judges again, as analyze does, every handshake's chain of the
 // records in r.out, with the lab's roots when withRoots, and returns per
 // domain the findings: evidence, root and intermediates (fingerprints,
-// names, serial, window, signer), the lab's fingerprints named; and where
+// names, serial, the window's length, signer), the lab's fingerprints named; and where
 // the evidence came from (chain.Interception.EvidenceSource), per domain.
 func findings(t *testing.T, r withheldLabRun, withRoots bool) (map[string][]string, map[string]string) {
 	t.Helper()
@@ -127,7 +129,10 @@ func findings(t *testing.T, r withheldLabRun, withRoots bool) (map[string][]stri
 			sources[rec.Domain] += in.EvidenceSource
 			s := fmt.Sprintf("%s %s %s %v", in.Evidence, in.RootSHA1, in.RootName, in.Rules)
 			for _, im := range in.Intermediates {
-				s += fmt.Sprintf(" [%s %s %s %s %s %s %s %s %v]", im.SHA1, im.SHA256, im.Serial, im.Subject, im.NotBefore, im.NotAfter, im.SignerRootSHA1, im.SignerRootName, im.Known)
+				// The window's length: two labs' certificates start when
+				// each lab did, maybe a second apart (the same lab's runs
+				// are compared window for window in rows).
+				s += fmt.Sprintf(" [%s %s %s %s %s %s %s %v]", im.SHA1, im.SHA256, im.Serial, im.Subject, windowLength(t, im.NotBefore, im.NotAfter), im.SignerRootSHA1, im.SignerRootName, im.Known)
 			}
 			out[rec.Domain] = append(out[rec.Domain], r.names(s))
 		}
@@ -136,6 +141,17 @@ func findings(t *testing.T, r withheldLabRun, withRoots bool) (map[string][]stri
 		t.Fatal(err)
 	}
 	return out, sources
+}
+
+// windowLength is the length of a validity window given in RFC 3339.
+func windowLength(t *testing.T, notBefore, notAfter string) time.Duration {
+	t.Helper()
+	nb, err1 := time.Parse(time.RFC3339, notBefore)
+	na, err2 := time.Parse(time.RFC3339, notAfter)
+	if err := errors.Join(err1, err2); err != nil {
+		t.Fatalf("validity window %q - %q: %v", notBefore, notAfter, err)
+	}
+	return na.Sub(nb)
 }
 
 func itoa(n int) string {
