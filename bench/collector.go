@@ -17,6 +17,7 @@ import (
 
 	"kzprobe/collector"
 	"kzprobe/collector/client"
+	"kzprobe/measurement"
 )
 
 // CollectorConfig is a bench of a collector under load: N submissions
@@ -191,16 +192,7 @@ func percentiles(lat []time.Duration) (p50, p90, p99, largest float64) {
 
 // openRequestOf is the report a probe opens for records like rec.
 func openRequestOf(rec []byte) (q collector.OpenRequest, err error) {
-	var e struct {
-		DataFormatVersion string `json:"data_format_version"`
-		ProbeASN          string `json:"probe_asn"`
-		ProbeCC           string `json:"probe_cc"`
-		SoftwareName      string `json:"software_name"`
-		SoftwareVersion   string `json:"software_version"`
-		TestName          string `json:"test_name"`
-		TestVersion       string `json:"test_version"`
-		TestStartTime     string `json:"test_start_time"`
-	}
+	var e measurement.Envelope
 	if err := json.Unmarshal(rec, &e); err != nil {
 		return q, fmt.Errorf("a lab record: %w", err)
 	}
