@@ -665,6 +665,22 @@ func BenchmarkMeasure(b *testing.B) {
 	}
 }
 
+// withRefusedFirstControl makes p's control resolver ask one the guard
+// refuses first (udp://127.0.0.1:9, outside the lab's networks), then the
+// lab's DoH: two tries, timed by the fallback exchanger.
+func withRefusedFirstControl(t *testing.T, l *lab.Lab, p *probe.Prober) {
+	t.Helper()
+	roots := x509.NewCertPool()
+	roots.AddCert(l.PKI.PublicRoot)
+	ctl, err := dnsx.NewWithFallbacks([]dnsx.Spec{{URL: "udp://127.0.0.1:9"}, {URL: l.DoHURL, ServerName: l.ControlServerName}},
+		dnsx.Options{RootCAs: roots, Dial: guard.New(l.Nets()...).Dialer(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ctl.Close() })
+	p.Control = &probe.DNSResolver{Exchanger: ctl, Timeout: 2 * time.Second, Retries: 1}
+}
+
 // TestPinnedClock measures a site of the lab, with its control server and
 // a control resolver with a fallback, on a clock set half an hour back:
 // measurement_start_time is that clock's, and every t0 and t, of the
@@ -676,17 +692,7 @@ func TestPinnedClock(t *testing.T) {
 	t.Parallel()
 	l, p := startLab(t, lab.DefaultScenario())
 	p = withControlServer(t, l, p)
-	// The control resolver asks one the guard refuses first, then the
-	// lab's DoH: two tries, timed by the fallback exchanger.
-	roots := x509.NewCertPool()
-	roots.AddCert(l.PKI.PublicRoot)
-	ctl, err := dnsx.NewWithFallbacks([]dnsx.Spec{{URL: "udp://127.0.0.1:9"}, {URL: l.DoHURL, ServerName: l.ControlServerName}},
-		dnsx.Options{RootCAs: roots, Dial: guard.New(l.Nets()...).Dialer(nil)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ctl.Close() })
-	p.Control = &probe.DNSResolver{Exchanger: ctl, Timeout: 2 * time.Second, Retries: 1}
+	withRefusedFirstControl(t, l, p)
 	realStart := time.Now()
 	base := realStart.Add(-30 * time.Minute).Truncate(time.Second)
 	p.Now = func() time.Time { return base.Add(time.Since(realStart)) }
@@ -753,15 +759,7 @@ func TestOnStep(t *testing.T) {
 	sc := lab.Scenario{Sites: []lab.Site{{Domain: "peek.example", TLS: lab.InterceptISCASNIPeek}}}
 	l, p := startLab(t, sc)
 	p = withControlServer(t, l, p)
-	roots := x509.NewCertPool()
-	roots.AddCert(l.PKI.PublicRoot)
-	ctl, err := dnsx.NewWithFallbacks([]dnsx.Spec{{URL: "udp://127.0.0.1:9"}, {URL: l.DoHURL, ServerName: l.ControlServerName}},
-		dnsx.Options{RootCAs: roots, Dial: guard.New(l.Nets()...).Dialer(nil)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ctl.Close() })
-	p.Control = &probe.DNSResolver{Exchanger: ctl, Timeout: 2 * time.Second, Retries: 1}
+	withRefusedFirstControl(t, l, p)
 	var (
 		mu    sync.Mutex
 		steps []probe.Step
