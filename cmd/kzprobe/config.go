@@ -308,7 +308,7 @@ var settings = []setting{
 	{"run.wide", false, "wide", "", "show the verdict table whole, full hashes included, however wide the terminal"},
 	{"run.no_color", false, "no-color", "", "no colours (also with NO_COLOR set, and always on a pipe)"},
 	{"run.fail_on", []string{}, "fail-on", "", "exit with code 3 when any target gets one of these `verdicts`, e.g. mitm_isca,mitm_other (for cron and scripts)"},
-	{"run.trace", false, "trace", "", "trace each target found intercepted or blocked, hop by hop as kzprobe trace does (Linux only), at most 4 at once, to --trace-output"},
+	{"run.trace", false, "trace", "", "trace each target found intercepted or blocked, hop by hop as kzprobe trace does (Linux only), at most 4 at once, to --trace-output (with --submit, sent too)"},
 	{"run.trace_output", "", "trace-output", "", "with --trace, the kzprobe_trace records' JSONL `file` (default: -o's name with -trace before .jsonl)"},
 	{"run.trace_control_sni", trace.DefaultControlSNI, "trace-control-sni", "", "with --trace, the control SNI of kzprobe run's traces, a `name` no censor blocks (a sweep's is its --control-sni)"},
 

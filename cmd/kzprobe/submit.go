@@ -32,6 +32,8 @@ type runSubmission struct {
 	done   chan struct{}
 	result chan error
 	cancel context.CancelFunc
+	// label starts its summary line ("--trace: " for a run's traces).
+	label string
 }
 
 // startRunSubmission opens the outbox of outPath for --submit and, unless
@@ -103,13 +105,13 @@ func (s *runSubmission) finish(stderr io.Writer, complete bool) error {
 	s.cancel()
 	st := s.ob.Stats()
 	pending, _ := s.ob.Pending()
-	msg := fmt.Sprintf("submitted %s to %s", plural(st.Sent, "record"), s.url)
+	msg := fmt.Sprintf("%ssubmitted %s to %s", s.label, plural(st.Sent, "record"), s.url)
 	if st.Rejected > 0 {
 		msg += fmt.Sprintf(", %d refused (see above)", st.Rejected)
 	}
 	fmt.Fprintln(stderr, msg)
 	if pending > 0 {
-		fmt.Fprintf(stderr, "kzprobe: submit: the rest is kept in %s; send it with: kzprobe submit %s --submit %s\n", s.ob.Path(), s.ob.Path(), s.url)
+		fmt.Fprintf(stderr, "kzprobe: %ssubmit: the rest is kept in %s; send it with: kzprobe submit %s --submit %s\n", s.label, s.ob.Path(), s.ob.Path(), s.url)
 	}
 	if errors.Is(err, client.ErrUnauthorized) {
 		return err

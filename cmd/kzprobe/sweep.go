@@ -55,7 +55,7 @@ var sweepUsage = map[string]string{
 	"output":      "JSONL output `file` (default sweep-<UTC time>.jsonl; - for stdout)",
 	"fingerprint": "the ClientHello `fingerprint` of every handshake (the first, if several): " + strings.Join(probe.Fingerprints(), ", "),
 	"timeout":     "timeout of one TCP connect and of one TLS handshake",
-	"trace":       "trace each name found intercepted or blocked, hop by hop as kzprobe trace does (Linux only), at most 4 at once, to --trace-output",
+	"trace":       "trace each name found intercepted or blocked, hop by hop as kzprobe trace does (Linux only), at most 4 at once, to --trace-output (with --submit, sent too)",
 	"domain":      "sweep this name (repeatable); without -i or -d the embedded list of the 14 report domains is used",
 }
 

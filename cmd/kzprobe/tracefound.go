@@ -71,6 +71,8 @@ type foundTracer struct {
 	priv       *privacy
 	out        *runOutput
 	writer     *measurement.Writer
+	sub        *runSubmission // --submit's, nil without it
+	stderr     io.Writer
 	controlSNI string
 	resolverIP string
 	env        probe.Envelope
@@ -100,8 +102,22 @@ func startFoundTracer(ctx context.Context, cfg *Config, path string, mode output
 		parts.Close()
 		return nil, fmt.Errorf("--trace-output: %w", err)
 	}
-	env.ReportID = trace.NewReportID(start, env.ProbeASN, env.ProbeCC)
-	return &foundTracer{ctx: ctx, parts: parts, priv: priv, out: out, writer: measurement.NewWriter(out, time.Second),
+	// With --submit the traces are sent too, in a report of their own:
+	// the trace file is their outbox, as -o is the measurements'.
+	env.ReportID = ""
+	sub, err := startRunSubmission(ctx, cfg, &env, measurement.TraceTestName, measurement.TraceTestVersion, parts.dial, out.Path, stderr)
+	if err != nil {
+		out.Close()
+		parts.Close()
+		return nil, fmt.Errorf("--trace with --submit: %w", err)
+	}
+	if sub != nil {
+		sub.label = "--trace: "
+	}
+	if env.ReportID == "" { // not given by the collector
+		env.ReportID = trace.NewReportID(start, env.ProbeASN, env.ProbeCC)
+	}
+	return &foundTracer{ctx: ctx, parts: parts, priv: priv, out: out, writer: measurement.NewWriter(out, time.Second), sub: sub, stderr: stderr,
 		controlSNI: controlSNI, resolverIP: resolverIP, env: env, sem: make(chan struct{}, traceParallel)}, nil
 }
 
@@ -194,6 +210,7 @@ func (ft *foundTracer) trace(addr netip.AddrPort, domain, input string, queries 
 			ft.fail(fmt.Sprintf("%s at %s: %v", domain, addr, err))
 			return
 		}
+		ft.sub.notify()
 		ft.count(func() {
 			ft.written++
 			if f := res.TestKeys.Failure; f != nil {
@@ -223,6 +240,11 @@ func (ft *foundTracer) fail(msg string) {
 func (ft *foundTracer) finish() []string {
 	ft.wg.Wait()
 	werr := ft.writer.Close()
+	// What the collector did not take stays in the trace file; a failing
+	// submission changes no verdict and no exit code, as a failing trace.
+	if err := ft.sub.finish(ft.stderr, ft.ctx.Err() == nil); err != nil {
+		fmt.Fprintf(ft.stderr, "kzprobe: --trace: submit: %v\n", err)
+	}
 	cerr := ft.out.Close()
 	ft.parts.Close()
 	ft.mu.Lock()

@@ -178,3 +178,40 @@ func TestRunTraceBlocked(t *testing.T) {
 		t.Errorf("finding %+v; want a reset at hop 1", f)
 	}
 }
+
+// TestRunTraceSubmitToCollector: kzprobe run --trace --submit sends the
+// traces too, in a report of their own, with the trace file as their
+// outbox: the collector's store holds the run's lines and the trace's,
+// byte for byte, and the summary says what each sent.
+func TestRunTraceSubmitToCollector(t *testing.T) {
+	clearEnv(t)
+	_, base := startLabRun(t, traceScenario)
+	dir := t.TempDir()
+	col := startCollectorProc(t, filepath.Join(dir, "store"), freeLoopback(t))
+	out := filepath.Join(dir, "m.jsonl")
+	args := append(slices.Clone(base), "-o", out, "-d", "isca.example", "-d", "clean.example", "--trace", "--trace-control-sni", "clean.example",
+		"--submit", col.url, "--submit-pin", col.pin, "--asn", "AS9198", "--cc", "KZ")
+	r := runWrapped(t, nil, 90*time.Second, args...)
+	if r.code != exitOK {
+		t.Fatalf("exit code %d; want 0\n%s", r.code, r.stderr)
+	}
+	runLines, traceLines := fileLines(t, out), fileLines(t, filepath.Join(dir, "m-trace.jsonl"))
+	if len(runLines) != 2 || len(traceLines) != 1 {
+		t.Fatalf("%d run records and %d traces; want 2 and 1\n%s", len(runLines), len(traceLines), r.stderr)
+	}
+	want := append(slices.Clone(runLines), traceLines...)
+	slices.Sort(want)
+	if got := storeLines(t, col.store); !slices.Equal(got, want) {
+		t.Fatalf("the store holds %d lines; want the run's 2 and the trace's 1, byte for byte\n%s", len(got), r.stderr)
+	}
+	for _, msg := range []string{"submitted 2 records to https://", "--trace: submitted 1 record to https://"} {
+		if !strings.Contains(r.stderr, msg) {
+			t.Errorf("stderr does not say %q:\n%s", msg, r.stderr)
+		}
+	}
+	traces := readTraces(t, filepath.Join(dir, "m-trace.jsonl"))
+	runs := readRecords(t, out)
+	if id := traces[0].ReportID; !strings.Contains(id, "_n1_") || id == runs["isca.example"].ReportID {
+		t.Errorf("the trace's report_id %q; want the collector's, not the run's (%q)", id, runs["isca.example"].ReportID)
+	}
+}
