@@ -13,6 +13,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"net"
 	"net/http"
@@ -335,6 +336,7 @@ func buildProbe(t *testing.T, dir string) (wait func() string) {
 	if err != nil {
 		t.Fatalf("building kzprobe: %v (or set %s)", err, envBin)
 	}
+	statSources(t)
 	bin := filepath.Join(dir, "kzprobe")
 	type result struct {
 		out []byte
@@ -352,6 +354,36 @@ func buildProbe(t *testing.T, dir string) (wait func() string) {
 			t.Fatalf("go build kzprobe/cmd/kzprobe: %v\n%s", r.err, r.out)
 		}
 		return bin
+	}
+}
+
+// statSources looks at every Go source file of the module and its go.mod
+// and go.sum, so that go test's cache, which keys a result on the files a
+// test looked at, runs the suite again when the probe's code changed: the
+// binary is built by a go subprocess the cache does not see (a cached
+// "ok" once hid a change to the sweep's output from this suite).
+func statSources(t *testing.T) {
+	t.Helper()
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			return err
+		case d.IsDir() && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) && path != root:
+			return filepath.SkipDir
+		case d.IsDir():
+			return nil
+		case strings.HasSuffix(path, ".go") || d.Name() == "go.mod" || d.Name() == "go.sum":
+			_, err := os.Stat(path)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("looking at the module's sources: %v", err)
 	}
 }
 
