@@ -50,7 +50,7 @@ type Config struct {
 	// MaxTableBytes bounds the memory the tables may take (estimated:
 	// their rows, the networks, domains and intermediates listed in them,
 	// the days of sightings), whatever the input: a file of two million
-	// distinct networks and domains took 3.9 GB (issue 16). Past it no
+	// distinct networks and domains took 3.9 GB unbounded. Past it no
 	// row or list entry is added, the summary still counts every
 	// measurement (Summary.NotTabulated those that lost something), and a
 	// warning names the record where the tables were full. Real data take

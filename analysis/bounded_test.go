@@ -20,7 +20,7 @@ func distinctRecords(n int) []*analysis.Record {
 }
 
 // TestAnalysisTablesBounded: the tables stop growing at MaxTableBytes
-// (issue 16: two million distinct networks and domains in an 11 MB gzip
+// (unbounded, two million distinct networks and domains in an 11 MB gzip
 // took 3.9 GB); every measurement is still counted, those that lost a row
 // are, and one warning names where the tables filled up. The comparison
 // is bounded the same way.

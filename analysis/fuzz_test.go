@@ -158,7 +158,7 @@ func FuzzReadJSONL(f *testing.F) {
 	f.Add([]byte(`{"measurement_start_time":"2024-01-01 00:00:00","test_keys":{"chains":[null,{"interception":{"rules":["a","b","c","d"],"intermediates":[{},{},{},{}]}}],"interception_chain":1}}` + "\n"))
 	f.Add([]byte(`{"measurement_start_time":"2024-01-01 00:00:00","test_keys":{"tls_handshakes":[{"peer_certificates":["` + strings.Repeat("AAAA", 700) + `"]},` +
 		`{"peer_certificates":["` + strings.Repeat("AAAA", 600) + `","` + strings.Repeat("AAAA", 600) + `"]}]}}` + "\n"))
-	// Withheld certificates (issue #16): a null entry and its facts.
+	// Withheld certificates (they held the probe's address): a null entry and its facts.
 	f.Add([]byte(`{"measurement_start_time":"2024-01-01 00:00:00","test_name":"kzprobe_tls_mitm","test_keys":{"tls_handshakes":[{"peer_certificates":[null,"AAEC"],` +
 		`"withheld_certificates":[{"index":0,"withheld":"contains_probe_address","sha256":"00","issuer":"CN=Information Security Certification Authority,O=ISCA,C=KZ",` +
 		`"not_before":"2024-01-01T00:00:00Z","not_after":"2024-03-16T00:00:00Z","is_ca":true,"signer_root_sha1":"ab"},{"index":1},{"index":-1},null]}]}}` + "\n"))

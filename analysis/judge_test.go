@@ -34,7 +34,7 @@ func TestAnalysisJudgeCache(t *testing.T) {
 		{"unbounded_enough", 0, 0, 15, 5}, // 4 rounds over 5 chains
 		{"evicts", 3, 0, 0, 20},           // LRU of 3 over a cycle of 5: every look-up misses
 		{"disabled", -1, 0, 0, 20},
-		// Bounded by bytes (issue 16): room for about two chains' facts,
+		// Bounded by bytes: room for about two chains' facts,
 		// so over a cycle of 5 every look-up misses.
 		{"evicts_by_bytes", 0, 2000, 0, 20},
 		{"bytes_enough", 0, 10000, 15, 5},

@@ -15,7 +15,7 @@ import (
 )
 
 // TestAnalysisWithheldCertificates reads back kzprobe records whose
-// certificates were withheld (they held the probe's address, issue #16):
+// certificates were withheld (they held the probe's address):
 // the leaf, the intermediate or the whole chain, as measurement.Withhold
 // leaves them, and in the shape of the first records (no sha1, is_ca or
 // signer kept). Each withheld certificate is judged from the facts kept

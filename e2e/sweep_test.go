@@ -27,7 +27,7 @@ import (
 	"time"
 )
 
-// The sweep's network (issue #18, "Test against real parts"): an
+// The sweep's network, made of real parts: an
 // SNI-selective middlebox made of haproxy (req.ssl_sni) in front of two
 // neutral endpoints, sending chosen SNIs to sslsplit, rejecting others,
 // and passing the rest through.
@@ -196,7 +196,7 @@ type sweepEnv struct {
 	endpointPin, abroadPin, stalePin string
 }
 
-// testSweep is the part of TestE2E for `kzprobe sweep` (issue #18): the
+// testSweep is the part of TestE2E for `kzprobe sweep`: the
 // middlebox, the sweeps through it against both endpoints with every
 // verdict and chain checked, the three ways an endpoint fails, and
 // --found confirmed by kzprobe run -i on the suite's resolvers.

@@ -161,7 +161,7 @@ func itoa(n int) string {
 
 // TestAnalyzeWithheldLeaves runs the real probe over a lab whose
 // middlebox writes the client's address into every leaf it forges, so
-// that the records withhold those leaves (issue #16), and reads the
+// that the records withhold those leaves (privacy: --include-ip off), and reads the
 // records back with `kzprobe analyze`, with and without the lab's root as
 // --interception-roots: the findings, intermediates, signer roots, expiry
 // and evidence are those of the same run over a lab that leaks nothing, and
