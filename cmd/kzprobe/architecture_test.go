@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -97,5 +98,37 @@ func TestArchitecturePackages(t *testing.T) {
 		if _, ok := code[pkg]; !ok {
 			t.Errorf("ARCHITECTURE.md lists %s, which is not a package of the module", pkg)
 		}
+	}
+}
+
+// TestCommentsSayTheThing: no Go file of the module cites a project issue
+// (the word "issue" and its number) or a step of DESIGN.md instead of saying the
+// thing itself; a reader has neither at hand. Other projects' issues
+// (golang/go#75804, utls issue #366) are references, and stay.
+func TestCommentsSayTheThing(t *testing.T) {
+	cite := regexp.MustCompile(`(?i)\bissues? #?\d+|DESIGN(\.md)?,? step`)
+	err := filepath.WalkDir("../..", func(path string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			return err
+		case d.IsDir() && strings.HasPrefix(d.Name(), ".") && d.Name() != "." && d.Name() != "..":
+			return filepath.SkipDir
+		case d.IsDir() || !strings.HasSuffix(path, ".go"):
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for i, line := range strings.Split(string(data), "\n") {
+			if m := cite.FindString(line); m != "" && !strings.Contains(line, "golang/go#") && !strings.Contains(line, "utls") &&
+				!strings.Contains(line, "TestCommentsSayTheThing") && !strings.Contains(line, "cite :=") {
+				t.Errorf("%s:%d cites %q: say the thing itself\n%s", path, i+1, m, strings.TrimSpace(line))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
