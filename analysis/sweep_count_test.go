@@ -25,11 +25,20 @@ func TestAnalysisSweepNotCountedAsRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkRunTablesUnchanged(t, judge, fx.Dir, []string{sweepFile}, "the sweep", "SweepMeasurements")
+}
+
+// checkRunTablesUnchanged reads the run records under base alone, then
+// with the files of extra beside them (records of another test: a
+// sweep's, a trace's), and fails where a table of the report or the
+// matrix differs: what (say "the sweep") names the extra records, and
+// counted is the Summary field that counts them.
+func checkRunTablesUnchanged(t *testing.T, judge *analysis.Judge, base string, extra []string, what, counted string) {
+	t.Helper()
 	read := func(paths ...string) (*analysis.Result, *analysis.Matrix) {
 		cfg := analysis.Config{Judge: judge, DeriveVerdicts: true}
 		a, c := analysis.New(cfg), analysis.NewComparison(cfg)
-		rd := &analysis.Reader{}
-		if _, err := rd.ReadPaths(paths, func(r *analysis.Record) error {
+		if _, err := (&analysis.Reader{}).ReadPaths(paths, func(r *analysis.Record) error {
 			a.Add(r)
 			c.Add(r)
 			return nil
@@ -38,8 +47,8 @@ func TestAnalysisSweepNotCountedAsRun(t *testing.T) {
 		}
 		return a.Result(), c.Matrix()
 	}
-	only, mo := read(fx.Dir)
-	mixed, mm := read(fx.Dir, sweepFile)
+	only, mo := read(base)
+	mixed, mm := read(append([]string{base}, extra...)...)
 	for _, tc := range []struct {
 		name      string
 		only, got any
@@ -57,12 +66,13 @@ func TestAnalysisSweepNotCountedAsRun(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := cmp.Options{
 				cmpopts.IgnoreUnexported(analysis.Cell{}),
-				// What reading the second file, and judging its chains,
+				// What reading the other files, and judging their chains
+				// (the judge is shared: the second read hits its cache),
 				// adds by itself.
-				cmpopts.IgnoreFields(analysis.Summary{}, "Files", "ChainsJudged", "CacheHits", "SweepMeasurements"),
+				cmpopts.IgnoreFields(analysis.Summary{}, "Files", "ChainsJudged", "CacheHits", counted),
 			}
 			if d := cmp.Diff(tc.only, tc.got, opts); d != "" {
-				t.Errorf("the sweep changed the %s (-fixture alone +with the sweep):\n%s", tc.name, d)
+				t.Errorf("%s changed the %s (-fixture alone +with %s):\n%s", what, tc.name, what, d)
 			}
 		})
 	}

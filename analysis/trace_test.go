@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"kzprobe/analysis"
 	"kzprobe/analysis/analysistest"
@@ -30,44 +29,7 @@ func TestAnalysisTraceNotCountedAsRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	read := func(paths ...string) (*analysis.Result, *analysis.Matrix) {
-		cfg := analysis.Config{Judge: judge, DeriveVerdicts: true}
-		a, c := analysis.New(cfg), analysis.NewComparison(cfg)
-		if _, err := (&analysis.Reader{}).ReadPaths(paths, func(r *analysis.Record) error {
-			a.Add(r)
-			c.Add(r)
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-		return a.Result(), c.Matrix()
-	}
-	only, mo := read(fx.Dir)
-	mixed, mm := read(fx.Dir, traceFile, goldenTrace)
-	for _, tc := range []struct {
-		name      string
-		only, got any
-	}{
-		{"intermediates", only.Intermediates, mixed.Intermediates},
-		{"networks", only.Networks, mixed.Networks},
-		{"domains", only.Domains, mixed.Domains},
-		{"gaps", only.Gaps, mixed.Gaps},
-		{"summary", only.Summary, mixed.Summary},
-		{"matrix cells", mo.Cells, mm.Cells},
-		{"matrix networks", mo.Networks, mm.Networks},
-		{"matrix domains", mo.Domains, mm.Domains},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			opts := cmp.Options{
-				cmpopts.IgnoreUnexported(analysis.Cell{}),
-				// The judge is shared by both reads: the second hits its cache.
-				cmpopts.IgnoreFields(analysis.Summary{}, "Files", "ChainsJudged", "CacheHits", "TraceMeasurements"),
-			}
-			if d := cmp.Diff(tc.only, tc.got, opts); d != "" {
-				t.Errorf("the traces changed the %s (-fixture alone +with the traces):\n%s", tc.name, d)
-			}
-		})
-	}
+	checkRunTablesUnchanged(t, judge, fx.Dir, []string{traceFile, goldenTrace}, "the traces", "TraceMeasurements")
 }
 
 // TestAnalysisWhere checks the where table and the boxes of the trace
